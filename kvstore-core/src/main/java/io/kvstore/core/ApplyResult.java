@@ -1,0 +1,23 @@
+package io.kvstore.core;
+
+/** What {@link ReplicaStore#apply(Mutation)} did with a mutation. */
+public enum ApplyResult {
+  /** The mutation was newer than what the store held and is now visible. */
+  APPLIED,
+  /** The store already held this version or a newer one; nothing changed (duplicates land here). */
+  IGNORED,
+  /** Refused: the writer's clock is further ahead of this node's than {@code maxClockDrift}. */
+  REFUSED_CLOCK_DRIFT,
+  /** Refused: the key or value breaks this store's limits. */
+  REFUSED_INVALID;
+
+  /**
+   * Whether the store holds this version or a newer one after the call (an acknowledgement may be
+   * sent).
+   *
+   * @return true for {@link #APPLIED} and {@link #IGNORED}
+   */
+  public boolean isHeld() {
+    return this == APPLIED || this == IGNORED;
+  }
+}

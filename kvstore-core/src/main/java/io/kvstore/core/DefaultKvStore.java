@@ -1,0 +1,592 @@
+package io.kvstore.core;
+
+import java.time.Duration;
+import java.time.InstantSource;
+import java.util.ArrayList;
+import java.util.BitSet;
+import java.util.Collection;
+import java.util.Comparator;
+import java.util.List;
+import java.util.Map;
+import java.util.Objects;
+import java.util.Optional;
+import java.util.PriorityQueue;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionException;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.Executor;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.ScheduledFuture;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.atomic.AtomicLongArray;
+import java.util.concurrent.atomic.LongAdder;
+import java.util.function.BiFunction;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The store engine.
+ *
+ * <p><b>Concurrency:</b> one {@link ConcurrentHashMap} from key to immutable {@link Entry}. Every write,
+ * local or remote, is one {@code compute} on its key: the merge decision, the version stamp (local
+ * writes stamp inside the compute, after the HLC has observed every version already stored, so a local
+ * write always beats what it replaces) and the digest update happen atomically per key. Reads are
+ * lock-free {@code get}s. Listeners are called after {@code compute} returns, so a listener always sees
+ * its change visible.
+ *
+ * <p><b>Digest:</b> an {@link AtomicLongArray} of buckets, each the XOR of the entry hashes in it. A
+ * change XORs out the old entry's hash and XORs in the new one; XOR commutes, so concurrent updates to
+ * one bucket need no ordering, and at rest every bucket equals the XOR over the map.
+ *
+ * <p><b>Expiry and purge:</b> an entry whose TTL passed reads as absent at once. The maintenance sweep
+ * turns it into a tombstone that keeps its version and expiry (same digest hash, so replicas that have
+ * not swept yet still agree), and purges tombstones once {@code tombstoneGrace} has passed since the
+ * delete's timestamp or the expiry. That deadline depends only on the entry, so every replica purges at
+ * the same wall-clock time, give or take clock skew.
+ */
+final class DefaultKvStore implements KvStore, ReplicaStore {
+  private static final Logger log = LoggerFactory.getLogger(DefaultKvStore.class);
+  private static final long WARN_INTERVAL_MILLIS = 10_000;
+
+  private final KvStoreConfig config;
+  private final String nodeId;
+  private final Hlc hlc;
+  private final ConcurrentHashMap<String, Entry> map = new ConcurrentHashMap<>();
+  private final AtomicLongArray digest;
+  private final int bucketCount;
+  private final Replicator replicator;
+  private final ListenerRegistry listeners = new ListenerRegistry();
+  private final ScheduledExecutorService scheduler;
+  private final boolean ownsScheduler;
+  private final long maxDriftMillis;
+  private final long graceMillis;
+  private final int maxKeyBytes;
+  private final int maxValueBytes;
+  private volatile boolean closed;
+  private ScheduledFuture<?> maintenanceTask;
+
+  private final LongAdder gets = new LongAdder();
+  private final LongAdder puts = new LongAdder();
+  private final LongAdder deletes = new LongAdder();
+  private final LongAdder conditionFailures = new LongAdder();
+  private final LongAdder remoteApplied = new LongAdder();
+  private final LongAdder remoteIgnored = new LongAdder();
+  private final LongAdder refusedDrift = new LongAdder();
+  private final LongAdder refusedInvalid = new LongAdder();
+  private final LongAdder live = new LongAdder();
+  private final LongAdder tombstones = new LongAdder();
+  private final LongAdder purged = new LongAdder();
+  private final AtomicLong lastDriftWarning = new AtomicLong(Long.MIN_VALUE / 2);
+  private final AtomicLong lastInvalidWarning = new AtomicLong(Long.MIN_VALUE / 2);
+
+  DefaultKvStore(KvStoreConfig config, InstantSource clock, ScheduledExecutorService scheduler,
+      Replicator replicator) {
+    this.config = config;
+    this.nodeId = config.nodeId();
+    this.hlc = new Hlc(clock);
+    this.bucketCount = config.digestBuckets();
+    this.digest = new AtomicLongArray(bucketCount);
+    this.replicator = replicator;
+    this.maxDriftMillis = config.maxClockDrift().toMillis();
+    this.graceMillis = config.tombstoneGrace().toMillis();
+    this.maxKeyBytes = config.maxKeyBytes();
+    this.maxValueBytes = config.maxValueBytes();
+    if (scheduler == null) {
+      this.scheduler = Executors.newSingleThreadScheduledExecutor(r -> {
+        Thread t = new Thread(r, "kvstore-maintenance-" + nodeId);
+        t.setDaemon(true);
+        return t;
+      });
+      this.ownsScheduler = true;
+    } else {
+      this.scheduler = scheduler;
+      this.ownsScheduler = false;
+    }
+    long interval = config.purgeInterval().toMillis();
+    this.maintenanceTask = this.scheduler.scheduleWithFixedDelay(this::maintenanceQuietly,
+        interval, interval, TimeUnit.MILLISECONDS);
+    try {
+      replicator.start(this);
+    } catch (RuntimeException e) {
+      shutdownScheduler();
+      throw e;
+    }
+  }
+
+  // ---- reads -----------------------------------------------------------------------------------
+
+  @Override
+  public Optional<byte[]> get(String key) {
+    Entry e = read(key);
+    return e == null ? Optional.empty() : Optional.of(e.value.clone());
+  }
+
+  @Override
+  public Optional<Versioned> getVersioned(String key) {
+    Entry e = read(key);
+    return e == null ? Optional.empty()
+        : Optional.of(new Versioned(key, e.value, e.version(), e.expiresAt));
+  }
+
+  private Entry read(String key) {
+    ensureOpen();
+    Keys.validate(key, maxKeyBytes);
+    gets.increment();
+    Entry e = map.get(key);
+    return e != null && e.isLiveAt(hlc.wallMillis()) ? e : null;
+  }
+
+  @Override
+  public List<Versioned> scan(String prefix, String startAfter, int limit) {
+    ensureOpen();
+    Objects.requireNonNull(prefix, "prefix (use \"\" for all keys)");
+    KvStoreConfig.requireRange("limit", limit, 1, config.maxScanLimit());
+    long now = hlc.wallMillis();
+    Comparator<Map.Entry<String, Entry>> byKey = Map.Entry.comparingByKey();
+    PriorityQueue<Map.Entry<String, Entry>> largestFirst = new PriorityQueue<>(byKey.reversed());
+    for (Map.Entry<String, Entry> me : map.entrySet()) {
+      String k = me.getKey();
+      if (!k.startsWith(prefix) || (startAfter != null && k.compareTo(startAfter) <= 0)) {
+        continue;
+      }
+      Entry e = me.getValue();
+      if (!e.isLiveAt(now)) {
+        continue;
+      }
+      if (largestFirst.size() < limit) {
+        largestFirst.add(Map.entry(k, e));
+      } else if (k.compareTo(largestFirst.peek().getKey()) < 0) {
+        largestFirst.poll();
+        largestFirst.add(Map.entry(k, e));
+      }
+    }
+    List<Map.Entry<String, Entry>> sorted = new ArrayList<>(largestFirst);
+    sorted.sort(byKey);
+    List<Versioned> out = new ArrayList<>(sorted.size());
+    for (Map.Entry<String, Entry> me : sorted) {
+      Entry e = me.getValue();
+      out.add(new Versioned(me.getKey(), e.value, e.version(), e.expiresAt));
+    }
+    return out;
+  }
+
+  @Override
+  public long size() {
+    return Math.max(0, live.sum());
+  }
+
+  // ---- local writes ----------------------------------------------------------------------------
+
+  @Override
+  public CompletableFuture<Version> putAsync(String key, byte[] value, WriteOptions options) {
+    Objects.requireNonNull(options, "options");
+    Keys.validate(key, maxKeyBytes);
+    Keys.validateValue(value, maxValueBytes);
+    long ttl = options.ttl() == null ? 0 : options.ttl().toMillis();
+    return write(key, value.clone(), ttl, options).thenApply(m -> m.version());
+  }
+
+  @Override
+  public CompletableFuture<Boolean> deleteAsync(String key, WriteOptions options) {
+    Objects.requireNonNull(options, "options");
+    Keys.validate(key, maxKeyBytes);
+    LocalWrite[] w = new LocalWrite[1];
+    return write(key, null, 0, options, w).thenApply(m -> w[0].wasLive);
+  }
+
+  private CompletableFuture<Mutation> write(String key, byte[] value, long ttl, WriteOptions o) {
+    return write(key, value, ttl, o, null);
+  }
+
+  private CompletableFuture<Mutation> write(String key, byte[] value, long ttlMillis,
+      WriteOptions options, LocalWrite[] out) {
+    ensureOpen();
+    LocalWrite w = new LocalWrite(value, ttlMillis, options, Hashing.key(key));
+    if (out != null) {
+      out[0] = w;
+    }
+    map.compute(key, w);
+    if (w.conditionFailed) {
+      conditionFailures.increment();
+      String expected = options.isIfAbsent() ? "no value" : "version " + options.expectedVersion();
+      return CompletableFuture.failedFuture(new ConditionFailedException(key, expected,
+          w.old != null && w.wasLive ? w.old.version() : null));
+    }
+    (value == null ? deletes : puts).increment();
+    countTransition(w.old, w.result);
+    Mutation m = w.result.toMutation(key);
+    if (!listeners.isEmpty()) {
+      listeners.fire(new ChangeEvent(value == null ? ChangeEvent.Type.DELETE : ChangeEvent.Type.PUT,
+          key, m.version(), ChangeEvent.Origin.LOCAL, value));
+    }
+    WriteConcern concern = options.concern() != null ? options.concern()
+        : config.defaultWriteConcern();
+    Duration timeout = options.timeout() != null ? options.timeout() : config.writeTimeout();
+    CompletableFuture<Void> replicated;
+    try {
+      replicated = replicator.replicate(m, concern, timeout);
+    } catch (RuntimeException e) {
+      log.error("replicator threw from replicate(); it must fail the future instead", e);
+      replicated = CompletableFuture.failedFuture(e);
+    }
+    return replicated.thenApply(ignored -> m);
+  }
+
+  /** The merge function of one local write; one instance per write, called once by compute. */
+  private final class LocalWrite implements BiFunction<String, Entry, Entry> {
+    private final byte[] value;
+    private final long ttlMillis;
+    private final WriteOptions options;
+    private final long keyHash;
+    Entry old;
+    Entry result;
+    boolean wasLive;
+    boolean conditionFailed;
+
+    LocalWrite(byte[] value, long ttlMillis, WriteOptions options, long keyHash) {
+      this.value = value;
+      this.ttlMillis = ttlMillis;
+      this.options = options;
+      this.keyHash = keyHash;
+    }
+
+    @Override
+    public Entry apply(String key, Entry cur) {
+      old = cur;
+      wasLive = cur != null && cur.isLiveAt(hlc.wallMillis());
+      if (options.isIfAbsent() && wasLive) {
+        conditionFailed = true;
+        return cur;
+      }
+      Version expected = options.expectedVersion();
+      if (expected != null && !(wasLive && cur.sameVersion(expected))) {
+        conditionFailed = true;
+        return cur;
+      }
+      long ts = hlc.now();
+      if (cur != null && !(Version.compare(ts, nodeId, cur.timestamp, cur.nodeId) > 0)) {
+        // Cannot happen while every stored version was observed first; stay safe if it does.
+        hlc.observe(cur.timestamp);
+        ts = hlc.now();
+      }
+      long expiresAt = value != null && ttlMillis > 0 ? Version.physicalOf(ts) + ttlMillis : 0;
+      result = new Entry(value, ts, nodeId, expiresAt);
+      digestReplace(keyHash, key, cur, result);
+      return result;
+    }
+  }
+
+  @Override
+  public Version put(String key, byte[] value, WriteOptions options) {
+    return await(putAsync(key, value, options), options);
+  }
+
+  @Override
+  public boolean putIfAbsent(String key, byte[] value) {
+    try {
+      put(key, value, WriteOptions.defaults().ifAbsent());
+      return true;
+    } catch (ConditionFailedException e) {
+      return false;
+    }
+  }
+
+  @Override
+  public boolean putIfVersion(String key, byte[] value, Version expected) {
+    try {
+      put(key, value, WriteOptions.defaults().ifVersion(expected));
+      return true;
+    } catch (ConditionFailedException e) {
+      return false;
+    }
+  }
+
+  @Override
+  public boolean delete(String key, WriteOptions options) {
+    return await(deleteAsync(key, options), options);
+  }
+
+  @Override
+  public boolean deleteIfVersion(String key, Version expected) {
+    try {
+      delete(key, WriteOptions.defaults().ifVersion(expected));
+      return true;
+    } catch (ConditionFailedException e) {
+      return false;
+    }
+  }
+
+  private <T> T await(CompletableFuture<T> future, WriteOptions options) {
+    Duration timeout = options.timeout() != null ? options.timeout() : config.writeTimeout();
+    // The replicator owns the timeout; this bound only guards against one that never answers.
+    long guardMillis = timeout.toMillis() * 2 + 1_000;
+    try {
+      return future.get(guardMillis, TimeUnit.MILLISECONDS);
+    } catch (ExecutionException | CompletionException e) {
+      Throwable cause = e.getCause() != null ? e.getCause() : e;
+      if (cause instanceof RuntimeException re) {
+        throw re;
+      }
+      throw new KvStoreException("write failed: " + cause, cause);
+    } catch (TimeoutException e) {
+      WriteConcern concern = options.concern() != null ? options.concern()
+          : config.defaultWriteConcern();
+      throw new WriteConcernException(concern, -1, 1,
+          "the replicator gave no answer within " + guardMillis + " ms");
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new KvStoreException("interrupted while waiting for the write concern; "
+          + "the write is applied locally and may still spread", e);
+    }
+  }
+
+  // ---- remote writes (ReplicaStore) ------------------------------------------------------------
+
+  @Override
+  public String nodeId() {
+    return nodeId;
+  }
+
+  @Override
+  public ApplyResult apply(Mutation m) {
+    String problem = Keys.problem(m.key(), maxKeyBytes);
+    if (problem == null && m.valueUnsafe() != null && m.valueUnsafe().length > maxValueBytes) {
+      problem = "value is " + m.valueUnsafe().length + " bytes, more than the limit of "
+          + maxValueBytes;
+    }
+    if (problem != null) {
+      refusedInvalid.increment();
+      warnRateLimited(lastInvalidWarning, "refused a mutation from node {}: {}",
+          m.version().nodeId(), problem);
+      return ApplyResult.REFUSED_INVALID;
+    }
+    long wall = hlc.wallMillis();
+    if (m.version().physicalMillis() > wall + maxDriftMillis) {
+      refusedDrift.increment();
+      warnRateLimited(lastDriftWarning,
+          "refused a mutation from node {}: its clock is {} ms ahead of ours, over maxClockDrift",
+          m.version().nodeId(), m.version().physicalMillis() - wall);
+      return ApplyResult.REFUSED_CLOCK_DRIFT;
+    }
+    hlc.observe(m.version().timestamp());
+    RemoteMerge r = new RemoteMerge(m, Hashing.key(m.key()));
+    map.compute(m.key(), r);
+    if (!r.applied) {
+      remoteIgnored.increment();
+      return ApplyResult.IGNORED;
+    }
+    remoteApplied.increment();
+    countTransition(r.old, r.result);
+    if (!listeners.isEmpty()) {
+      listeners.fire(new ChangeEvent(m.isDelete() ? ChangeEvent.Type.DELETE : ChangeEvent.Type.PUT,
+          m.key(), m.version(), ChangeEvent.Origin.REMOTE, m.valueUnsafe()));
+    }
+    return ApplyResult.APPLIED;
+  }
+
+  /** The last-writer-wins merge of a remote mutation; one instance per call. */
+  private final class RemoteMerge implements BiFunction<String, Entry, Entry> {
+    private final Mutation m;
+    private final long keyHash;
+    Entry old;
+    Entry result;
+    boolean applied;
+
+    RemoteMerge(Mutation m, long keyHash) {
+      this.m = m;
+      this.keyHash = keyHash;
+    }
+
+    @Override
+    public Entry apply(String key, Entry cur) {
+      old = cur;
+      Version v = m.version();
+      if (cur != null && !(Version.compare(v.timestamp(), v.nodeId(), cur.timestamp, cur.nodeId) > 0)) {
+        return cur;
+      }
+      applied = true;
+      result = Entry.of(m);
+      digestReplace(keyHash, key, cur, result);
+      return result;
+    }
+  }
+
+  @Override
+  public Digest digest() {
+    long[] copy = new long[bucketCount];
+    for (int i = 0; i < bucketCount; i++) {
+      copy[i] = digest.get(i);
+    }
+    return Digest.wrap(copy);
+  }
+
+  @Override
+  public List<KeyVersion> keyVersions(BitSet buckets) {
+    List<KeyVersion> out = new ArrayList<>();
+    for (Map.Entry<String, Entry> me : map.entrySet()) {
+      String k = me.getKey();
+      if (buckets.get(Digest.bucketOfHash(Hashing.key(k), bucketCount))) {
+        out.add(new KeyVersion(k, me.getValue().version()));
+      }
+    }
+    return out;
+  }
+
+  @Override
+  public List<Mutation> mutations(Collection<String> keys) {
+    List<Mutation> out = new ArrayList<>(keys.size());
+    for (String k : keys) {
+      Entry e = map.get(k);
+      if (e != null) {
+        out.add(e.toMutation(k));
+      }
+    }
+    return out;
+  }
+
+  private void digestReplace(long keyHash, String key, Entry old, Entry now) {
+    long delta = 0;
+    if (old != null) {
+      delta ^= Hashing.entry(keyHash, old.timestamp, old.nodeId);
+    }
+    if (now != null) {
+      delta ^= Hashing.entry(keyHash, now.timestamp, now.nodeId);
+    }
+    if (delta != 0) {
+      digest.accumulateAndGet(Digest.bucketOfHash(keyHash, bucketCount), delta, (a, b) -> a ^ b);
+    }
+  }
+
+  private void countTransition(Entry old, Entry now) {
+    if (old != null) {
+      (old.value != null ? live : tombstones).decrement();
+    }
+    if (now != null) {
+      (now.value != null ? live : tombstones).increment();
+    }
+  }
+
+  // ---- maintenance -----------------------------------------------------------------------------
+
+  @Override
+  public int runMaintenance() {
+    long now = hlc.wallMillis();
+    int removed = 0;
+    for (Map.Entry<String, Entry> me : map.entrySet()) {
+      String key = me.getKey();
+      Entry e = me.getValue();
+      if (e.value != null && e.expiresAt != 0 && now >= e.expiresAt) {
+        Entry expired = new Entry(null, e.timestamp, e.nodeId, e.expiresAt);
+        if (map.replace(key, e, expired)) {
+          countTransition(e, expired);
+          if (!listeners.isEmpty()) {
+            listeners.fire(new ChangeEvent(ChangeEvent.Type.EXPIRE, key, e.version(),
+                e.nodeId.equals(nodeId) ? ChangeEvent.Origin.LOCAL : ChangeEvent.Origin.REMOTE,
+                null));
+          }
+          e = expired;
+        }
+      }
+      if (e.value == null && now - e.deadSinceMillis() >= graceMillis && map.remove(key, e)) {
+        digestReplace(Hashing.key(key), key, e, null);
+        tombstones.decrement();
+        purged.increment();
+        removed++;
+      }
+    }
+    return removed;
+  }
+
+  private void maintenanceQuietly() {
+    try {
+      if (!closed) {
+        runMaintenance();
+      }
+    } catch (RuntimeException e) {
+      log.error("maintenance sweep of node {} failed; it runs again in {}", nodeId,
+          config.purgeInterval(), e);
+    }
+  }
+
+  // ---- observation and lifecycle ---------------------------------------------------------------
+
+  @Override
+  public Registration addListener(String prefix, ChangeListener listener) {
+    return listeners.add(prefix, listener, null);
+  }
+
+  @Override
+  public Registration addListener(String prefix, ChangeListener listener, Executor executor) {
+    return listeners.add(prefix, listener, Objects.requireNonNull(executor, "executor"));
+  }
+
+  @Override
+  public StoreStats stats() {
+    return new StoreStats(gets.sum(), puts.sum(), deletes.sum(), conditionFailures.sum(),
+        remoteApplied.sum(), remoteIgnored.sum(), refusedDrift.sum(), refusedInvalid.sum(),
+        Math.max(0, live.sum()), Math.max(0, tombstones.sum()), purged.sum());
+  }
+
+  @Override
+  public ClusterView cluster() {
+    return replicator.clusterView();
+  }
+
+  @Override
+  public KvStoreConfig config() {
+    return config;
+  }
+
+  @Override
+  public void close() {
+    synchronized (this) {
+      if (closed) {
+        return;
+      }
+      closed = true;
+    }
+    try {
+      replicator.close();
+    } catch (RuntimeException e) {
+      log.warn("replicator of node {} failed to close cleanly", nodeId, e);
+    }
+    shutdownScheduler();
+  }
+
+  private void shutdownScheduler() {
+    if (maintenanceTask != null) {
+      maintenanceTask.cancel(false);
+    }
+    if (ownsScheduler) {
+      scheduler.shutdownNow();
+    }
+  }
+
+  private void ensureOpen() {
+    if (closed) {
+      throw new StoreClosedException(nodeId);
+    }
+  }
+
+  private void warnRateLimited(AtomicLong last, String format, Object a, Object b) {
+    long now = System.nanoTime() / 1_000_000;
+    long prev = last.get();
+    if (now - prev >= WARN_INTERVAL_MILLIS && last.compareAndSet(prev, now)) {
+      log.warn(format + " (logged at most every 10 s; see stats())", a, b);
+    }
+  }
+
+  /** Test hook: the HLC's last timestamp. */
+  long hlcCurrent() {
+    return hlc.current();
+  }
+
+  @Override
+  public String toString() {
+    return "KvStore{" + nodeId + ", " + size() + " entries}";
+  }
+}

@@ -1,0 +1,264 @@
+package io.kvstore.core;
+
+import java.nio.charset.StandardCharsets;
+import java.util.List;
+import java.util.Optional;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.Executor;
+
+/**
+ * A thread-safe, versioned key-value store: a single node, or one node of a replicated cluster.
+ *
+ * <pre>{@code
+ * try (KvStore store = KvStore.builder().nodeId("node-1").build()) {
+ *   Version v = store.put("greeting", "hello");
+ *   store.getString("greeting");                  // Optional[hello]
+ *   store.putIfVersion("greeting", "hi".getBytes(UTF_8), v);
+ *   store.delete("greeting");
+ * }
+ * }</pre>
+ *
+ * <h2>Semantics</h2>
+ * Every write is stamped with a {@link Version} (hybrid logical clock plus node id) and merged per key,
+ * last-writer-wins: the higher version wins on every node, whatever order writes arrive in. Deletes
+ * leave tombstones, so an older write arriving late never brings a deleted key back; tombstones and
+ * expired entries are purged after {@link KvStoreConfig#tombstoneGrace()}. Reads are local. Write
+ * concerns ({@link WriteConcern}) say how many replicas hold a write when its future completes.
+ *
+ * <h2>Keys and values</h2>
+ * A key is a non-empty string of at most {@link KvStoreConfig#maxKeyBytes()} UTF-8 bytes, with no
+ * control characters and no unpaired surrogates. A value is at most
+ * {@link KvStoreConfig#maxValueBytes()} bytes; arrays are copied on the way in and out. A violation
+ * throws {@link IllegalArgumentException} naming the limit and the actual size, and stores nothing.
+ *
+ * <h2>Errors</h2>
+ * Blocking writes throw what the async forms fail with: {@link ConditionFailedException},
+ * {@link WriteConcernException}, {@link StoreClosedException}.
+ */
+public interface KvStore extends AutoCloseable {
+
+  /**
+   * A builder with documented defaults.
+   *
+   * @return a new builder
+   */
+  static KvStoreBuilder builder() {
+    return new KvStoreBuilder();
+  }
+
+  // ---- reads -----------------------------------------------------------------------------------
+
+  /**
+   * The key's live value.
+   *
+   * @param key the key
+   * @return a copy of the value, or empty if absent, deleted or expired
+   */
+  Optional<byte[]> get(String key);
+
+  /**
+   * The key's live value as UTF-8 text.
+   *
+   * @param key the key
+   * @return the value, or empty if absent, deleted or expired
+   */
+  default Optional<String> getString(String key) {
+    return get(key).map(b -> new String(b, StandardCharsets.UTF_8));
+  }
+
+  /**
+   * The key's live value with its version and expiry.
+   *
+   * @param key the key
+   * @return the entry, or empty if absent, deleted or expired
+   */
+  Optional<Versioned> getVersioned(String key);
+
+  /**
+   * Live entries whose keys start with {@code prefix}, in ascending key order.
+   *
+   * @param prefix the prefix; empty for all keys
+   * @param limit at most this many, 1 to {@link KvStoreConfig#maxScanLimit()}
+   * @return the entries
+   */
+  default List<Versioned> scan(String prefix, int limit) {
+    return scan(prefix, null, limit);
+  }
+
+  /**
+   * Live entries whose keys start with {@code prefix} and sort after {@code startAfter}, in ascending
+   * key order: pass the last key of one page to get the next. Walks the whole store (O(entries)).
+   *
+   * @param prefix the prefix; empty for all keys
+   * @param startAfter exclusive lower bound, or null to start at the beginning
+   * @param limit at most this many, 1 to {@link KvStoreConfig#maxScanLimit()}
+   * @return the entries
+   */
+  List<Versioned> scan(String prefix, String startAfter, int limit);
+
+  /**
+   * Keys holding a live value. Values whose TTL has passed read as absent at once and leave this count
+   * at the next maintenance sweep.
+   *
+   * @return the number of live entries
+   */
+  long size();
+
+  // ---- writes ----------------------------------------------------------------------------------
+
+  /**
+   * Stores a value.
+   *
+   * @param key the key
+   * @param value the value; copied
+   * @param options write concern, timeout, TTL, condition
+   * @return completes with the write's version once the write concern is met
+   * @throws IllegalArgumentException for an invalid key or value (thrown, not in the future)
+   */
+  CompletableFuture<Version> putAsync(String key, byte[] value, WriteOptions options);
+
+  /**
+   * Deletes a key by writing a tombstone (even when this node holds no value: another may).
+   *
+   * @param key the key
+   * @param options write concern, timeout, condition (the TTL is ignored)
+   * @return completes with whether this node held a live value, once the write concern is met
+   * @throws IllegalArgumentException for an invalid key (thrown, not in the future)
+   */
+  CompletableFuture<Boolean> deleteAsync(String key, WriteOptions options);
+
+  /**
+   * Stores a value and waits for the write concern.
+   *
+   * @param key the key
+   * @param value the value; copied
+   * @param options write concern, timeout, TTL, condition
+   * @return the write's version
+   */
+  Version put(String key, byte[] value, WriteOptions options);
+
+  /**
+   * Stores a value with the default options.
+   *
+   * @param key the key
+   * @param value the value; copied
+   * @return the write's version
+   */
+  default Version put(String key, byte[] value) {
+    return put(key, value, WriteOptions.defaults());
+  }
+
+  /**
+   * Stores a UTF-8 value with the default options.
+   *
+   * @param key the key
+   * @param value the value
+   * @return the write's version
+   */
+  default Version put(String key, String value) {
+    return put(key, value.getBytes(StandardCharsets.UTF_8), WriteOptions.defaults());
+  }
+
+  /**
+   * Stores a value only if the key has no live value on this node.
+   *
+   * @param key the key
+   * @param value the value; copied
+   * @return true if stored, false if a value was present
+   */
+  boolean putIfAbsent(String key, byte[] value);
+
+  /**
+   * Stores a value only if the key's live value on this node has exactly the expected version.
+   *
+   * @param key the key
+   * @param value the value; copied
+   * @param expected the version read earlier
+   * @return true if stored, false if the version differed or the key was absent
+   */
+  boolean putIfVersion(String key, byte[] value, Version expected);
+
+  /**
+   * Deletes a key and waits for the write concern.
+   *
+   * @param key the key
+   * @param options write concern, timeout, condition
+   * @return whether this node held a live value
+   */
+  boolean delete(String key, WriteOptions options);
+
+  /**
+   * Deletes a key with the default options.
+   *
+   * @param key the key
+   * @return whether this node held a live value
+   */
+  default boolean delete(String key) {
+    return delete(key, WriteOptions.defaults());
+  }
+
+  /**
+   * Deletes a key only if its live value on this node has exactly the expected version.
+   *
+   * @param key the key
+   * @param expected the version read earlier
+   * @return true if deleted, false if the version differed or the key was absent
+   */
+  boolean deleteIfVersion(String key, Version expected);
+
+  // ---- observation and lifecycle ---------------------------------------------------------------
+
+  /**
+   * Listens to changes of keys starting with {@code prefix}; the listener runs on the thread that
+   * applied the change (see {@link ChangeListener}).
+   *
+   * @param prefix the prefix; empty for all keys
+   * @param listener the listener
+   * @return a registration; close it to stop listening
+   */
+  Registration addListener(String prefix, ChangeListener listener);
+
+  /**
+   * Listens to changes of keys starting with {@code prefix}; the listener runs on {@code executor}.
+   *
+   * @param prefix the prefix; empty for all keys
+   * @param listener the listener
+   * @param executor where the listener runs
+   * @return a registration; close it to stop listening
+   */
+  Registration addListener(String prefix, ChangeListener listener, Executor executor);
+
+  /**
+   * A snapshot of the counters.
+   *
+   * @return the stats
+   */
+  StoreStats stats();
+
+  /**
+   * The cluster as this node sees it (just this node when standalone).
+   *
+   * @return the view
+   */
+  ClusterView cluster();
+
+  /**
+   * The settings the store runs with.
+   *
+   * @return the config
+   */
+  KvStoreConfig config();
+
+  /**
+   * Runs one maintenance sweep now, on the calling thread: entries whose TTL passed become tombstones
+   * (reported as {@link ChangeEvent.Type#EXPIRE}); tombstones older than the grace period are purged.
+   * The background task does this every {@link KvStoreConfig#purgeInterval()}.
+   *
+   * @return the number of entries purged
+   */
+  int runMaintenance();
+
+  /** Closes the replicator (leaving the cluster) and stops maintenance; later calls fail. */
+  @Override
+  void close();
+}
