@@ -43,7 +43,9 @@ import org.awaitility.core.ConditionTimeoutException;
  * }</pre>
  *
  * <p>Node ids are {@code node-1}, {@code node-2}, …; {@link #stores()} lists running stores in the order
- * they started. Each store gets its own {@link ManualClock} (all starting at
+ * they started. {@link Builder#build()} delivers the messages of the initial joins before it returns, so
+ * a new cluster starts quiet; a node added later starts an anti-entropy exchange that is delivered like
+ * any other message. Each store gets its own {@link ManualClock} (all starting at
  * {@link Builder#startTime(Instant)}, default {@link #DEFAULT_START}) unless {@link Builder#systemClock()}
  * is chosen, and all share one maintenance scheduler thread owned by the cluster. A store that stops and
  * starts again under the same id ({@link #stopNode}, {@link #addNode(String)}) comes back empty, as an
@@ -106,6 +108,8 @@ public final class InMemoryCluster implements ReplicatorContract.Fixture {
       for (int i = 0; i < b.nodes; i++) {
         addNode();
       }
+      // The joins' first anti-entropy exchanges: a new cluster starts quiet.
+      network.deliverAll();
       if (b.autoPump) {
         network.startPump();
       }

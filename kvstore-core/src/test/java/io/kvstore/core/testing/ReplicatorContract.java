@@ -22,12 +22,10 @@ import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.ArrayList;
-import java.util.BitSet;
 import java.util.List;
 import java.util.Optional;
 import java.util.Set;
 import java.util.SortedMap;
-import java.util.TreeMap;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.TimeUnit;
@@ -617,8 +615,7 @@ public abstract class ReplicatorContract {
    * @return the version, or empty if the replica has never seen the key
    */
   protected static Optional<Version> heldVersion(ReplicaStore replica, String key) {
-    List<Mutation> ms = replica.mutations(List.of(key));
-    return ms.isEmpty() ? Optional.empty() : Optional.of(ms.get(0).version());
+    return Replicas.heldVersion(replica, key);
   }
 
   /**
@@ -628,11 +625,7 @@ public abstract class ReplicatorContract {
    * @return key to version, by key
    */
   protected static SortedMap<String, Version> fullState(ReplicaStore replica) {
-    BitSet all = new BitSet();
-    all.set(0, replica.digest().bucketCount());
-    SortedMap<String, Version> out = new TreeMap<>();
-    replica.keyVersions(all).forEach(kv -> out.put(kv.key(), kv.version()));
-    return out;
+    return Replicas.keyVersions(replica);
   }
 
   private List<Digest> digests() {
