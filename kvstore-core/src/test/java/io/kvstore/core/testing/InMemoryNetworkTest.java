@@ -433,8 +433,11 @@ class InMemoryNetworkTest {
       c.isolate("node-3");
       assertThatThrownBy(() -> c.store(0).put("k", bytes("v"),
           WriteOptions.concern(WriteConcern.ALL).withTimeout(Duration.ofMillis(200))))
-          .isInstanceOfSatisfying(WriteConcernException.class,
-              e -> assertThat(e.acknowledged()).isEqualTo(2));
+          .isInstanceOfSatisfying(WriteConcernException.class, e -> {
+            assertThat(e.required()).isEqualTo(3);
+            // 2 normally; 1 if this machine stalled the pump for the whole 200 ms.
+            assertThat(e.acknowledged()).isBetween(1, 2);
+          });
     }
   }
 
