@@ -1,0 +1,447 @@
+package io.kvstore.core.sim;
+
+import io.kvstore.core.ChangeEvent;
+import io.kvstore.core.Digest;
+import io.kvstore.core.KvStore;
+import io.kvstore.core.Mutation;
+import io.kvstore.core.ReplicaStore;
+import io.kvstore.core.StoreStats;
+import io.kvstore.core.Version;
+import io.kvstore.core.Versioned;
+import io.kvstore.core.WriteOptions;
+import io.kvstore.core.testing.InMemoryCluster;
+import io.kvstore.core.testing.InMemoryNetwork;
+import io.kvstore.core.testing.NetworkFaults;
+import io.kvstore.core.testing.Replicas;
+import io.kvstore.core.testing.Seeds;
+import java.nio.charset.StandardCharsets;
+import java.time.Duration;
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Objects;
+import java.util.Optional;
+import java.util.Set;
+import java.util.SortedMap;
+import java.util.SplittableRandom;
+import java.util.TreeMap;
+
+/**
+ * One deterministic simulation run: stores on an {@link InMemoryNetwork} with seeded faults, changing
+ * partitions and skewed manual clocks, random writes and deletes on a small key space, and an
+ * {@link LwwModel} of every accepted write. {@link #healAndVerify()} heals, runs anti-entropy until the
+ * digests agree, and checks every store against the model; any failure message starts with the seed and
+ * ends with the history of the key that diverged.
+ *
+ * <p>Everything random comes from the seed: the network's decisions from {@code seed}, the workload's
+ * from a second stream derived from it. Stores run with manual clocks and no background maintenance.
+ */
+final class Simulation implements AutoCloseable {
+  /** Knobs of a run; the defaults are the main scenario. */
+  static final class Settings {
+    int nodes = 5;
+    int keys = 8;
+    double deleteShare = 0.35;
+    double ttlShare = 0.1;
+    long maxTtlMillis = 4_000;
+    /** Skews stay within +-this, so any two clocks differ by less than the 60 s maxClockDrift. */
+    long maxSkewMillis = 20_000;
+    double skewChangeRate = 0.02;
+    double partitionChangeRate = 0.04;
+    double antiEntropyRate = 0.03;
+    double maintenanceRate = 0.01;
+    int chunkSize = 3;
+    int digestBuckets = 16;
+    /** Null: drawn from the seed. */
+    NetworkFaults faults;
+  }
+
+  private static final Duration MAX_CLOCK_DRIFT = Duration.ofSeconds(60);
+  private static final int MAX_CONVERGE_ROUNDS = 500;
+
+  final long seed;
+  final Settings settings;
+  final SplittableRandom rnd;
+  final InMemoryCluster cluster;
+  final InMemoryNetwork network;
+  final List<String> ids;
+  final LwwModel model = new LwwModel();
+  private final long[] skew;
+  private long globalMillis;
+  private long tick;
+  private long writes;
+  private final ArrayDeque<String> events = new ArrayDeque<>();
+  private final List<ChangeEvent> localEvents = new ArrayList<>();
+  private final Map<String, Map<String, Version>> lastSeen = new HashMap<>();
+
+  Simulation(long seed, Settings settings) {
+    this.seed = seed;
+    this.settings = settings;
+    this.rnd = new SplittableRandom(seed ^ 0x5DEECE66DL);
+    NetworkFaults faults = settings.faults != null ? settings.faults : randomFaults();
+    this.cluster = InMemoryCluster.builder().nodes(settings.nodes).seed(seed).faults(faults)
+        .antiEntropyChunkSize(settings.chunkSize).traceCapacity(200_000)
+        .configure(b -> b.digestBuckets(settings.digestBuckets).maxClockDrift(MAX_CLOCK_DRIFT)
+            .purgeInterval(Duration.ofDays(365)))
+        .build();
+    this.network = cluster.network();
+    this.ids = cluster.nodeIds();
+    this.skew = new long[ids.size()];
+    this.globalMillis = InMemoryCluster.DEFAULT_START.toEpochMilli();
+    for (int i = 0; i < ids.size(); i++) {
+      skew[i] = randomSkew();
+      lastSeen.put(ids.get(i), new HashMap<>());
+      cluster.store(i).addListener("", e -> {
+        if (e.origin() == ChangeEvent.Origin.LOCAL && e.type() != ChangeEvent.Type.EXPIRE) {
+          localEvents.add(e);
+        }
+      });
+    }
+    applyClocks();
+    event("start: " + faults + ", skews " + java.util.Arrays.toString(skew));
+  }
+
+  private NetworkFaults randomFaults() {
+    int maxDelay = 1 + rnd.nextInt(5);
+    return NetworkFaults.none().withLoss(rnd.nextDouble() * 0.3)
+        .withDuplication(rnd.nextDouble() * 0.2).withDelay(1, maxDelay)
+        .withReorder(rnd.nextDouble() * 0.3, 1 + rnd.nextInt(10));
+  }
+
+  private long randomSkew() {
+    return rnd.nextLong(-settings.maxSkewMillis, settings.maxSkewMillis + 1);
+  }
+
+  // ---- the workload ----------------------------------------------------------------------------
+
+  String key(int i) {
+    return "key-" + i;
+  }
+
+  /** One tick of the main scenario: time, skews, partitions, writes, anti-entropy, delivery. */
+  void randomTick() {
+    tick++;
+    advanceTime(rnd.nextInt(25));
+    for (int i = 0; i < skew.length; i++) {
+      if (rnd.nextDouble() < settings.skewChangeRate) {
+        skew[i] = randomSkew();
+        event("skew of " + ids.get(i) + " -> " + skew[i] + " ms");
+      }
+    }
+    applyClocks();
+    if (rnd.nextDouble() < settings.partitionChangeRate) {
+      randomPartition();
+    }
+    int ops = rnd.nextInt(3);
+    for (int i = 0; i < ops; i++) {
+      String node = ids.get(rnd.nextInt(ids.size()));
+      String key = key(rnd.nextInt(settings.keys));
+      if (rnd.nextDouble() < settings.deleteShare) {
+        delete(node, key);
+      } else {
+        long ttl = rnd.nextDouble() < settings.ttlShare ? 1 + rnd.nextLong(settings.maxTtlMillis) : 0;
+        put(node, key, ttl);
+      }
+    }
+    maybeBackgroundWork();
+    network.step();
+    if (tick % 10 == 0) {
+      checkInvariants();
+    }
+  }
+
+  /** Anti-entropy rounds and maintenance sweeps at random moments, as a real node would run them. */
+  void maybeBackgroundWork() {
+    if (rnd.nextDouble() < settings.antiEntropyRate) {
+      network.antiEntropyRound();
+    }
+    if (rnd.nextDouble() < settings.maintenanceRate) {
+      int i = rnd.nextInt(ids.size());
+      if (skew[i] > 0) {
+        // A clock ahead would expire entries early and spread the expired tombstone, which then reads
+        // absent where clocks have not reached the expiry: correct (expiry is "give or take skew"),
+        // but the final check reads every store at one instant and expects exact TTL agreement.
+        return;
+      }
+      String node = ids.get(i);
+      int purged = cluster.store(node).runMaintenance();
+      if (purged != 0) {
+        throw failure("maintenance purged " + purged + " entries within the tombstone grace period",
+            null);
+      }
+    }
+  }
+
+  void tickTimeOnly(long maxStepMillis) {
+    tick++;
+    advanceTime(rnd.nextLong(maxStepMillis + 1));
+    applyClocks();
+  }
+
+  void advanceTime(long millis) {
+    globalMillis += millis;
+  }
+
+  void jumpTime(long millis) {
+    advanceTime(millis);
+    applyClocks();
+    event("time jumps " + millis + " ms");
+  }
+
+  private void applyClocks() {
+    for (int i = 0; i < ids.size(); i++) {
+      cluster.clock(ids.get(i)).setMillis(globalMillis + skew[i]);
+    }
+  }
+
+  private void randomPartition() {
+    double r = rnd.nextDouble();
+    if (r < 0.3) {
+      network.heal();
+      event("heal");
+    } else if (r < 0.7) {
+      int groupCount = 2 + rnd.nextInt(2);
+      List<Set<String>> groups = new ArrayList<>();
+      for (int g = 0; g < groupCount; g++) {
+        groups.add(new LinkedHashSet<>());
+      }
+      for (String id : ids) {
+        groups.get(rnd.nextInt(groupCount)).add(id);
+      }
+      network.partition(groups);
+      event("partition " + groups);
+    } else if (r < 0.85) {
+      String id = ids.get(rnd.nextInt(ids.size()));
+      network.isolate(id);
+      event("isolate " + id);
+    } else {
+      int a = rnd.nextInt(ids.size());
+      int b = (a + 1 + rnd.nextInt(ids.size() - 1)) % ids.size();
+      network.block(ids.get(a), ids.get(b));
+      event("block " + ids.get(a) + "->" + ids.get(b));
+    }
+  }
+
+  void partition(List<Set<String>> groups) {
+    network.partition(groups);
+    event("partition " + groups);
+  }
+
+  Version put(String node, String key, long ttlMillis) {
+    String value = "v" + (++writes) + "@" + node + "/t" + tick;
+    WriteOptions options = ttlMillis > 0 ? WriteOptions.defaults().withTtl(Duration.ofMillis(ttlMillis))
+        : WriteOptions.defaults();
+    Version v = cluster.store(node).putAsync(key, value.getBytes(StandardCharsets.UTF_8), options)
+        .join();
+    ChangeEvent e = takeLocalEvent(node, key, ChangeEvent.Type.PUT);
+    if (!e.version().equals(v)) {
+      throw failure("put on " + node + " returned " + v + " but its change event says " + e.version(),
+          key);
+    }
+    model.accept(new LwwModel.Write(tick, node, key, v, value,
+        ttlMillis > 0 ? v.physicalMillis() + ttlMillis : 0));
+    return v;
+  }
+
+  Version delete(String node, String key) {
+    cluster.store(node).deleteAsync(key, WriteOptions.defaults()).join();
+    Version v = takeLocalEvent(node, key, ChangeEvent.Type.DELETE).version();
+    model.accept(new LwwModel.Write(tick, node, key, v, null, 0));
+    return v;
+  }
+
+  private ChangeEvent takeLocalEvent(String node, String key, ChangeEvent.Type type) {
+    if (localEvents.size() != 1 || !localEvents.get(0).key().equals(key)
+        || localEvents.get(0).type() != type) {
+      throw failure("expected one LOCAL " + type + " event for " + key + " on " + node + ", got "
+          + localEvents, key);
+    }
+    ChangeEvent e = localEvents.get(0);
+    localEvents.clear();
+    return e;
+  }
+
+  void event(String text) {
+    if (events.size() == 200) {
+      events.removeFirst();
+    }
+    events.addLast("tick " + tick + ": " + text);
+  }
+
+  // ---- checks ----------------------------------------------------------------------------------
+
+  /**
+   * During the run: every version a store holds is one some store accepted for that key, and no store
+   * ever goes back to an older version of a key (so a deleted key never reappears with an older value).
+   */
+  void checkInvariants() {
+    for (String id : ids) {
+      Map<String, Version> seen = lastSeen.get(id);
+      for (Map.Entry<String, Version> e : Replicas.keyVersions(cluster.replicaStore(id)).entrySet()) {
+        String key = e.getKey();
+        Version v = e.getValue();
+        if (model.find(key, v).isEmpty()) {
+          throw failure(id + " holds " + key + " at " + v + ", a version no store accepted", key);
+        }
+        Version before = seen.put(key, v);
+        if (before != null && before.isNewerThan(v)) {
+          throw failure(id + " went back from " + before + " to " + v + " for " + key, key);
+        }
+      }
+    }
+  }
+
+  /** Heals, converges by anti-entropy (faults stay on), and verifies every store against the model. */
+  void healAndVerify() {
+    network.heal();
+    event("final heal");
+    try {
+      int rounds = network.antiEntropyUntilConverged(MAX_CONVERGE_ROUNDS);
+      event("converged after " + rounds + " anti-entropy rounds");
+    } catch (IllegalStateException e) {
+      throw failure("no convergence after healing: " + e.getMessage(), firstDivergentKey());
+    }
+    checkInvariants();
+    // Every clock shows the same instant, so TTL expiry must agree everywhere.
+    java.util.Arrays.fill(skew, 0);
+    applyClocks();
+    verifyAgainstModel();
+  }
+
+  /** The state each store must hold for a key, as the model predicts it at {@code now}. */
+  record Held(Version version, long expiresAt, String liveValue) {
+    static Held of(Mutation m, long now) {
+      String live = m.valueUnsafe() != null && (m.expiresAtMillis() == 0 || now < m.expiresAtMillis())
+          ? new String(m.valueUnsafe(), StandardCharsets.UTF_8) : null;
+      return new Held(m.version(), m.expiresAtMillis(), live);
+    }
+  }
+
+  private void verifyAgainstModel() {
+    long now = globalMillis;
+    Map<String, Held> expected = new TreeMap<>();
+    for (String key : model.keys()) {
+      LwwModel.Write w = model.winner(key).orElseThrow();
+      expected.put(key, new Held(w.version(), w.expiresAt(), w.liveValueAt(now)));
+    }
+    Digest firstDigest = null;
+    for (String id : ids) {
+      ReplicaStore replica = cluster.replicaStore(id);
+      KvStore store = cluster.store(id);
+      Digest d = replica.digest();
+      if (firstDigest == null) {
+        firstDigest = d;
+      } else if (!firstDigest.equals(d)) {
+        throw failure(id + "'s digest differs from " + ids.get(0) + "'s", firstDivergentKey());
+      }
+      SortedMap<String, Mutation> held = Replicas.mutations(replica);
+      if (!held.keySet().equals(expected.keySet())) {
+        Set<String> diff = new LinkedHashSet<>(held.keySet());
+        diff.addAll(expected.keySet());
+        diff.removeIf(k -> held.containsKey(k) && expected.containsKey(k));
+        throw failure(id + " holds keys " + held.keySet() + " but the model has " + expected.keySet(),
+            diff.iterator().next());
+      }
+      for (Map.Entry<String, Held> e : expected.entrySet()) {
+        String key = e.getKey();
+        Held want = e.getValue();
+        Held got = Held.of(held.get(key), now);
+        if (!want.equals(got)) {
+          throw failure(id + " holds " + got + " for " + key + ", the LWW model expects " + want, key);
+        }
+        Optional<Versioned> read = store.getVersioned(key);
+        if (want.liveValue() == null) {
+          if (read.isPresent()) {
+            boolean deleted = model.winner(key).orElseThrow().isDelete();
+            throw failure((deleted ? "deleted key came back" : "expired key reads as live") + " on "
+                + id + ": " + key + " reads " + read.get().valueAsString(), key);
+          }
+        } else if (read.isEmpty() || !read.get().valueAsString().equals(want.liveValue())
+            || !read.get().version().equals(want.version())) {
+          throw failure(id + " reads " + read.map(r -> r.valueAsString() + " @" + r.version())
+              + " for " + key + ", the model expects " + want, key);
+        }
+      }
+      StoreStats st = store.stats();
+      if (st.refusedClockDrift() != 0 || st.refusedInvalid() != 0) {
+        throw failure(id + " refused mutations (skews are within maxClockDrift): " + st, null);
+      }
+    }
+  }
+
+  /** A key whose held versions differ between stores, or null. */
+  private String firstDivergentKey() {
+    Map<String, Set<Optional<Version>>> versions = new TreeMap<>();
+    for (String key : model.keys()) {
+      for (String id : ids) {
+        versions.computeIfAbsent(key, k -> new LinkedHashSet<>())
+            .add(Replicas.heldVersion(cluster.replicaStore(id), key));
+      }
+    }
+    for (Map.Entry<String, Set<Optional<Version>>> e : versions.entrySet()) {
+      if (e.getValue().size() > 1) {
+        return e.getKey();
+      }
+    }
+    return null;
+  }
+
+  /** An assertion error that starts with the seed and ends with the history of {@code key}. */
+  AssertionError failure(String problem, String key) {
+    StringBuilder sb = new StringBuilder();
+    sb.append(Seeds.describe(seed)).append(": ").append(problem).append('\n');
+    sb.append("  at tick ").append(tick).append(", step ").append(network.now()).append(", ")
+        .append(model.size()).append(" accepted writes, ").append(network.stats()).append('\n');
+    if (key != null) {
+      sb.append("  history of ").append(key).append(":\n");
+      model.winner(key).ifPresent(w -> sb.append("    model winner: ").append(w).append('\n'));
+      for (LwwModel.Write w : model.history(key)) {
+        sb.append("    accepted ").append(w).append('\n');
+      }
+      for (String id : ids) {
+        List<Mutation> held = cluster.replicaStore(id).mutations(List.of(key));
+        sb.append("    ").append(id).append(" holds ").append(held.isEmpty() ? "nothing" : held.get(0))
+            .append('\n');
+      }
+      List<String> trace = network.trace(key);
+      sb.append("  last network events about ").append(key).append(" (of ").append(trace.size())
+          .append("):\n");
+      for (String line : trace.subList(Math.max(0, trace.size() - 40), trace.size())) {
+        sb.append("    ").append(line).append('\n');
+      }
+    }
+    sb.append("  last simulation events:\n");
+    List<String> ev = new ArrayList<>(events);
+    for (String line : ev.subList(Math.max(0, ev.size() - 20), ev.size())) {
+      sb.append("    ").append(line).append('\n');
+    }
+    return new AssertionError(sb.toString());
+  }
+
+  /** What a run produced, for comparing two runs of one seed. */
+  List<String> fingerprint() {
+    List<String> out = new ArrayList<>(network.trace());
+    out.add(network.stats().toString());
+    for (String id : ids) {
+      out.add(id + " " + Replicas.mutations(cluster.replicaStore(id)));
+    }
+    return out;
+  }
+
+  long tick() {
+    return tick;
+  }
+
+  @Override
+  public void close() {
+    cluster.close();
+  }
+
+  @Override
+  public String toString() {
+    return "Simulation{" + Seeds.describe(seed) + ", tick " + tick + ", " + Objects.toString(network) + "}";
+  }
+}
