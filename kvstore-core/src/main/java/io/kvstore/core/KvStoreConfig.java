@@ -1,7 +1,6 @@
 package io.kvstore.core;
 
 import java.time.Duration;
-import java.util.Objects;
 
 /**
  * The validated, immutable settings of a store. Build one through {@link KvStore#builder()}; each field
@@ -78,7 +77,9 @@ public record KvStoreConfig(
     requirePositive("tombstoneGrace", tombstoneGrace);
     requirePositive("purgeInterval", purgeInterval);
     requirePositive("maxClockDrift", maxClockDrift);
-    Objects.requireNonNull(defaultWriteConcern, "defaultWriteConcern");
+    if (defaultWriteConcern == null) {
+      throw new IllegalArgumentException("defaultWriteConcern must be ONE, QUORUM or ALL, was null");
+    }
     requirePositive("writeTimeout", writeTimeout);
     Digest.checkBucketCount(digestBuckets);
     requireRange("maxScanLimit", maxScanLimit, 1, 1_000_000);

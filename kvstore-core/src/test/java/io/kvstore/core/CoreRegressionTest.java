@@ -1,0 +1,26 @@
+package io.kvstore.core;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+
+/** Regressions of kvstore-core, each named after what broke. */
+@Timeout(value = 30, unit = TimeUnit.SECONDS)
+class CoreRegressionTest {
+
+  /** Was: {@code defaultWriteConcern(null)} failed with a NullPointerException, not the documented IAE. */
+  @Test
+  void nullDefaultWriteConcern_failedWithNullPointerInsteadOfNamingTheSetting() {
+    assertThatThrownBy(() -> KvStore.builder().defaultWriteConcern(null).build())
+        .isInstanceOf(IllegalArgumentException.class)
+        .hasMessageContaining("defaultWriteConcern").hasMessageContaining("null");
+  }
+}
