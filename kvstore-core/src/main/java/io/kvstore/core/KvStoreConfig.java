@@ -81,7 +81,7 @@ public record KvStoreConfig(
       throw new IllegalArgumentException("defaultWriteConcern must be ONE, QUORUM or ALL, was null");
     }
     requirePositive("writeTimeout", writeTimeout);
-    Digest.checkBucketCount(digestBuckets);
+    Digest.checkBucketCount(digestBuckets, "digestBuckets");
     requireRange("maxScanLimit", maxScanLimit, 1, 1_000_000);
   }
 

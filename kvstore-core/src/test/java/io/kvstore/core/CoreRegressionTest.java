@@ -23,4 +23,11 @@ class CoreRegressionTest {
         .isInstanceOf(IllegalArgumentException.class)
         .hasMessageContaining("defaultWriteConcern").hasMessageContaining("null");
   }
+  /** Was: an invalid {@code digestBuckets} failed with a message that did not name the setting. */
+  @Test
+  void invalidDigestBuckets_messageDidNotNameTheSetting() {
+    assertThatThrownBy(() -> KvStore.builder().digestBuckets(1000).config())
+        .isInstanceOf(IllegalArgumentException.class)
+        .hasMessageContaining("digestBuckets").hasMessageContaining("1000");
+  }
 }
