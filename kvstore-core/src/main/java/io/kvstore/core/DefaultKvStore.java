@@ -204,7 +204,10 @@ final class DefaultKvStore implements KvStore, ReplicaStore {
 
   private CompletableFuture<Mutation> write(String key, byte[] value, long ttlMillis,
       WriteOptions options, LocalWrite[] out) {
-    ensureOpen();
+    if (closed) {
+      // Async forms fail their future (KvStore: blocking writes throw what async forms fail with).
+      return CompletableFuture.failedFuture(new StoreClosedException(nodeId));
+    }
     LocalWrite w = new LocalWrite(value, ttlMillis, options, Hashing.key(key));
     if (out != null) {
       out[0] = w;

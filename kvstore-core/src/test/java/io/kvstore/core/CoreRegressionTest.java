@@ -30,4 +30,16 @@ class CoreRegressionTest {
         .isInstanceOf(IllegalArgumentException.class)
         .hasMessageContaining("digestBuckets").hasMessageContaining("1000");
   }
+  /** Was: putAsync/deleteAsync on a closed store threw instead of failing their future. */
+  @Test
+  void asyncWriteOnClosedStore_threwInsteadOfFailingTheFuture() {
+    KvStore store = Stores.open("n1", new ManualClock());
+    store.close();
+    CompletableFuture<Version> put = store.putAsync("k", new byte[] {1}, WriteOptions.defaults());
+    CompletableFuture<Boolean> delete = store.deleteAsync("k", WriteOptions.defaults());
+    for (CompletableFuture<?> f : List.of(put, delete)) {
+      assertThatThrownBy(f::get).isInstanceOf(ExecutionException.class)
+          .cause().isInstanceOf(StoreClosedException.class);
+    }
+  }
 }
