@@ -368,7 +368,7 @@ final class DefaultKvStore implements KvStore, ReplicaStore {
       return ApplyResult.REFUSED_INVALID;
     }
     long wall = hlc.wallMillis();
-    if (m.version().physicalMillis() > wall + maxDriftMillis) {
+    if (m.version().physicalMillis() - wall > maxDriftMillis) { // no overflow for any drift
       refusedDrift.increment();
       warnRateLimited(lastDriftWarning,
           "refused a mutation from node {}: its clock is {} ms ahead of ours, over maxClockDrift",

@@ -42,4 +42,15 @@ class CoreRegressionTest {
           .cause().isInstanceOf(StoreClosedException.class);
     }
   }
+  /** Was: a maxClockDrift near Long.MAX_VALUE ms overflowed the check and refused every remote write. */
+  @Test
+  void hugeMaxClockDrift_overflowedAndRefusedEveryRemoteWrite() {
+    ManualClock clock = new ManualClock();
+    try (DefaultKvStore s = (DefaultKvStore) Stores.builder("n1", clock)
+        .maxClockDrift(Duration.ofMillis(Long.MAX_VALUE)).build()) {
+      Mutation m = Mutation.put("k", new byte[] {1}, Version.of(ManualClock.T0 + 1, 0, "peer"), 0);
+      assertThat(s.apply(m)).isEqualTo(ApplyResult.APPLIED);
+      assertThat(s.stats().refusedClockDrift()).isZero();
+    }
+  }
 }
