@@ -276,11 +276,17 @@ final class DefaultKvStore implements KvStore, ReplicaStore {
         hlc.observe(cur.timestamp);
         ts = hlc.now();
       }
-      long expiresAt = value != null && ttlMillis > 0 ? Version.physicalOf(ts) + ttlMillis : 0;
+      long expiresAt = value != null && ttlMillis > 0
+          ? expiry(Version.physicalOf(ts), ttlMillis) : 0;
       result = new Entry(value, ts, nodeId, expiresAt);
       digestReplace(keyHash, key, cur, result);
       return result;
     }
+  }
+
+  /** When a value written at {@code physicalMillis} with this TTL expires; saturates, never wraps. */
+  static long expiry(long physicalMillis, long ttlMillis) {
+    return ttlMillis > Long.MAX_VALUE - physicalMillis ? Long.MAX_VALUE : physicalMillis + ttlMillis;
   }
 
   @Override

@@ -23,6 +23,7 @@ class CoreRegressionTest {
         .isInstanceOf(IllegalArgumentException.class)
         .hasMessageContaining("defaultWriteConcern").hasMessageContaining("null");
   }
+
   /** Was: an invalid {@code digestBuckets} failed with a message that did not name the setting. */
   @Test
   void invalidDigestBuckets_messageDidNotNameTheSetting() {
@@ -30,6 +31,7 @@ class CoreRegressionTest {
         .isInstanceOf(IllegalArgumentException.class)
         .hasMessageContaining("digestBuckets").hasMessageContaining("1000");
   }
+
   /** Was: putAsync/deleteAsync on a closed store threw instead of failing their future. */
   @Test
   void asyncWriteOnClosedStore_threwInsteadOfFailingTheFuture() {
@@ -42,6 +44,7 @@ class CoreRegressionTest {
           .cause().isInstanceOf(StoreClosedException.class);
     }
   }
+
   /** Was: a maxClockDrift near Long.MAX_VALUE ms overflowed the check and refused every remote write. */
   @Test
   void hugeMaxClockDrift_overflowedAndRefusedEveryRemoteWrite() {
@@ -51,6 +54,25 @@ class CoreRegressionTest {
       Mutation m = Mutation.put("k", new byte[] {1}, Version.of(ManualClock.T0 + 1, 0, "peer"), 0);
       assertThat(s.apply(m)).isEqualTo(ApplyResult.APPLIED);
       assertThat(s.stats().refusedClockDrift()).isZero();
+    }
+  }
+
+  /**
+   * Was: a TTL near Long.MAX_VALUE ms overflowed the expiry: the value was stored already expired
+   * (counted, in the digest) and put then threw IllegalArgumentException.
+   */
+  @Test
+  void hugeTtl_overflowedTheExpiry_storingAnExpiredValueAndThrowing() {
+    ManualClock clock = new ManualClock();
+    try (DefaultKvStore s = Stores.open("n1", clock)) {
+      List<ChangeEvent> events = new ArrayList<>();
+      s.addListener("", events::add);
+      Version v = s.put("k", new byte[] {1},
+          WriteOptions.defaults().withTtl(Duration.ofMillis(Long.MAX_VALUE)));
+      clock.advance(Duration.ofDays(365 * 100));
+      assertThat(s.getVersioned("k")).hasValueSatisfying(e -> assertThat(e.version()).isEqualTo(v));
+      assertThat(events).hasSize(1);
+      assertThat(Stores.rawState(s).get("k").expiresAtMillis()).isPositive();
     }
   }
 }
