@@ -96,5 +96,16 @@ public record KvStoreConfig(
     if (value == null || value.isNegative() || value.isZero()) {
       throw new IllegalArgumentException(name + " must be a positive duration, was " + value);
     }
+    requireMillis(name, value);
+  }
+
+  /** Durations are used as long milliseconds; one too long for that would overflow later. */
+  static void requireMillis(String name, Duration value) {
+    try {
+      value.toMillis();
+    } catch (ArithmeticException e) {
+      throw new IllegalArgumentException(name + " must be at most " + Long.MAX_VALUE
+          + " milliseconds, was " + value);
+    }
   }
 }

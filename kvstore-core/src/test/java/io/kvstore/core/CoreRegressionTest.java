@@ -75,4 +75,26 @@ class CoreRegressionTest {
       assertThat(Stores.rawState(s).get("k").expiresAtMillis()).isPositive();
     }
   }
+
+  /**
+   * Was: durations too long to count in milliseconds passed validation, then build() or a write
+   * failed with an ArithmeticException ("long overflow") that named no setting.
+   */
+  @Test
+  void durationsTooLongForMillis_passedValidationThenOverflowed() {
+    Duration huge = Duration.ofSeconds(Long.MAX_VALUE);
+    assertThatThrownBy(() -> KvStore.builder().tombstoneGrace(huge).config())
+        .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("tombstoneGrace");
+    assertThatThrownBy(() -> KvStore.builder().maxClockDrift(huge).config())
+        .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("maxClockDrift");
+    assertThatThrownBy(() -> KvStore.builder().purgeInterval(huge).config())
+        .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("purgeInterval");
+    assertThatThrownBy(() -> KvStore.builder().writeTimeout(huge).config())
+        .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("writeTimeout");
+    assertThatThrownBy(() -> WriteOptions.defaults().withTimeout(huge))
+        .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("timeout");
+    assertThatThrownBy(() -> WriteOptions.defaults().withTtl(huge))
+        .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("ttl");
+  }
+
 }
