@@ -332,7 +332,9 @@ final class DefaultKvStore implements KvStore, ReplicaStore {
   private <T> T await(CompletableFuture<T> future, WriteOptions options) {
     Duration timeout = options.timeout() != null ? options.timeout() : config.writeTimeout();
     // The replicator owns the timeout; this bound only guards against one that never answers.
-    long guardMillis = timeout.toMillis() * 2 + 1_000;
+    long timeoutMillis = timeout.toMillis();
+    long guardMillis = timeoutMillis > (Long.MAX_VALUE - 1_000) / 2 ? Long.MAX_VALUE
+        : timeoutMillis * 2 + 1_000;
     try {
       return future.get(guardMillis, TimeUnit.MILLISECONDS);
     } catch (ExecutionException | CompletionException e) {

@@ -9,6 +9,8 @@ import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicReference;
+import org.awaitility.Awaitility;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 
@@ -97,4 +99,52 @@ class CoreRegressionTest {
         .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("ttl");
   }
 
+  /**
+   * Was: a write timeout over Long.MAX_VALUE / 2 ms overflowed the blocking write's guard
+   * (2 * timeout + 1 s) to a negative or tiny wait, so put failed at once (or after about a second)
+   * with WriteConcernException while the replicator was still working.
+   */
+  @Test
+  void hugeWriteTimeout_overflowedTheBlockingGuardAndFailedAtOnce() throws Exception {
+    CompletableFuture<Void> replicated = new CompletableFuture<>();
+    Replicator slow = new Replicator() {
+      private final Replicator standalone = Replicator.standalone(
+          new Member("n1", null, null, Member.Status.ALIVE));
+
+      @Override
+      public void start(ReplicaStore store) {}
+
+      @Override
+      public CompletableFuture<Void> replicate(Mutation m, WriteConcern c, Duration timeout) {
+        return replicated;
+      }
+
+      @Override
+      public ClusterView clusterView() {
+        return standalone.clusterView();
+      }
+
+      @Override
+      public void close() {}
+    };
+    try (KvStore s = Stores.builder("n1", new ManualClock()).replicator(slow).build()) {
+      AtomicReference<Object> outcome = new AtomicReference<>();
+      Thread writer = new Thread(() -> {
+        try {
+          outcome.set(s.put("k", new byte[] {1},
+              WriteOptions.defaults().withTimeout(Duration.ofMillis(Long.MAX_VALUE / 2 + 1))));
+        } catch (RuntimeException e) {
+          outcome.set(e);
+        }
+      }, "regression-writer");
+      writer.start();
+      // Either the write failed at once (the bug) or it is waiting for the replicator.
+      Awaitility.await().atMost(Duration.ofSeconds(10)).until(() -> outcome.get() != null
+          || writer.getState() == Thread.State.TIMED_WAITING
+          || writer.getState() == Thread.State.WAITING);
+      replicated.complete(null);
+      writer.join(10_000);
+      assertThat(outcome.get()).isInstanceOf(Version.class);
+    }
+  }
 }
