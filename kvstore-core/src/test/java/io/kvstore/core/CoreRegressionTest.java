@@ -18,7 +18,7 @@ import org.junit.jupiter.api.Timeout;
 @Timeout(value = 30, unit = TimeUnit.SECONDS)
 class CoreRegressionTest {
 
-  /** Was: {@code defaultWriteConcern(null)} failed with a NullPointerException, not the documented IAE. */
+  /** Was: {@code defaultWriteConcern(null)} threw NullPointerException, not the documented IAE. */
   @Test
   void nullDefaultWriteConcern_failedWithNullPointerInsteadOfNamingTheSetting() {
     assertThatThrownBy(() -> KvStore.builder().defaultWriteConcern(null).build())
@@ -47,7 +47,7 @@ class CoreRegressionTest {
     }
   }
 
-  /** Was: a maxClockDrift near Long.MAX_VALUE ms overflowed the check and refused every remote write. */
+  /** Was: a maxClockDrift near Long.MAX_VALUE ms overflowed and refused every remote write. */
   @Test
   void hugeMaxClockDrift_overflowedAndRefusedEveryRemoteWrite() {
     ManualClock clock = new ManualClock();
