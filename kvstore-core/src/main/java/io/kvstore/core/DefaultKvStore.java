@@ -204,7 +204,10 @@ final class DefaultKvStore implements KvStore, ReplicaStore {
 
   private CompletableFuture<Mutation> write(String key, byte[] value, long ttlMillis,
       WriteOptions options, LocalWrite[] out) {
-    ensureOpen();
+    if (closed) {
+      // Async forms fail their future (KvStore: blocking writes throw what async forms fail with).
+      return CompletableFuture.failedFuture(new StoreClosedException(nodeId));
+    }
     LocalWrite w = new LocalWrite(value, ttlMillis, options, Hashing.key(key));
     if (out != null) {
       out[0] = w;
@@ -273,11 +276,17 @@ final class DefaultKvStore implements KvStore, ReplicaStore {
         hlc.observe(cur.timestamp);
         ts = hlc.now();
       }
-      long expiresAt = value != null && ttlMillis > 0 ? Version.physicalOf(ts) + ttlMillis : 0;
+      long expiresAt = value != null && ttlMillis > 0
+          ? expiry(Version.physicalOf(ts), ttlMillis) : 0;
       result = new Entry(value, ts, nodeId, expiresAt);
       digestReplace(keyHash, key, cur, result);
       return result;
     }
+  }
+
+  /** When a value written at {@code physicalMillis} with this TTL expires; saturates, never wraps. */
+  static long expiry(long physicalMillis, long ttlMillis) {
+    return ttlMillis > Long.MAX_VALUE - physicalMillis ? Long.MAX_VALUE : physicalMillis + ttlMillis;
   }
 
   @Override
@@ -323,7 +332,9 @@ final class DefaultKvStore implements KvStore, ReplicaStore {
   private <T> T await(CompletableFuture<T> future, WriteOptions options) {
     Duration timeout = options.timeout() != null ? options.timeout() : config.writeTimeout();
     // The replicator owns the timeout; this bound only guards against one that never answers.
-    long guardMillis = timeout.toMillis() * 2 + 1_000;
+    long timeoutMillis = timeout.toMillis();
+    long guardMillis = timeoutMillis > (Long.MAX_VALUE - 1_000) / 2 ? Long.MAX_VALUE
+        : timeoutMillis * 2 + 1_000;
     try {
       return future.get(guardMillis, TimeUnit.MILLISECONDS);
     } catch (ExecutionException | CompletionException e) {
@@ -365,7 +376,7 @@ final class DefaultKvStore implements KvStore, ReplicaStore {
       return ApplyResult.REFUSED_INVALID;
     }
     long wall = hlc.wallMillis();
-    if (m.version().physicalMillis() > wall + maxDriftMillis) {
+    if (m.version().physicalMillis() - wall > maxDriftMillis) { // no overflow for any drift
       refusedDrift.increment();
       warnRateLimited(lastDriftWarning,
           "refused a mutation from node {}: its clock is {} ms ahead of ours, over maxClockDrift",

@@ -29,7 +29,7 @@ public final class Digest {
    * @return the digest
    */
   public static Digest of(long[] buckets) {
-    checkBucketCount(buckets.length);
+    checkBucketCount(buckets.length, "digest bucket count");
     return new Digest(buckets.clone());
   }
 
@@ -37,10 +37,11 @@ public final class Digest {
     return new Digest(buckets);
   }
 
-  static void checkBucketCount(int count) {
+  /** Checks a bucket count; {@code what} names it in the message (a setting or a field). */
+  static void checkBucketCount(int count, String what) {
     if (count < 1 || Integer.bitCount(count) != 1 || count > (1 << 20)) {
       throw new IllegalArgumentException(
-          "digest bucket count must be a power of two from 1 to 1048576, was " + count);
+          what + " must be a power of two from 1 to 1048576, was " + count);
     }
   }
 

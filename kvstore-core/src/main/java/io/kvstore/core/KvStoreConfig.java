@@ -1,7 +1,6 @@
 package io.kvstore.core;
 
 import java.time.Duration;
-import java.util.Objects;
 
 /**
  * The validated, immutable settings of a store. Build one through {@link KvStore#builder()}; each field
@@ -78,9 +77,11 @@ public record KvStoreConfig(
     requirePositive("tombstoneGrace", tombstoneGrace);
     requirePositive("purgeInterval", purgeInterval);
     requirePositive("maxClockDrift", maxClockDrift);
-    Objects.requireNonNull(defaultWriteConcern, "defaultWriteConcern");
+    if (defaultWriteConcern == null) {
+      throw new IllegalArgumentException("defaultWriteConcern must be ONE, QUORUM or ALL, was null");
+    }
     requirePositive("writeTimeout", writeTimeout);
-    Digest.checkBucketCount(digestBuckets);
+    Digest.checkBucketCount(digestBuckets, "digestBuckets");
     requireRange("maxScanLimit", maxScanLimit, 1, 1_000_000);
   }
 
@@ -94,6 +95,17 @@ public record KvStoreConfig(
   static void requirePositive(String name, Duration value) {
     if (value == null || value.isNegative() || value.isZero()) {
       throw new IllegalArgumentException(name + " must be a positive duration, was " + value);
+    }
+    requireMillis(name, value);
+  }
+
+  /** Durations are used as long milliseconds; one too long for that would overflow later. */
+  static void requireMillis(String name, Duration value) {
+    try {
+      value.toMillis();
+    } catch (ArithmeticException e) {
+      throw new IllegalArgumentException(name + " must be at most " + Long.MAX_VALUE
+          + " milliseconds, was " + value);
     }
   }
 }

@@ -76,6 +76,7 @@ public final class WriteOptions {
     if (timeout == null || timeout.isNegative() || timeout.isZero()) {
       throw new IllegalArgumentException("timeout must be positive, was " + timeout);
     }
+    KvStoreConfig.requireMillis("timeout", timeout);
     return new WriteOptions(concern, timeout, ttl, ifAbsent, ifVersion);
   }
 
@@ -86,9 +87,10 @@ public final class WriteOptions {
    * @return new options
    */
   public WriteOptions withTtl(Duration ttl) {
-    if (ttl == null || ttl.toMillis() < 1) {
+    if (ttl == null || ttl.compareTo(Duration.ofMillis(1)) < 0) {
       throw new IllegalArgumentException("ttl must be at least 1 ms, was " + ttl);
     }
+    KvStoreConfig.requireMillis("ttl", ttl);
     return new WriteOptions(concern, timeout, ttl, ifAbsent, ifVersion);
   }
 

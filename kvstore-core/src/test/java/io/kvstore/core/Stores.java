@@ -1,0 +1,117 @@
+package io.kvstore.core;
+
+import java.time.Duration;
+import java.time.InstantSource;
+import java.util.ArrayList;
+import java.util.BitSet;
+import java.util.List;
+import java.util.Map;
+import java.util.TreeMap;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.ScheduledThreadPoolExecutor;
+
+/**
+ * Stores for tests, and ways to look at their whole state.
+ *
+ * <p>Test stores share one idle scheduler and a purge interval of a day, so no background sweep ever
+ * runs during a test: the test calls {@link KvStore#runMaintenance()} itself, at the instants it
+ * chooses on a {@link ManualClock}.
+ */
+final class Stores {
+  private static final ScheduledExecutorService IDLE_SCHEDULER = idleScheduler();
+
+  private Stores() {}
+
+  private static ScheduledExecutorService idleScheduler() {
+    ScheduledThreadPoolExecutor s = new ScheduledThreadPoolExecutor(1, r -> {
+      Thread t = new Thread(r, "kvstore-test-idle-scheduler");
+      t.setDaemon(true);
+      return t;
+    });
+    s.setRemoveOnCancelPolicy(true);
+    return s;
+  }
+
+  /** A builder with a node id, a clock, and no background maintenance. */
+  static KvStoreBuilder builder(String nodeId, InstantSource clock) {
+    return KvStore.builder().nodeId(nodeId).clock(clock).scheduler(IDLE_SCHEDULER)
+        .purgeInterval(Duration.ofDays(1));
+  }
+
+  /** A standalone store; close it. */
+  static DefaultKvStore open(String nodeId, InstantSource clock) {
+    return (DefaultKvStore) builder(nodeId, clock).build();
+  }
+
+  /** A standalone store with a given digest size; close it. */
+  static DefaultKvStore open(String nodeId, InstantSource clock, int digestBuckets) {
+    return (DefaultKvStore) builder(nodeId, clock).digestBuckets(digestBuckets).build();
+  }
+
+  /** Every bucket of a store's digest. */
+  static BitSet allBuckets(ReplicaStore store) {
+    BitSet all = new BitSet();
+    all.set(0, store.digest().bucketCount());
+    return all;
+  }
+
+  /** Every key the store holds (live, tombstone or expired), with its version, sorted by key. */
+  static TreeMap<String, Version> heldVersions(ReplicaStore store) {
+    TreeMap<String, Version> out = new TreeMap<>();
+    for (KeyVersion kv : store.keyVersions(allBuckets(store))) {
+      Version prev = out.put(kv.key(), kv.version());
+      if (prev != null) {
+        throw new AssertionError("keyVersions listed " + kv.key() + " twice");
+      }
+    }
+    return out;
+  }
+
+  /** Every entry the store holds as the mutation it would send, sorted by key. */
+  static TreeMap<String, Mutation> rawState(ReplicaStore store) {
+    TreeMap<String, Mutation> out = new TreeMap<>();
+    for (Mutation m : store.mutations(new ArrayList<>(heldVersions(store).keySet()))) {
+      out.put(m.key(), m);
+    }
+    return out;
+  }
+
+  /** The digest that {@code versions} must produce, computed from scratch with the public hashes. */
+  static Digest digestOf(Map<String, Version> versions, int bucketCount) {
+    long[] buckets = new long[bucketCount];
+    versions.forEach((k, v) -> buckets[Digest.bucketOf(k, bucketCount)] ^= Digest.entryHash(k, v));
+    return Digest.of(buckets);
+  }
+
+  /** Applies every mutation the source holds to the target, as anti-entropy would. */
+  static List<ApplyResult> copyInto(ReplicaStore source, ReplicaStore target) {
+    List<ApplyResult> results = new ArrayList<>();
+    for (Mutation m : rawState(source).values()) {
+      results.add(target.apply(m));
+    }
+    return results;
+  }
+
+  /**
+   * What a reader sees of a store: per held key its version and its live value (hex, or "-" when it
+   * reads absent), plus the digest. Equal views mean equal state as far as any API can tell, except
+   * for when an expired value leaves {@code size()}.
+   */
+  record View(TreeMap<String, String> entries, Digest digest) {}
+
+  static View view(KvStore store) {
+    ReplicaStore replica = (ReplicaStore) store;
+    TreeMap<String, String> entries = new TreeMap<>();
+    heldVersions(replica).forEach((k, v) ->
+        entries.put(k, v + " = " + store.get(k).map(Stores::hex).orElse("-")));
+    return new View(entries, replica.digest());
+  }
+
+  static String hex(byte[] bytes) {
+    StringBuilder sb = new StringBuilder(bytes.length * 2 + 2).append("0x");
+    for (byte b : bytes) {
+      sb.append(Character.forDigit((b >> 4) & 0xf, 16)).append(Character.forDigit(b & 0xf, 16));
+    }
+    return sb.toString();
+  }
+}
