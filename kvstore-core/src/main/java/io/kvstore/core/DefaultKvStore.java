@@ -129,7 +129,7 @@ final class DefaultKvStore implements KvStore, ReplicaStore {
   public Optional<Versioned> getVersioned(String key) {
     Entry e = read(key);
     return e == null ? Optional.empty()
-        : Optional.of(new Versioned(key, e.value, e.version(), e.expiresAt));
+        : Optional.of(new Versioned(key, e.value, e.version(), e.expiresAt()));
   }
 
   private Entry read(String key) {
@@ -169,7 +169,7 @@ final class DefaultKvStore implements KvStore, ReplicaStore {
     List<Versioned> out = new ArrayList<>(sorted.size());
     for (Map.Entry<String, Entry> me : sorted) {
       Entry e = me.getValue();
-      out.add(new Versioned(me.getKey(), e.value, e.version(), e.expiresAt));
+      out.add(new Versioned(me.getKey(), e.value, e.version(), e.expiresAt()));
     }
     return out;
   }
@@ -276,9 +276,12 @@ final class DefaultKvStore implements KvStore, ReplicaStore {
         hlc.observe(cur.timestamp);
         ts = hlc.now();
       }
+      // A TTL runs from the write's own timestamp, so expiry is a function of the version alone.
+      // The HLC is never behind this node's clock; a remote write within maxClockDrift can put it
+      // ahead, lengthening a TTL by at most that much.
       long expiresAt = value != null && ttlMillis > 0
           ? expiry(Version.physicalOf(ts), ttlMillis) : 0;
-      result = new Entry(value, ts, nodeId, expiresAt);
+      result = Entry.create(value, ts, nodeId, expiresAt);
       digestReplace(keyHash, key, cur, result);
       return result;
     }
@@ -346,7 +349,8 @@ final class DefaultKvStore implements KvStore, ReplicaStore {
     } catch (TimeoutException e) {
       WriteConcern concern = options.concern() != null ? options.concern()
           : config.defaultWriteConcern();
-      throw new WriteConcernException(concern, -1, 1,
+      int members = Math.max(1, replicator.clusterView().members().size());
+      throw new WriteConcernException(concern, concern.requiredAcks(members), 1,
           "the replicator gave no answer within " + guardMillis + " ms");
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
@@ -392,9 +396,14 @@ final class DefaultKvStore implements KvStore, ReplicaStore {
     }
     remoteApplied.increment();
     countTransition(r.old, r.result);
-    if (!listeners.isEmpty()) {
-      listeners.fire(new ChangeEvent(m.isDelete() ? ChangeEvent.Type.DELETE : ChangeEvent.Type.PUT,
-          m.key(), m.version(), ChangeEvent.Origin.REMOTE, m.valueUnsafe()));
+    Entry e = r.result;
+    // A put that arrives after its expiry is stored as received (so replicas hold the same entry)
+    // but was never visible: no PUT event; the next sweep reports its EXPIRE like any other.
+    if (!listeners.isEmpty() && (e.value == null || e.isLiveAt(hlc.wallMillis()))) {
+      ChangeEvent.Type type = e.value != null ? ChangeEvent.Type.PUT
+          : e.expiresAt() == 0 ? ChangeEvent.Type.DELETE : ChangeEvent.Type.EXPIRE;
+      listeners.fire(new ChangeEvent(type, m.key(), m.version(), ChangeEvent.Origin.REMOTE,
+          e.value));
     }
     return ApplyResult.APPLIED;
   }
@@ -485,13 +494,16 @@ final class DefaultKvStore implements KvStore, ReplicaStore {
 
   @Override
   public int runMaintenance() {
+    if (closed) {
+      return 0;
+    }
     long now = hlc.wallMillis();
     int removed = 0;
     for (Map.Entry<String, Entry> me : map.entrySet()) {
       String key = me.getKey();
       Entry e = me.getValue();
-      if (e.value != null && e.expiresAt != 0 && now >= e.expiresAt) {
-        Entry expired = new Entry(null, e.timestamp, e.nodeId, e.expiresAt);
+      if (e.value != null && !e.isLiveAt(now)) {
+        Entry expired = e.expired();
         if (map.replace(key, e, expired)) {
           countTransition(e, expired);
           if (!listeners.isEmpty()) {
@@ -527,11 +539,13 @@ final class DefaultKvStore implements KvStore, ReplicaStore {
 
   @Override
   public Registration addListener(String prefix, ChangeListener listener) {
+    ensureOpen();
     return listeners.add(prefix, listener, null);
   }
 
   @Override
   public Registration addListener(String prefix, ChangeListener listener, Executor executor) {
+    ensureOpen();
     return listeners.add(prefix, listener, Objects.requireNonNull(executor, "executor"));
   }
 

@@ -1,26 +1,37 @@
 package io.kvstore.core;
 
 /**
- * What the store's map holds per key: value (null for a tombstone), version, expiry. Immutable; about
- * 40 bytes of header and fields on a 64-bit JVM with compressed oops. The version is kept unboxed
- * (timestamp + node id reference) so a stored entry costs one object besides its arrays.
+ * What the store's map holds per key: value (null for a tombstone), version, expiry. Immutable.
+ *
+ * <p>Memory: the version is kept unboxed (timestamp plus a reference to the node id string, which all
+ * entries of one writer share), so an entry without TTL is one 32-byte object besides its arrays on a
+ * 64-bit JVM with compressed oops; entries with a TTL are a subclass with one more field, so the common
+ * case does not pay for the expiry.
  */
-final class Entry {
+class Entry {
   final byte[] value;
   final long timestamp;
   final String nodeId;
-  final long expiresAt;
 
-  Entry(byte[] value, long timestamp, String nodeId, long expiresAt) {
+  Entry(byte[] value, long timestamp, String nodeId) {
     this.value = value;
     this.timestamp = timestamp;
     this.nodeId = nodeId;
-    this.expiresAt = expiresAt;
+  }
+
+  static Entry create(byte[] value, long timestamp, String nodeId, long expiresAt) {
+    return expiresAt == 0 ? new Entry(value, timestamp, nodeId)
+        : new Expiring(value, timestamp, nodeId, expiresAt);
   }
 
   static Entry of(Mutation m) {
-    return new Entry(m.valueUnsafe(), m.version().timestamp(), m.version().nodeId(),
+    return create(m.valueUnsafe(), m.version().timestamp(), m.version().nodeId(),
         m.expiresAtMillis());
+  }
+
+  /** Epoch millis at which the value stops being visible, or 0 for never. */
+  long expiresAt() {
+    return 0;
   }
 
   boolean isTombstone() {
@@ -28,12 +39,17 @@ final class Entry {
   }
 
   boolean isLiveAt(long nowMillis) {
-    return value != null && (expiresAt == 0 || nowMillis < expiresAt);
+    return value != null;
   }
 
   /** When the key stopped having a value: the delete's time, or the expiry. */
   long deadSinceMillis() {
-    return value == null && expiresAt == 0 ? Version.physicalOf(timestamp) : expiresAt;
+    return Version.physicalOf(timestamp);
+  }
+
+  /** The same write after its TTL passed: no value, same version and expiry. */
+  Entry expired() {
+    return this;
   }
 
   Version version() {
@@ -44,16 +60,42 @@ final class Entry {
     return timestamp == v.timestamp() && nodeId.equals(v.nodeId());
   }
 
-  /** Strictly newer than the other version. */
-  boolean newerThan(long ts, String node) {
-    return Version.compare(timestamp, nodeId, ts, node) > 0;
-  }
-
   Mutation toMutation(String key) {
     Version v = version();
     if (value != null) {
-      return Mutation.put(key, value, v, expiresAt);
+      return Mutation.put(key, value, v, expiresAt());
     }
+    long expiresAt = expiresAt();
     return expiresAt == 0 ? Mutation.delete(key, v) : Mutation.expired(key, v, expiresAt);
+  }
+
+  /** An entry with a TTL (live or already expired). */
+  static final class Expiring extends Entry {
+    private final long expiresAt;
+
+    Expiring(byte[] value, long timestamp, String nodeId, long expiresAt) {
+      super(value, timestamp, nodeId);
+      this.expiresAt = expiresAt;
+    }
+
+    @Override
+    long expiresAt() {
+      return expiresAt;
+    }
+
+    @Override
+    boolean isLiveAt(long nowMillis) {
+      return value != null && nowMillis < expiresAt;
+    }
+
+    @Override
+    long deadSinceMillis() {
+      return expiresAt;
+    }
+
+    @Override
+    Entry expired() {
+      return value == null ? this : new Expiring(null, timestamp, nodeId, expiresAt);
+    }
   }
 }

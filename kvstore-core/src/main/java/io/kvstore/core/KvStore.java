@@ -258,7 +258,11 @@ public interface KvStore extends AutoCloseable {
    */
   int runMaintenance();
 
-  /** Closes the replicator (leaving the cluster) and stops maintenance; later calls fail. */
+  /**
+   * Closes the replicator (leaving the cluster) and stops maintenance. Later reads, writes and
+   * {@code addListener} calls fail with {@link StoreClosedException}; {@link #stats()}, {@link #size()}
+   * and {@link #config()} still answer. Closing twice is harmless.
+   */
   @Override
   void close();
 }

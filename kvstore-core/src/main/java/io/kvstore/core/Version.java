@@ -88,7 +88,8 @@ public final class Version implements Comparable<Version> {
     Objects.requireNonNull(text, "text");
     int at = text.indexOf('@');
     int dot = at < 0 ? -1 : text.lastIndexOf('.', at);
-    if (at <= 0 || dot <= 0 || dot >= at - 1 || at == text.length() - 1) {
+    if (at <= 0 || dot <= 0 || dot >= at - 1 || at == text.length() - 1
+        || !Character.isDigit(text.charAt(0)) || !Character.isDigit(text.charAt(dot + 1))) {
       throw new IllegalArgumentException("not a version (want <millis>.<logical>@<nodeId>): " + text);
     }
     try {

@@ -147,4 +147,38 @@ class CoreRegressionTest {
       assertThat(outcome.get()).isInstanceOf(Version.class);
     }
   }
+
+  /**
+   * Was: a remote put that arrived after its TTL had passed fired a PUT event for a value no read
+   * could ever see, and an expired put received from a peer was reported as DELETE.
+   */
+  @Test
+  void remotePutArrivingAfterItsExpiry_firedAPutEventForAnInvisibleValue() {
+    ManualClock clock = new ManualClock();
+    try (DefaultKvStore s = Stores.open("n1", clock)) {
+      List<ChangeEvent> events = new ArrayList<>();
+      s.addListener("", events::add);
+      Version v = Version.of(ManualClock.T0 - 10_000, 0, "peer");
+      assertThat(s.apply(Mutation.put("late", new byte[] {1}, v, ManualClock.T0 - 1)))
+          .isEqualTo(ApplyResult.APPLIED);
+      assertThat(s.get("late")).isEmpty();
+      assertThat(events).isEmpty();
+      s.runMaintenance();
+      assertThat(events).extracting(ChangeEvent::type).containsExactly(ChangeEvent.Type.EXPIRE);
+
+      Version w = Version.of(ManualClock.T0 - 5_000, 0, "peer");
+      assertThat(s.apply(Mutation.expired("gone", w, ManualClock.T0 - 2)))
+          .isEqualTo(ApplyResult.APPLIED);
+      assertThat(events).extracting(ChangeEvent::type)
+          .containsExactly(ChangeEvent.Type.EXPIRE, ChangeEvent.Type.EXPIRE);
+    }
+  }
+
+  /** Was: {@code Version.parse} accepted a sign before the millis ("+1.2@n"). */
+  @Test
+  void versionParse_acceptedASignedTimestamp() {
+    assertThatThrownBy(() -> Version.parse("+1.2@n")).isInstanceOf(IllegalArgumentException.class);
+    assertThatThrownBy(() -> Version.parse("1.+2@n")).isInstanceOf(IllegalArgumentException.class);
+    assertThat(Version.parse("1.2@n")).isEqualTo(Version.of(1, 2, "n"));
+  }
 }
