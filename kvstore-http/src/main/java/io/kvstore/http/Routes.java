@@ -125,17 +125,13 @@ final class Routes {
     for (Route route : table) {
       for (Map.Entry<String, Handler> e : route.methods().entrySet()) {
         Handler handler = e.getValue();
-        Handler tagged = ctx -> {
-          ctx.attribute(ROUTE, route.template());
-          handler.handle(ctx);
-        };
         HandlerType method = HandlerType.findOrCreate(e.getKey());
         if (route.keyed()) {
           // "<key>" needs at least one character; the bare prefix is an empty key (400).
-          cfg.routes.addHttpHandler(method, route.path() + "<key>", tagged);
-          cfg.routes.addHttpHandler(method, route.path(), tagged);
+          cfg.routes.addHttpHandler(method, route.path() + "<key>", handler);
+          cfg.routes.addHttpHandler(method, route.path(), handler);
         } else {
-          cfg.routes.addHttpHandler(method, route.path(), tagged);
+          cfg.routes.addHttpHandler(method, route.path(), handler);
         }
       }
     }
@@ -156,6 +152,10 @@ final class Routes {
     String id = idPrefix + "-" + Long.toHexString(ids.incrementAndGet());
     ctx.attribute(REQUEST_ID, id);
     ctx.header("X-Request-Id", id);
+    Route route = find(ctx.req().getRequestURI());
+    if (route != null) {
+      ctx.attribute(ROUTE, route.template());
+    }
     if (!tokenDigests.isEmpty()
         && !(config.openHealth() && ctx.req().getRequestURI().equals("/health"))) {
       authenticate(ctx);
@@ -190,20 +190,27 @@ final class Routes {
     }
   }
 
+  private Route find(String rawPath) {
+    for (Route route : table) {
+      if (route.matches(rawPath)) {
+        return route;
+      }
+    }
+    return null;
+  }
+
   /** No handler for this method and path: 404, 405 with {@code Allow}, or 204 for OPTIONS. */
   private void noRoute(Context ctx) {
     String path = ctx.req().getRequestURI();
     String method = ctx.req().getMethod();
-    for (Route route : table) {
-      if (route.matches(path)) {
-        ctx.attribute(ROUTE, route.template());
-        if (method.equals("OPTIONS")) {
-          ctx.status(204).header("Allow", route.allow());
-          return;
-        }
-        writeError(ctx, methodNotAllowed(ctx, route.allow()));
+    Route route = find(path);
+    if (route != null) {
+      if (method.equals("OPTIONS")) {
+        ctx.status(204).header("Allow", route.allow());
         return;
       }
+      writeError(ctx, methodNotAllowed(ctx, route.allow()));
+      return;
     }
     writeError(ctx, new ApiError(404, "no_route", "there is no route " + method + " " + path
         + "; see docs/HTTP.md"));

@@ -5,12 +5,17 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import io.kvstore.core.KvStore;
+import io.kvstore.core.Version;
 import io.kvstore.core.Versioned;
+import io.kvstore.core.WriteOptions;
 import java.io.OutputStream;
 import java.net.Socket;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.Optional;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
 import java.util.function.UnaryOperator;
 import org.junit.jupiter.api.AfterEach;
@@ -158,6 +163,52 @@ class HttpErrorsTest {
       assertError(r, 408, "timeout");
     }
     assertThat(http.snapshot()).isEqualTo(before);
+  }
+
+  @Test
+  void bodyTrickledSlowerThanTheRequestTimeout_is408_andStoresNothing() throws Exception {
+    start(KvStore.builder().nodeId("node-1").build(),
+        b -> b.requestTimeout(Duration.ofMillis(300)).idleTimeout(Duration.ofSeconds(20)));
+    HttpFixture.Snapshot before = http.snapshot();
+    ScheduledExecutorService trickler = Executors.newSingleThreadScheduledExecutor();
+    try (Socket s = new Socket("127.0.0.1", http.server.port())) {
+      s.setSoTimeout(20_000);
+      OutputStream out = s.getOutputStream();
+      out.write(("PUT /v1/kv/slow HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n"
+          + "Connection: close\r\n\r\n").getBytes(StandardCharsets.ISO_8859_1));
+      out.flush();
+      // One byte every 50 ms: never idle, but far too slow.
+      trickler.scheduleAtFixedRate(() -> {
+        try {
+          out.write('x');
+          out.flush();
+        } catch (java.io.IOException e) {
+          throw new java.io.UncheckedIOException(e); // ends the schedule
+        }
+      }, 0, 50, TimeUnit.MILLISECONDS);
+
+      HttpFixture.Response<String> r = HttpFixture.parse(s.getInputStream());
+
+      assertError(r, 408, "timeout");
+    } finally {
+      trickler.shutdownNow();
+    }
+    assertThat(http.snapshot()).isEqualTo(before);
+  }
+
+  @Test
+  void writeThatOutlivesTheRequestTimeout_is503Timeout() {
+    KvStore never = new ForwardingKvStore(KvStore.builder().nodeId("node-1").build()) {
+      @Override
+      public CompletableFuture<Version> putAsync(String key, byte[] value, WriteOptions options) {
+        return new CompletableFuture<>();
+      }
+    };
+    start(never, b -> b.requestTimeout(Duration.ofMillis(200)));
+
+    JsonNode body = assertError(http.send("PUT", "/v1/kv/k", "v"), 503, "timeout");
+
+    assertThat(body.get("message").asText()).contains("may still spread");
   }
 
   @Test
