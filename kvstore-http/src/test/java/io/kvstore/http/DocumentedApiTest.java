@@ -79,6 +79,18 @@ class DocumentedApiTest {
     assertThat(body.get("key").asText()).isEqualTo("k");
     assertThat(body.get("value").asText()).isEqualTo("v");
     assertThat(body.get("version").asText()).isEqualTo(version);
+    assertThat(r.header("etag")).isEqualTo("\"" + version + "\"");
+  }
+
+  @Test
+  void head_onGet_answersStatusWithoutBody() {
+    put("k", "v");
+    HttpFixture.Response<String> present = http.send("HEAD", "/get/k");
+    HttpFixture.Response<String> absent = http.send("HEAD", "/get?key=nope");
+    assertThat(present.status()).isEqualTo(200);
+    assertThat(present.body()).isEmpty();
+    assertThat(absent.status()).isEqualTo(404);
+    assertThat(absent.body()).isEmpty();
   }
 
   @ParameterizedTest
@@ -122,6 +134,12 @@ class DocumentedApiTest {
   void set_valueMayContainRawSlashes() {
     assertThat(http.send("POST", "/set/k/a/b").status()).isEqualTo(200);
     assertThat(http.store.getString("k")).contains("a/b");
+  }
+
+  @Test
+  void set_withTrailingSlash_storesEmptyValue() {
+    assertThat(http.send("POST", "/set/k/").status()).isEqualTo(200);
+    assertThat(http.store.getString("k")).contains("");
   }
 
   @Test

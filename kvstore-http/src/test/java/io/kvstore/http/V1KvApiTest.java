@@ -100,6 +100,33 @@ class V1KvApiTest {
     assertThat(same.status()).isEqualTo(304);
     assertThat(same.header("etag")).isEqualTo(tag);
     assertThat(other.status()).isEqualTo(200);
+    assertError(http.send("GET", "/v1/kv/c", null, "If-None-Match", "unquoted"), 400,
+        "invalid_precondition");
+  }
+
+  @Test
+  void put_ifMatch_whenTheKeyChangesBetweenCheckAndWrite_is412AndKeepsTheOtherWrite() {
+    http.close();
+    // A store in which someone else writes the key right after the If-Match check.
+    KvStore racing = new ForwardingKvStore(KvStore.builder().nodeId("node-1").clock(clock).build()) {
+      @Override
+      public java.util.concurrent.CompletableFuture<Version> putAsync(String key, byte[] value,
+          io.kvstore.core.WriteOptions options) {
+        if (options.expectedVersion() != null) {
+          delegate.put(key, "theirs");
+        }
+        return super.putAsync(key, value, options);
+      }
+    };
+    http = HttpFixture.start(racing);
+    String current = put("/v1/kv/race", "mine").header("etag");
+
+    JsonNode body = assertError(put("/v1/kv/race", "late", "If-Match", current), 412,
+        "precondition_failed");
+
+    assertThat(racing.getString("race")).contains("theirs");
+    assertThat(body.get("current").asText())
+        .isEqualTo(racing.getVersioned("race").orElseThrow().version().toString());
   }
 
   @Test
