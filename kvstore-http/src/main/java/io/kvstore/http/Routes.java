@@ -160,6 +160,10 @@ final class Routes {
         && !(config.openHealth() && ctx.req().getRequestURI().equals("/health"))) {
       authenticate(ctx);
     }
+    // Javalin routes by this header when present, so a GET could delete: refuse it outright.
+    if (ctx.req().getHeader("X-HTTP-Method-Override") != null) {
+      throw ApiError.badRequest("X-HTTP-Method-Override is not supported; send the method itself");
+    }
   }
 
   /** Bearer tokens, compared as SHA-256 digests with {@link MessageDigest#isEqual}. */

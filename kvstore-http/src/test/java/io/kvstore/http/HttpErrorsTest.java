@@ -82,6 +82,20 @@ class HttpErrorsTest {
   }
 
   @Test
+  void methodOverrideHeader_isRefused_andStoresNothing() {
+    start();
+    http.store.put("k", "v");
+    HttpFixture.Snapshot before = http.snapshot();
+
+    assertError(http.send("GET", "/v1/kv/k", null, "X-HTTP-Method-Override", "DELETE"), 400,
+        "bad_request");
+    assertError(http.send("POST", "/v1/kv/k", "x", "X-HTTP-Method-Override", "PUT"), 400,
+        "bad_request");
+
+    assertThat(http.snapshot()).isEqualTo(before);
+  }
+
+  @Test
   void options_lists204Allow() {
     start();
     HttpFixture.Response<String> r = http.send("OPTIONS", "/v1/kv/k");
