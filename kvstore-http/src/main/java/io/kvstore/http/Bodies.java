@@ -24,7 +24,8 @@ final class Bodies {
     if (declared > limit) {
       throw tooLarge(limit, "declares " + declared + " bytes");
     }
-    ByteArrayOutputStream out = new ByteArrayOutputStream((int) Math.max(0, Math.min(declared, 65536)));
+    ByteArrayOutputStream out =
+        new ByteArrayOutputStream((int) Math.max(0, Math.min(declared, 65536)));
     byte[] chunk = new byte[8192];
     long total = 0;
     try {

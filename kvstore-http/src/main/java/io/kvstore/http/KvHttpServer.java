@@ -12,6 +12,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Objects;
 import java.util.Set;
+import java.util.concurrent.TimeoutException;
 import org.eclipse.jetty.server.HttpConnectionFactory;
 import org.eclipse.jetty.server.ServerConnector;
 import org.eclipse.jetty.server.handler.GracefulHandler;
@@ -81,15 +82,15 @@ public final class KvHttpServer implements AutoCloseable {
           + "; a server starts once");
     }
     state = State.STARTED;
-    for (MeterBinder binder : config.meterBinders()) {
-      binder.bindTo(registry);
-    }
     JsonErrorHandler errors = new JsonErrorHandler();
     Routes routes = new Routes(store, config, metrics, watches, registry);
     QueuedThreadPool threads = new QueuedThreadPool(config.maxThreads(), 4,
         (int) Math.min(Integer.MAX_VALUE, Duration.ofMinutes(1).toMillis()));
     threads.setName("kvstore-http");
     try {
+      for (MeterBinder binder : config.meterBinders()) {
+        binder.bindTo(registry);
+      }
       app = Javalin.create(cfg -> {
         cfg.startup.showJavalinBanner = false;
         cfg.startup.showOldJavalinVersionWarning = false;
@@ -197,7 +198,16 @@ public final class KvHttpServer implements AutoCloseable {
     try {
       app.stop();
     } catch (RuntimeException e) {
-      log.warn("the HTTP server did not stop cleanly: {}", e.toString());
+      boolean timedOut = false;
+      for (Throwable t = e; t != null; t = t.getCause()) {
+        timedOut |= t instanceof TimeoutException;
+      }
+      if (timedOut) {
+        log.warn("in-flight requests did not finish within shutdownTimeout ({}); their connections "
+            + "were closed", config.shutdownTimeout());
+      } else {
+        log.warn("the HTTP server did not stop cleanly: {}", e.toString());
+      }
     }
   }
 

@@ -76,11 +76,13 @@ final class Routes {
     exact("/get", getAndHead(ctx -> kv.get(ctx, null)));
     keyed("/get/{key}", "/get/", getAndHead(ctx -> kv.get(ctx, rest(ctx, "/get/"))));
     exact("/delete", Map.of("DELETE", ctx -> kv.delete(ctx, null)));
-    keyed("/delete/{key}", "/delete/", Map.of("DELETE", ctx -> kv.delete(ctx, rest(ctx, "/delete/"))));
+    keyed("/delete/{key}", "/delete/",
+        Map.of("DELETE", ctx -> kv.delete(ctx, rest(ctx, "/delete/"))));
     keyed("/set/{key}/{value}", "/set/", Map.of("POST", ctx -> kv.set(ctx, rest(ctx, "/set/"))));
 
     exact("/v1/kv", getAndHead(kv::v1List));
-    Map<String, Handler> v1 = new LinkedHashMap<>(getAndHead(ctx -> kv.v1Get(ctx, rest(ctx, "/v1/kv/"))));
+    Map<String, Handler> v1 =
+        new LinkedHashMap<>(getAndHead(ctx -> kv.v1Get(ctx, rest(ctx, "/v1/kv/"))));
     v1.put("PUT", ctx -> kv.v1Put(ctx, rest(ctx, "/v1/kv/")));
     v1.put("DELETE", ctx -> kv.v1Delete(ctx, rest(ctx, "/v1/kv/")));
     keyed("/v1/kv/{key}", "/v1/kv/", v1);

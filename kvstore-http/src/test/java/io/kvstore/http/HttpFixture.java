@@ -89,7 +89,7 @@ final class HttpFixture implements AutoCloseable {
     }
   }
 
-  /** Sends a hand-written request over a plain socket; {@code Connection: close} is up to the caller. */
+  /** Sends a hand-written request over a plain socket; the caller adds {@code Connection: close}. */
   Response<String> raw(byte[] request) {
     try (Socket s = new Socket("127.0.0.1", server.port())) {
       s.setSoTimeout(20_000);
