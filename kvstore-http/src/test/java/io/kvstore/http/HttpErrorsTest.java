@@ -106,33 +106,41 @@ class HttpErrorsTest {
   @Test
   void urlOverTheLimit_is414Json() {
     start(KvStore.builder().nodeId("node-1").build(), b -> b.maxHeaderBytes(4096));
-    HttpFixture.Response<String> r = http.raw("GET /v1/kv/" + "a".repeat(5000)
-        + " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    HttpFixture.Snapshot before = http.snapshot();
+    HttpFixture.Response<String> r = http.raw("PUT /v1/kv/" + "a".repeat(5000)
+        + " HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nConnection: close\r\n\r\nv");
     assertError(r, 414, "uri_too_long");
+    assertThat(http.snapshot()).isEqualTo(before);
   }
 
   @Test
   void headersOverTheLimit_is431Json() {
     start(KvStore.builder().nodeId("node-1").build(), b -> b.maxHeaderBytes(4096));
-    HttpFixture.Response<String> r = http.raw("GET /health HTTP/1.1\r\nHost: x\r\nX-Big: "
-        + "b".repeat(5000) + "\r\nConnection: close\r\n\r\n");
+    HttpFixture.Snapshot before = http.snapshot();
+    HttpFixture.Response<String> r = http.raw("PUT /v1/kv/k HTTP/1.1\r\nHost: x\r\nX-Big: "
+        + "b".repeat(5000) + "\r\nContent-Length: 1\r\nConnection: close\r\n\r\nv");
     assertError(r, 431, "headers_too_large");
+    assertThat(http.snapshot()).isEqualTo(before);
   }
 
   @Test
   void pathClimbingAboveTheRoot_is400Json() {
     start();
+    HttpFixture.Snapshot before = http.snapshot();
     assertError(http.raw("GET /get/%2e%2e/%2e%2e/x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
         400, "bad_request");
     assertError(http.raw("PUT /../x HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n"
         + "Connection: close\r\n\r\n"), 400, "bad_request");
+    assertThat(http.snapshot()).isEqualTo(before);
   }
 
   @Test
   void malformedRequest_is400Json() {
     start();
+    HttpFixture.Snapshot before = http.snapshot();
     assertError(http.raw("PUT /v1/kv/k HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n"
         + "Connection: close\r\n\r\n"), 400, "bad_request");
+    assertThat(http.snapshot()).isEqualTo(before);
   }
 
   @Test
