@@ -1,0 +1,348 @@
+package io.kvstore.http;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.javalin.http.Context;
+import io.kvstore.core.KvStore;
+import io.kvstore.core.Version;
+import io.kvstore.core.Versioned;
+import io.kvstore.core.WriteConcern;
+import io.kvstore.core.WriteOptions;
+import java.nio.ByteBuffer;
+import java.nio.CharBuffer;
+import java.nio.charset.CharacterCodingException;
+import java.nio.charset.CodingErrorAction;
+import java.nio.charset.StandardCharsets;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.Base64;
+import java.util.Collections;
+import java.util.Iterator;
+import java.util.List;
+import java.util.Locale;
+import java.util.Set;
+
+/**
+ * The key-value routes: the documented API ({@code /put}, {@code /get}, {@code /delete},
+ * {@code /set}) and {@code /v1/kv}. Keys in paths are taken from the raw request URI and strictly
+ * percent-decoded here (see {@link UrlCodec}), then validated by the store.
+ */
+final class KvApi {
+  /** Total value bytes in one listing page with values; the page ends early beyond it. */
+  static final int MAX_LIST_VALUE_BYTES = 4 * 1024 * 1024;
+  static final int DEFAULT_LIST_LIMIT = 100;
+  static final String EXPIRES_HEADER = "Kvstore-Expires-At";
+
+  private static final Set<String> NONE = Set.of();
+  private static final Set<String> KEY = Set.of("key");
+  private static final Set<String> V1_PUT = Set.of("ttl", "consistency");
+  private static final Set<String> V1_DELETE = Set.of("consistency");
+  private static final Set<String> V1_LIST = Set.of("prefix", "limit", "startAfter", "values");
+
+  private final KvStore store;
+  private final KvHttpServerConfig config;
+  private final StoreCalls calls;
+
+  KvApi(KvStore store, KvHttpServerConfig config) {
+    this.store = store;
+    this.config = config;
+    this.calls = new StoreCalls(store);
+  }
+
+  // ---- the documented API ----------------------------------------------------------------------
+
+  void put(Context ctx) {
+    QueryParams.parse(ctx.queryString(), NONE);
+    Bodies.requireJson(ctx);
+    JsonNode body = Json.parse(Bodies.read(ctx, config.maxBodyBytes(), Routes.deadline(ctx, config)));
+    if (!body.isObject()) {
+      throw new ApiError(400, "invalid_json", "the body must be a JSON object like "
+          + "{\"key\": \"k\", \"value\": \"v\"}, not " + typeOf(body));
+    }
+    for (Iterator<String> names = body.fieldNames(); names.hasNext(); ) {
+      String name = names.next();
+      if (!name.equals("key") && !name.equals("value")) {
+        throw new ApiError(400, "invalid_field", "unknown field '" + name
+            + "'; the body has exactly the fields key and value");
+      }
+    }
+    String key = textField(body, "key");
+    String value = textField(body, "value");
+    byte[] bytes = utf8(value, "field 'value'");
+    Version version = calls.put(key, bytes, WriteOptions.defaults(), Routes.deadline(ctx, config));
+    respondEntry(ctx, key, value, version);
+  }
+
+  void get(Context ctx, String rawRest) {
+    String key = documentedKey(ctx, rawRest, "GET /get?key=k or GET /get/k");
+    Versioned v = calls.read(key).orElseThrow(() -> notFound(key));
+    respondEntry(ctx, key, v.valueAsString(), v.version());
+  }
+
+  void delete(Context ctx, String rawRest) {
+    String key = documentedKey(ctx, rawRest, "DELETE /delete?key=k or DELETE /delete/k");
+    boolean deleted = calls.delete(key, WriteOptions.defaults(), Routes.deadline(ctx, config));
+    respondDeleted(ctx, key, deleted);
+  }
+
+  void set(Context ctx, String rawRest) {
+    QueryParams.parse(ctx.queryString(), NONE);
+    int slash = rawRest.indexOf('/');
+    if (slash < 0) {
+      throw ApiError.badRequest("POST /set/{key}/{value} needs a value after the key; "
+          + "write a '/' inside the key as %2F");
+    }
+    String key = UrlCodec.decodePath(rawRest.substring(0, slash), "key");
+    String value = UrlCodec.decodePath(rawRest.substring(slash + 1), "value");
+    Version version = calls.put(key, value.getBytes(StandardCharsets.UTF_8), WriteOptions.defaults(),
+        Routes.deadline(ctx, config));
+    respondEntry(ctx, key, value, version);
+  }
+
+  /** {@code /get/key=k} (the original documentation's form), {@code /get/k} or {@code ?key=k}. */
+  private static String documentedKey(Context ctx, String rawRest, String usage) {
+    QueryParams q = QueryParams.parse(ctx.queryString(), rawRest == null ? KEY : NONE);
+    if (rawRest != null) {
+      String raw = rawRest.startsWith("key=") ? rawRest.substring(4) : rawRest;
+      return UrlCodec.decodePath(raw, "key");
+    }
+    return q.get("key").orElseThrow(() -> ApiError.invalidKey("no key given; use " + usage));
+  }
+
+  private static String textField(JsonNode body, String name) {
+    JsonNode node = body.get(name);
+    if (node == null) {
+      throw new ApiError(400, "missing_field", "field '" + name + "' is missing; the body is "
+          + "{\"key\": \"k\", \"value\": \"v\"}");
+    }
+    if (!node.isTextual()) {
+      throw new ApiError(400, "invalid_field", "field '" + name + "' must be a string, was "
+          + typeOf(node));
+    }
+    return node.textValue();
+  }
+
+  private static String typeOf(JsonNode node) {
+    return node.getNodeType().name().toLowerCase(Locale.ROOT);
+  }
+
+  private static byte[] utf8(String s, String what) {
+    try {
+      ByteBuffer b = StandardCharsets.UTF_8.newEncoder()
+          .onMalformedInput(CodingErrorAction.REPORT)
+          .onUnmappableCharacter(CodingErrorAction.REPORT)
+          .encode(CharBuffer.wrap(s));
+      byte[] out = new byte[b.remaining()];
+      b.get(out);
+      return out;
+    } catch (CharacterCodingException e) {
+      throw new ApiError(400, "invalid_field", what + " has an unpaired surrogate: it is not valid "
+          + "Unicode");
+    }
+  }
+
+  private static void respondEntry(Context ctx, String key, String value, Version version) {
+    ObjectNode out = Json.object();
+    out.put("key", key);
+    out.put("value", value);
+    out.put("version", version.toString());
+    ctx.header("ETag", ETags.of(version));
+    Routes.json(ctx, 200, out);
+  }
+
+  private static void respondDeleted(Context ctx, String key, boolean deleted) {
+    ObjectNode out = Json.object();
+    out.put("key", key);
+    out.put("deleted", deleted);
+    Routes.json(ctx, 200, out);
+  }
+
+  private static ApiError notFound(String key) {
+    return new ApiError(404, "not_found", "no value for key '" + key + "'");
+  }
+
+  // ---- /v1/kv ----------------------------------------------------------------------------------
+
+  void v1Get(Context ctx, String rawRest) {
+    QueryParams.parse(ctx.queryString(), NONE);
+    String key = UrlCodec.decodePath(rawRest, "key");
+    ETags.Condition ifNoneMatch = ETags.parse("If-None-Match", header(ctx, "If-None-Match"));
+    Versioned v = calls.read(key).orElseThrow(() -> notFound(key));
+    ctx.header("ETag", ETags.of(v.version()));
+    v.expiresAt().ifPresent(at -> ctx.header(EXPIRES_HEADER, at.toString()));
+    if (ifNoneMatch != null && ifNoneMatch.matchesWeak(v.version())) {
+      ctx.status(304);
+      return;
+    }
+    ctx.res().setCharacterEncoding(null); // raw bytes have no charset
+    ctx.status(200).contentType("application/octet-stream").result(v.value());
+  }
+
+  void v1Put(Context ctx, String rawRest) {
+    QueryParams q = QueryParams.parse(ctx.queryString(), V1_PUT);
+    String key = UrlCodec.decodePath(rawRest, "key");
+    WriteOptions options = concern(q);
+    Duration ttl = q.get("ttl").map(Ttls::parse).orElse(null);
+    if (ttl != null) {
+      options = options.withTtl(ttl);
+    }
+    ETags.Condition ifMatch = ETags.parse("If-Match", header(ctx, "If-Match"));
+    ETags.Condition ifNoneMatch = ETags.parse("If-None-Match", header(ctx, "If-None-Match"));
+    if (ifMatch != null && ifNoneMatch != null) {
+      throw new ApiError(400, "invalid_precondition",
+          "send If-Match or If-None-Match, not both");
+    }
+    if (ifNoneMatch != null && !ifNoneMatch.any()) {
+      throw new ApiError(400, "invalid_precondition",
+          "on writes only If-None-Match: * (create only) is supported");
+    }
+    byte[] value = Bodies.read(ctx, config.maxBodyBytes(), Routes.deadline(ctx, config));
+    if (ifMatch != null) {
+      options = options.ifVersion(matchingVersion(key, ifMatch));
+    } else if (ifNoneMatch != null) {
+      options = options.ifAbsent();
+    }
+    Version version = calls.put(key, value, options, Routes.deadline(ctx, config));
+    ObjectNode out = Json.object();
+    out.put("key", key);
+    out.put("version", version.toString());
+    if (ttl != null) {
+      // The store computes expiry the same way: the write's physical time plus the TTL.
+      String at = Instant.ofEpochMilli(version.physicalMillis() + ttl.toMillis()).toString();
+      out.put("expiresAt", at);
+      ctx.header(EXPIRES_HEADER, at);
+    }
+    ctx.header("ETag", ETags.of(version));
+    Routes.json(ctx, 200, out);
+  }
+
+  void v1Delete(Context ctx, String rawRest) {
+    QueryParams q = QueryParams.parse(ctx.queryString(), V1_DELETE);
+    String key = UrlCodec.decodePath(rawRest, "key");
+    WriteOptions options = concern(q);
+    ETags.Condition ifMatch = ETags.parse("If-Match", header(ctx, "If-Match"));
+    if (header(ctx, "If-None-Match") != null) {
+      throw new ApiError(400, "invalid_precondition", "If-None-Match has no meaning for DELETE");
+    }
+    if (ifMatch != null) {
+      options = options.ifVersion(matchingVersion(key, ifMatch));
+    }
+    respondDeleted(ctx, key, calls.delete(key, options, Routes.deadline(ctx, config)));
+  }
+
+  /**
+   * Evaluates {@code If-Match} against the current version and returns that version, so the write
+   * can be made conditional on it: if the key changes in between, the store refuses the write (412).
+   */
+  private Version matchingVersion(String key, ETags.Condition ifMatch) {
+    Version current = calls.read(key).map(Versioned::version).orElse(null);
+    if (!ifMatch.matchesStrong(current)) {
+      ApiError e = new ApiError(412, "precondition_failed", current == null
+          ? "If-Match failed: key '" + key + "' has no value; nothing was written"
+          : "If-Match failed: key '" + key + "' is at version " + current + "; nothing was written");
+      if (current != null) {
+        e.header("ETag", ETags.of(current)).field("current", current.toString());
+      }
+      throw e;
+    }
+    return current;
+  }
+
+  private static WriteOptions concern(QueryParams q) {
+    String c = q.get("consistency").orElse(null);
+    if (c == null) {
+      return WriteOptions.defaults();
+    }
+    switch (c.toLowerCase(Locale.ROOT)) {
+      case "one":
+        return WriteOptions.concern(WriteConcern.ONE);
+      case "quorum":
+        return WriteOptions.concern(WriteConcern.QUORUM);
+      case "all":
+        return WriteOptions.concern(WriteConcern.ALL);
+      default:
+        throw ApiError.invalidParameter("consistency must be one, quorum or all, was '" + c + "'");
+    }
+  }
+
+  void v1List(Context ctx) {
+    QueryParams q = QueryParams.parse(ctx.queryString(), V1_LIST);
+    String prefix = q.get("prefix").orElse("");
+    String startAfter = q.get("startAfter").orElse(null);
+    int max = store.config().maxScanLimit();
+    int limit = DEFAULT_LIST_LIMIT > max ? max : DEFAULT_LIST_LIMIT;
+    if (q.has("limit")) {
+      String text = q.get("limit").orElseThrow();
+      try {
+        limit = Integer.parseInt(text);
+      } catch (NumberFormatException e) {
+        limit = -1;
+      }
+      if (limit < 1 || limit > max) {
+        throw ApiError.invalidParameter("limit must be an integer from 1 to " + max
+            + " (maxScanLimit), was '" + text + "'");
+      }
+    }
+    boolean values = false;
+    if (q.has("values")) {
+      String text = q.get("values").orElseThrow();
+      if (text.equals("true")) {
+        values = true;
+      } else if (!text.equals("false")) {
+        throw ApiError.invalidParameter("values must be true or false, was '" + text + "'");
+      }
+    }
+    // One more than asked tells whether another page follows.
+    int fetch = limit < max ? limit + 1 : limit;
+    List<Versioned> page = store.scan(prefix, startAfter, fetch);
+    ArrayNode items = Json.MAPPER.createArrayNode();
+    long valueBytes = 0;
+    String last = null;
+    int taken = 0;
+    for (Versioned v : page) {
+      if (taken == limit || (values && taken > 0 && valueBytes + v.valueLength()
+          > MAX_LIST_VALUE_BYTES)) {
+        break;
+      }
+      ObjectNode item = items.addObject();
+      item.put("key", v.key());
+      item.put("version", v.version().toString());
+      v.expiresAt().ifPresent(at -> item.put("expiresAt", at.toString()));
+      if (values) {
+        putValue(item, v.value());
+        valueBytes += v.valueLength();
+      }
+      last = v.key();
+      taken++;
+    }
+    boolean more = taken < page.size() || (fetch == limit && page.size() == limit);
+    ObjectNode out = Json.object();
+    out.put("prefix", prefix);
+    out.set("items", items);
+    if (more) {
+      out.put("nextStartAfter", last);
+    } else {
+      out.putNull("nextStartAfter");
+    }
+    Routes.json(ctx, 200, out);
+  }
+
+  /** Valid UTF-8 as {@code value}; anything else as {@code valueBase64}. */
+  private static void putValue(ObjectNode item, byte[] value) {
+    try {
+      String text = StandardCharsets.UTF_8.newDecoder()
+          .onMalformedInput(CodingErrorAction.REPORT)
+          .onUnmappableCharacter(CodingErrorAction.REPORT)
+          .decode(ByteBuffer.wrap(value)).toString();
+      item.put("value", text);
+    } catch (CharacterCodingException e) {
+      item.put("valueBase64", Base64.getEncoder().encodeToString(value));
+    }
+  }
+
+  private static String header(Context ctx, String name) {
+    List<String> values = Collections.list(ctx.req().getHeaders(name));
+    return values.isEmpty() ? null : String.join(", ", values);
+  }
+}

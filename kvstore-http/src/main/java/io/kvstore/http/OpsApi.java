@@ -1,0 +1,72 @@
+package io.kvstore.http;
+
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.javalin.http.Context;
+import io.kvstore.core.ClusterView;
+import io.kvstore.core.KvStore;
+import io.kvstore.core.Member;
+import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
+import java.util.Locale;
+import java.util.Set;
+
+/** {@code /health}, {@code /ready}, {@code /v1/cluster} and {@code /metrics}. */
+final class OpsApi {
+  static final String PROMETHEUS_TEXT = "text/plain; version=0.0.4; charset=utf-8";
+
+  private final KvStore store;
+  private final PrometheusMeterRegistry registry;
+
+  OpsApi(KvStore store, PrometheusMeterRegistry registry) {
+    this.store = store;
+    this.registry = registry;
+  }
+
+  void health(Context ctx) {
+    QueryParams.parse(ctx.queryString(), Set.of());
+    ObjectNode out = Json.object();
+    out.put("status", "serving");
+    out.put("node", store.config().nodeId());
+    Routes.json(ctx, 200, out);
+  }
+
+  void ready(Context ctx) {
+    QueryParams.parse(ctx.queryString(), Set.of());
+    ClusterView view = store.cluster();
+    if (!view.isReady()) {
+      throw new ApiError(503, "not_ready", "node '" + view.self().nodeId()
+          + "' has not finished joining and synchronising with its cluster");
+    }
+    ObjectNode out = Json.object();
+    out.put("ready", true);
+    out.put("node", view.self().nodeId());
+    Routes.json(ctx, 200, out);
+  }
+
+  void cluster(Context ctx) {
+    QueryParams.parse(ctx.queryString(), Set.of());
+    ClusterView view = store.cluster();
+    ObjectNode out = Json.object();
+    out.set("self", member(view.self()));
+    out.put("ready", view.isReady());
+    ArrayNode members = out.putArray("members");
+    for (Member m : view.members()) {
+      members.add(member(m));
+    }
+    Routes.json(ctx, 200, out);
+  }
+
+  private static ObjectNode member(Member m) {
+    ObjectNode node = Json.object();
+    node.put("id", m.nodeId());
+    node.put("membershipAddress", m.membershipAddress());
+    node.put("dataAddress", m.dataAddress());
+    node.put("status", m.status().name().toLowerCase(Locale.ROOT));
+    return node;
+  }
+
+  void metrics(Context ctx) {
+    QueryParams.parse(ctx.queryString(), Set.of());
+    ctx.status(200).contentType(PROMETHEUS_TEXT).result(registry.scrape());
+  }
+}

@@ -1,0 +1,143 @@
+package io.kvstore.http;
+
+import static io.kvstore.http.HttpFixture.assertError;
+import static io.kvstore.http.HttpFixture.json;
+import static org.assertj.core.api.Assertions.assertThat;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import io.kvstore.core.KvStore;
+import io.micrometer.core.instrument.Gauge;
+import java.util.Arrays;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+
+/** Health, readiness, cluster view, metrics, and write concerns over a (fake) two-node cluster. */
+@Timeout(value = 60, unit = TimeUnit.SECONDS)
+class OpsApiTest {
+  private HttpFixture http;
+
+  @AfterEach
+  void stop() {
+    if (http != null) {
+      http.close();
+    }
+  }
+
+  private FakeClusterReplicator startClustered() {
+    FakeClusterReplicator replicator = new FakeClusterReplicator("node-1");
+    http = HttpFixture.start(KvStore.builder().nodeId("node-1").replicator(replicator).build());
+    return replicator;
+  }
+
+  @Test
+  void health_is200WhileServing() {
+    http = HttpFixture.start(KvStore.builder().nodeId("node-1").build());
+    HttpFixture.Response<String> r = http.send("GET", "/health");
+    assertThat(r.status()).isEqualTo(200);
+    assertThat(r.header("content-type")).startsWith("application/json");
+    assertThat(json(r).get("status").asText()).isEqualTo("serving");
+  }
+
+  @Test
+  void ready_followsTheClusterView() {
+    FakeClusterReplicator replicator = startClustered();
+    assertThat(http.send("GET", "/ready").status()).isEqualTo(200);
+
+    replicator.ready(false);
+    assertError(http.send("GET", "/ready"), 503, "not_ready");
+
+    replicator.ready(true);
+    assertThat(json(http.send("GET", "/ready")).get("ready").asBoolean()).isTrue();
+  }
+
+  @Test
+  void cluster_standalone_listsOnlyItself() {
+    http = HttpFixture.start(KvStore.builder().nodeId("solo").build());
+    JsonNode body = json(http.send("GET", "/v1/cluster"));
+
+    assertThat(body.get("self").get("id").asText()).isEqualTo("solo");
+    assertThat(body.get("self").get("status").asText()).isEqualTo("alive");
+    assertThat(body.get("ready").asBoolean()).isTrue();
+    assertThat(body.get("members")).hasSize(1);
+    assertThat(body.get("members").get(0).get("dataAddress").isNull()).isTrue();
+  }
+
+  @Test
+  void cluster_listsMembersWithAddressesAndStatus() {
+    startClustered();
+    JsonNode body = json(http.send("GET", "/v1/cluster"));
+
+    assertThat(body.get("self").get("id").asText()).isEqualTo("node-1");
+    JsonNode peer = body.get("members").get(1);
+    assertThat(peer.get("id").asText()).isEqualTo("node-2");
+    assertThat(peer.get("membershipAddress").asText()).isEqualTo("127.0.0.1:7002");
+    assertThat(peer.get("dataAddress").asText()).isEqualTo("127.0.0.1:7102");
+    assertThat(peer.get("status").asText()).isEqualTo("alive");
+  }
+
+  @Test
+  void unmetWriteConcern_is503WithCountsAndTheWriteStaysLocal() {
+    startClustered();
+
+    JsonNode body = assertError(http.send("PUT", "/v1/kv/k?consistency=quorum", "v"), 503,
+        "write_concern_not_met");
+    JsonNode all = assertError(http.send("DELETE", "/v1/kv/k?consistency=all"), 503,
+        "write_concern_not_met");
+
+    assertThat(body.get("concern").asText()).isEqualTo("quorum");
+    assertThat(body.get("required").asInt()).isEqualTo(2);
+    assertThat(body.get("acknowledged").asInt()).isEqualTo(1);
+    assertThat(body.get("message").asText()).contains("may still spread");
+    assertThat(all.get("concern").asText()).isEqualTo("all");
+  }
+
+  @Test
+  void writeConcernOne_succeedsOnTheCluster() {
+    startClustered();
+    assertThat(http.send("PUT", "/v1/kv/k?consistency=one", "v").status()).isEqualTo(200);
+    assertThat(http.send("PUT", "/v1/kv/k", "v").status()).isEqualTo(200);
+    assertThat(http.store.getString("k")).contains("v");
+  }
+
+  @Test
+  void metrics_arePrometheusTextWithRequestStoreAndExtraMeters() {
+    http = HttpFixture.start(KvStore.builder().nodeId("node-1").build(),
+        b -> b.meterBinder(registry -> Gauge.builder("kvstore.replication.peers", () -> 2)
+            .register(registry)));
+    http.send("PUT", "/v1/kv/k", "v");
+    http.send("GET", "/v1/kv/k");
+    http.send("GET", "/nowhere");
+
+    HttpFixture.Response<String> r = http.send("GET", "/metrics");
+
+    assertThat(r.status()).isEqualTo(200);
+    assertThat(r.header("content-type")).startsWith("text/plain");
+    String text = r.body();
+    assertThat(value(line(text, "kvstore_http_requests_seconds_count{",
+        "method=\"PUT\"", "route=\"/v1/kv/{key}\"", "status=\"200\""))).isEqualTo(1.0);
+    assertThat(value(line(text, "kvstore_http_requests_seconds_count{",
+        "method=\"GET\"", "route=\"unmatched\"", "status=\"404\""))).isEqualTo(1.0);
+    assertThat(value(line(text, "kvstore_http_requests_seconds_bucket{", "method=\"PUT\"",
+        "route=\"/v1/kv/{key}\"", "le=\"+Inf\""))).isEqualTo(1.0);
+    assertThat(line(text, "kvstore_http_requests_seconds_bucket{", "le=\"0.1\"")).isNotNull();
+    assertThat(value(line(text, "kvstore_store_puts_total"))).isEqualTo(1.0);
+    assertThat(value(line(text, "kvstore_store_gets_total"))).isEqualTo(1.0);
+    assertThat(value(line(text, "kvstore_store_live_entries"))).isEqualTo(1.0);
+    assertThat(value(line(text, "kvstore_replication_peers"))).isEqualTo(2.0);
+  }
+
+  private static double value(String line) {
+    return Double.parseDouble(line.substring(line.lastIndexOf(' ') + 1));
+  }
+
+  /** The first sample line starting with {@code start} and containing every part. */
+  private static String line(String text, String start, String... parts) {
+    return Arrays.stream(text.split("\n"))
+        .filter(l -> l.startsWith(start) && Arrays.stream(parts).allMatch(l::contains))
+        .findFirst()
+        .orElseThrow(() -> new AssertionError("no line " + start + " " + Arrays.toString(parts)
+            + " in\n" + text));
+  }
+}
