@@ -530,7 +530,7 @@ final class Frames {
     int value = 0;
     for (int shift = 0; shift < 35; shift += 7) {
       int b = in.readUnsignedByte();
-      if (shift == 28 && (b & 0xF0) != 0) {
+      if (shift == 28 && (b & 0xF8) != 0) {
         throw new MalformedFrameException("varint larger than 2^31 - 1");
       }
       value |= (b & 0x7F) << shift;

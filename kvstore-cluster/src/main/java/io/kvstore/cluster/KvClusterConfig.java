@@ -194,10 +194,10 @@ public record KvClusterConfig(
           "membershipPort and dataPort must differ, both were " + membershipPort);
     }
     Objects.requireNonNull(seeds, "seeds");
-    seeds = List.copyOf(seeds);
     for (String seed : seeds) {
       requireAddress("seed", seed);
     }
+    seeds = List.copyOf(seeds);
     requirePositive("pingInterval", pingInterval);
     requirePositive("pingTimeout", pingTimeout);
     if (pingTimeout.compareTo(pingInterval) >= 0) {
