@@ -160,7 +160,8 @@ public final class ClusterReplicator implements Replicator {
       int port = dataPlane.bind(config.host(), config.dataPort());
       dataAddress = config.advertiseHost() + ":" + port;
       membership = new Membership(config,
-          new NodeMetadata(id, dataAddress, Frames.PROTOCOL_VERSION, config.clusterName()), faults);
+          new NodeMetadata(id, dataAddress, Frames.PROTOCOL_VERSION, config.clusterName()), faults,
+          stats.membershipMessagesRefused::increment);
       membership.start(change -> execute(() -> onChange(change)));
       self = new Member(id, membership.address(), dataAddress, Member.Status.ALIVE);
       execute(this::rebuild);

@@ -141,7 +141,7 @@ public final class KvClusterBuilder {
   }
 
   /**
-   * How often the failure detector pings a member (default 700 ms); see
+   * How often the failure detector pings a member (default 600 ms); see
    * {@link KvClusterConfig#DEFAULT_PING_INTERVAL}.
    *
    * @param interval a positive duration longer than the ping timeout
@@ -153,7 +153,7 @@ public final class KvClusterBuilder {
   }
 
   /**
-   * How long a ping waits for its answer (default 350 ms).
+   * How long a ping waits for its answer (default 300 ms).
    *
    * @param timeout a positive duration shorter than the ping interval
    * @return this builder

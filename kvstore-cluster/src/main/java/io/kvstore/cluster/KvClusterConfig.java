@@ -11,9 +11,10 @@ import java.util.regex.Pattern;
  * every field has a {@code DEFAULT_*} constant that explains its trade-off. docs/CLUSTER.md has the same
  * table with the timings worked out.
  *
- * <p>The failure-detector defaults remove a killed member of a 3-node cluster in about 6 s and of a 4 to
- * 7-node cluster in about 8 s: removal takes up to {@code 2 × pingInterval} to suspect, then
- * {@code suspicionMultiplier × ceil(log2(members + 1)) × pingInterval}.
+ * <p>With the failure-detector defaults a killed member is removed within about 5.4 s in a 3-node
+ * cluster and 7.2 s with 4 to 7 members: suspecting it takes up to {@code 3 × pingInterval} (waiting
+ * for its turn to be pinged, then the direct and indirect pings), then the suspicion timeout
+ * {@code suspicionMultiplier × ceil(log2(members + 1)) × pingInterval} runs (3.6 s and 5.4 s).
  *
  * @param nodeId this node's id: stamped into every version it writes and unique in the cluster
  * @param clusterName the cluster's name (2 to 64 characters of {@code A-Z a-z 0-9 _ -}): nodes with
@@ -76,22 +77,22 @@ public record KvClusterConfig(
   /** 7947, next to the membership port. */
   public static final int DEFAULT_DATA_PORT = 7947;
   /**
-   * 700 ms. Each ping costs one small message; a shorter interval detects failures sooner but, on a
-   * loaded machine, makes false suspicions (and with them false removals) more likely. ScaleCube's own
-   * 200 ms setting falsely removed healthy nodes during JVM warm-up.
+   * 600 ms. Each ping costs one small message; a shorter interval detects failures sooner but, on a
+   * loaded machine, makes false suspicions (and with them false removals) more likely: with 200 ms
+   * pings, and so a 1.2 s suspicion timeout, ScaleCube removed healthy nodes during JVM warm-up.
    */
-  public static final Duration DEFAULT_PING_INTERVAL = Duration.ofMillis(700);
+  public static final Duration DEFAULT_PING_INTERVAL = Duration.ofMillis(600);
   /**
-   * 350 ms, half the interval: the rest of the interval is left for the indirect pings. Too short
-   * turns GC pauses into suspicions; suspicion alone removes no one, the suspect refutes it.
+   * 300 ms, half the interval: the other half is left for the indirect pings. Too short turns GC pauses
+   * into suspicions; a suspicion alone removes no one, the suspect refutes it by gossip.
    */
-  public static final Duration DEFAULT_PING_TIMEOUT = Duration.ofMillis(350);
+  public static final Duration DEFAULT_PING_TIMEOUT = Duration.ofMillis(300);
   /** 2 members ask a silent member on our behalf, so one slow link does not cause a suspicion. */
   public static final int DEFAULT_PING_REQUEST_MEMBERS = 2;
   /**
-   * 3. A suspect is removed after {@code 3 × ceil(log2(members + 1)) × pingInterval} (4.2 s with 3
-   * members, 6.3 s with 4 to 7): long enough for a paused node to refute, short enough to stop
-   * replicating to a dead one within about 8 s.
+   * 3. A suspect is removed after {@code 3 × ceil(log2(members + 1)) × pingInterval} (3.6 s with 3
+   * members, 5.4 s with 4 to 7, 7.2 s with 8 to 15): long enough for a paused node to refute, short
+   * enough to stop replicating to a dead one of a cluster of up to 7 within 8 s.
    */
   public static final int DEFAULT_SUSPICION_MULTIPLIER = 3;
   /**

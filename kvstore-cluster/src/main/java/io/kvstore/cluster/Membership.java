@@ -43,10 +43,14 @@ final class Membership {
   private final NodeMetadataCodec metadataCodec = new NodeMetadataCodec();
   private volatile Cluster cluster;
 
-  Membership(KvClusterConfig config, NodeMetadata self, FaultHooks faults) {
+  private final Runnable onRefusedMessage;
+
+  Membership(KvClusterConfig config, NodeMetadata self, FaultHooks faults,
+      Runnable onRefusedMessage) {
     this.config = config;
     this.self = self;
     this.faults = faults;
+    this.onRefusedMessage = onRefusedMessage;
   }
 
   /**
@@ -64,7 +68,7 @@ final class Membership {
         .metadataTimeout(millis(config.metadataTimeout()))
         .transport(t -> t
             .port(config.membershipPort())
-            .messageCodec(new ScaleCubeMessageCodec())
+            .messageCodec(new ScaleCubeMessageCodec(onRefusedMessage))
             .maxFrameLength(ScaleCubeMessageCodec.MAX_MESSAGE_BYTES)
             .connectTimeout(millis(config.connectTimeout()))
             .transportFactory(new MembershipTransportFactory(config.host(),

@@ -20,6 +20,8 @@ package io.kvstore.cluster;
  * @param antiEntropyKeysPulled keys this node fetched from peers in its anti-entropy rounds
  * @param malformedFrames frames that broke the wire format or the protocol (the connection was closed)
  * @param handshakeFailures data-plane handshakes refused or failed, in either direction
+ * @param membershipMessagesRefused messages on the membership port that were not exactly one of
+ *     ScaleCube's protocol messages (garbage, Java serialization, wrong shapes); dropped unread
  * @param connectedPeers peers this node currently has a working outgoing connection to
  */
 public record ReplicationStats(
@@ -37,4 +39,5 @@ public record ReplicationStats(
     long antiEntropyKeysPulled,
     long malformedFrames,
     long handshakeFailures,
+    long membershipMessagesRefused,
     int connectedPeers) {}

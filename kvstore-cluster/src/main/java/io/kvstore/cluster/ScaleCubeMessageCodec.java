@@ -25,6 +25,8 @@ import java.util.HashMap;
 import java.util.Iterator;
 import java.util.Map;
 import java.util.Set;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * The membership plane's message codec: JSON through Jackson, never Java serialization.
@@ -36,7 +38,8 @@ import java.util.Set;
  * arrays bounded, enums known, addresses well formed) before it is bound. This matters beyond
  * deserialization safety: ScaleCube's handlers cast and dereference without checks, and one exception
  * in a handler cancels its subscription for good, so a message of the wrong shape reaching them would
- * silently disable failure detection. Parser limits cap nesting, token and document sizes.
+ * silently disable failure detection. Parser limits cap nesting, token and document sizes. A refused
+ * message becomes the inert {@link #REFUSED} marker, is counted, and is logged at most every 10 s.
  */
 final class ScaleCubeMessageCodec implements MessageCodec {
   static final int WIRE_FORMAT = 1;
@@ -106,9 +109,25 @@ final class ScaleCubeMessageCodec implements MessageCodec {
   private static final Set<String> STATUSES = Set.of("ALIVE", "SUSPECT", "LEAVING", "DEAD");
   private static final Set<String> ACK_TYPES = Set.of("DEST_OK", "DEST_GONE");
 
+  /**
+   * What a refused message decodes to: no ScaleCube handler reacts to this qualifier, and without a
+   * correlation id it answers no request. Throwing instead would make ScaleCube log an error with a
+   * stack trace for every piece of garbage anyone sends to the port.
+   */
+  static final Message REFUSED = Message.withQualifier("kvstore/refused").build();
+
+  private static final Logger log = LoggerFactory.getLogger(ScaleCubeMessageCodec.class);
+  private final RateLimitedLog warnings = new RateLimitedLog(log);
   private final ObjectMapper mapper;
+  private final Runnable onRefused;
 
   ScaleCubeMessageCodec() {
+    this(() -> { });
+  }
+
+  /** @param onRefused called once per refused incoming message (to count it) */
+  ScaleCubeMessageCodec(Runnable onRefused) {
+    this.onRefused = onRefused;
     SimpleModule module = new SimpleModule("kvstore-scalecube");
     module.addSerializer(Message.class, new MessageSerializer());
     module.addDeserializer(Message.class, new NestedMessageDeserializer());
@@ -130,8 +149,23 @@ final class ScaleCubeMessageCodec implements MessageCodec {
     mapper.writeValue(stream, message);
   }
 
+  /**
+   * Decodes a message, or returns {@link #REFUSED} (counted, logged at most every 10 s) for anything
+   * that is not exactly one of ScaleCube's protocol messages.
+   */
   @Override
-  public Message deserialize(InputStream stream) throws IOException {
+  public Message deserialize(InputStream stream) {
+    try {
+      return strictDeserialize(stream);
+    } catch (IOException | RuntimeException e) {
+      onRefused.run();
+      warnings.warn("refused a membership message: {}", e.getMessage());
+      return REFUSED;
+    }
+  }
+
+  /** Decodes a message or throws saying what is wrong with it. */
+  Message strictDeserialize(InputStream stream) throws IOException {
     JsonNode root = mapper.readTree(stream);
     if (root == null || root.isMissingNode()) {
       throw new IllegalArgumentException("empty membership message");

@@ -19,6 +19,7 @@ final class Stats {
   final LongAdder aeKeysPulled = new LongAdder();
   final LongAdder malformedFrames = new LongAdder();
   final LongAdder handshakeFailures = new LongAdder();
+  final LongAdder membershipMessagesRefused = new LongAdder();
   private final IntSupplier connectedPeers;
 
   Stats(IntSupplier connectedPeers) {
@@ -40,6 +41,6 @@ final class Stats {
         bytesReceived.sum(), mutationsSent.sum(), mutationsAcked.sum(), mutationsRefused.sum(),
         mutationsDropped.sum(), aeRounds.sum(), aeRoundsFailed.sum(), aeKeysPushed.sum(),
         aeKeysPulled.sum(), malformedFrames.sum(), handshakeFailures.sum(),
-        connectedPeers.getAsInt());
+        membershipMessagesRefused.sum(), connectedPeers.getAsInt());
   }
 }

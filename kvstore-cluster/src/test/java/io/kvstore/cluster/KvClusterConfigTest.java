@@ -39,13 +39,13 @@ class KvClusterConfigTest {
   @Test
   void defaultTimings_meetTheRemovalAndRemergeBudgets() {
     KvClusterConfig c = config(b -> b);
-    // Removal of a killed member of a 3-node cluster: up to two ping intervals to suspect it, then the
-    // suspicion timeout ScaleCube computes as mult * ceil(log2(members + 1)) * pingInterval.
+    // Removal of a killed member of a 3-node cluster: up to three ping intervals to suspect it, then
+    // the suspicion timeout ScaleCube computes as mult * ceil(log2(members + 1)) * pingInterval.
     long suspicion3 = c.suspicionMultiplier() * 2L * c.pingInterval().toMillis();
-    assertThat(2 * c.pingInterval().toMillis() + suspicion3).isLessThanOrEqualTo(8_000);
+    assertThat(3 * c.pingInterval().toMillis() + suspicion3).isLessThanOrEqualTo(6_000);
     // Up to 7 members the log term is 3.
     long suspicion7 = c.suspicionMultiplier() * 3L * c.pingInterval().toMillis();
-    assertThat(2 * c.pingInterval().toMillis() + suspicion7).isLessThanOrEqualTo(8_000);
+    assertThat(3 * c.pingInterval().toMillis() + suspicion7).isLessThanOrEqualTo(8_000);
     assertThat(c.syncInterval().multipliedBy(4)).isLessThanOrEqualTo(Duration.ofSeconds(10));
     assertThat(c.antiEntropyInterval()).isLessThanOrEqualTo(Duration.ofSeconds(1));
   }

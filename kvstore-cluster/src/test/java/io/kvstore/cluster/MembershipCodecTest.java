@@ -35,7 +35,7 @@ class MembershipCodecTest {
   private final ScaleCubeMessageCodec codec = new ScaleCubeMessageCodec();
 
   private Message decode(String json) throws Exception {
-    return codec.deserialize(new ByteArrayInputStream(json.getBytes(StandardCharsets.UTF_8)));
+    return codec.strictDeserialize(new ByteArrayInputStream(json.getBytes(StandardCharsets.UTF_8)));
   }
 
   private String encode(Message m) throws Exception {
@@ -89,8 +89,20 @@ class MembershipCodecTest {
     ByteArrayOutputStream out = new ByteArrayOutputStream();
     new JdkMessageCodec().serialize(Message.withData("payload").qualifier("sc/fdetector/ping").build(),
         out);
-    assertThatThrownBy(() -> codec.deserialize(new ByteArrayInputStream(out.toByteArray())))
+    assertThatThrownBy(() -> codec.strictDeserialize(new ByteArrayInputStream(out.toByteArray())))
         .isInstanceOf(Exception.class);
+  }
+
+  @Test
+  void refusedMessages_becomeAnInertMarker_andAreCounted() throws Exception {
+    java.util.concurrent.atomic.AtomicInteger refused = new java.util.concurrent.atomic.AtomicInteger();
+    ScaleCubeMessageCodec counting = new ScaleCubeMessageCodec(refused::incrementAndGet);
+    Message m = counting.deserialize(new ByteArrayInputStream(new byte[] {1, 2, 3}));
+    assertThat(m).isSameAs(ScaleCubeMessageCodec.REFUSED);
+    assertThat(m.correlationId()).isNull();
+    assertThat(m.qualifier()).doesNotStartWith("sc/");
+    assertThat(m.<Object>data()).isNull();
+    assertThat(refused).hasValue(1);
   }
 
   @ParameterizedTest
