@@ -1,0 +1,212 @@
+package io.kvstore.cluster;
+
+import io.kvstore.core.AntiEntropy;
+import io.kvstore.core.Digest;
+import io.kvstore.core.KeyVersion;
+import io.kvstore.core.Mutation;
+import io.kvstore.core.ReplicaStore;
+import io.netty.buffer.ByteBufAllocator;
+import java.util.ArrayList;
+import java.util.BitSet;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.Executor;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * One anti-entropy round this node starts with one peer, over this node's outgoing connection.
+ *
+ * <ol>
+ *   <li>Send the digest (chunks of {@value #DIGEST_CHUNK} buckets).</li>
+ *   <li>The peer answers with the differing buckets it covers (AE_DIFF; "more" if it left some out to
+ *       bound the round) and its keys and versions in them (AE_KEYS chunks).</li>
+ *   <li>Compare with this node's keys of the same buckets ({@link AntiEntropy#compare}).</li>
+ *   <li>Push what this node holds newer, one frame of up to {@code maxBatchBytes} at a time, each
+ *       acknowledged before the next.</li>
+ *   <li>Pull what the peer holds newer: ask for up to {@value #PULL_KEYS} keys; the peer answers with
+ *       as many mutations as fit in one frame and says how many keys it covered; ask again for the
+ *       rest.</li>
+ * </ol>
+ * Both sides apply with the ordinary last-writer-wins merge, so a lost, repeated or crossed message is
+ * harmless, and memory on both sides stays within a frame or two besides the key lists. Every wait has
+ * the round's step timeout. Computation runs on the node's anti-entropy executor, never on a network
+ * thread; frames arrive through {@link #onFrame} from the link's event loop.
+ */
+final class AntiEntropyRound {
+  static final int DIGEST_CHUNK = 16 * 1024;
+  static final int PULL_KEYS = 512;
+
+  /** What a completed round found. */
+  record Outcome(boolean more, int pushed, int pulled) {}
+
+  final long roundId;
+  private final PeerLink link;
+  private final ReplicaStore store;
+  private final Executor executor;
+  private final long stepTimeoutMillis;
+  private final int maxBatchBytes;
+
+  private final CompletableFuture<Void> keysReceived = new CompletableFuture<>();
+  private BitSet covered;
+  private boolean more;
+  private final List<KeyVersion> theirs = new ArrayList<>();
+  private CompletableFuture<Frames.AePullResponse> pendingPull;
+  private int pushed;
+  private int pulled;
+  private volatile String failure;
+
+  AntiEntropyRound(long roundId, PeerLink link, ReplicaStore store, Executor executor,
+      long stepTimeoutMillis, int maxBatchBytes) {
+    this.roundId = roundId;
+    this.link = link;
+    this.store = store;
+    this.executor = executor;
+    this.stepTimeoutMillis = stepTimeoutMillis;
+    this.maxBatchBytes = maxBatchBytes;
+  }
+
+  /** Runs the round; call on the anti-entropy executor. */
+  CompletableFuture<Outcome> run() {
+    long[] buckets = store.digest().toArray();
+    for (int from = 0; from < buckets.length; from += DIGEST_CHUNK) {
+      int n = Math.min(DIGEST_CHUNK, buckets.length - from);
+      boolean last = from + n == buckets.length;
+      if (!link.sendAe(Frames.aeDigest(ByteBufAllocator.DEFAULT, roundId,
+          Digest.FORMAT, buckets, from, n, last))) {
+        return CompletableFuture.failedFuture(new IllegalStateException("link to "
+            + link.nodeId + " is down"));
+      }
+    }
+    return timed(keysReceived)
+        .thenComposeAsync(v -> reconcile(), executor);
+  }
+
+  private CompletableFuture<Outcome> reconcile() {
+    List<KeyVersion> mine = store.keyVersions(covered);
+    AntiEntropy.Plan plan;
+    synchronized (this) {
+      plan = AntiEntropy.compare(mine, theirs);
+      theirs.clear();
+    }
+    return push(plan.push(), 0)
+        .thenComposeAsync(v -> pull(plan.pull(), 0), executor)
+        .thenApply(v -> new Outcome(more, pushed, pulled));
+  }
+
+  private CompletableFuture<Void> push(List<String> keys, int from) {
+    List<Mutation> batch = new ArrayList<>();
+    int bytes = 0;
+    int i = from;
+    while (i < keys.size() && bytes < maxBatchBytes) {
+      List<Mutation> ms = store.mutations(List.of(keys.get(i)));
+      if (!ms.isEmpty()) {
+        Mutation m = ms.get(0);
+        int size = Frames.mutationSize(m);
+        if (!batch.isEmpty() && bytes + size > maxBatchBytes) {
+          break;
+        }
+        batch.add(m);
+        bytes += size;
+      }
+      i++;
+    }
+    if (batch.isEmpty()) {
+      return CompletableFuture.completedFuture(null);
+    }
+    int next = i;
+    int count = batch.size();
+    return timed(link.pushAe(batch, bytes)).thenComposeAsync(ack -> {
+      pushed += count;
+      return push(keys, next);
+    }, executor);
+  }
+
+  private CompletableFuture<Void> pull(List<String> keys, int from) {
+    if (from >= keys.size()) {
+      return CompletableFuture.completedFuture(null);
+    }
+    List<String> chunk = new ArrayList<>();
+    int bytes = 0;
+    for (int i = from; i < keys.size() && chunk.size() < PULL_KEYS && bytes < maxBatchBytes; i++) {
+      chunk.add(keys.get(i));
+      bytes += Frames.stringSize(keys.get(i));
+    }
+    CompletableFuture<Frames.AePullResponse> answer = new CompletableFuture<>();
+    synchronized (this) {
+      if (failure != null) {
+        return CompletableFuture.failedFuture(new IllegalStateException(failure));
+      }
+      pendingPull = answer;
+    }
+    if (!link.sendAe(Frames.aePull(ByteBufAllocator.DEFAULT, roundId, chunk, bytes))) {
+      return CompletableFuture.failedFuture(new IllegalStateException("link to " + link.nodeId
+          + " is down"));
+    }
+    return timed(answer).thenComposeAsync(resp -> {
+      if (resp.processed() < 1 || resp.processed() > chunk.size()
+          || resp.mutations().size() > resp.processed()) {
+        throw new IllegalStateException("peer " + link.nodeId + " answered a pull of "
+            + chunk.size() + " keys with processed=" + resp.processed() + " and "
+            + resp.mutations().size() + " mutations");
+      }
+      for (Mutation m : resp.mutations()) {
+        store.apply(m);
+      }
+      pulled += resp.mutations().size();
+      return pull(keys, from + resp.processed());
+    }, executor);
+  }
+
+  /** A frame for this round arrived (on the link's event loop). */
+  void onFrame(Frames.Frame frame) {
+    if (frame instanceof Frames.AeDiff diff && diff.roundId() == roundId) {
+      synchronized (this) {
+        covered = diff.covered();
+        more = diff.more();
+      }
+    } else if (frame instanceof Frames.AeKeys keys && keys.roundId() == roundId) {
+      synchronized (this) {
+        if (covered == null) {
+          fail("peer sent keys before the bucket list");
+          return;
+        }
+        theirs.addAll(keys.keys());
+      }
+      if (keys.last()) {
+        keysReceived.complete(null);
+      }
+    } else if (frame instanceof Frames.AePullResponse resp && resp.roundId() == roundId) {
+      CompletableFuture<Frames.AePullResponse> p;
+      synchronized (this) {
+        p = pendingPull;
+        pendingPull = null;
+      }
+      if (p != null) {
+        p.complete(resp);
+      }
+    } else if (frame instanceof Frames.AeAbort abort && abort.roundId() == roundId) {
+      fail("peer " + link.nodeId + " aborted the round: " + abort.message());
+    }
+  }
+
+  /** Ends the round with an error (connection lost, peer left, protocol problem). */
+  void fail(String why) {
+    CompletableFuture<Frames.AePullResponse> p;
+    synchronized (this) {
+      if (failure == null) {
+        failure = why;
+      }
+      p = pendingPull;
+      pendingPull = null;
+    }
+    IllegalStateException e = new IllegalStateException(why);
+    keysReceived.completeExceptionally(e);
+    if (p != null) {
+      p.completeExceptionally(e);
+    }
+  }
+
+  private <T> CompletableFuture<T> timed(CompletableFuture<T> f) {
+    return f.orTimeout(stepTimeoutMillis, TimeUnit.MILLISECONDS);
+  }
+}

@@ -1,0 +1,424 @@
+package io.kvstore.cluster;
+
+import io.kvstore.core.Digest;
+import io.kvstore.core.KeyVersion;
+import io.kvstore.core.Mutation;
+import io.kvstore.core.NodeIds;
+import io.kvstore.core.ReplicaStore;
+import io.netty.bootstrap.ServerBootstrap;
+import io.netty.buffer.ByteBuf;
+import io.netty.channel.Channel;
+import io.netty.channel.ChannelHandlerContext;
+import io.netty.channel.ChannelInboundHandlerAdapter;
+import io.netty.channel.ChannelInitializer;
+import io.netty.channel.ChannelOption;
+import io.netty.channel.EventLoopGroup;
+import io.netty.channel.group.ChannelGroup;
+import io.netty.channel.group.DefaultChannelGroup;
+import io.netty.channel.nio.NioEventLoopGroup;
+import io.netty.channel.socket.SocketChannel;
+import io.netty.channel.socket.nio.NioServerSocketChannel;
+import io.netty.handler.codec.LengthFieldBasedFrameDecoder;
+import io.netty.handler.codec.LengthFieldPrepender;
+import io.netty.handler.codec.TooLongFrameException;
+import io.netty.util.concurrent.DefaultThreadFactory;
+import io.netty.util.concurrent.GlobalEventExecutor;
+import io.netty.util.concurrent.ScheduledFuture;
+import java.net.InetSocketAddress;
+import java.security.SecureRandom;
+import java.util.ArrayList;
+import java.util.BitSet;
+import java.util.Collections;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.RejectedExecutionException;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The data-plane server and the event loops every data-plane channel of this node runs on.
+ *
+ * <p>An accepted connection must start with a HELLO naming this cluster and a protocol version this
+ * node speaks, within the handshake timeout; otherwise it is refused (HELLO_REJECT where that helps the
+ * peer, a plain close for garbage) and counted. After the handshake it may send MUTATIONS (applied
+ * with the LWW merge on the event loop, then acknowledged) and anti-entropy requests (answered from
+ * the node's anti-entropy executor, at most {@value #MAX_AE_TASKS_PER_CONNECTION} at a time per
+ * connection). Any frame that breaks the format or the protocol closes the connection and is
+ * counted; nothing a peer sends can throw out of a handler.
+ */
+final class DataPlane {
+  private static final Logger log = LoggerFactory.getLogger(DataPlane.class);
+  private static final SecureRandom NONCES = new SecureRandom();
+  static final int MAX_AE_TASKS_PER_CONNECTION = 4;
+  /** The most keys one anti-entropy answer lists; more differing buckets wait for the next round. */
+  static final int MAX_KEYS_PER_ROUND = 100_000;
+
+  private final ClusterReplicator node;
+  private final EventLoopGroup group;
+  private final ChannelGroup accepted = new DefaultChannelGroup(GlobalEventExecutor.INSTANCE);
+  private final RateLimitedLog warnings = new RateLimitedLog(log);
+  private Channel server;
+
+  DataPlane(ClusterReplicator node) {
+    this.node = node;
+    this.group = new NioEventLoopGroup(2, new DefaultThreadFactory("kvstore-data-" + node.nodeId(),
+        true));
+  }
+
+  EventLoopGroup group() {
+    return group;
+  }
+
+  /** Binds the server; returns the port actually bound. */
+  int bind(String host, int port) {
+    ServerBootstrap bootstrap = new ServerBootstrap()
+        .group(group)
+        .channel(NioServerSocketChannel.class)
+        .option(ChannelOption.SO_BACKLOG, 128)
+        .childOption(ChannelOption.TCP_NODELAY, true)
+        .childOption(ChannelOption.SO_KEEPALIVE, true)
+        .childHandler(new ChannelInitializer<SocketChannel>() {
+          @Override
+          protected void initChannel(SocketChannel ch) {
+            accepted.add(ch);
+            ch.pipeline().addLast(
+                new LengthFieldBasedFrameDecoder(Frames.MAX_FRAME_BYTES, 0, 4, 0, 4),
+                new LengthFieldPrepender(4),
+                new InboundHandler());
+          }
+        });
+    try {
+      server = bootstrap.bind(host, port).syncUninterruptibly().channel();
+    } catch (RuntimeException e) {
+      throw new IllegalStateException("cannot bind the data plane to " + host + ":" + port + ": " + e,
+          e);
+    }
+    return ((InetSocketAddress) server.localAddress()).getPort();
+  }
+
+  void close() {
+    if (server != null) {
+      server.close().awaitUninterruptibly(2, TimeUnit.SECONDS);
+    }
+    accepted.close().awaitUninterruptibly(2, TimeUnit.SECONDS);
+    group.shutdownGracefully(0, 1, TimeUnit.SECONDS).awaitUninterruptibly(3, TimeUnit.SECONDS);
+  }
+
+  private void send(Channel ch, ByteBuf frame) {
+    node.counters().frameSent(frame.readableBytes());
+    ch.writeAndFlush(frame, ch.voidPromise());
+  }
+
+  /** The server side of one connection. */
+  private final class InboundHandler extends ChannelInboundHandlerAdapter {
+    private String peer;
+    private ScheduledFuture<?> handshakeTimer;
+    private final Map<Long, DigestParts> digests = new HashMap<>();
+    private final AtomicInteger aeTasks = new AtomicInteger();
+
+    @Override
+    public void channelActive(ChannelHandlerContext ctx) {
+      Channel ch = ctx.channel();
+      handshakeTimer = ctx.executor().schedule(() -> {
+        if (peer == null) {
+          node.counters().handshakeFailures.increment();
+          warnings.warn("node {}: {} sent no handshake within {}; closing", node.nodeId(),
+              ch.remoteAddress(), node.config().handshakeTimeout());
+          ch.close();
+        }
+      }, node.config().handshakeTimeout().toMillis(), TimeUnit.MILLISECONDS);
+      ctx.fireChannelActive();
+    }
+
+    @Override
+    public void channelRead(ChannelHandlerContext ctx, Object msg) {
+      ByteBuf buf = (ByteBuf) msg;
+      Frames.Frame frame;
+      try {
+        node.counters().frameReceived(buf.readableBytes());
+        frame = Frames.decode(buf);
+      } catch (MalformedFrameException e) {
+        protocolError(ctx, "malformed frame: " + e.getMessage());
+        return;
+      } finally {
+        buf.release();
+      }
+      try {
+        if (peer == null) {
+          handshake(ctx, frame);
+        } else if (!node.faults().dataPlane().allows(peer, node.nodeId())) {
+          ctx.close();
+        } else {
+          dispatch(ctx, frame);
+        }
+      } catch (RuntimeException e) {
+        // A bug, or a frame that passed decoding but cannot be handled: never let it escape.
+        protocolError(ctx, "cannot handle " + frame.getClass().getSimpleName() + ": " + e);
+      }
+    }
+
+    private void handshake(ChannelHandlerContext ctx, Frames.Frame frame) {
+      if (!(frame instanceof Frames.Hello hello)) {
+        handshakeFailed(ctx, null, "sent " + frame.getClass().getSimpleName()
+            + " before the handshake");
+        return;
+      }
+      if (hello.magic() != Frames.MAGIC) {
+        handshakeFailed(ctx, null, "is not a kvstore node (bad magic)");
+        return;
+      }
+      int version = Math.min(hello.maxVersion(), Frames.PROTOCOL_VERSION);
+      if (version < Math.max(hello.minVersion(), Frames.MIN_PROTOCOL_VERSION)) {
+        handshakeFailed(ctx, Frames.RejectReason.VERSION_MISMATCH, "speaks protocol versions "
+            + hello.minVersion() + " to " + hello.maxVersion() + ", this node "
+            + Frames.MIN_PROTOCOL_VERSION + " to " + Frames.PROTOCOL_VERSION);
+        return;
+      }
+      if (!hello.clusterName().equals(node.config().clusterName())) {
+        handshakeFailed(ctx, Frames.RejectReason.CLUSTER_MISMATCH, "belongs to cluster '"
+            + hello.clusterName() + "', this node to '" + node.config().clusterName() + "'");
+        return;
+      }
+      try {
+        NodeIds.validate(hello.nodeId());
+      } catch (IllegalArgumentException e) {
+        handshakeFailed(ctx, Frames.RejectReason.BAD_NODE_ID, e.getMessage());
+        return;
+      }
+      if (hello.nodeId().equals(node.nodeId())) {
+        handshakeFailed(ctx, Frames.RejectReason.SELF_CONNECTION, "uses this node's own id '"
+            + hello.nodeId() + "'");
+        return;
+      }
+      if (hello.authScheme() != Frames.AUTH_NONE) {
+        handshakeFailed(ctx, Frames.RejectReason.AUTH_FAILED, "asks for unknown authentication "
+            + "scheme " + hello.authScheme());
+        return;
+      }
+      if (node.isClosing()) {
+        handshakeFailed(ctx, Frames.RejectReason.SHUTTING_DOWN, "connected while this node closes");
+        return;
+      }
+      if (!node.faults().dataPlane().allows(hello.nodeId(), node.nodeId())) {
+        ctx.close();
+        return;
+      }
+      peer = hello.nodeId();
+      handshakeTimer.cancel(false);
+      byte[] nonce = new byte[Frames.NONCE_BYTES];
+      NONCES.nextBytes(nonce);
+      send(ctx.channel(), Frames.helloOk(ctx.alloc(), version, node.nodeId(), nonce));
+    }
+
+    private void handshakeFailed(ChannelHandlerContext ctx, Frames.RejectReason reason,
+        String problem) {
+      node.counters().handshakeFailures.increment();
+      warnings.warn("node {}: refused a data-plane connection from {}: it {}", node.nodeId(),
+          ctx.channel().remoteAddress(), problem);
+      if (reason != null) {
+        ctx.writeAndFlush(Frames.helloReject(ctx.alloc(), reason, problem))
+            .addListener(f -> ctx.close());
+      } else {
+        ctx.close();
+      }
+    }
+
+    private void dispatch(ChannelHandlerContext ctx, Frames.Frame frame) {
+      ReplicaStore store = node.store();
+      if (frame instanceof Frames.MutationBatch batch) {
+        List<Mutation> ms = batch.mutations();
+        BitSet held = new BitSet(ms.size());
+        for (int i = 0; i < ms.size(); i++) {
+          if (store.apply(ms.get(i)).isHeld()) {
+            held.set(i);
+          }
+        }
+        send(ctx.channel(), Frames.ack(ctx.alloc(), batch.batchId(), ms.size(), held));
+      } else if (frame instanceof Frames.AeDigest digest) {
+        onDigest(ctx, digest);
+      } else if (frame instanceof Frames.AePull pull) {
+        submit(ctx, () -> answerPull(ctx.channel(), pull));
+      } else {
+        protocolError(ctx, "unexpected " + frame.getClass().getSimpleName() + " from " + peer);
+      }
+    }
+
+    private void onDigest(ChannelHandlerContext ctx, Frames.AeDigest d) {
+      DigestParts parts = digests.get(d.roundId());
+      if (parts == null) {
+        if (d.from() != 0 || digests.size() >= 2) {
+          protocolError(ctx, "digest chunk out of order from " + peer);
+          return;
+        }
+        parts = new DigestParts(d.format(), new long[d.bucketCount()]);
+        digests.put(d.roundId(), parts);
+      }
+      if (parts.format != d.format() || parts.hashes.length != d.bucketCount()
+          || d.from() != parts.next) {
+        protocolError(ctx, "inconsistent digest chunk from " + peer);
+        return;
+      }
+      System.arraycopy(d.hashes(), 0, parts.hashes, d.from(), d.hashes().length);
+      parts.next += d.hashes().length;
+      if (!d.last()) {
+        return;
+      }
+      digests.remove(d.roundId());
+      if (parts.next != parts.hashes.length) {
+        protocolError(ctx, "digest from " + peer + " ended after " + parts.next + " of "
+            + parts.hashes.length + " buckets");
+        return;
+      }
+      DigestParts complete = parts;
+      submit(ctx, () -> answerDigest(ctx.channel(), d.roundId(), complete));
+    }
+
+    private void submit(ChannelHandlerContext ctx, Runnable task) {
+      if (aeTasks.incrementAndGet() > MAX_AE_TASKS_PER_CONNECTION) {
+        aeTasks.decrementAndGet();
+        protocolError(ctx, "too many concurrent anti-entropy requests from " + peer);
+        return;
+      }
+      try {
+        node.antiEntropyExecutor().execute(() -> {
+          try {
+            task.run();
+          } catch (RuntimeException e) {
+            log.warn("node {}: answering anti-entropy from {} failed", node.nodeId(), peer, e);
+            ctx.close();
+          } finally {
+            aeTasks.decrementAndGet();
+          }
+        });
+      } catch (RejectedExecutionException e) {
+        aeTasks.decrementAndGet();
+        ctx.close();
+      }
+    }
+
+    private void protocolError(ChannelHandlerContext ctx, String problem) {
+      node.counters().malformedFrames.increment();
+      warnings.warn("node {}: {} on the data-plane connection from {}; closing it", node.nodeId(),
+          problem, ctx.channel().remoteAddress());
+      ctx.close();
+    }
+
+    @Override
+    public void exceptionCaught(ChannelHandlerContext ctx, Throwable cause) {
+      if (cause instanceof TooLongFrameException) {
+        protocolError(ctx, "oversized frame (" + cause.getMessage() + ")");
+      } else {
+        log.debug("node {}: data-plane connection from {} failed: {}", node.nodeId(),
+            ctx.channel().remoteAddress(), cause.toString());
+        ctx.close();
+      }
+    }
+
+    @Override
+    public void channelInactive(ChannelHandlerContext ctx) {
+      if (handshakeTimer != null) {
+        handshakeTimer.cancel(false);
+      }
+      digests.clear();
+      ctx.fireChannelInactive();
+    }
+  }
+
+  /** A digest being received in chunks. */
+  private static final class DigestParts {
+    final int format;
+    final long[] hashes;
+    int next;
+
+    DigestParts(int format, long[] hashes) {
+      this.format = format;
+      this.hashes = hashes;
+    }
+  }
+
+  // ---- answering anti-entropy (on the anti-entropy executor) -----------------------------------
+
+  private void answerDigest(Channel ch, long roundId, DigestParts theirs) {
+    ReplicaStore store = node.store();
+    Digest mine = store.digest();
+    if (theirs.format != Digest.FORMAT || theirs.hashes.length != mine.bucketCount()) {
+      String why = "digest format " + theirs.format + " with " + theirs.hashes.length
+          + " buckets; this node uses format " + Digest.FORMAT + " with " + mine.bucketCount()
+          + " (digestBuckets must be the same on every node)";
+      warnings.warn("node {}: cannot compare digests: {}", node.nodeId(), why);
+      send(ch, Frames.aeAbort(ch.alloc(), roundId, why));
+      return;
+    }
+    int[] diff = mine.diff(Digest.of(theirs.hashes));
+    BitSet covered = new BitSet(mine.bucketCount());
+    for (int b : diff) {
+      covered.set(b);
+    }
+    List<KeyVersion> keys = diff.length == 0 ? List.of() : store.keyVersions(covered);
+    boolean more = false;
+    if (keys.size() > MAX_KEYS_PER_ROUND) {
+      // Keep whole buckets, chosen at random, up to the limit; the rest waits for the next round.
+      Map<Integer, List<KeyVersion>> byBucket = new HashMap<>();
+      for (KeyVersion kv : keys) {
+        byBucket.computeIfAbsent(Digest.bucketOf(kv.key(), mine.bucketCount()),
+            b -> new ArrayList<>()).add(kv);
+      }
+      List<Integer> order = new ArrayList<>();
+      for (int b : diff) {
+        order.add(b);
+      }
+      Collections.shuffle(order);
+      covered.clear();
+      List<KeyVersion> kept = new ArrayList<>();
+      for (int b : order) {
+        List<KeyVersion> inBucket = byBucket.getOrDefault(b, List.of());
+        if (!kept.isEmpty() && kept.size() + inBucket.size() > MAX_KEYS_PER_ROUND) {
+          more = true;
+          continue;
+        }
+        covered.set(b);
+        kept.addAll(inBucket);
+      }
+      keys = kept;
+    }
+    send(ch, Frames.aeDiff(ch.alloc(), roundId, mine.bucketCount(), more, covered));
+    int max = node.config().maxBatchBytes();
+    List<KeyVersion> chunk = new ArrayList<>();
+    int bytes = 0;
+    for (KeyVersion kv : keys) {
+      int size = Frames.keyVersionSize(kv);
+      if (!chunk.isEmpty() && bytes + size > max) {
+        send(ch, Frames.aeKeys(ch.alloc(), roundId, false, chunk, bytes));
+        chunk = new ArrayList<>();
+        bytes = 0;
+      }
+      chunk.add(kv);
+      bytes += size;
+    }
+    send(ch, Frames.aeKeys(ch.alloc(), roundId, true, chunk, bytes));
+  }
+
+  private void answerPull(Channel ch, Frames.AePull pull) {
+    ReplicaStore store = node.store();
+    int max = node.config().maxBatchBytes();
+    List<Mutation> out = new ArrayList<>();
+    int bytes = 0;
+    int processed = 0;
+    for (String key : pull.keys()) {
+      List<Mutation> ms = store.mutations(List.of(key));
+      if (!ms.isEmpty()) {
+        int size = Frames.mutationSize(ms.get(0));
+        if (!out.isEmpty() && bytes + size > max) {
+          break;
+        }
+        out.add(ms.get(0));
+        bytes += size;
+      }
+      processed++;
+    }
+    send(ch, Frames.aePullResponse(ch.alloc(), pull.roundId(), processed, out, bytes));
+  }
+}

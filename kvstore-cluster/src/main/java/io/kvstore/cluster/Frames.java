@@ -1,0 +1,647 @@
+package io.kvstore.cluster;
+
+import io.kvstore.core.KeyVersion;
+import io.kvstore.core.KvStoreConfig;
+import io.kvstore.core.Mutation;
+import io.kvstore.core.NodeIds;
+import io.kvstore.core.Version;
+import io.netty.buffer.ByteBuf;
+import io.netty.buffer.ByteBufAllocator;
+import io.netty.buffer.ByteBufUtil;
+import java.nio.ByteBuffer;
+import java.nio.CharBuffer;
+import java.nio.charset.CharacterCodingException;
+import java.nio.charset.CharsetDecoder;
+import java.nio.charset.CodingErrorAction;
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.BitSet;
+import java.util.List;
+
+/**
+ * The data-plane wire format: a hand-written binary codec.
+ *
+ * <p>Every frame is a 4-byte big-endian length (of what follows, at most {@link #MAX_FRAME_BYTES}),
+ * one type byte and a body. Integers are big-endian; counts and lengths are unsigned LEB128 varints;
+ * strings are a varint byte length plus strict UTF-8. A decoder checks every length against both the
+ * bytes actually left in the frame and a fixed ceiling before it allocates anything, rejects unknown
+ * types, invalid UTF-8 and trailing bytes, and reports any of that as a {@link MalformedFrameException}.
+ * Hand-written because it is the fastest and simplest encoding to bound: no reflection, no schema
+ * compiler, about 20 bytes of overhead per mutation besides key, node id and value. docs/CLUSTER.md
+ * shows the layout of every frame.
+ */
+final class Frames {
+  private Frames() {}
+
+  /** "KVS1", first field of the handshake: anything else is not a kvstore peer. */
+  static final int MAGIC = 0x4B565331;
+  /** The data-plane protocol version this build speaks (and the lowest it accepts). */
+  static final int PROTOCOL_VERSION = 1;
+  static final int MIN_PROTOCOL_VERSION = 1;
+
+  /**
+   * 1664 KiB: a value at the store's hard limit (1536 KiB) plus 128 KiB for the largest key, node id
+   * and headers; well under ScaleCube's and common proxies' 2 MiB.
+   */
+  static final int MAX_FRAME_BYTES = KvStoreConfig.MAX_VALUE_BYTES_LIMIT + 128 * 1024;
+  /** The largest configurable batch target; keeps batches of small mutations well below a frame. */
+  static final int MAX_BATCH_BYTES_LIMIT = 1024 * 1024;
+  static final int LENGTH_FIELD_BYTES = 4;
+
+  static final int NONCE_BYTES = 16;
+  static final int MAX_AUTH_BYTES = 256;
+  static final int MAX_KEY_BYTES = 64 * 1024;
+  static final int MAX_NODE_ID_BYTES = NodeIds.MAX_LENGTH;
+  static final int MAX_CLUSTER_NAME_BYTES = 64;
+  static final int MAX_TEXT_BYTES = 1024;
+  static final int MAX_BUCKETS = 1 << 20;
+
+  // Frame types. 0x0_: handshake, 0x1_: replication, 0x2_: anti-entropy.
+  static final byte HELLO = 0x01;
+  static final byte HELLO_OK = 0x02;
+  static final byte HELLO_REJECT = 0x03;
+  static final byte MUTATIONS = 0x10;
+  static final byte ACK = 0x11;
+  static final byte AE_DIGEST = 0x20;
+  static final byte AE_DIFF = 0x21;
+  static final byte AE_KEYS = 0x22;
+  static final byte AE_PULL = 0x23;
+  static final byte AE_PULL_RESPONSE = 0x24;
+  static final byte AE_ABORT = 0x2F;
+
+  /** Authentication schemes a handshake may name; only NONE exists so far (see docs/CLUSTER.md). */
+  static final int AUTH_NONE = 0;
+
+  /** Bits of a MUTATIONS frame's flags byte. */
+  static final int FLAG_ANTI_ENTROPY = 1;
+
+  // Mutation kinds.
+  private static final int KIND_PUT = 0;
+  private static final int KIND_DELETE = 1;
+  private static final int KIND_EXPIRED = 2;
+
+  /** Why a handshake was refused. */
+  enum RejectReason {
+    CLUSTER_MISMATCH(1), VERSION_MISMATCH(2), BAD_NODE_ID(3), SELF_CONNECTION(4), AUTH_FAILED(5),
+    SHUTTING_DOWN(6);
+
+    final int code;
+
+    RejectReason(int code) {
+      this.code = code;
+    }
+
+    static RejectReason of(int code) {
+      for (RejectReason r : values()) {
+        if (r.code == code) {
+          return r;
+        }
+      }
+      throw new MalformedFrameException("unknown handshake reject reason " + code);
+    }
+  }
+
+  /** A decoded frame. */
+  sealed interface Frame permits Hello, HelloOk, HelloReject, MutationBatch, Ack, AeDigest, AeDiff,
+      AeKeys, AePull, AePullResponse, AeAbort {}
+
+  record Hello(int magic, int minVersion, int maxVersion, String clusterName, String nodeId,
+      byte[] nonce, int authScheme, byte[] auth) implements Frame {}
+
+  record HelloOk(int version, String nodeId, byte[] nonce, int authScheme, byte[] auth)
+      implements Frame {}
+
+  record HelloReject(RejectReason reason, String message) implements Frame {}
+
+  record MutationBatch(long batchId, int flags, List<Mutation> mutations) implements Frame {
+    boolean isAntiEntropy() {
+      return (flags & FLAG_ANTI_ENTROPY) != 0;
+    }
+  }
+
+  /** Which mutations of a batch the receiver holds (at their version or newer). */
+  record Ack(long batchId, int count, BitSet held) implements Frame {}
+
+  record AeDigest(long roundId, int format, int bucketCount, int from, long[] hashes, boolean last)
+      implements Frame {}
+
+  /** The buckets the responder lists keys for, and whether other buckets differ too. */
+  record AeDiff(long roundId, int bucketCount, boolean more, BitSet covered) implements Frame {}
+
+  record AeKeys(long roundId, boolean last, List<KeyVersion> keys) implements Frame {}
+
+  record AePull(long roundId, List<String> keys) implements Frame {}
+
+  /** Mutations for the first {@code processed} requested keys (keys not held are skipped). */
+  record AePullResponse(long roundId, int processed, List<Mutation> mutations) implements Frame {}
+
+  record AeAbort(long roundId, String message) implements Frame {}
+
+  // ---- sizes -----------------------------------------------------------------------------------
+
+  static int varintSize(int v) {
+    int n = 1;
+    while ((v & ~0x7F) != 0) {
+      v >>>= 7;
+      n++;
+    }
+    return n;
+  }
+
+  static int utf8Length(String s) {
+    int n = s.length();
+    int bytes = n;
+    for (int i = 0; i < n; i++) {
+      char c = s.charAt(i);
+      if (c >= 0x80) {
+        return ByteBufUtil.utf8Bytes(s);
+      }
+    }
+    return bytes;
+  }
+
+  static int stringSize(String s) {
+    int len = utf8Length(s);
+    return varintSize(len) + len;
+  }
+
+  /** Bytes a mutation takes inside a frame. */
+  static int mutationSize(Mutation m) {
+    int size = stringSize(m.key()) + 8 + stringSize(m.version().nodeId()) + 1;
+    byte[] v = m.valueUnsafe();
+    if (v != null) {
+      size += 8 + varintSize(v.length) + v.length;
+    } else if (m.expiresAtMillis() != 0) {
+      size += 8;
+    }
+    return size;
+  }
+
+  static int keyVersionSize(KeyVersion kv) {
+    return stringSize(kv.key()) + 8 + stringSize(kv.version().nodeId());
+  }
+
+  // ---- encoding --------------------------------------------------------------------------------
+
+  static void writeVarint(ByteBuf out, int v) {
+    while ((v & ~0x7F) != 0) {
+      out.writeByte((v & 0x7F) | 0x80);
+      v >>>= 7;
+    }
+    out.writeByte(v);
+  }
+
+  static void writeString(ByteBuf out, String s) {
+    writeVarint(out, utf8Length(s));
+    ByteBufUtil.writeUtf8(out, s);
+  }
+
+  private static void writeBytes(ByteBuf out, byte[] b) {
+    writeVarint(out, b.length);
+    out.writeBytes(b);
+  }
+
+  static void writeMutation(ByteBuf out, Mutation m) {
+    writeString(out, m.key());
+    out.writeLong(m.version().timestamp());
+    writeString(out, m.version().nodeId());
+    byte[] v = m.valueUnsafe();
+    if (v != null) {
+      out.writeByte(KIND_PUT);
+      out.writeLong(m.expiresAtMillis());
+      writeBytes(out, v);
+    } else if (m.expiresAtMillis() != 0) {
+      out.writeByte(KIND_EXPIRED);
+      out.writeLong(m.expiresAtMillis());
+    } else {
+      out.writeByte(KIND_DELETE);
+    }
+  }
+
+  static ByteBuf hello(ByteBufAllocator alloc, String clusterName, String nodeId, byte[] nonce) {
+    ByteBuf out = alloc.buffer(64 + clusterName.length() + nodeId.length());
+    out.writeByte(HELLO);
+    out.writeInt(MAGIC);
+    out.writeShort(MIN_PROTOCOL_VERSION);
+    out.writeShort(PROTOCOL_VERSION);
+    writeString(out, clusterName);
+    writeString(out, nodeId);
+    out.writeBytes(nonce);
+    out.writeByte(AUTH_NONE);
+    writeBytes(out, new byte[0]);
+    return out;
+  }
+
+  static ByteBuf helloOk(ByteBufAllocator alloc, int version, String nodeId, byte[] nonce) {
+    ByteBuf out = alloc.buffer(48 + nodeId.length());
+    out.writeByte(HELLO_OK);
+    out.writeShort(version);
+    writeString(out, nodeId);
+    out.writeBytes(nonce);
+    out.writeByte(AUTH_NONE);
+    writeBytes(out, new byte[0]);
+    return out;
+  }
+
+  static ByteBuf helloReject(ByteBufAllocator alloc, RejectReason reason, String message) {
+    String text = truncate(message);
+    ByteBuf out = alloc.buffer(8 + text.length() * 3);
+    out.writeByte(HELLO_REJECT);
+    out.writeByte(reason.code);
+    writeString(out, text);
+    return out;
+  }
+
+  /** A MUTATIONS frame; {@code bodyBytes} is the sum of {@link #mutationSize} of the mutations. */
+  static ByteBuf mutations(ByteBufAllocator alloc, long batchId, int flags, List<Mutation> batch,
+      int bodyBytes) {
+    ByteBuf out = alloc.buffer(1 + 8 + 1 + 5 + bodyBytes);
+    out.writeByte(MUTATIONS);
+    out.writeLong(batchId);
+    out.writeByte(flags);
+    writeVarint(out, batch.size());
+    for (Mutation m : batch) {
+      writeMutation(out, m);
+    }
+    return out;
+  }
+
+  static ByteBuf ack(ByteBufAllocator alloc, long batchId, int count, BitSet held) {
+    byte[] bits = bitmap(held, count);
+    ByteBuf out = alloc.buffer(1 + 8 + 5 + bits.length);
+    out.writeByte(ACK);
+    out.writeLong(batchId);
+    writeVarint(out, count);
+    out.writeBytes(bits);
+    return out;
+  }
+
+  static ByteBuf aeDigest(ByteBufAllocator alloc, long roundId, int format, long[] buckets, int from,
+      int n, boolean last) {
+    ByteBuf out = alloc.buffer(1 + 8 + 4 + 4 + 4 + 5 + n * 8 + 1);
+    out.writeByte(AE_DIGEST);
+    out.writeLong(roundId);
+    out.writeInt(format);
+    out.writeInt(buckets.length);
+    out.writeInt(from);
+    writeVarint(out, n);
+    for (int i = from; i < from + n; i++) {
+      out.writeLong(buckets[i]);
+    }
+    out.writeBoolean(last);
+    return out;
+  }
+
+  static ByteBuf aeDiff(ByteBufAllocator alloc, long roundId, int bucketCount, boolean more,
+      BitSet covered) {
+    byte[] bits = bitmap(covered, bucketCount);
+    ByteBuf out = alloc.buffer(1 + 8 + 4 + 1 + 5 + bits.length);
+    out.writeByte(AE_DIFF);
+    out.writeLong(roundId);
+    out.writeInt(bucketCount);
+    out.writeBoolean(more);
+    writeVarint(out, bits.length);
+    out.writeBytes(bits);
+    return out;
+  }
+
+  static ByteBuf aeKeys(ByteBufAllocator alloc, long roundId, boolean last, List<KeyVersion> keys,
+      int bodyBytes) {
+    ByteBuf out = alloc.buffer(1 + 8 + 1 + 5 + bodyBytes);
+    out.writeByte(AE_KEYS);
+    out.writeLong(roundId);
+    out.writeBoolean(last);
+    writeVarint(out, keys.size());
+    for (KeyVersion kv : keys) {
+      writeString(out, kv.key());
+      out.writeLong(kv.version().timestamp());
+      writeString(out, kv.version().nodeId());
+    }
+    return out;
+  }
+
+  static ByteBuf aePull(ByteBufAllocator alloc, long roundId, List<String> keys, int bodyBytes) {
+    ByteBuf out = alloc.buffer(1 + 8 + 5 + bodyBytes);
+    out.writeByte(AE_PULL);
+    out.writeLong(roundId);
+    writeVarint(out, keys.size());
+    for (String k : keys) {
+      writeString(out, k);
+    }
+    return out;
+  }
+
+  static ByteBuf aePullResponse(ByteBufAllocator alloc, long roundId, int processed,
+      List<Mutation> mutations, int bodyBytes) {
+    ByteBuf out = alloc.buffer(1 + 8 + 5 + 5 + bodyBytes);
+    out.writeByte(AE_PULL_RESPONSE);
+    out.writeLong(roundId);
+    writeVarint(out, processed);
+    writeVarint(out, mutations.size());
+    for (Mutation m : mutations) {
+      writeMutation(out, m);
+    }
+    return out;
+  }
+
+  static ByteBuf aeAbort(ByteBufAllocator alloc, long roundId, String message) {
+    String text = truncate(message);
+    ByteBuf out = alloc.buffer(16 + text.length() * 3);
+    out.writeByte(AE_ABORT);
+    out.writeLong(roundId);
+    writeString(out, text);
+    return out;
+  }
+
+  private static byte[] bitmap(BitSet bits, int count) {
+    byte[] out = new byte[(count + 7) >>> 3];
+    for (int i = bits.nextSetBit(0); i >= 0 && i < count; i = bits.nextSetBit(i + 1)) {
+      out[i >>> 3] |= (byte) (1 << (i & 7));
+    }
+    return out;
+  }
+
+  private static String truncate(String s) {
+    String text = s == null ? "" : s;
+    return text.length() > 300 ? text.substring(0, 300) : text;
+  }
+
+  // ---- decoding --------------------------------------------------------------------------------
+
+  /**
+   * Decodes one frame (without its length field). Reads the whole buffer.
+   *
+   * @throws MalformedFrameException for anything that is not exactly one well-formed frame
+   */
+  static Frame decode(ByteBuf in) {
+    try {
+      Frame f = decode0(in);
+      if (in.isReadable()) {
+        throw new MalformedFrameException(in.readableBytes() + " unexpected bytes after frame "
+            + f.getClass().getSimpleName());
+      }
+      return f;
+    } catch (IndexOutOfBoundsException e) {
+      throw new MalformedFrameException("frame ends early: " + e.getMessage());
+    } catch (IllegalArgumentException e) {
+      throw new MalformedFrameException("invalid field: " + e.getMessage());
+    }
+  }
+
+  private static Frame decode0(ByteBuf in) {
+    byte type = in.readByte();
+    switch (type) {
+      case HELLO: {
+        int magic = in.readInt();
+        int min = in.readUnsignedShort();
+        int max = in.readUnsignedShort();
+        String cluster = readString(in, MAX_CLUSTER_NAME_BYTES, "cluster name");
+        String node = readString(in, MAX_NODE_ID_BYTES, "node id");
+        byte[] nonce = readFixed(in, NONCE_BYTES);
+        int scheme = in.readUnsignedByte();
+        byte[] auth = readBytes(in, MAX_AUTH_BYTES, "auth data");
+        return new Hello(magic, min, max, cluster, node, nonce, scheme, auth);
+      }
+      case HELLO_OK: {
+        int version = in.readUnsignedShort();
+        String node = readString(in, MAX_NODE_ID_BYTES, "node id");
+        byte[] nonce = readFixed(in, NONCE_BYTES);
+        int scheme = in.readUnsignedByte();
+        byte[] auth = readBytes(in, MAX_AUTH_BYTES, "auth data");
+        return new HelloOk(version, node, nonce, scheme, auth);
+      }
+      case HELLO_REJECT: {
+        RejectReason reason = RejectReason.of(in.readUnsignedByte());
+        return new HelloReject(reason, readString(in, MAX_TEXT_BYTES, "message"));
+      }
+      case MUTATIONS: {
+        long batchId = in.readLong();
+        int flags = in.readUnsignedByte();
+        int count = readCount(in, 12, "mutation count");
+        List<Mutation> ms = new ArrayList<>(count);
+        for (int i = 0; i < count; i++) {
+          ms.add(readMutation(in));
+        }
+        return new MutationBatch(batchId, flags, ms);
+      }
+      case ACK: {
+        long batchId = in.readLong();
+        int count = readVarint(in);
+        int bytes = (int) ((count + 7L) >>> 3);
+        if (bytes > in.readableBytes()) {
+          throw new MalformedFrameException("ack bitmap of " + count + " bits does not fit");
+        }
+        BitSet held = readBitmap(in, bytes, count);
+        return new Ack(batchId, count, held);
+      }
+      case AE_DIGEST: {
+        long roundId = in.readLong();
+        int format = in.readInt();
+        int bucketCount = in.readInt();
+        checkBucketCount(bucketCount);
+        int from = in.readInt();
+        int n = readCount(in, 8, "digest bucket count");
+        if (from < 0 || from > bucketCount - n) {
+          throw new MalformedFrameException("digest chunk " + from + "+" + n + " outside "
+              + bucketCount + " buckets");
+        }
+        long[] hashes = new long[n];
+        for (int i = 0; i < n; i++) {
+          hashes[i] = in.readLong();
+        }
+        boolean last = readBoolean(in);
+        return new AeDigest(roundId, format, bucketCount, from, hashes, last);
+      }
+      case AE_DIFF: {
+        long roundId = in.readLong();
+        int bucketCount = in.readInt();
+        checkBucketCount(bucketCount);
+        boolean more = readBoolean(in);
+        int bytes = readVarint(in);
+        if (bytes != (bucketCount + 7) >>> 3 || bytes > in.readableBytes()) {
+          throw new MalformedFrameException("diff bitmap of " + bytes + " bytes for " + bucketCount
+              + " buckets");
+        }
+        return new AeDiff(roundId, bucketCount, more, readBitmap(in, bytes, bucketCount));
+      }
+      case AE_KEYS: {
+        long roundId = in.readLong();
+        boolean last = readBoolean(in);
+        int n = readCount(in, 11, "key count");
+        List<KeyVersion> keys = new ArrayList<>(n);
+        for (int i = 0; i < n; i++) {
+          String key = readString(in, MAX_KEY_BYTES, "key");
+          long ts = in.readLong();
+          String node = readString(in, MAX_NODE_ID_BYTES, "node id");
+          keys.add(new KeyVersion(key, Version.of(ts, node)));
+        }
+        return new AeKeys(roundId, last, keys);
+      }
+      case AE_PULL: {
+        long roundId = in.readLong();
+        int n = readCount(in, 1, "key count");
+        List<String> keys = new ArrayList<>(n);
+        for (int i = 0; i < n; i++) {
+          keys.add(readString(in, MAX_KEY_BYTES, "key"));
+        }
+        return new AePull(roundId, keys);
+      }
+      case AE_PULL_RESPONSE: {
+        long roundId = in.readLong();
+        int processed = readVarint(in);
+        int n = readCount(in, 12, "mutation count");
+        List<Mutation> ms = new ArrayList<>(n);
+        for (int i = 0; i < n; i++) {
+          ms.add(readMutation(in));
+        }
+        return new AePullResponse(roundId, processed, ms);
+      }
+      case AE_ABORT: {
+        long roundId = in.readLong();
+        return new AeAbort(roundId, readString(in, MAX_TEXT_BYTES, "message"));
+      }
+      default:
+        throw new MalformedFrameException(String.format("unknown frame type 0x%02x", type & 0xff));
+    }
+  }
+
+  static Mutation readMutation(ByteBuf in) {
+    String key = readString(in, MAX_KEY_BYTES, "key");
+    long ts = in.readLong();
+    String node = readString(in, MAX_NODE_ID_BYTES, "node id");
+    Version version = Version.of(ts, node);
+    int kind = in.readUnsignedByte();
+    switch (kind) {
+      case KIND_PUT: {
+        long expiresAt = in.readLong();
+        byte[] value = readBytes(in, KvStoreConfig.MAX_VALUE_BYTES_LIMIT, "value");
+        return Mutation.put(key, value, version, expiresAt);
+      }
+      case KIND_DELETE:
+        return Mutation.delete(key, version);
+      case KIND_EXPIRED:
+        return Mutation.expired(key, version, in.readLong());
+      default:
+        throw new MalformedFrameException("unknown mutation kind " + kind);
+    }
+  }
+
+  static int readVarint(ByteBuf in) {
+    int value = 0;
+    for (int shift = 0; shift < 35; shift += 7) {
+      int b = in.readUnsignedByte();
+      if (shift == 28 && (b & 0xF8) != 0) {
+        throw new MalformedFrameException("varint larger than 2^31 - 1");
+      }
+      value |= (b & 0x7F) << shift;
+      if ((b & 0x80) == 0) {
+        return value;
+      }
+    }
+    throw new MalformedFrameException("varint longer than 5 bytes");
+  }
+
+  /** A count of items each at least {@code minItemBytes} long: bounded by the bytes left. */
+  private static int readCount(ByteBuf in, int minItemBytes, String what) {
+    int n = readVarint(in);
+    if ((long) n * minItemBytes > in.readableBytes()) {
+      throw new MalformedFrameException(what + " " + n + " cannot fit in the "
+          + in.readableBytes() + " bytes left");
+    }
+    return n;
+  }
+
+  private static boolean readBoolean(ByteBuf in) {
+    int b = in.readUnsignedByte();
+    if (b > 1) {
+      throw new MalformedFrameException("boolean byte was " + b);
+    }
+    return b == 1;
+  }
+
+  private static byte[] readFixed(ByteBuf in, int n) {
+    if (n > in.readableBytes()) {
+      throw new MalformedFrameException("frame ends early");
+    }
+    byte[] b = new byte[n];
+    in.readBytes(b);
+    return b;
+  }
+
+  private static byte[] readBytes(ByteBuf in, int max, String what) {
+    int len = readVarint(in);
+    if (len > max) {
+      throw new MalformedFrameException(what + " of " + len + " bytes is over the limit of " + max);
+    }
+    if (len > in.readableBytes()) {
+      throw new MalformedFrameException(what + " of " + len + " bytes runs past the frame");
+    }
+    byte[] b = new byte[len];
+    in.readBytes(b);
+    return b;
+  }
+
+  private static final ThreadLocal<CharsetDecoder> UTF8 = ThreadLocal.withInitial(() ->
+      StandardCharsets.UTF_8.newDecoder()
+          .onMalformedInput(CodingErrorAction.REPORT)
+          .onUnmappableCharacter(CodingErrorAction.REPORT));
+
+  static String readString(ByteBuf in, int max, String what) {
+    int len = readVarint(in);
+    if (len > max) {
+      throw new MalformedFrameException(what + " of " + len + " bytes is over the limit of " + max);
+    }
+    if (len > in.readableBytes()) {
+      throw new MalformedFrameException(what + " of " + len + " bytes runs past the frame");
+    }
+    int start = in.readerIndex();
+    boolean ascii = true;
+    for (int i = 0; i < len; i++) {
+      if (in.getByte(start + i) < 0) {
+        ascii = false;
+        break;
+      }
+    }
+    String s;
+    if (ascii) {
+      s = in.toString(start, len, StandardCharsets.US_ASCII);
+    } else {
+      ByteBuffer nio = in.nioBuffer(start, len);
+      try {
+        CharBuffer chars = UTF8.get().reset().decode(nio);
+        s = chars.toString();
+      } catch (CharacterCodingException e) {
+        throw new MalformedFrameException(what + " is not valid UTF-8");
+      }
+    }
+    in.skipBytes(len);
+    return s;
+  }
+
+  private static BitSet readBitmap(ByteBuf in, int bytes, int bits) {
+    BitSet set = new BitSet(bits);
+    for (int i = 0; i < bytes; i++) {
+      int b = in.readUnsignedByte();
+      if (b == 0) {
+        continue;
+      }
+      for (int j = 0; j < 8; j++) {
+        if ((b & (1 << j)) != 0) {
+          int bit = i * 8 + j;
+          if (bit >= bits) {
+            throw new MalformedFrameException("bitmap has bit " + bit + " set beyond " + bits);
+          }
+          set.set(bit);
+        }
+      }
+    }
+    return set;
+  }
+
+  private static void checkBucketCount(int count) {
+    if (count < 1 || count > MAX_BUCKETS || Integer.bitCount(count) != 1) {
+      throw new MalformedFrameException("bucket count " + count + " is not a power of two up to "
+          + MAX_BUCKETS);
+    }
+  }
+}

@@ -1,0 +1,390 @@
+package io.kvstore.cluster;
+
+import io.kvstore.core.KvStore;
+import io.kvstore.core.KvStoreBuilder;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.Collection;
+import java.util.List;
+import java.util.Objects;
+import java.util.UUID;
+import java.util.function.Consumer;
+
+/**
+ * Builds a clustered {@link KvStore}, or just its {@link ClusterReplicator}. Obtain one from
+ * {@link KvCluster#builder()}. Every setting has a documented default in {@link KvClusterConfig};
+ * {@link #config()}, {@link #build()} and {@link #buildReplicator()} validate them and fail with an
+ * {@link IllegalArgumentException} naming the first invalid one. Use port 0 for either port to bind a
+ * free one; the real port is what other nodes are told.
+ */
+public final class KvClusterBuilder {
+  private String nodeId;
+  private String clusterName = KvClusterConfig.DEFAULT_CLUSTER_NAME;
+  private String host = KvClusterConfig.DEFAULT_HOST;
+  private String advertiseHost;
+  private int membershipPort = KvClusterConfig.DEFAULT_MEMBERSHIP_PORT;
+  private int dataPort = KvClusterConfig.DEFAULT_DATA_PORT;
+  private List<String> seeds = List.of();
+  private Duration pingInterval = KvClusterConfig.DEFAULT_PING_INTERVAL;
+  private Duration pingTimeout = KvClusterConfig.DEFAULT_PING_TIMEOUT;
+  private int pingRequestMembers = KvClusterConfig.DEFAULT_PING_REQUEST_MEMBERS;
+  private int suspicionMultiplier = KvClusterConfig.DEFAULT_SUSPICION_MULTIPLIER;
+  private Duration syncInterval = KvClusterConfig.DEFAULT_SYNC_INTERVAL;
+  private Duration joinTimeout = KvClusterConfig.DEFAULT_JOIN_TIMEOUT;
+  private Duration metadataTimeout = KvClusterConfig.DEFAULT_METADATA_TIMEOUT;
+  private Duration gossipInterval = KvClusterConfig.DEFAULT_GOSSIP_INTERVAL;
+  private Duration antiEntropyInterval = KvClusterConfig.DEFAULT_ANTI_ENTROPY_INTERVAL;
+  private Duration antiEntropyTimeout = KvClusterConfig.DEFAULT_ANTI_ENTROPY_TIMEOUT;
+  private Duration connectTimeout = KvClusterConfig.DEFAULT_CONNECT_TIMEOUT;
+  private Duration handshakeTimeout = KvClusterConfig.DEFAULT_HANDSHAKE_TIMEOUT;
+  private Duration reconnectBackoffMin = KvClusterConfig.DEFAULT_RECONNECT_BACKOFF_MIN;
+  private Duration reconnectBackoffMax = KvClusterConfig.DEFAULT_RECONNECT_BACKOFF_MAX;
+  private int maxBatchBytes = KvClusterConfig.DEFAULT_MAX_BATCH_BYTES;
+  private long maxInFlightBytesPerPeer = KvClusterConfig.DEFAULT_MAX_IN_FLIGHT_BYTES_PER_PEER;
+  private Duration leaveTimeout = KvClusterConfig.DEFAULT_LEAVE_TIMEOUT;
+  private Consumer<KvStoreBuilder> storeSettings = b -> { };
+  private FaultHooks faults = FaultHooks.NONE;
+
+  KvClusterBuilder() {}
+
+  /**
+   * This node's id (default: {@code node-} and 8 random hex digits); it is also the store's node id.
+   * Must be unique in the cluster.
+   *
+   * @param nodeId 1 to 64 characters of {@code A-Z a-z 0-9 . _ : -}
+   * @return this builder
+   */
+  public KvClusterBuilder nodeId(String nodeId) {
+    this.nodeId = nodeId;
+    return this;
+  }
+
+  /**
+   * The cluster's name (default {@value KvClusterConfig#DEFAULT_CLUSTER_NAME}); nodes of differently
+   * named clusters ignore each other on both planes.
+   *
+   * @param clusterName 2 to 64 characters of {@code A-Z a-z 0-9 _ -}
+   * @return this builder
+   */
+  public KvClusterBuilder clusterName(String clusterName) {
+    this.clusterName = clusterName;
+    return this;
+  }
+
+  /**
+   * The address both planes bind to (default {@value KvClusterConfig#DEFAULT_HOST}). A wildcard such
+   * as {@code 0.0.0.0} needs an {@link #advertiseHost(String)}.
+   *
+   * @param host a host name or IP address of this machine
+   * @return this builder
+   */
+  public KvClusterBuilder host(String host) {
+    this.host = host;
+    return this;
+  }
+
+  /**
+   * The address other nodes reach this one at (default: the bind host), for NAT and containers.
+   *
+   * @param advertiseHost a host name or IP address
+   * @return this builder
+   */
+  public KvClusterBuilder advertiseHost(String advertiseHost) {
+    this.advertiseHost = advertiseHost;
+    return this;
+  }
+
+  /**
+   * The membership (SWIM) port (default {@value KvClusterConfig#DEFAULT_MEMBERSHIP_PORT}).
+   *
+   * @param port 1 to 65535, or 0 for a free port
+   * @return this builder
+   */
+  public KvClusterBuilder membershipPort(int port) {
+    this.membershipPort = port;
+    return this;
+  }
+
+  /**
+   * The data-plane port (default {@value KvClusterConfig#DEFAULT_DATA_PORT}).
+   *
+   * @param port 1 to 65535, or 0 for a free port
+   * @return this builder
+   */
+  public KvClusterBuilder dataPort(int port) {
+    this.dataPort = port;
+    return this;
+  }
+
+  /**
+   * Membership addresses of nodes to join through (default: none, start a new cluster). A node keeps
+   * trying them every sync interval, so it may start before them. Giving every node the same two or
+   * three seeds also lets the two sides of a healed partition find each other again.
+   *
+   * @param seeds {@code host:port} addresses
+   * @return this builder
+   */
+  public KvClusterBuilder seeds(String... seeds) {
+    return seeds(Arrays.asList(Objects.requireNonNull(seeds, "seeds")));
+  }
+
+  /**
+   * Membership addresses of nodes to join through; see {@link #seeds(String...)}.
+   *
+   * @param seeds {@code host:port} addresses
+   * @return this builder
+   */
+  public KvClusterBuilder seeds(Collection<String> seeds) {
+    this.seeds = new ArrayList<>(Objects.requireNonNull(seeds, "seeds"));
+    return this;
+  }
+
+  /**
+   * How often the failure detector pings a member (default 600 ms); see
+   * {@link KvClusterConfig#DEFAULT_PING_INTERVAL}.
+   *
+   * @param interval a positive duration longer than the ping timeout
+   * @return this builder
+   */
+  public KvClusterBuilder pingInterval(Duration interval) {
+    this.pingInterval = interval;
+    return this;
+  }
+
+  /**
+   * How long a ping waits for its answer (default 300 ms).
+   *
+   * @param timeout a positive duration shorter than the ping interval
+   * @return this builder
+   */
+  public KvClusterBuilder pingTimeout(Duration timeout) {
+    this.pingTimeout = timeout;
+    return this;
+  }
+
+  /**
+   * How many members ping a silent member on this node's behalf (default 2).
+   *
+   * @param members 0 to 16
+   * @return this builder
+   */
+  public KvClusterBuilder pingRequestMembers(int members) {
+    this.pingRequestMembers = members;
+    return this;
+  }
+
+  /**
+   * Scales how long a suspect has to refute before removal (default 3); see
+   * {@link KvClusterConfig#DEFAULT_SUSPICION_MULTIPLIER}.
+   *
+   * @param multiplier 1 to 100
+   * @return this builder
+   */
+  public KvClusterBuilder suspicionMultiplier(int multiplier) {
+    this.suspicionMultiplier = multiplier;
+    return this;
+  }
+
+  /**
+   * How often membership tables are exchanged with a random seed or member (default 2 s); this bounds
+   * how long a healed partition stays split.
+   *
+   * @param interval a positive duration
+   * @return this builder
+   */
+  public KvClusterBuilder syncInterval(Duration interval) {
+    this.syncInterval = interval;
+    return this;
+  }
+
+  /**
+   * How long starting waits for the seeds (default 3 s).
+   *
+   * @param timeout a positive duration
+   * @return this builder
+   */
+  public KvClusterBuilder joinTimeout(Duration timeout) {
+    this.joinTimeout = timeout;
+    return this;
+  }
+
+  /**
+   * How long fetching a new member's metadata may take (default 3 s).
+   *
+   * @param timeout a positive duration
+   * @return this builder
+   */
+  public KvClusterBuilder metadataTimeout(Duration timeout) {
+    this.metadataTimeout = timeout;
+    return this;
+  }
+
+  /**
+   * How often membership gossip is spread (default 200 ms).
+   *
+   * @param interval a positive duration
+   * @return this builder
+   */
+  public KvClusterBuilder gossipInterval(Duration interval) {
+    this.gossipInterval = interval;
+    return this;
+  }
+
+  /**
+   * How often this node compares digests with a random live peer (default 1 s).
+   *
+   * @param interval a positive duration
+   * @return this builder
+   */
+  public KvClusterBuilder antiEntropyInterval(Duration interval) {
+    this.antiEntropyInterval = interval;
+    return this;
+  }
+
+  /**
+   * How long one step of an anti-entropy round waits for the peer (default 10 s).
+   *
+   * @param timeout a positive duration
+   * @return this builder
+   */
+  public KvClusterBuilder antiEntropyTimeout(Duration timeout) {
+    this.antiEntropyTimeout = timeout;
+    return this;
+  }
+
+  /**
+   * How long a data-plane connection attempt may take (default 2 s).
+   *
+   * @param timeout a positive duration
+   * @return this builder
+   */
+  public KvClusterBuilder connectTimeout(Duration timeout) {
+    this.connectTimeout = timeout;
+    return this;
+  }
+
+  /**
+   * How long a new data-plane connection may take to shake hands (default 5 s).
+   *
+   * @param timeout a positive duration
+   * @return this builder
+   */
+  public KvClusterBuilder handshakeTimeout(Duration timeout) {
+    this.handshakeTimeout = timeout;
+    return this;
+  }
+
+  /**
+   * The delays between reconnection attempts: the first, doubling up to the longest (default 100 ms
+   * to 2 s).
+   *
+   * @param min the first delay, positive
+   * @param max the longest delay, at least {@code min}
+   * @return this builder
+   */
+  public KvClusterBuilder reconnectBackoff(Duration min, Duration max) {
+    this.reconnectBackoffMin = min;
+    this.reconnectBackoffMax = max;
+    return this;
+  }
+
+  /**
+   * The target size of one data-plane frame of mutations (default 256 KiB).
+   *
+   * @param bytes 1 KiB to 1 MiB
+   * @return this builder
+   */
+  public KvClusterBuilder maxBatchBytes(int bytes) {
+    this.maxBatchBytes = bytes;
+    return this;
+  }
+
+  /**
+   * Unsent plus unacknowledged mutation bytes allowed per peer before mutations for it are dropped and
+   * left to anti-entropy (default 32 MiB).
+   *
+   * @param bytes at least two of the largest frames
+   * @return this builder
+   */
+  public KvClusterBuilder maxInFlightBytesPerPeer(long bytes) {
+    this.maxInFlightBytesPerPeer = bytes;
+    return this;
+  }
+
+  /**
+   * How long closing waits for the leave announcement to spread (default 5 s).
+   *
+   * @param timeout a positive duration
+   * @return this builder
+   */
+  public KvClusterBuilder leaveTimeout(Duration timeout) {
+    this.leaveTimeout = timeout;
+    return this;
+  }
+
+  /**
+   * Settings of the store itself (limits, TTL purge, write concern defaults...). The node id and the
+   * replicator are set by this builder and override whatever the consumer sets.
+   *
+   * @param settings applied to the store's builder by {@link #build()}
+   * @return this builder
+   */
+  public KvClusterBuilder store(Consumer<KvStoreBuilder> settings) {
+    this.storeSettings = Objects.requireNonNull(settings, "settings");
+    return this;
+  }
+
+  /** Test-only: fault injection into both planes. */
+  KvClusterBuilder faultHooks(FaultHooks hooks) {
+    this.faults = Objects.requireNonNull(hooks, "hooks");
+    return this;
+  }
+
+  /**
+   * The validated config these settings make.
+   *
+   * @return the config
+   * @throws IllegalArgumentException naming the first invalid setting
+   */
+  public KvClusterConfig config() {
+    if (nodeId == null) {
+      nodeId = "node-" + UUID.randomUUID().toString().substring(0, 8);
+    }
+    return new KvClusterConfig(nodeId, clusterName, host,
+        advertiseHost != null ? advertiseHost : host, membershipPort, dataPort, seeds, pingInterval,
+        pingTimeout, pingRequestMembers, suspicionMultiplier, syncInterval, joinTimeout,
+        metadataTimeout, gossipInterval, antiEntropyInterval, antiEntropyTimeout, connectTimeout,
+        handshakeTimeout, reconnectBackoffMin, reconnectBackoffMax, maxBatchBytes,
+        maxInFlightBytesPerPeer, leaveTimeout);
+  }
+
+  /**
+   * A replicator for a store built separately with {@code KvStore.builder().nodeId(sameId)
+   * .replicator(it)}; the store starts it (binding the ports) and closes it.
+   *
+   * @return an unstarted replicator
+   * @throws IllegalArgumentException naming the first invalid setting
+   */
+  public ClusterReplicator buildReplicator() {
+    return new ClusterReplicator(config(), faults);
+  }
+
+  /**
+   * Builds the store and its replicator, binds both ports and joins the cluster (waiting at most the
+   * join timeout for the seeds). The store serves reads and writes at once; its
+   * {@code cluster().isReady()} tells when it has caught up with a peer.
+   *
+   * @return a running store; close it to leave the cluster
+   * @throws IllegalArgumentException naming the first invalid setting
+   * @throws IllegalStateException if a port cannot be bound or membership cannot start
+   */
+  public KvStore build() {
+    KvClusterConfig config = config();
+    KvStoreBuilder builder = KvStore.builder();
+    storeSettings.accept(builder);
+    builder.nodeId(config.nodeId());
+    builder.replicator(new ClusterReplicator(config, faults));
+    return builder.build();
+  }
+}

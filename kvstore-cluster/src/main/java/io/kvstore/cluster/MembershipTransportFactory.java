@@ -1,0 +1,124 @@
+package io.kvstore.cluster;
+
+import io.netty.channel.Channel;
+import io.netty.channel.ChannelOption;
+import io.netty.handler.codec.LengthFieldBasedFrameDecoder;
+import io.netty.handler.codec.LengthFieldPrepender;
+import io.scalecube.cluster.transport.api.Message;
+import io.scalecube.cluster.transport.api.Transport;
+import io.scalecube.cluster.transport.api.TransportConfig;
+import io.scalecube.cluster.transport.api.TransportFactory;
+import io.scalecube.transport.netty.Receiver;
+import io.scalecube.transport.netty.Sender;
+import io.scalecube.transport.netty.TransportImpl;
+import io.scalecube.transport.netty.TransportImpl.ReceiverContext;
+import io.scalecube.transport.netty.TransportImpl.SenderContext;
+import java.util.function.UnaryOperator;
+import reactor.core.publisher.Mono;
+import reactor.netty.Connection;
+import reactor.netty.DisposableServer;
+import reactor.netty.tcp.TcpClient;
+import reactor.netty.tcp.TcpServer;
+
+/**
+ * ScaleCube's TCP transport, but bound to the configured host: the stock factory always binds
+ * 0.0.0.0. Framing is ScaleCube's (a 4-byte length, then the codec's bytes), so nodes interoperate
+ * with any ScaleCube TCP peer that uses the same codec. ScaleCube's {@link TransportImpl} keeps the
+ * connection cache, request/response matching and shutdown; only the server and client sides are
+ * ours.
+ */
+final class MembershipTransportFactory implements TransportFactory {
+  private static final int LENGTH_FIELD_BYTES = 4;
+
+  private final String bindHost;
+  private final UnaryOperator<Transport> decorator;
+
+  /**
+   * @param bindHost the address to listen on
+   * @param decorator wraps the transport (the identity, except in fault-injection tests)
+   */
+  MembershipTransportFactory(String bindHost, UnaryOperator<Transport> decorator) {
+    this.bindHost = bindHost;
+    this.decorator = decorator;
+  }
+
+  @Override
+  public Transport createTransport(TransportConfig config) {
+    Transport transport = new TransportImpl(config.messageCodec(), new BoundReceiver(bindHost, config),
+        new PlainSender(config), config.addressMapper());
+    return decorator.apply(transport);
+  }
+
+  private static void initChannel(Channel channel, int maxFrameLength) {
+    channel.pipeline().addFirst(new LengthFieldBasedFrameDecoder(
+        maxFrameLength, 0, LENGTH_FIELD_BYTES, 0, LENGTH_FIELD_BYTES));
+    channel.pipeline().addFirst(new LengthFieldPrepender(LENGTH_FIELD_BYTES));
+  }
+
+  /** Listens on the configured host and hands every frame to ScaleCube's receiver context. */
+  private static final class BoundReceiver implements Receiver {
+    private final String host;
+    private final TransportConfig config;
+
+    BoundReceiver(String host, TransportConfig config) {
+      this.host = host;
+      this.config = config;
+    }
+
+    @Override
+    public Mono<DisposableServer> bind() {
+      return Mono.deferContextual(context -> {
+        ReceiverContext receiver = context.get(ReceiverContext.class);
+        return TcpServer.create()
+            .runOn(receiver.loopResources())
+            .host(host)
+            .port(config.port())
+            .childOption(ChannelOption.TCP_NODELAY, true)
+            .childOption(ChannelOption.SO_KEEPALIVE, true)
+            .doOnChannelInit((observer, channel, remote) ->
+                initChannel(channel, config.maxFrameLength()))
+            .handle((in, out) -> in.receive().retain().doOnNext(receiver::onMessage).then())
+            .bind()
+            .cast(DisposableServer.class);
+      });
+    }
+  }
+
+  /** Connects to peers; ScaleCube's own sender is package-private. */
+  private static final class PlainSender implements Sender {
+    private final TransportConfig config;
+
+    PlainSender(TransportConfig config) {
+      this.config = config;
+    }
+
+    @Override
+    public Mono<Connection> connect(String address) {
+      return Mono.deferContextual(context -> {
+        SenderContext sender = context.get(SenderContext.class);
+        return TcpClient.newConnection()
+            .runOn(sender.loopResources())
+            .host(Transport.parseHost(address))
+            .port(Transport.parsePort(address))
+            .option(ChannelOption.TCP_NODELAY, true)
+            .option(ChannelOption.SO_KEEPALIVE, true)
+            .option(ChannelOption.CONNECT_TIMEOUT_MILLIS, config.connectTimeout())
+            .doOnChannelInit((observer, channel, remote) ->
+                initChannel(channel, config.maxFrameLength()))
+            .connect()
+            .cast(Connection.class);
+      });
+    }
+
+    @Override
+    public Mono<Void> send(Message message) {
+      return Mono.deferContextual(context -> {
+        Connection connection = context.get(Connection.class);
+        SenderContext sender = context.get(SenderContext.class);
+        return connection.outbound()
+            .sendObject(Mono.just(message).map(sender.messageEncoder()), buf -> true)
+            .then();
+      });
+    }
+  }
+}

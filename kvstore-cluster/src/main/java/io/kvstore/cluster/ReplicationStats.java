@@ -1,0 +1,43 @@
+package io.kvstore.cluster;
+
+/**
+ * A snapshot of one node's replication counters since it started. Counters only grow; rates are the
+ * difference between two snapshots.
+ *
+ * @param framesSent data-plane frames written to peers
+ * @param framesReceived data-plane frames read from peers
+ * @param bytesSent data-plane bytes written, length fields included
+ * @param bytesReceived data-plane bytes read, length fields included
+ * @param mutationsSent mutations written to peers by the write fan-out
+ * @param mutationsAcked fan-out mutations a peer acknowledged holding
+ * @param mutationsRefused fan-out mutations a peer acknowledged but refused (invalid, or its clock
+ *     drift check failed); anti-entropy will not fix these either
+ * @param mutationsDropped fan-out mutations not delivered because the peer's in-flight limit was
+ *     reached or it left; anti-entropy repairs them
+ * @param antiEntropyRounds anti-entropy rounds this node started and completed
+ * @param antiEntropyRoundsFailed anti-entropy rounds this node started that timed out or broke off
+ * @param antiEntropyKeysPushed keys this node sent to peers in its anti-entropy rounds
+ * @param antiEntropyKeysPulled keys this node fetched from peers in its anti-entropy rounds
+ * @param malformedFrames frames that broke the wire format or the protocol (the connection was closed)
+ * @param handshakeFailures data-plane handshakes refused or failed, in either direction
+ * @param membershipMessagesRefused messages on the membership port that were not exactly one of
+ *     ScaleCube's protocol messages (garbage, Java serialization, wrong shapes); dropped unread
+ * @param connectedPeers peers this node currently has a working outgoing connection to
+ */
+public record ReplicationStats(
+    long framesSent,
+    long framesReceived,
+    long bytesSent,
+    long bytesReceived,
+    long mutationsSent,
+    long mutationsAcked,
+    long mutationsRefused,
+    long mutationsDropped,
+    long antiEntropyRounds,
+    long antiEntropyRoundsFailed,
+    long antiEntropyKeysPushed,
+    long antiEntropyKeysPulled,
+    long malformedFrames,
+    long handshakeFailures,
+    long membershipMessagesRefused,
+    int connectedPeers) {}

@@ -1,0 +1,283 @@
+package io.kvstore.cluster;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import io.kvstore.core.KeyVersion;
+import io.kvstore.core.Mutation;
+import io.kvstore.core.Version;
+import io.netty.buffer.ByteBuf;
+import io.netty.buffer.ByteBufAllocator;
+import io.netty.buffer.Unpooled;
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.BitSet;
+import java.util.List;
+import java.util.Random;
+import java.util.concurrent.TimeUnit;
+import java.util.stream.LongStream;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.MethodSource;
+
+@Timeout(value = 60, unit = TimeUnit.SECONDS)
+class FramesTest {
+  private static final ByteBufAllocator ALLOC = ByteBufAllocator.DEFAULT;
+  private static final Version V = Version.of(1_700_000_000_000L, 7, "node-1");
+
+  static LongStream seeds() {
+    String fixed = System.getProperty("kvstore.seed");
+    return fixed != null ? LongStream.of(Long.parseLong(fixed))
+        : LongStream.range(0, 8).map(i -> new Random().nextLong());
+  }
+
+  private static Frames.Frame roundTrip(ByteBuf frame) {
+    try {
+      return Frames.decode(frame);
+    } finally {
+      frame.release();
+    }
+  }
+
+  private static List<Mutation> sampleMutations() {
+    return List.of(
+        Mutation.put("a", new byte[] {1, 2, 3}, V, 0),
+        Mutation.put("ключ/日本/\uD83D\uDE00", new byte[0], V, 1_700_000_100_000L),
+        Mutation.delete("gone", Version.of(5, "n:2")),
+        Mutation.expired("ttl", V, 1_700_000_000_500L));
+  }
+
+  @Test
+  void mutations_roundTrip_everyKind() {
+    List<Mutation> ms = sampleMutations();
+    int bytes = ms.stream().mapToInt(Frames::mutationSize).sum();
+    ByteBuf buf = Frames.mutations(ALLOC, 42, Frames.FLAG_ANTI_ENTROPY, ms, bytes);
+    assertThat(buf.readableBytes()).isEqualTo(1 + 8 + 1 + 1 + bytes);
+    Frames.MutationBatch batch = (Frames.MutationBatch) roundTrip(buf);
+    assertThat(batch.batchId()).isEqualTo(42);
+    assertThat(batch.isAntiEntropy()).isTrue();
+    assertThat(batch.mutations()).isEqualTo(ms);
+  }
+
+  @Test
+  void handshakeFrames_roundTrip() {
+    byte[] nonce = new byte[Frames.NONCE_BYTES];
+    nonce[3] = 9;
+    Frames.Hello hello = (Frames.Hello) roundTrip(Frames.hello(ALLOC, "prod", "n1", nonce));
+    assertThat(hello.magic()).isEqualTo(Frames.MAGIC);
+    assertThat(hello.minVersion()).isEqualTo(Frames.MIN_PROTOCOL_VERSION);
+    assertThat(hello.maxVersion()).isEqualTo(Frames.PROTOCOL_VERSION);
+    assertThat(hello.clusterName()).isEqualTo("prod");
+    assertThat(hello.nodeId()).isEqualTo("n1");
+    assertThat(hello.nonce()).isEqualTo(nonce);
+    assertThat(hello.authScheme()).isEqualTo(Frames.AUTH_NONE);
+    assertThat(hello.auth()).isEmpty();
+
+    Frames.HelloOk ok = (Frames.HelloOk) roundTrip(Frames.helloOk(ALLOC, 1, "n2", nonce));
+    assertThat(ok.version()).isEqualTo(1);
+    assertThat(ok.nodeId()).isEqualTo("n2");
+
+    Frames.HelloReject reject = (Frames.HelloReject) roundTrip(Frames.helloReject(ALLOC,
+        Frames.RejectReason.CLUSTER_MISMATCH, "x".repeat(5000)));
+    assertThat(reject.reason()).isEqualTo(Frames.RejectReason.CLUSTER_MISMATCH);
+    assertThat(reject.message()).hasSize(300);
+  }
+
+  @Test
+  void ack_roundTrip_keepsHeldBits() {
+    BitSet held = new BitSet();
+    held.set(0);
+    held.set(9);
+    Frames.Ack ack = (Frames.Ack) roundTrip(Frames.ack(ALLOC, 7, 10, held));
+    assertThat(ack.batchId()).isEqualTo(7);
+    assertThat(ack.count()).isEqualTo(10);
+    assertThat(ack.held()).isEqualTo(held);
+  }
+
+  @Test
+  void antiEntropyFrames_roundTrip() {
+    long[] buckets = {1, 2, 3, 4, 5, 6, 7, 8};
+    Frames.AeDigest d = (Frames.AeDigest) roundTrip(Frames.aeDigest(ALLOC, 3, 1, buckets, 4, 4, true));
+    assertThat(d.bucketCount()).isEqualTo(8);
+    assertThat(d.from()).isEqualTo(4);
+    assertThat(d.hashes()).containsExactly(5, 6, 7, 8);
+    assertThat(d.last()).isTrue();
+
+    BitSet covered = new BitSet();
+    covered.set(1);
+    covered.set(7);
+    Frames.AeDiff diff = (Frames.AeDiff) roundTrip(Frames.aeDiff(ALLOC, 3, 8, true, covered));
+    assertThat(diff.covered()).isEqualTo(covered);
+    assertThat(diff.more()).isTrue();
+
+    List<KeyVersion> kvs = List.of(new KeyVersion("k1", V), new KeyVersion("k\u00e9", V));
+    int kvBytes = kvs.stream().mapToInt(Frames::keyVersionSize).sum();
+    Frames.AeKeys keys = (Frames.AeKeys) roundTrip(Frames.aeKeys(ALLOC, 3, false, kvs, kvBytes));
+    assertThat(keys.keys()).isEqualTo(kvs);
+    assertThat(keys.last()).isFalse();
+
+    Frames.AePull pull = (Frames.AePull) roundTrip(Frames.aePull(ALLOC, 3, List.of("a", "b"), 4));
+    assertThat(pull.keys()).containsExactly("a", "b");
+
+    List<Mutation> ms = sampleMutations();
+    Frames.AePullResponse resp = (Frames.AePullResponse) roundTrip(Frames.aePullResponse(ALLOC, 3, 9,
+        ms, ms.stream().mapToInt(Frames::mutationSize).sum()));
+    assertThat(resp.processed()).isEqualTo(9);
+    assertThat(resp.mutations()).isEqualTo(ms);
+
+    Frames.AeAbort abort = (Frames.AeAbort) roundTrip(Frames.aeAbort(ALLOC, 3, "no"));
+    assertThat(abort.message()).isEqualTo("no");
+  }
+
+  @Test
+  void unknownType_isMalformed() {
+    assertThatThrownBy(() -> Frames.decode(Unpooled.wrappedBuffer(new byte[] {0x7f, 0, 0})))
+        .isInstanceOf(MalformedFrameException.class).hasMessageContaining("unknown frame type 0x7f");
+  }
+
+  @Test
+  void trailingBytes_areMalformed() {
+    ByteBuf buf = Frames.aeAbort(ALLOC, 1, "x");
+    buf.writeByte(0);
+    assertThatThrownBy(() -> roundTrip(buf)).isInstanceOf(MalformedFrameException.class)
+        .hasMessageContaining("unexpected bytes");
+  }
+
+  @Test
+  void hugeDeclaredLengths_failBeforeAllocating() {
+    // A MUTATIONS frame claiming 2^31-1 mutations in 3 bytes, and a key claiming 2 GiB.
+    ByteBuf count = Unpooled.buffer();
+    count.writeByte(Frames.MUTATIONS).writeLong(1).writeByte(0);
+    Frames.writeVarint(count, Integer.MAX_VALUE);
+    assertThatThrownBy(() -> Frames.decode(count)).isInstanceOf(MalformedFrameException.class)
+        .hasMessageContaining("cannot fit");
+
+    ByteBuf key = Unpooled.buffer();
+    key.writeByte(Frames.AE_PULL).writeLong(1);
+    Frames.writeVarint(key, 1);
+    Frames.writeVarint(key, Integer.MAX_VALUE);
+    assertThatThrownBy(() -> Frames.decode(key)).isInstanceOf(MalformedFrameException.class)
+        .hasMessageContaining("over the limit");
+
+    ByteBuf value = Unpooled.buffer();
+    value.writeByte(Frames.MUTATIONS).writeLong(1).writeByte(0);
+    Frames.writeVarint(value, 1);
+    Frames.writeString(value, "k");
+    value.writeLong(1);
+    Frames.writeString(value, "n");
+    value.writeByte(0).writeLong(0);
+    Frames.writeVarint(value, 1_000_000);
+    assertThatThrownBy(() -> Frames.decode(value)).isInstanceOf(MalformedFrameException.class)
+        .hasMessageContaining("runs past the frame");
+  }
+
+  @Test
+  void invalidUtf8_isMalformed() {
+    ByteBuf buf = Unpooled.buffer();
+    buf.writeByte(Frames.AE_PULL).writeLong(1);
+    Frames.writeVarint(buf, 1);
+    Frames.writeVarint(buf, 2);
+    buf.writeByte(0xC3).writeByte(0x28);
+    assertThatThrownBy(() -> Frames.decode(buf)).isInstanceOf(MalformedFrameException.class)
+        .hasMessageContaining("UTF-8");
+  }
+
+  @Test
+  void invalidFieldValues_areMalformed() {
+    // A version with an invalid node id.
+    ByteBuf buf = Unpooled.buffer();
+    buf.writeByte(Frames.AE_KEYS).writeLong(1).writeByte(1);
+    Frames.writeVarint(buf, 1);
+    Frames.writeString(buf, "k");
+    buf.writeLong(1);
+    Frames.writeString(buf, "bad id!");
+    assertThatThrownBy(() -> Frames.decode(buf)).isInstanceOf(MalformedFrameException.class)
+        .hasMessageContaining("node id");
+    // A boolean byte that is neither 0 nor 1, and an ack bitmap with a bit past its count.
+    ByteBuf bool = Unpooled.buffer();
+    bool.writeByte(Frames.AE_KEYS).writeLong(1).writeByte(2);
+    Frames.writeVarint(bool, 0);
+    assertThatThrownBy(() -> Frames.decode(bool)).isInstanceOf(MalformedFrameException.class);
+    ByteBuf ack = Unpooled.buffer();
+    ack.writeByte(Frames.ACK).writeLong(1);
+    Frames.writeVarint(ack, 3);
+    ack.writeByte(0x10);
+    assertThatThrownBy(() -> Frames.decode(ack)).isInstanceOf(MalformedFrameException.class)
+        .hasMessageContaining("beyond");
+    // A digest chunk that runs past its bucket count.
+    ByteBuf digest = Frames.aeDigest(ALLOC, 1, 1, new long[8], 0, 8, true);
+    digest.setInt(1 + 8 + 4 + 4, 4);
+    assertThatThrownBy(() -> roundTrip(digest)).isInstanceOf(MalformedFrameException.class)
+        .hasMessageContaining("outside");
+  }
+
+  @Test
+  void varint_roundTripsAndRejectsOverlongEncodings() {
+    for (int v : new int[] {0, 1, 127, 128, 16_383, 16_384, Integer.MAX_VALUE}) {
+      ByteBuf buf = Unpooled.buffer();
+      Frames.writeVarint(buf, v);
+      assertThat(buf.readableBytes()).isEqualTo(Frames.varintSize(v));
+      assertThat(Frames.readVarint(buf)).isEqualTo(v);
+    }
+    ByteBuf tooBig = Unpooled.wrappedBuffer(new byte[] {(byte) 0xff, (byte) 0xff, (byte) 0xff,
+        (byte) 0xff, 0x0f});
+    assertThatThrownBy(() -> Frames.readVarint(tooBig)).isInstanceOf(MalformedFrameException.class);
+  }
+
+  @ParameterizedTest(name = "seed {0}")
+  @MethodSource("seeds")
+  void everyTruncation_ofAValidFrame_isMalformed(long seed) {
+    Random random = new Random(seed);
+    List<Mutation> ms = new ArrayList<>();
+    for (int i = 0; i < 1 + random.nextInt(5); i++) {
+      byte[] value = new byte[random.nextInt(50)];
+      random.nextBytes(value);
+      ms.add(Mutation.put("key-" + random.nextInt(1000) + "-\u00e9", value,
+          Version.of(random.nextInt(1 << 30), "n" + random.nextInt(9)), random.nextInt(2) * 99L));
+    }
+    ByteBuf full = Frames.mutations(ALLOC, random.nextLong(), 0, ms,
+        ms.stream().mapToInt(Frames::mutationSize).sum());
+    byte[] bytes = new byte[full.readableBytes()];
+    full.readBytes(bytes);
+    full.release();
+    for (int cut = 0; cut < bytes.length; cut++) {
+      ByteBuf partial = Unpooled.wrappedBuffer(bytes, 0, cut);
+      int at = cut;
+      assertThatThrownBy(() -> Frames.decode(partial), "seed %d, cut at %d", seed, at)
+          .isInstanceOf(MalformedFrameException.class);
+    }
+  }
+
+  @ParameterizedTest(name = "seed {0}")
+  @MethodSource("seeds")
+  void randomBytes_neverThrowAnythingButMalformed(long seed) {
+    Random random = new Random(seed);
+    for (int i = 0; i < 2_000; i++) {
+      byte[] bytes = new byte[random.nextInt(64)];
+      random.nextBytes(bytes);
+      if (bytes.length > 0 && random.nextBoolean()) {
+        byte[] types = {Frames.HELLO, Frames.HELLO_OK, Frames.HELLO_REJECT, Frames.MUTATIONS,
+            Frames.ACK, Frames.AE_DIGEST, Frames.AE_DIFF, Frames.AE_KEYS, Frames.AE_PULL,
+            Frames.AE_PULL_RESPONSE, Frames.AE_ABORT};
+        bytes[0] = types[random.nextInt(types.length)];
+      }
+      try {
+        Frames.decode(Unpooled.wrappedBuffer(bytes));
+      } catch (MalformedFrameException expected) {
+        // fine
+      } catch (RuntimeException e) {
+        throw new AssertionError("seed " + seed + ", input " + java.util.HexFormat.of().formatHex(bytes)
+            + " threw " + e, e);
+      }
+    }
+  }
+
+  @Test
+  void mutationSize_matchesEncoding_forMultiByteKeys() {
+    Mutation m = Mutation.put("\u00e9\u4e2d\uD83D\uDE00", "v".getBytes(StandardCharsets.UTF_8), V, 5);
+    ByteBuf buf = Unpooled.buffer();
+    Frames.writeMutation(buf, m);
+    assertThat(buf.readableBytes()).isEqualTo(Frames.mutationSize(m));
+  }
+}
