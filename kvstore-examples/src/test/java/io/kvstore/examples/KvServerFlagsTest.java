@@ -1,0 +1,111 @@
+package io.kvstore.examples;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import io.kvstore.examples.server.KvServer;
+import io.kvstore.examples.server.ServerOptions;
+import java.io.PrintWriter;
+import java.io.StringWriter;
+import java.util.List;
+import java.util.Set;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import picocli.CommandLine;
+
+/** The server's flags: defaults, parsing, and exit code 2 with a clear message for bad ones. */
+@Timeout(30)
+class KvServerFlagsTest {
+
+  private record Run(int code, String out, String err) {}
+
+  private static Run execute(String... args) {
+    CommandLine cl = KvServer.commandLine(new KvServer());
+    StringWriter out = new StringWriter();
+    StringWriter err = new StringWriter();
+    cl.setOut(new PrintWriter(out));
+    cl.setErr(new PrintWriter(err));
+    int code = cl.execute(args);
+    return new Run(code, out.toString(), err.toString());
+  }
+
+  private static ServerOptions parse(String... args) {
+    KvServer server = new KvServer();
+    KvServer.commandLine(server).parseArgs(args);
+    return server.options();
+  }
+
+  @Test
+  void noFlags_giveASingleNodeOnLoopback8080WithStableIdAndDataPortAfterClusterPort() {
+    ServerOptions o = parse();
+    assertThat(o.host()).isEqualTo("127.0.0.1");
+    assertThat(o.httpPort()).isEqualTo(8080);
+    assertThat(o.clusterPort()).isEqualTo(7946);
+    assertThat(o.dataPort()).isEqualTo(7947);
+    assertThat(o.join()).isEmpty();
+    assertThat(o.clusterName()).isEqualTo("kvstore");
+    assertThat(o.authTokens()).isEmpty();
+    assertThat(o.maxValueBytes()).isEqualTo(1024 * 1024);
+    assertThat(o.nodeId()).isEqualTo("127.0.0.1-7946").isEqualTo(parse().nodeId());
+  }
+
+  @Test
+  void everyFlag_isParsed() {
+    ServerOptions o = parse("--node-id", "n9", "--host", "127.0.0.2", "--http-port", "9000",
+        "--cluster-port", "9100", "--data-port", "9200", "--join", "127.0.0.1:7946,127.0.0.1:7956",
+        "--cluster-name", "orders", "--auth-token", "s3cret", "--auth-token", "other",
+        "--max-value-size", "64KiB");
+    assertThat(o).isEqualTo(new ServerOptions("n9", "127.0.0.2", 9000, 9100, 9200,
+        List.of("127.0.0.1:7946", "127.0.0.1:7956"), "orders", Set.of("s3cret", "other"),
+        64 * 1024));
+    assertThat(o.toString()).doesNotContain("s3cret");
+  }
+
+  @Test
+  void nodeIdDefault_dependsOnHostAndPortOnly() {
+    assertThat(parse("--cluster-port", "7956").nodeId()).isEqualTo("127.0.0.1-7956");
+    assertThat(KvServer.defaultNodeId("::1", 7946)).isEqualTo("__1-7946");
+  }
+
+  @Test
+  void unknownFlag_exitsWith2AndSaysWhat() {
+    Run r = execute("--colour", "blue");
+    assertThat(r.code()).isEqualTo(2);
+    assertThat(r.err()).contains("--colour").contains("--help");
+  }
+
+  @Test
+  void badValues_exitWith2AndNameTheFlag() {
+    assertThat(execute("--http-port", "eighty").err()).contains("--http-port");
+    assertThat(execute("--http-port", "eighty").code()).isEqualTo(2);
+    Run port = execute("--http-port", "70000");
+    assertThat(port.code()).isEqualTo(2);
+    assertThat(port.err()).contains("--http-port").contains("70000");
+    Run join = execute("--join", "nohostport");
+    assertThat(join.code()).isEqualTo(2);
+    assertThat(join.err()).contains("--join").contains("host:port");
+    Run size = execute("--max-value-size", "2GiB");
+    assertThat(size.code()).isEqualTo(2);
+    assertThat(size.err()).contains("--max-value-size");
+    Run id = execute("--node-id", "bad id");
+    assertThat(id.code()).isEqualTo(2);
+    assertThat(id.err()).contains("--node-id");
+  }
+
+  @Test
+  void help_listsEveryFlagAndItsEnvironmentVariableConvention() {
+    Run r = execute("--help");
+    assertThat(r.code()).isZero();
+    for (String flag : List.of("--node-id", "--host", "--http-port", "--cluster-port", "--data-port",
+        "--join", "--cluster-name", "--auth-token", "--max-value-size", "--help", "--version")) {
+      assertThat(r.out()).contains(flag);
+    }
+    assertThat(r.out()).contains("KVSTORE_");
+  }
+
+  @Test
+  void version_printsTheServerName() {
+    Run r = execute("--version");
+    assertThat(r.code()).isZero();
+    assertThat(r.out()).contains("kvstore-server");
+  }
+}
