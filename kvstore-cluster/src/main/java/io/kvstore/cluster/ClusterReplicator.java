@@ -166,10 +166,9 @@ public final class ClusterReplicator implements Replicator {
       self = new Member(id, membership.address(), dataAddress, Member.Status.ALIVE);
       execute(this::rebuild);
       if (config.seeds().isEmpty()) {
-        execute(() -> {
-          aloneAllowed = true;
-          evaluateReady();
-        });
+        // A node without seeds founds a cluster: there is nobody to catch up with.
+        ready = true;
+        execute(() -> aloneAllowed = true);
       } else {
         schedule(() -> {
           aloneAllowed = true;
@@ -181,6 +180,9 @@ public final class ClusterReplicator implements Replicator {
           config.clusterName(), membership.address(), dataAddress, config.seeds());
     } catch (RuntimeException e) {
       closing = true;
+      if (membership != null) {
+        membership.leave();
+      }
       shutdown();
       throw e;
     }
@@ -280,9 +282,24 @@ public final class ClusterReplicator implements Replicator {
     if (dataPlane != null) {
       dataPlane.close();
     }
-    for (ExecutorService e : new ExecutorService[] {control, antiEntropy, events, callbackPool}) {
+    for (ExecutorService e : new ExecutorService[] {control, antiEntropy}) {
       if (e != null) {
         e.shutdownNow();
+      }
+    }
+    // Writes failed by the closing links complete on the callback thread: let them run, so no
+    // caller's future is left waiting; membership listeners get a moment to finish too.
+    for (ExecutorService e : new ExecutorService[] {callbackPool, events}) {
+      if (e != null) {
+        e.shutdown();
+        try {
+          if (!e.awaitTermination(2, TimeUnit.SECONDS)) {
+            e.shutdownNow();
+          }
+        } catch (InterruptedException ie) {
+          Thread.currentThread().interrupt();
+          e.shutdownNow();
+        }
       }
     }
   }

@@ -98,6 +98,7 @@ final class Membership {
     try {
       cluster = impl.start().toFuture().get(wait, TimeUnit.MILLISECONDS);
     } catch (ExecutionException e) {
+      impl.shutdown();
       throw new IllegalStateException("cannot start membership on " + config.host() + ":"
           + config.membershipPort() + ": " + e.getCause(), e.getCause());
     } catch (TimeoutException e) {
