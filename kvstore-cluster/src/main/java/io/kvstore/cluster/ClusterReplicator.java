@@ -77,8 +77,10 @@ public final class ClusterReplicator implements Replicator {
 
   // Read from any thread.
   private volatile ReplicaStore store;
-  private volatile PeerLink[] liveLinks = new PeerLink[0];
-  private volatile int livePeerNodes;
+  /** The ALIVE members' links and how many distinct node ids they are, published together. */
+  private record Live(PeerLink[] links, int peerNodes) {}
+
+  private volatile Live live = new Live(new PeerLink[0], 0);
   private volatile List<Member> members;
   private volatile Member self;
   private volatile boolean ready;
@@ -201,11 +203,12 @@ public final class ClusterReplicator implements Replicator {
   public CompletableFuture<Void> replicate(Mutation mutation, WriteConcern concern,
       Duration timeout) {
     try {
-      PeerLink[] links = liveLinks;
+      Live snapshot = live;
+      PeerLink[] links = snapshot.links();
       if (links.length == 0) {
         return DONE;
       }
-      int replicas = livePeerNodes + 1;
+      int replicas = snapshot.peerNodes() + 1;
       int required = concern.requiredAcks(replicas);
       WriteTracker tracker = required > 1 ? new WriteTracker(concern, required, replicas,
           links.length, timeout, this::runCallback) : null;
@@ -423,7 +426,7 @@ public final class ClusterReplicator implements Replicator {
 
   private int connectedPeers() {
     int n = 0;
-    for (PeerLink l : liveLinks) {
+    for (PeerLink l : live.links()) {
       if (l.isReady()) {
         n++;
       }
@@ -511,8 +514,7 @@ public final class ClusterReplicator implements Replicator {
       }
       byNode.merge(p.metadata.nodeId(), p, (a, b) -> better(a, b) ? a : b);
     }
-    liveLinks = links.toArray(new PeerLink[0]);
-    livePeerNodes = nodes.size();
+    live = new Live(links.toArray(new PeerLink[0]), nodes.size());
     List<Member> ms = new ArrayList<>();
     ms.add(self);
     for (Peer p : byNode.values()) {
@@ -552,7 +554,7 @@ public final class ClusterReplicator implements Replicator {
     if (ready) {
       return;
     }
-    if (synced || (aloneAllowed && liveLinks.length == 0)) {
+    if (synced || (aloneAllowed && live.links().length == 0)) {
       ready = true;
       log.info("node {} is ready ({})", config.nodeId(),
           synced ? "synchronised with a peer" : "no peer found; running alone");
@@ -588,7 +590,7 @@ public final class ClusterReplicator implements Replicator {
     }
     if (target == null && periodic) {
       List<PeerLink> candidates = new ArrayList<>();
-      for (PeerLink l : liveLinks) {
+      for (PeerLink l : live.links()) {
         if (l.isReady()) {
           candidates.add(l);
         }
