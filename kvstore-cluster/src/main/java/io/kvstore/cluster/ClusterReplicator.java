@@ -100,7 +100,7 @@ public final class ClusterReplicator implements Replicator {
   private ExecutorService callbackPool;
   private DataPlane dataPlane;
   private Membership membership;
-  private String dataAddress;
+  private volatile String dataAddress;
 
   /** A member known to the control thread. */
   private static final class Peer {
