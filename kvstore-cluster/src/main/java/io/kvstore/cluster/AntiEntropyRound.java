@@ -170,6 +170,10 @@ final class AntiEntropyRound {
           fail("peer sent keys before the bucket list");
           return;
         }
+        if (theirs.size() + keys.keys().size() > DataPlane.MAX_KEYS_PER_ROUND) {
+          fail("peer listed more than " + DataPlane.MAX_KEYS_PER_ROUND + " keys in one round");
+          return;
+        }
         theirs.addAll(keys.keys());
       }
       if (keys.last()) {

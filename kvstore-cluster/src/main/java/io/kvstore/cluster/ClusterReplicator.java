@@ -77,8 +77,10 @@ public final class ClusterReplicator implements Replicator {
 
   // Read from any thread.
   private volatile ReplicaStore store;
-  private volatile PeerLink[] liveLinks = new PeerLink[0];
-  private volatile int livePeerNodes;
+  /** The ALIVE members' links and how many distinct node ids they are, published together. */
+  private record Live(PeerLink[] links, int peerNodes) {}
+
+  private volatile Live live = new Live(new PeerLink[0], 0);
   private volatile List<Member> members;
   private volatile Member self;
   private volatile boolean ready;
@@ -98,7 +100,7 @@ public final class ClusterReplicator implements Replicator {
   private ExecutorService callbackPool;
   private DataPlane dataPlane;
   private Membership membership;
-  private String dataAddress;
+  private volatile String dataAddress;
 
   /** A member known to the control thread. */
   private static final class Peer {
@@ -166,10 +168,9 @@ public final class ClusterReplicator implements Replicator {
       self = new Member(id, membership.address(), dataAddress, Member.Status.ALIVE);
       execute(this::rebuild);
       if (config.seeds().isEmpty()) {
-        execute(() -> {
-          aloneAllowed = true;
-          evaluateReady();
-        });
+        // A node without seeds founds a cluster: there is nobody to catch up with.
+        ready = true;
+        execute(() -> aloneAllowed = true);
       } else {
         schedule(() -> {
           aloneAllowed = true;
@@ -181,6 +182,9 @@ public final class ClusterReplicator implements Replicator {
           config.clusterName(), membership.address(), dataAddress, config.seeds());
     } catch (RuntimeException e) {
       closing = true;
+      if (membership != null) {
+        membership.leave();
+      }
       shutdown();
       throw e;
     }
@@ -199,11 +203,12 @@ public final class ClusterReplicator implements Replicator {
   public CompletableFuture<Void> replicate(Mutation mutation, WriteConcern concern,
       Duration timeout) {
     try {
-      PeerLink[] links = liveLinks;
+      Live snapshot = live;
+      PeerLink[] links = snapshot.links();
       if (links.length == 0) {
         return DONE;
       }
-      int replicas = livePeerNodes + 1;
+      int replicas = snapshot.peerNodes() + 1;
       int required = concern.requiredAcks(replicas);
       WriteTracker tracker = required > 1 ? new WriteTracker(concern, required, replicas,
           links.length, timeout, this::runCallback) : null;
@@ -280,9 +285,24 @@ public final class ClusterReplicator implements Replicator {
     if (dataPlane != null) {
       dataPlane.close();
     }
-    for (ExecutorService e : new ExecutorService[] {control, antiEntropy, events, callbackPool}) {
+    for (ExecutorService e : new ExecutorService[] {control, antiEntropy}) {
       if (e != null) {
         e.shutdownNow();
+      }
+    }
+    // Writes failed by the closing links complete on the callback thread: let them run, so no
+    // caller's future is left waiting; membership listeners get a moment to finish too.
+    for (ExecutorService e : new ExecutorService[] {callbackPool, events}) {
+      if (e != null) {
+        e.shutdown();
+        try {
+          if (!e.awaitTermination(2, TimeUnit.SECONDS)) {
+            e.shutdownNow();
+          }
+        } catch (InterruptedException ie) {
+          Thread.currentThread().interrupt();
+          e.shutdownNow();
+        }
       }
     }
   }
@@ -406,7 +426,7 @@ public final class ClusterReplicator implements Replicator {
 
   private int connectedPeers() {
     int n = 0;
-    for (PeerLink l : liveLinks) {
+    for (PeerLink l : live.links()) {
       if (l.isReady()) {
         n++;
       }
@@ -494,8 +514,7 @@ public final class ClusterReplicator implements Replicator {
       }
       byNode.merge(p.metadata.nodeId(), p, (a, b) -> better(a, b) ? a : b);
     }
-    liveLinks = links.toArray(new PeerLink[0]);
-    livePeerNodes = nodes.size();
+    live = new Live(links.toArray(new PeerLink[0]), nodes.size());
     List<Member> ms = new ArrayList<>();
     ms.add(self);
     for (Peer p : byNode.values()) {
@@ -535,7 +554,7 @@ public final class ClusterReplicator implements Replicator {
     if (ready) {
       return;
     }
-    if (synced || (aloneAllowed && liveLinks.length == 0)) {
+    if (synced || (aloneAllowed && live.links().length == 0)) {
       ready = true;
       log.info("node {} is ready ({})", config.nodeId(),
           synced ? "synchronised with a peer" : "no peer found; running alone");
@@ -571,7 +590,7 @@ public final class ClusterReplicator implements Replicator {
     }
     if (target == null && periodic) {
       List<PeerLink> candidates = new ArrayList<>();
-      for (PeerLink l : liveLinks) {
+      for (PeerLink l : live.links()) {
         if (l.isReady()) {
           candidates.add(l);
         }

@@ -8,6 +8,7 @@ import io.kvstore.core.ReplicaStore;
 import io.netty.bootstrap.ServerBootstrap;
 import io.netty.buffer.ByteBuf;
 import io.netty.channel.Channel;
+import io.netty.channel.ChannelFuture;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelInboundHandlerAdapter;
 import io.netty.channel.ChannelInitializer;
@@ -90,12 +91,12 @@ final class DataPlane {
                 new InboundHandler());
           }
         });
-    try {
-      server = bootstrap.bind(host, port).syncUninterruptibly().channel();
-    } catch (RuntimeException e) {
-      throw new IllegalStateException("cannot bind the data plane to " + host + ":" + port + ": " + e,
-          e);
+    ChannelFuture bound = bootstrap.bind(host, port).awaitUninterruptibly();
+    if (!bound.isSuccess()) {
+      throw new IllegalStateException("cannot bind the data plane to " + host + ":" + port + ": "
+          + bound.cause(), bound.cause());
     }
+    server = bound.channel();
     return ((InetSocketAddress) server.localAddress()).getPort();
   }
 

@@ -75,9 +75,10 @@ class CatchUpTest {
   void when_nodeJoinsLate_then_itCatchesUp_andIsReadyOnlyAfterwards() {
     try (TestCluster cluster = TestCluster.start("late", "l", 2)) {
       writeKeys(cluster.node("l1").store(), "key", 0, 3_000);
+      // Ready means "caught up with a peer as of the round": make sure the peers hold it all.
+      await().atMost(CATCH_UP).until(() -> cluster.node("l2").store().size() == 3_000);
       TestCluster.Node late = cluster.startNode("l3", cluster.node("l2").membershipAddress());
       await().atMost(CATCH_UP).until(() -> late.store().cluster().isReady());
-      // Ready means a full anti-entropy round with a peer has completed after joining.
       assertThat(late.store().size()).isEqualTo(3_000);
       assertThat(late.store().getString("key2999")).hasValue("value-2999");
       cluster.awaitFullMembership(CATCH_UP);

@@ -94,7 +94,7 @@ class HostileInputTest {
   void peerOfAnotherCluster_isRejected_andItsPipelinedWritesIgnored() throws IOException {
     ReplicationStats before = target().stats();
     try (RawPeer peer = dataPeer()) {
-      peer.send(hello("other-cluster", "stranger")).send(mutation("from-other-cluster"));
+      peer.send(hello("other-cluster", "stranger"), mutation("from-other-cluster"));
       Frames.Frame answer = peer.read();
       assertThat(answer).isInstanceOfSatisfying(Frames.HelloReject.class,
           r -> assertThat(r.reason()).isEqualTo(Frames.RejectReason.CLUSTER_MISMATCH));
@@ -183,10 +183,8 @@ class HostileInputTest {
     byte[] junk = new byte[500];
     new Random(7).nextBytes(junk);
     try (RawPeer peer = new RawPeer(address)) {
-      peer.sendFrame(junk)
-          .sendFrame(serialized.toByteArray())
-          .sendFrame(wrongType.getBytes(StandardCharsets.UTF_8))
-          .sendFrame("{\"v\":1,\"h\":{\"q\":\"sc/fdetector/ping\"}}".getBytes(StandardCharsets.UTF_8));
+      peer.sendFrames(junk, serialized.toByteArray(), wrongType.getBytes(StandardCharsets.UTF_8),
+          "{\"v\":1,\"h\":{\"q\":\"sc/fdetector/ping\"}}".getBytes(StandardCharsets.UTF_8));
     }
     await().atMost(Duration.ofSeconds(5)).until(
         () -> target().stats().membershipMessagesRefused() >= refusedBefore + 4);

@@ -25,22 +25,36 @@ final class RawPeer implements AutoCloseable {
     in = new DataInputStream(socket.getInputStream());
   }
 
-  /** Writes a length-prefixed frame built by {@link Frames} (and releases the buffer). */
-  RawPeer send(ByteBuf frame) throws IOException {
-    try {
-      byte[] body = new byte[frame.readableBytes()];
-      frame.readBytes(body);
-      return sendFrame(body);
-    } finally {
-      frame.release();
+  /**
+   * Writes frames built by {@link Frames}, length-prefixed, in one write (pipelined, so the peer
+   * cannot close the connection between them), and releases the buffers.
+   */
+  RawPeer send(ByteBuf... frames) throws IOException {
+    byte[][] bodies = new byte[frames.length][];
+    for (int i = 0; i < frames.length; i++) {
+      try {
+        bodies[i] = new byte[frames[i].readableBytes()];
+        frames[i].readBytes(bodies[i]);
+      } finally {
+        frames[i].release();
+      }
     }
+    return sendFrames(bodies);
+  }
+
+  /** Writes raw frame bodies, each length-prefixed, in one write. */
+  RawPeer sendFrames(byte[]... bodies) throws IOException {
+    java.io.ByteArrayOutputStream all = new java.io.ByteArrayOutputStream();
+    DataOutputStream framed = new DataOutputStream(all);
+    for (byte[] body : bodies) {
+      framed.writeInt(body.length);
+      framed.write(body);
+    }
+    return sendRaw(all.toByteArray());
   }
 
   RawPeer sendFrame(byte[] body) throws IOException {
-    out.writeInt(body.length);
-    out.write(body);
-    out.flush();
-    return this;
+    return sendFrames(body);
   }
 
   RawPeer sendRaw(byte[] bytes) throws IOException {

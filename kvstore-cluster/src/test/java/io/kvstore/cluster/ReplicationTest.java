@@ -254,6 +254,25 @@ class ReplicationTest {
   }
 
   @Test
+  void burstOfWrites_isBatchedIntoFewerFramesThanMutations(TestInfo info) {
+    String p = prefix(info);
+    TestCluster.Node writer = cluster.node("r3");
+    ReplicationStats before = writer.stats();
+    List<CompletableFuture<Version>> writes = new ArrayList<>();
+    for (int i = 0; i < 5_000; i++) {
+      writes.add(writer.store().putAsync(p + i, new byte[16], WriteOptions.defaults()));
+    }
+    writes.forEach(CompletableFuture::join);
+    await().atMost(SPREAD).until(() -> writer.stats().mutationsAcked()
+        >= before.mutationsAcked() + 10_000);
+    ReplicationStats after = writer.stats();
+    long mutations = after.mutationsSent() - before.mutationsSent();
+    long frames = after.framesSent() - before.framesSent();
+    assertThat(mutations).isEqualTo(10_000);
+    assertThat(frames).as("frames for %d mutations", mutations).isLessThan(mutations);
+  }
+
+  @Test
   void antiEntropy_runsPeriodically() {
     ReplicationStats before = cluster.node("r2").stats();
     await().atMost(Duration.ofSeconds(5)).until(
