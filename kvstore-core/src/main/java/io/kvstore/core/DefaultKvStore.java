@@ -134,10 +134,21 @@ final class DefaultKvStore implements KvStore, ReplicaStore {
 
   private Entry read(String key) {
     ensureOpen();
-    Keys.validate(key, maxKeyBytes);
-    gets.increment();
+    if (key == null) {
+      throw new IllegalArgumentException("key must not be null");
+    }
     Entry e = map.get(key);
-    return e != null && e.isLiveAt(hlc.wallMillis()) ? e : null;
+    if (e == null) {
+      // Only a key that is not stored can be invalid (writes validate), so hits skip the check.
+      Keys.validate(key, maxKeyBytes);
+      gets.increment();
+      return null;
+    }
+    gets.increment();
+    if (e.value == null) {
+      return null;
+    }
+    return e.expiresAt() == 0 || e.isLiveAt(hlc.wallMillis()) ? e : null;
   }
 
   @Override
@@ -183,45 +194,53 @@ final class DefaultKvStore implements KvStore, ReplicaStore {
 
   @Override
   public CompletableFuture<Version> putAsync(String key, byte[] value, WriteOptions options) {
-    Objects.requireNonNull(options, "options");
-    Keys.validate(key, maxKeyBytes);
-    Keys.validateValue(value, maxValueBytes);
-    long ttl = options.ttl() == null ? 0 : options.ttl().toMillis();
-    return write(key, value.clone(), ttl, options).thenApply(m -> m.version());
+    LocalWrite w = putLocally(key, value, options);
+    return w.future().thenApply(ignored -> w.mutation.version());
   }
 
   @Override
   public CompletableFuture<Boolean> deleteAsync(String key, WriteOptions options) {
+    LocalWrite w = deleteLocally(key, options);
+    return w.future().thenApply(ignored -> w.wasLive);
+  }
+
+  private LocalWrite putLocally(String key, byte[] value, WriteOptions options) {
     Objects.requireNonNull(options, "options");
     Keys.validate(key, maxKeyBytes);
-    LocalWrite[] w = new LocalWrite[1];
-    return write(key, null, 0, options, w).thenApply(m -> w[0].wasLive);
+    Keys.validateValue(value, maxValueBytes);
+    long ttl = options.ttl() == null ? 0 : options.ttl().toMillis();
+    return write(key, value.clone(), ttl, options);
   }
 
-  private CompletableFuture<Mutation> write(String key, byte[] value, long ttl, WriteOptions o) {
-    return write(key, value, ttl, o, null);
+  private LocalWrite deleteLocally(String key, WriteOptions options) {
+    Objects.requireNonNull(options, "options");
+    Keys.validate(key, maxKeyBytes);
+    return write(key, null, 0, options);
   }
 
-  private CompletableFuture<Mutation> write(String key, byte[] value, long ttlMillis,
-      WriteOptions options, LocalWrite[] out) {
+  /**
+   * Applies a local write and hands it to the replicator. The returned write carries either a
+   * failure (closed store, failed condition) or the mutation and the replicator's future.
+   */
+  private LocalWrite write(String key, byte[] value, long ttlMillis, WriteOptions options) {
+    LocalWrite w = new LocalWrite(value, ttlMillis, options, Hashing.key(key));
     if (closed) {
       // Async forms fail their future (KvStore: blocking writes throw what async forms fail with).
-      return CompletableFuture.failedFuture(new StoreClosedException(nodeId));
-    }
-    LocalWrite w = new LocalWrite(value, ttlMillis, options, Hashing.key(key));
-    if (out != null) {
-      out[0] = w;
+      w.failure = new StoreClosedException(nodeId);
+      return w;
     }
     map.compute(key, w);
     if (w.conditionFailed) {
       conditionFailures.increment();
       String expected = options.isIfAbsent() ? "no value" : "version " + options.expectedVersion();
-      return CompletableFuture.failedFuture(new ConditionFailedException(key, expected,
-          w.old != null && w.wasLive ? w.old.version() : null));
+      w.failure = new ConditionFailedException(key, expected,
+          w.old != null && w.wasLive ? w.old.version() : null);
+      return w;
     }
     (value == null ? deletes : puts).increment();
     countTransition(w.old, w.result);
     Mutation m = w.result.toMutation(key);
+    w.mutation = m;
     if (!listeners.isEmpty()) {
       listeners.fire(new ChangeEvent(value == null ? ChangeEvent.Type.DELETE : ChangeEvent.Type.PUT,
           key, m.version(), ChangeEvent.Origin.LOCAL, value));
@@ -229,14 +248,13 @@ final class DefaultKvStore implements KvStore, ReplicaStore {
     WriteConcern concern = options.concern() != null ? options.concern()
         : config.defaultWriteConcern();
     Duration timeout = options.timeout() != null ? options.timeout() : config.writeTimeout();
-    CompletableFuture<Void> replicated;
     try {
-      replicated = replicator.replicate(m, concern, timeout);
+      w.replicated = replicator.replicate(m, concern, timeout);
     } catch (RuntimeException e) {
       log.error("replicator threw from replicate(); it must fail the future instead", e);
-      replicated = CompletableFuture.failedFuture(e);
+      w.replicated = CompletableFuture.failedFuture(e);
     }
-    return replicated.thenApply(ignored -> m);
+    return w;
   }
 
   /** The merge function of one local write; one instance per write, called once by compute. */
@@ -249,6 +267,9 @@ final class DefaultKvStore implements KvStore, ReplicaStore {
     Entry result;
     boolean wasLive;
     boolean conditionFailed;
+    RuntimeException failure;
+    Mutation mutation;
+    CompletableFuture<Void> replicated;
 
     LocalWrite(byte[] value, long ttlMillis, WriteOptions options, long keyHash) {
       this.value = value;
@@ -257,10 +278,27 @@ final class DefaultKvStore implements KvStore, ReplicaStore {
       this.keyHash = keyHash;
     }
 
+    CompletableFuture<Void> future() {
+      return failure != null ? CompletableFuture.failedFuture(failure) : replicated;
+    }
+
+    /** Blocks until the write concern is met; throws what the async form would fail with. */
+    void await() {
+      if (failure != null) {
+        throw failure;
+      }
+      CompletableFuture<Void> f = replicated;
+      if (f.isDone() && !f.isCompletedExceptionally()) {
+        return; // ONE, or a standalone store: no waiting, no extra futures
+      }
+      DefaultKvStore.this.await(f, options);
+    }
+
     @Override
     public Entry apply(String key, Entry cur) {
       old = cur;
-      wasLive = cur != null && cur.isLiveAt(hlc.wallMillis());
+      wasLive = cur != null && cur.value != null
+          && (cur.expiresAt() == 0 || cur.isLiveAt(hlc.wallMillis()));
       if (options.isIfAbsent() && wasLive) {
         conditionFailed = true;
         return cur;
@@ -294,7 +332,9 @@ final class DefaultKvStore implements KvStore, ReplicaStore {
 
   @Override
   public Version put(String key, byte[] value, WriteOptions options) {
-    return await(putAsync(key, value, options), options);
+    LocalWrite w = putLocally(key, value, options);
+    w.await();
+    return w.mutation.version();
   }
 
   @Override
@@ -319,7 +359,9 @@ final class DefaultKvStore implements KvStore, ReplicaStore {
 
   @Override
   public boolean delete(String key, WriteOptions options) {
-    return await(deleteAsync(key, options), options);
+    LocalWrite w = deleteLocally(key, options);
+    w.await();
+    return w.wasLive;
   }
 
   @Override
@@ -482,6 +524,9 @@ final class DefaultKvStore implements KvStore, ReplicaStore {
   }
 
   private void countTransition(Entry old, Entry now) {
+    if (old != null && now != null && (old.value == null) == (now.value == null)) {
+      return; // live -> live or tombstone -> tombstone: counts unchanged
+    }
     if (old != null) {
       (old.value != null ? live : tombstones).decrement();
     }

@@ -14,7 +14,7 @@ import java.util.Arrays;
  */
 public final class Digest {
   /** Identifies the hash functions; nodes compare digests only when this matches. */
-  public static final int FORMAT = 1;
+  public static final int FORMAT = 2;
 
   private final long[] buckets;
 

@@ -22,6 +22,9 @@ final class Keys {
     if (n == 0) {
       return "key must not be empty";
     }
+    if (n <= maxKeyBytes && isPrintableAscii(key, n)) {
+      return null; // the common case: one byte per char, nothing to reject
+    }
     if (n > maxKeyBytes) {
       // Each char is at least one UTF-8 byte: too long whatever its encoding.
       return "key is " + utf8Length(key) + " bytes as UTF-8, more than the limit of " + maxKeyBytes
@@ -59,6 +62,16 @@ final class Keys {
           + " (maxKeyBytes)";
     }
     return null;
+  }
+
+  private static boolean isPrintableAscii(String key, int n) {
+    for (int i = 0; i < n; i++) {
+      char c = key.charAt(i);
+      if (c < 0x20 || c >= 0x7f) {
+        return false;
+      }
+    }
+    return true;
   }
 
   static void validateValue(byte[] value, int maxValueBytes) {
