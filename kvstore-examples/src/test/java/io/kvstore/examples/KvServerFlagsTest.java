@@ -108,4 +108,34 @@ class KvServerFlagsTest {
     assertThat(r.code()).isZero();
     assertThat(r.out()).contains("kvstore-server");
   }
+
+  private static Run child(java.util.Map<String, String> env, String... args) throws Exception {
+    java.util.List<String> cmd = new java.util.ArrayList<>(java.util.List.of(
+        java.nio.file.Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+        "-cp", System.getProperty("java.class.path"), KvServer.class.getName()));
+    cmd.addAll(java.util.List.of(args));
+    ProcessBuilder pb = new ProcessBuilder(cmd).redirectErrorStream(true);
+    pb.environment().putAll(env);
+    Process p = pb.start();
+    String out = new String(p.getInputStream().readAllBytes(),
+        java.nio.charset.StandardCharsets.UTF_8);
+    assertThat(p.waitFor(30, java.util.concurrent.TimeUnit.SECONDS)).isTrue();
+    return new Run(p.exitValue(), out, out);
+  }
+
+  @Test
+  void environmentVariables_setTheFlagsDefaults() throws Exception {
+    Run r = child(java.util.Map.of("KVSTORE_HTTP_PORT", "9123", "KVSTORE_CLUSTER_NAME", "orders",
+        "KVSTORE_MAX_VALUE_SIZE", "64KiB"), "--help");
+    assertThat(r.code()).isZero();
+    assertThat(r.out()).contains("default: 9123").contains("default: orders")
+        .contains("default: 64KiB");
+  }
+
+  @Test
+  void badEnvironmentVariable_exitsWith2LikeABadFlag() throws Exception {
+    Run r = child(java.util.Map.of("KVSTORE_HTTP_PORT", "eighty"), "--version");
+    assertThat(r.code()).isEqualTo(2);
+    assertThat(r.out()).contains("--http-port");
+  }
 }
