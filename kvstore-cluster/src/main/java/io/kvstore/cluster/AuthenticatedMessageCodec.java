@@ -4,7 +4,6 @@ import io.scalecube.cluster.transport.api.Message;
 import io.scalecube.cluster.transport.api.MessageCodec;
 import java.io.ByteArrayInputStream;
 import java.io.ByteArrayOutputStream;
-import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
 import java.nio.ByteBuffer;
@@ -52,7 +51,7 @@ final class AuthenticatedMessageCodec implements MessageCodec {
   private final byte[] clusterName;
   private final LongSupplier clock;
   private final Runnable onFailure;
-  private final RateLimitedLog warnings = new RateLimitedLog(log);
+  private static final RateLimitedLog warnings = new RateLimitedLog(log);
   private final Map<ByteBuffer, Long> seen = new ConcurrentHashMap<>();
   private final java.util.concurrent.atomic.AtomicLong checks = new java.util.concurrent.atomic.AtomicLong();
 
