@@ -85,6 +85,7 @@ public final class ClusterReplicator implements Replicator {
   private volatile Member self;
   private volatile boolean ready;
   private volatile boolean closing;
+  private volatile ClusterKeyring keyring;
 
   // Confined to the control thread.
   private final Map<String, Peer> peers = new HashMap<>();
@@ -125,6 +126,7 @@ public final class ClusterReplicator implements Replicator {
   ClusterReplicator(KvClusterConfig config, FaultHooks faults) {
     this.config = Objects.requireNonNull(config, "config");
     this.faults = Objects.requireNonNull(faults, "faults");
+    this.keyring = config.keyring();
     this.self = new Member(config.nodeId(), null, null, Member.Status.ALIVE);
     this.members = List.of(self);
   }
@@ -163,7 +165,8 @@ public final class ClusterReplicator implements Replicator {
       dataAddress = config.advertiseHost() + ":" + port;
       membership = new Membership(config,
           new NodeMetadata(id, dataAddress, Frames.PROTOCOL_VERSION, config.clusterName()), faults,
-          stats.membershipMessagesRefused::increment);
+          stats.membershipMessagesRefused::increment, this::keyring,
+          stats.authenticationFailures::increment);
       membership.start(change -> execute(() -> onChange(change)));
       self = new Member(id, membership.address(), dataAddress, Member.Status.ALIVE);
       execute(this::rebuild);
@@ -178,8 +181,15 @@ public final class ClusterReplicator implements Replicator {
         }, config.metadataTimeout().toMillis());
       }
       schedule(this::antiEntropyTick, jittered(config.antiEntropyInterval().toMillis()));
-      log.info("node {} started in cluster '{}': membership {}, data {}, seeds {}", id,
-          config.clusterName(), membership.address(), dataAddress, config.seeds());
+      log.info("node {} started in cluster '{}': membership {}, data {}, seeds {}, {}", id,
+          config.clusterName(), membership.address(), dataAddress, config.seeds(),
+          keyring == null ? "OPEN (no cluster secret)" : "authenticated with " + keyring);
+      if (keyring == null) {
+        log.warn("node {}: cluster '{}' is OPEN: no cluster secret is configured, so anyone who can "
+            + "reach ports {} and {} can join, write, delete and read every key. Configure a cluster "
+            + "secret (KvClusterBuilder.keyring / --cluster-secret-file); see docs/SECURITY.md", id,
+            config.clusterName(), membership.address(), dataAddress);
+      }
     } catch (RuntimeException e) {
       closing = true;
       if (membership != null) {
@@ -344,6 +354,37 @@ public final class ClusterReplicator implements Replicator {
    */
   public String dataAddress() {
     return dataAddress;
+  }
+
+  /**
+   * Replaces this node's keyring while it runs, for rotating the cluster secret without downtime
+   * (see {@link ClusterKeyring}). Takes effect at once: new membership messages and connections use
+   * the new primary key; messages and frames authenticated with a key no longer in the keyring are
+   * refused, which closes the data-plane connections that used it (they reconnect with the current
+   * key and resend what was not acknowledged).
+   *
+   * @param newKeyring the new keyring
+   * @throws IllegalStateException if this node was started without a keyring (an open node cannot
+   *     become authenticated while it runs: restart it with one)
+   */
+  public void updateKeyring(ClusterKeyring newKeyring) {
+    Objects.requireNonNull(newKeyring, "newKeyring");
+    if (config.keyring() == null) {
+      throw new IllegalStateException("node " + config.nodeId() + " was started without a cluster "
+          + "secret; restart it with one to authenticate it");
+    }
+    ClusterKeyring old = keyring;
+    keyring = newKeyring;
+    log.info("node {}: keyring changed from {} to {}", config.nodeId(), old, newKeyring);
+  }
+
+  /**
+   * The keyring this node currently authenticates with, null for an open cluster.
+   *
+   * @return the current keyring, or null
+   */
+  public ClusterKeyring keyring() {
+    return keyring;
   }
 
   @Override

@@ -88,6 +88,7 @@ final class DataPlane {
             ch.pipeline().addLast(
                 new LengthFieldBasedFrameDecoder(Frames.MAX_FRAME_BYTES, 0, 4, 0, 4),
                 new LengthFieldPrepender(4),
+                new FrameAuthenticator(node.nodeId(), node.counters(), node::keyring),
                 new InboundHandler());
           }
         });
@@ -117,6 +118,10 @@ final class DataPlane {
   private final class InboundHandler extends ChannelInboundHandlerAdapter {
     private String peer;
     private ScheduledFuture<?> handshakeTimer;
+    /** Between HELLO_OK and a valid AUTH (keyring clusters only). */
+    private String unauthenticatedPeer;
+    private ClusterKeyring.Key authKey;
+    private byte[] transcript;
     private final Map<Long, DigestParts> digests = new HashMap<>();
     private final AtomicInteger aeTasks = new AtomicInteger();
 
@@ -148,7 +153,9 @@ final class DataPlane {
         buf.release();
       }
       try {
-        if (peer == null) {
+        if (peer == null && authKey != null) {
+          authenticate(ctx, frame);
+        } else if (peer == null) {
           handshake(ctx, frame);
         } else if (!node.faults().dataPlane().allows(peer, node.nodeId())) {
           ctx.close();
@@ -194,10 +201,24 @@ final class DataPlane {
             + hello.nodeId() + "'");
         return;
       }
-      if (hello.authScheme() != Frames.AUTH_NONE) {
-        handshakeFailed(ctx, Frames.RejectReason.AUTH_FAILED, "asks for unknown authentication "
-            + "scheme " + hello.authScheme());
+      ClusterKeyring keyring = node.keyring();
+      ClusterKeyring.Key key = null;
+      if (keyring == null && hello.authScheme() != Frames.AUTH_NONE) {
+        authFailed(ctx, "authenticates (scheme " + hello.authScheme() + "), but this node has no "
+            + "cluster secret");
         return;
+      }
+      if (keyring != null) {
+        if (hello.authScheme() != Frames.AUTH_HMAC_SHA256) {
+          authFailed(ctx, "has no cluster secret (authentication scheme " + hello.authScheme()
+              + "), and this cluster requires one");
+          return;
+        }
+        key = keyring.key(FrameAuthenticator.keyId(hello.auth()));
+        if (key == null) {
+          authFailed(ctx, "names a key id that is not in this node's keyring");
+          return;
+        }
       }
       if (node.isClosing()) {
         handshakeFailed(ctx, Frames.RejectReason.SHUTTING_DOWN, "connected while this node closes");
@@ -207,11 +228,39 @@ final class DataPlane {
         ctx.close();
         return;
       }
-      peer = hello.nodeId();
-      handshakeTimer.cancel(false);
       byte[] nonce = new byte[Frames.NONCE_BYTES];
       NONCES.nextBytes(nonce);
+      if (key != null) {
+        // Challenge-response: prove we hold the key, then wait for the peer's proof (AUTH).
+        unauthenticatedPeer = hello.nodeId();
+        authKey = key;
+        transcript = FrameAuthenticator.transcript(version, node.config().clusterName(),
+            hello.nodeId(), node.nodeId(), hello.nonce(), nonce, key.id);
+        send(ctx.channel(), Frames.helloOk(ctx.alloc(), version, node.nodeId(), nonce,
+            Frames.AUTH_HMAC_SHA256, FrameAuthenticator.serverProof(key, transcript)));
+        return;
+      }
+      peer = hello.nodeId();
+      handshakeTimer.cancel(false);
       send(ctx.channel(), Frames.helloOk(ctx.alloc(), version, node.nodeId(), nonce));
+    }
+
+    private void authenticate(ChannelHandlerContext ctx, Frames.Frame frame) {
+      if (!(frame instanceof Frames.Auth auth)
+          || !Crypto.equal(FrameAuthenticator.clientProof(authKey, transcript), auth.mac())) {
+        authFailed(ctx, "failed the challenge (it does not hold the key it named)");
+        return;
+      }
+      ctx.pipeline().get(FrameAuthenticator.class).activate(authKey, transcript, false);
+      peer = unauthenticatedPeer;
+      authKey = null;
+      transcript = null;
+      handshakeTimer.cancel(false);
+    }
+
+    private void authFailed(ChannelHandlerContext ctx, String problem) {
+      node.counters().authenticationFailures.increment();
+      handshakeFailed(ctx, Frames.RejectReason.AUTH_FAILED, problem);
     }
 
     private void handshakeFailed(ChannelHandlerContext ctx, Frames.RejectReason reason,

@@ -60,6 +60,7 @@ final class Frames {
   static final byte HELLO = 0x01;
   static final byte HELLO_OK = 0x02;
   static final byte HELLO_REJECT = 0x03;
+  static final byte AUTH = 0x04;
   static final byte MUTATIONS = 0x10;
   static final byte ACK = 0x11;
   static final byte AE_DIGEST = 0x20;
@@ -69,8 +70,12 @@ final class Frames {
   static final byte AE_PULL_RESPONSE = 0x24;
   static final byte AE_ABORT = 0x2F;
 
-  /** Authentication schemes a handshake may name; only NONE exists so far (see docs/CLUSTER.md). */
+  /** Authentication schemes a handshake may name (see docs/CLUSTER.md and docs/SECURITY.md). */
   static final int AUTH_NONE = 0;
+  /** Cluster keyring: HMAC-SHA256 challenge-response, then an HMAC tag on every frame. */
+  static final int AUTH_HMAC_SHA256 = 1;
+  /** The longest MAC an AUTH frame may carry. */
+  static final int MAX_MAC_BYTES = 64;
 
   /** Bits of a MUTATIONS frame's flags byte. */
   static final int FLAG_ANTI_ENTROPY = 1;
@@ -102,7 +107,7 @@ final class Frames {
   }
 
   /** A decoded frame. */
-  sealed interface Frame permits Hello, HelloOk, HelloReject, MutationBatch, Ack, AeDigest, AeDiff,
+  sealed interface Frame permits Hello, HelloOk, HelloReject, Auth, MutationBatch, Ack, AeDigest, AeDiff,
       AeKeys, AePull, AePullResponse, AeAbort {}
 
   record Hello(int magic, int minVersion, int maxVersion, String clusterName, String nodeId,
@@ -112,6 +117,9 @@ final class Frames {
       implements Frame {}
 
   record HelloReject(RejectReason reason, String message) implements Frame {}
+
+  /** The connecting node's proof that it holds the key named in its HELLO. */
+  record Auth(byte[] mac) implements Frame {}
 
   record MutationBatch(long batchId, int flags, List<Mutation> mutations) implements Frame {
     boolean isAntiEntropy() {
@@ -219,7 +227,12 @@ final class Frames {
   }
 
   static ByteBuf hello(ByteBufAllocator alloc, String clusterName, String nodeId, byte[] nonce) {
-    ByteBuf out = alloc.buffer(64 + clusterName.length() + nodeId.length());
+    return hello(alloc, clusterName, nodeId, nonce, AUTH_NONE, new byte[0]);
+  }
+
+  static ByteBuf hello(ByteBufAllocator alloc, String clusterName, String nodeId, byte[] nonce,
+      int authScheme, byte[] auth) {
+    ByteBuf out = alloc.buffer(64 + clusterName.length() + nodeId.length() + auth.length);
     out.writeByte(HELLO);
     out.writeInt(MAGIC);
     out.writeShort(MIN_PROTOCOL_VERSION);
@@ -227,19 +240,31 @@ final class Frames {
     writeString(out, clusterName);
     writeString(out, nodeId);
     out.writeBytes(nonce);
-    out.writeByte(AUTH_NONE);
-    writeBytes(out, new byte[0]);
+    out.writeByte(authScheme);
+    writeBytes(out, auth);
     return out;
   }
 
   static ByteBuf helloOk(ByteBufAllocator alloc, int version, String nodeId, byte[] nonce) {
-    ByteBuf out = alloc.buffer(48 + nodeId.length());
+    return helloOk(alloc, version, nodeId, nonce, AUTH_NONE, new byte[0]);
+  }
+
+  static ByteBuf helloOk(ByteBufAllocator alloc, int version, String nodeId, byte[] nonce,
+      int authScheme, byte[] auth) {
+    ByteBuf out = alloc.buffer(48 + nodeId.length() + auth.length);
     out.writeByte(HELLO_OK);
     out.writeShort(version);
     writeString(out, nodeId);
     out.writeBytes(nonce);
-    out.writeByte(AUTH_NONE);
-    writeBytes(out, new byte[0]);
+    out.writeByte(authScheme);
+    writeBytes(out, auth);
+    return out;
+  }
+
+  static ByteBuf auth(ByteBufAllocator alloc, byte[] mac) {
+    ByteBuf out = alloc.buffer(2 + mac.length);
+    out.writeByte(AUTH);
+    writeBytes(out, mac);
     return out;
   }
 
@@ -414,6 +439,8 @@ final class Frames {
         RejectReason reason = RejectReason.of(in.readUnsignedByte());
         return new HelloReject(reason, readString(in, MAX_TEXT_BYTES, "message"));
       }
+      case AUTH:
+        return new Auth(readBytes(in, MAX_MAC_BYTES, "mac"));
       case MUTATIONS: {
         long batchId = in.readLong();
         int flags = in.readUnsignedByte();

@@ -45,6 +45,7 @@ public final class KvClusterBuilder {
   private Duration leaveTimeout = KvClusterConfig.DEFAULT_LEAVE_TIMEOUT;
   private Consumer<KvStoreBuilder> storeSettings = b -> { };
   private FaultHooks faults = FaultHooks.NONE;
+  private ClusterKeyring keyring;
 
   KvClusterBuilder() {}
 
@@ -335,6 +336,31 @@ public final class KvClusterBuilder {
     return this;
   }
 
+  /**
+   * The cluster secrets that authenticate this node to the others on both planes (default: none, an
+   * open cluster, logged as a warning). Every node of the cluster needs a keyring accepting the others'
+   * primary keys. See {@link ClusterKeyring} for rotation and docs/SECURITY.md for what it protects.
+   *
+   * @param keyring the keyring, or null for an open cluster
+   * @return this builder
+   */
+  public KvClusterBuilder keyring(ClusterKeyring keyring) {
+    this.keyring = keyring;
+    return this;
+  }
+
+  /**
+   * Shorthand for {@code keyring(ClusterKeyring.of(secret))}: a single shared secret.
+   *
+   * @param secret at least {@value ClusterKeyring#MIN_KEY_BYTES} random bytes (not kept)
+   * @return this builder
+   * @throws IllegalArgumentException if the secret is too short or too long
+   */
+  public KvClusterBuilder clusterSecret(byte[] secret) {
+    this.keyring = ClusterKeyring.of(secret);
+    return this;
+  }
+
   /** Test-only: fault injection into both planes. */
   KvClusterBuilder faultHooks(FaultHooks hooks) {
     this.faults = Objects.requireNonNull(hooks, "hooks");
@@ -356,7 +382,7 @@ public final class KvClusterBuilder {
         pingTimeout, pingRequestMembers, suspicionMultiplier, syncInterval, joinTimeout,
         metadataTimeout, gossipInterval, antiEntropyInterval, antiEntropyTimeout, connectTimeout,
         handshakeTimeout, reconnectBackoffMin, reconnectBackoffMax, maxBatchBytes,
-        maxInFlightBytesPerPeer, leaveTimeout);
+        maxInFlightBytesPerPeer, leaveTimeout, keyring);
   }
 
   /**

@@ -41,6 +41,9 @@ import java.util.regex.Pattern;
  * @param maxBatchBytes the target size of one data-plane frame of mutations
  * @param maxInFlightBytesPerPeer unsent plus unacknowledged mutation bytes allowed per peer
  * @param leaveTimeout how long {@code close()} waits for the graceful leave to spread
+ * @param keyring the cluster secrets that authenticate both planes, or null for an open cluster (any
+ *     node that can reach the ports can join, write and read; logged as a warning at start); see
+ *     {@link ClusterKeyring} and docs/SECURITY.md
  */
 public record KvClusterConfig(
     String nodeId,
@@ -66,7 +69,8 @@ public record KvClusterConfig(
     Duration reconnectBackoffMax,
     int maxBatchBytes,
     long maxInFlightBytesPerPeer,
-    Duration leaveTimeout) {
+    Duration leaveTimeout,
+    ClusterKeyring keyring) {
 
   /** "kvstore": the name nodes use when none is given. */
   public static final String DEFAULT_CLUSTER_NAME = "kvstore";
@@ -174,6 +178,7 @@ public record KvClusterConfig(
    * @param maxBatchBytes target frame size
    * @param maxInFlightBytesPerPeer per-peer memory bound
    * @param leaveTimeout graceful leave wait
+   * @param keyring the cluster keyring, or null for an open cluster
    */
   public KvClusterConfig {
     NodeIds.validate(nodeId);

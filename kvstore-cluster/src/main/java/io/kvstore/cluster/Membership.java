@@ -5,6 +5,7 @@ import io.scalecube.cluster.ClusterConfig;
 import io.scalecube.cluster.ClusterImpl;
 import io.scalecube.cluster.ClusterMessageHandler;
 import io.scalecube.cluster.membership.MembershipEvent;
+import io.scalecube.cluster.transport.api.MessageCodec;
 import java.nio.ByteBuffer;
 import java.time.Duration;
 import java.util.UUID;
@@ -12,6 +13,7 @@ import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 import java.util.function.Consumer;
+import java.util.function.Supplier;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -44,13 +46,33 @@ final class Membership {
   private volatile Cluster cluster;
 
   private final Runnable onRefusedMessage;
+  private final Supplier<ClusterKeyring> keyring;
+  private final Runnable onAuthFailure;
 
+  /**
+   * @param keyring the current keyring; when the config has none, messages are not authenticated
+   * @param onAuthFailure called once per message that fails authentication
+   */
   Membership(KvClusterConfig config, NodeMetadata self, FaultHooks faults,
-      Runnable onRefusedMessage) {
+      Runnable onRefusedMessage, Supplier<ClusterKeyring> keyring, Runnable onAuthFailure) {
     this.config = config;
     this.self = self;
     this.faults = faults;
     this.onRefusedMessage = onRefusedMessage;
+    this.keyring = keyring;
+    this.onAuthFailure = onAuthFailure;
+  }
+
+  private MessageCodec codec() {
+    MessageCodec json = new ScaleCubeMessageCodec(onRefusedMessage);
+    if (config.keyring() == null) {
+      return json;
+    }
+    return new AuthenticatedMessageCodec(json, keyring, config.clusterName(),
+        System::currentTimeMillis, () -> {
+          onAuthFailure.run();
+          onRefusedMessage.run();
+        });
   }
 
   /**
@@ -68,8 +90,8 @@ final class Membership {
         .metadataTimeout(millis(config.metadataTimeout()))
         .transport(t -> t
             .port(config.membershipPort())
-            .messageCodec(new ScaleCubeMessageCodec(onRefusedMessage))
-            .maxFrameLength(ScaleCubeMessageCodec.MAX_MESSAGE_BYTES)
+            .messageCodec(codec())
+            .maxFrameLength(AuthenticatedMessageCodec.MAX_ENVELOPE_BYTES)
             .connectTimeout(millis(config.connectTimeout()))
             .transportFactory(new MembershipTransportFactory(config.host(),
                 faults.membershipTransport())))

@@ -25,7 +25,8 @@ import reactor.netty.tcp.TcpServer;
  * 0.0.0.0. Framing is ScaleCube's (a 4-byte length, then the codec's bytes), so nodes interoperate
  * with any ScaleCube TCP peer that uses the same codec. ScaleCube's {@link TransportImpl} keeps the
  * connection cache, request/response matching and shutdown; only the server and client sides are
- * ours.
+ * ours. A connection that delivers a message the codec refuses (garbage, wrong shape, failed
+ * authentication) is closed.
  */
 final class MembershipTransportFactory implements TransportFactory {
   private static final int LENGTH_FIELD_BYTES = 4;
@@ -77,7 +78,14 @@ final class MembershipTransportFactory implements TransportFactory {
             .childOption(ChannelOption.SO_KEEPALIVE, true)
             .doOnChannelInit((observer, channel, remote) ->
                 initChannel(channel, config.maxFrameLength()))
-            .handle((in, out) -> in.receive().retain().doOnNext(receiver::onMessage).then())
+            .handle((in, out) -> in.receive().retain().doOnNext(buf -> {
+              ScaleCubeMessageCodec.takeRefused();
+              receiver.onMessage(buf);
+              if (ScaleCubeMessageCodec.takeRefused()) {
+                // Garbage, a forgery or a replay: nothing more from this connection is trusted.
+                in.withConnection(Connection::dispose);
+              }
+            }).then())
             .bind()
             .cast(DisposableServer.class);
       });

@@ -133,6 +133,7 @@ final class PeerLink {
             ch.pipeline().addLast(
                 new LengthFieldBasedFrameDecoder(Frames.MAX_FRAME_BYTES, 0, 4, 0, 4),
                 new LengthFieldPrepender(4),
+                new FrameAuthenticator(node.nodeId(), node.counters(), node::keyring),
                 new ClientHandler());
           }
         });
@@ -405,13 +406,22 @@ final class PeerLink {
   private final class ClientHandler extends ChannelInboundHandlerAdapter {
     private boolean handshook;
     private ScheduledFuture<?> handshakeTimer;
+    private byte[] nonce;
+    private ClusterKeyring.Key key;
+    private byte[] transcript;
 
     @Override
     public void channelActive(ChannelHandlerContext ctx) {
-      byte[] nonce = new byte[Frames.NONCE_BYTES];
+      nonce = new byte[Frames.NONCE_BYTES];
       NONCES.nextBytes(nonce);
       Channel ch = ctx.channel();
-      if (write(ch, Frames.hello(ctx.alloc(), node.config().clusterName(), node.nodeId(), nonce), true)) {
+      ClusterKeyring keyring = node.keyring();
+      key = keyring == null ? null : keyring.primary();
+      ByteBuf hello = key == null
+          ? Frames.hello(ctx.alloc(), node.config().clusterName(), node.nodeId(), nonce)
+          : Frames.hello(ctx.alloc(), node.config().clusterName(), node.nodeId(), nonce,
+              Frames.AUTH_HMAC_SHA256, key.id.getBytes(java.nio.charset.StandardCharsets.US_ASCII));
+      if (write(ch, hello, true)) {
         handshakeTimer = ctx.executor().schedule(() -> {
           if (!handshook) {
             node.counters().handshakeFailures.increment();
@@ -471,9 +481,15 @@ final class PeerLink {
           problem = "answered with protocol version " + ok.version();
         } else if (!ok.nodeId().equals(nodeId)) {
           problem = "is node '" + ok.nodeId() + "', not the expected '" + nodeId + "'";
-        } else if (ok.authScheme() != Frames.AUTH_NONE) {
+        } else if (key == null && ok.authScheme() != Frames.AUTH_NONE) {
           problem = "asked for unknown authentication scheme " + ok.authScheme();
+        } else if (key != null && !serverProved(ok)) {
+          node.counters().authenticationFailures.increment();
+          problem = "failed authentication: it does not hold this cluster's key '" + key.id + "'";
         } else {
+          if (key != null && !sendProof(ctx)) {
+            return; // the (injected) network is cut: the channel is closed
+          }
           handshook = true;
           if (handshakeTimer != null) {
             handshakeTimer.cancel(false);
@@ -490,6 +506,26 @@ final class PeerLink {
       warnings.warn("node {}: data-plane peer at {} {}; closing the connection", node.nodeId(),
           dataAddress(), problem);
       ctx.close();
+    }
+
+    /** Checks the accepting node's proof that it holds our key. */
+    private boolean serverProved(Frames.HelloOk ok) {
+      if (ok.authScheme() != Frames.AUTH_HMAC_SHA256) {
+        return false;
+      }
+      transcript = FrameAuthenticator.transcript(ok.version(), node.config().clusterName(),
+          node.nodeId(), nodeId, nonce, ok.nonce(), key.id);
+      return Crypto.equal(FrameAuthenticator.serverProof(key, transcript), ok.auth());
+    }
+
+    /** Sends our proof (AUTH), then tags and checks every later frame. */
+    private boolean sendProof(ChannelHandlerContext ctx) {
+      if (!write(ctx.channel(), Frames.auth(ctx.alloc(), FrameAuthenticator.clientProof(key,
+          transcript)), true)) {
+        return false;
+      }
+      ctx.pipeline().get(FrameAuthenticator.class).activate(key, transcript, true);
+      return true;
     }
 
     @Override

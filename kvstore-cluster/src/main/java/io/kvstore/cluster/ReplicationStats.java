@@ -21,7 +21,12 @@ package io.kvstore.cluster;
  * @param malformedFrames frames that broke the wire format or the protocol (the connection was closed)
  * @param handshakeFailures data-plane handshakes refused or failed, in either direction
  * @param membershipMessagesRefused messages on the membership port that were not exactly one of
- *     ScaleCube's protocol messages (garbage, Java serialization, wrong shapes); dropped unread
+ *     ScaleCube's protocol messages (garbage, Java serialization, wrong shapes, or failing
+ *     authentication); dropped unread
+ * @param authenticationFailures attempts that failed the cluster-secret check on either plane: membership
+ *     messages without a valid tag (also counted as refused), data-plane handshakes without a valid
+ *     proof (also counted as handshake failures), data-plane frames with a bad tag or sent under a key
+ *     that is no longer in the keyring
  * @param connectedPeers peers this node currently has a working outgoing connection to
  */
 public record ReplicationStats(
@@ -40,4 +45,5 @@ public record ReplicationStats(
     long malformedFrames,
     long handshakeFailures,
     long membershipMessagesRefused,
+    long authenticationFailures,
     int connectedPeers) {}

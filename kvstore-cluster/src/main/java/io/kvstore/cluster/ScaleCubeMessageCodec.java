@@ -116,6 +116,26 @@ final class ScaleCubeMessageCodec implements MessageCodec {
    */
   static final Message REFUSED = Message.withQualifier("kvstore/refused").build();
 
+  /**
+   * Set on the decoding thread when a message is refused, so the transport's receiver (which decodes
+   * synchronously on the connection's event loop) can close the connection it came from.
+   */
+  private static final ThreadLocal<Boolean> REFUSED_HERE = ThreadLocal.withInitial(() -> false);
+
+  /** Marks the current thread's last decode as refused. */
+  static void markRefused() {
+    REFUSED_HERE.set(true);
+  }
+
+  /** Whether a message was refused on this thread since the last call; clears the mark. */
+  static boolean takeRefused() {
+    boolean refused = REFUSED_HERE.get();
+    if (refused) {
+      REFUSED_HERE.set(false);
+    }
+    return refused;
+  }
+
   private static final Logger log = LoggerFactory.getLogger(ScaleCubeMessageCodec.class);
   private final RateLimitedLog warnings = new RateLimitedLog(log);
   private final ObjectMapper mapper;
@@ -159,6 +179,7 @@ final class ScaleCubeMessageCodec implements MessageCodec {
       return strictDeserialize(stream);
     } catch (IOException | RuntimeException e) {
       onRefused.run();
+      markRefused();
       warnings.warn("refused a membership message: {}", e.getMessage());
       return REFUSED;
     }

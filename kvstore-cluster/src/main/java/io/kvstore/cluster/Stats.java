@@ -20,6 +20,7 @@ final class Stats {
   final LongAdder malformedFrames = new LongAdder();
   final LongAdder handshakeFailures = new LongAdder();
   final LongAdder membershipMessagesRefused = new LongAdder();
+  final LongAdder authenticationFailures = new LongAdder();
   private final IntSupplier connectedPeers;
 
   Stats(IntSupplier connectedPeers) {
@@ -41,6 +42,6 @@ final class Stats {
         bytesReceived.sum(), mutationsSent.sum(), mutationsAcked.sum(), mutationsRefused.sum(),
         mutationsDropped.sum(), aeRounds.sum(), aeRoundsFailed.sum(), aeKeysPushed.sum(),
         aeKeysPulled.sum(), malformedFrames.sum(), handshakeFailures.sum(),
-        membershipMessagesRefused.sum(), connectedPeers.getAsInt());
+        membershipMessagesRefused.sum(), authenticationFailures.sum(), connectedPeers.getAsInt());
   }
 }

@@ -182,9 +182,14 @@ class HostileInputTest {
         + "\"},\"t\":\"sync\",\"d\":{\"membership\":[]}}";
     byte[] junk = new byte[500];
     new Random(7).nextBytes(junk);
-    try (RawPeer peer = new RawPeer(address)) {
-      peer.sendFrames(junk, serialized.toByteArray(), wrongType.getBytes(StandardCharsets.UTF_8),
-          "{\"v\":1,\"h\":{\"q\":\"sc/fdetector/ping\"}}".getBytes(StandardCharsets.UTF_8));
+    // Each refused message closes the connection it came on, so each goes on its own connection.
+    for (byte[] message : List.of(junk, serialized.toByteArray(),
+        wrongType.getBytes(StandardCharsets.UTF_8),
+        "{\"v\":1,\"h\":{\"q\":\"sc/fdetector/ping\"}}".getBytes(StandardCharsets.UTF_8))) {
+      try (RawPeer peer = new RawPeer(address)) {
+        peer.sendFrame(message);
+        assertThat(peer.closedByPeer()).isTrue();
+      }
     }
     await().atMost(Duration.ofSeconds(5)).until(
         () -> target().stats().membershipMessagesRefused() >= refusedBefore + 4);

@@ -96,7 +96,9 @@ class KvServerFlagsTest {
     Run r = execute("--help");
     assertThat(r.code()).isZero();
     for (String flag : List.of("--node-id", "--host", "--http-port", "--cluster-port", "--data-port",
-        "--join", "--cluster-name", "--auth-token", "--max-value-size", "--help", "--version")) {
+        "--join", "--cluster-name", "--auth-token", "--auth-token-file", "--cluster-secret-file",
+        "--tls-cert", "--tls-key", "--tls-keystore", "--tls-keystore-password-file",
+        "--max-value-size", "--help", "--version")) {
       assertThat(r.out()).contains(flag);
     }
     assertThat(r.out()).contains("KVSTORE_");

@@ -13,7 +13,12 @@ import java.util.List;
 import java.util.Objects;
 import java.util.Set;
 import java.util.concurrent.TimeoutException;
+import org.eclipse.jetty.http.HttpVersion;
+import org.eclipse.jetty.server.HttpConfiguration;
 import org.eclipse.jetty.server.HttpConnectionFactory;
+import org.eclipse.jetty.server.SecureRequestCustomizer;
+import org.eclipse.jetty.server.SslConnectionFactory;
+import org.eclipse.jetty.util.ssl.SslContextFactory;
 import org.eclipse.jetty.server.ServerConnector;
 import org.eclipse.jetty.server.handler.GracefulHandler;
 import org.eclipse.jetty.util.thread.QueuedThreadPool;
@@ -112,7 +117,19 @@ public final class KvHttpServer implements AutoCloseable {
           http.setSendXPoweredBy(false);
         });
         cfg.jetty.addConnector((server, http) -> {
-          ServerConnector connector = new ServerConnector(server, new HttpConnectionFactory(http));
+          ServerConnector connector;
+          if (config.tls() == null) {
+            connector = new ServerConnector(server, new HttpConnectionFactory(http));
+          } else {
+            SslContextFactory.Server ssl = new SslContextFactory.Server();
+            ssl.setKeyStore(config.tls().keyStore());
+            ssl.setKeyStorePassword(config.tls().password());
+            HttpConfiguration https = new HttpConfiguration(http);
+            https.addCustomizer(new SecureRequestCustomizer());
+            connector = new ServerConnector(server,
+                new SslConnectionFactory(ssl, HttpVersion.HTTP_1_1.asString()),
+                new HttpConnectionFactory(https));
+          }
           connector.setHost(config.host());
           connector.setPort(config.port());
           connector.setIdleTimeout(config.idleTimeout().toMillis());
@@ -133,8 +150,8 @@ public final class KvHttpServer implements AutoCloseable {
           + config.port() + ": " + e.getMessage(), e);
     }
     boundPort = app.port();
-    log.info("kvstore HTTP API of node {} listening on {}:{}", store.config().nodeId(),
-        config.host(), boundPort);
+    log.info("kvstore HTTP API of node {} listening on {}://{}:{}", store.config().nodeId(),
+        config.tls() == null ? "http" : "https", config.host(), boundPort);
     return this;
   }
 
@@ -231,6 +248,7 @@ public final class KvHttpServer implements AutoCloseable {
     private int watchQueueCapacity = KvHttpServerConfig.DEFAULT_WATCH_QUEUE_CAPACITY;
     private Duration watchHeartbeat = KvHttpServerConfig.DEFAULT_WATCH_HEARTBEAT;
     private final List<MeterBinder> meterBinders = new ArrayList<>();
+    private HttpTls tls;
 
     private Builder(KvStore store) {
       this.store = Objects.requireNonNull(store, "store");
@@ -280,6 +298,18 @@ public final class KvHttpServer implements AutoCloseable {
      */
     public Builder authTokens(Set<String> tokens) {
       this.authTokens = Objects.requireNonNull(tokens, "tokens");
+      return this;
+    }
+
+    /**
+     * Serve HTTPS with this certificate and key (default: plain HTTP). Bearer tokens travel in
+     * clear text over plain HTTP: use TLS whenever the API is reachable beyond loopback.
+     *
+     * @param tls from {@link HttpTls#pem} or {@link HttpTls#keyStore}, or null for plain HTTP
+     * @return this builder
+     */
+    public Builder tls(HttpTls tls) {
+      this.tls = tls;
       return this;
     }
 
@@ -403,7 +433,7 @@ public final class KvHttpServer implements AutoCloseable {
     public KvHttpServerConfig config() {
       return new KvHttpServerConfig(host, port, maxBodyBytes, authTokens, openHealth, idleTimeout,
           requestTimeout, shutdownTimeout, maxHeaderBytes, maxThreads, maxWatchClients,
-          watchQueueCapacity, watchHeartbeat, meterBinders);
+          watchQueueCapacity, watchHeartbeat, meterBinders, tls);
     }
 
     /**

@@ -30,6 +30,7 @@ import java.util.Set;
  *     vanished client is noticed)
  * @param meterBinders extra metrics bound to the server's registry at start (for example replication
  *     statistics)
+ * @param tls the certificate and key to serve HTTPS with, or null for plain HTTP
  */
 public record KvHttpServerConfig(
     String host,
@@ -45,7 +46,8 @@ public record KvHttpServerConfig(
     int maxWatchClients,
     int watchQueueCapacity,
     Duration watchHeartbeat,
-    List<MeterBinder> meterBinders) {
+    List<MeterBinder> meterBinders,
+    HttpTls tls) {
 
   /** Loopback: a node's API is private unless the operator decides otherwise. */
   public static final String DEFAULT_HOST = "127.0.0.1";
@@ -98,6 +100,7 @@ public record KvHttpServerConfig(
    * @param watchQueueCapacity 1 to 1,000,000
    * @param watchHeartbeat positive
    * @param meterBinders extra metrics
+   * @param tls HTTPS settings, or null for plain HTTP
    */
   public KvHttpServerConfig {
     if (host == null || host.isBlank()) {
@@ -136,7 +139,7 @@ public record KvHttpServerConfig(
         + ", shutdownTimeout=" + shutdownTimeout + ", maxHeaderBytes=" + maxHeaderBytes
         + ", maxThreads=" + maxThreads + ", maxWatchClients=" + maxWatchClients
         + ", watchQueueCapacity=" + watchQueueCapacity + ", watchHeartbeat=" + watchHeartbeat
-        + ", meterBinders=" + meterBinders.size() + "}";
+        + ", meterBinders=" + meterBinders.size() + ", tls=" + (tls == null ? "off" : tls) + "}";
   }
 
   private static void requireRange(String name, int value, int min, int max) {

@@ -1,9 +1,20 @@
 package io.kvstore.examples.server;
 
+import io.kvstore.cluster.ClusterKeyring;
 import io.kvstore.cluster.KvCluster;
 import io.kvstore.core.KvStore;
 import io.kvstore.core.KvStoreConfig;
+import io.kvstore.http.HttpTls;
 import io.kvstore.http.KvHttpServer;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermission;
+import java.nio.file.attribute.PosixFilePermissions;
+import java.security.MessageDigest;
+import java.security.NoSuchAlgorithmException;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.LinkedHashSet;
@@ -12,6 +23,9 @@ import java.util.Locale;
 import java.util.Set;
 import java.util.concurrent.Callable;
 import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.TimeUnit;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import org.slf4j.Logger;
@@ -79,6 +93,39 @@ public final class KvServer implements Callable<Integer> {
       description = "Require this bearer token on the HTTP API (repeat or comma-separate for "
           + "several; default: open).")
   List<String> authTokens;
+
+  @Option(names = "--auth-token-file", paramLabel = "<file>",
+      defaultValue = "${env:KVSTORE_AUTH_TOKEN_FILE}",
+      description = "Read HTTP bearer tokens from this file, one per line (keeps them out of the "
+          + "process list, unlike --auth-token).")
+  Path authTokenFile;
+
+  @Option(names = "--cluster-secret-file", paramLabel = "<file>",
+      defaultValue = "${env:KVSTORE_CLUSTER_SECRET_FILE}",
+      description = "Cluster key file: one key per line, '[<key-id>] <base64 secret>' (at least 32 "
+          + "bytes, e.g. openssl rand -base64 32); the first key is used for sending, all are "
+          + "accepted. Re-read every 5 s, so keys can be rotated without a restart. Without it the "
+          + "cluster is OPEN: anyone who reaches the cluster and data ports can join, read and write.")
+  Path clusterSecretFile;
+
+  @Option(names = "--tls-cert", paramLabel = "<pem>", defaultValue = "${env:KVSTORE_TLS_CERT}",
+      description = "Serve HTTPS with this PEM certificate chain (needs --tls-key).")
+  Path tlsCert;
+
+  @Option(names = "--tls-key", paramLabel = "<pem>", defaultValue = "${env:KVSTORE_TLS_KEY}",
+      description = "The unencrypted PKCS#8 PEM private key of --tls-cert.")
+  Path tlsKey;
+
+  @Option(names = "--tls-keystore", paramLabel = "<file>",
+      defaultValue = "${env:KVSTORE_TLS_KEYSTORE}",
+      description = "Serve HTTPS with this PKCS12 (or .jks) keystore instead of PEM files "
+          + "(needs --tls-keystore-password-file).")
+  Path tlsKeyStore;
+
+  @Option(names = "--tls-keystore-password-file", paramLabel = "<file>",
+      defaultValue = "${env:KVSTORE_TLS_KEYSTORE_PASSWORD_FILE}",
+      description = "File whose first line is the keystore password.")
+  Path tlsKeyStorePasswordFile;
 
   @Option(names = "--max-value-size", paramLabel = "<size>",
       defaultValue = "${env:KVSTORE_MAX_VALUE_SIZE:-1MiB}",
@@ -170,6 +217,36 @@ public final class KvServer implements Callable<Integer> {
         }
       }
     }
+    if (authTokenFile != null) {
+      try {
+        for (String line : Files.readAllLines(authTokenFile, StandardCharsets.UTF_8)) {
+          if (!line.isBlank() && !line.strip().startsWith("#")) {
+            tokens.add(line.strip());
+          }
+        }
+      } catch (IOException | RuntimeException e) {
+        throw invalid("--auth-token-file: cannot read " + authTokenFile + ": " + e.getMessage());
+      }
+      if (tokens.isEmpty()) {
+        throw invalid("--auth-token-file " + authTokenFile + " holds no token");
+      }
+    }
+    if (clusterSecretFile != null) {
+      try {
+        loadKeyring(clusterSecretFile);
+      } catch (IOException | RuntimeException e) {
+        throw invalid("--cluster-secret-file: " + e.getMessage());
+      }
+    }
+    if ((tlsCert == null) != (tlsKey == null)) {
+      throw invalid("--tls-cert and --tls-key go together");
+    }
+    if ((tlsKeyStore == null) != (tlsKeyStorePasswordFile == null)) {
+      throw invalid("--tls-keystore and --tls-keystore-password-file go together");
+    }
+    if (tlsCert != null && tlsKeyStore != null) {
+      throw invalid("use either --tls-cert/--tls-key or --tls-keystore, not both");
+    }
     int maxValue = parseSize(maxValueSize);
     String id = nodeId != null && !nodeId.isBlank() ? nodeId.trim() : defaultNodeId(host, clusterPort);
     try {
@@ -180,8 +257,64 @@ public final class KvServer implements Callable<Integer> {
     if (clusterName == null || clusterName.isBlank()) {
       throw invalid("--cluster-name must not be empty");
     }
-    return new ServerOptions(id, host, httpPort, clusterPort, data, seeds, clusterName.trim(),
-        tokens, maxValue);
+    ServerOptions options = new ServerOptions(id, host, httpPort, clusterPort, data, seeds,
+        clusterName.trim(), tokens, maxValue, clusterSecretFile, tlsCert, tlsKey, tlsKeyStore,
+        tlsKeyStorePasswordFile);
+    try {
+      httpTls(options);
+    } catch (IllegalArgumentException e) {
+      throw invalid((tlsCert != null ? "--tls-cert/--tls-key: " : "--tls-keystore: ")
+          + e.getMessage());
+    }
+    return options;
+  }
+
+  /**
+   * Reads a cluster key file, warning when other users may read it.
+   *
+   * @param file the key file
+   * @return the keyring
+   * @throws IOException if it cannot be read
+   * @throws IllegalArgumentException if its content is not a valid keyring
+   */
+  public static ClusterKeyring loadKeyring(Path file) throws IOException {
+    ClusterKeyring ring = ClusterKeyring.fromFile(file);
+    try {
+      Set<PosixFilePermission> perms = Files.getPosixFilePermissions(file);
+      if (perms.contains(PosixFilePermission.OTHERS_READ)
+          || perms.contains(PosixFilePermission.GROUP_READ)) {
+        log.warn("cluster key file {} is readable by other users ({}); chmod 600 it", file,
+            PosixFilePermissions.toString(perms));
+      }
+    } catch (UnsupportedOperationException e) {
+      // not a POSIX file system: nothing to check
+    }
+    return ring;
+  }
+
+  /**
+   * The HTTPS settings the options name, loaded and checked.
+   *
+   * @param o the options
+   * @return the TLS settings, or null for plain HTTP
+   * @throws IllegalArgumentException if a file is missing or invalid
+   */
+  public static HttpTls httpTls(ServerOptions o) {
+    if (o.tlsCert() != null) {
+      return HttpTls.pem(o.tlsCert(), o.tlsKey());
+    }
+    if (o.tlsKeyStore() != null) {
+      String password;
+      try {
+        List<String> lines = Files.readAllLines(o.tlsKeyStorePasswordFile(), StandardCharsets.UTF_8);
+        password = lines.isEmpty() ? "" : lines.get(0);
+      } catch (IOException e) {
+        throw new IllegalArgumentException("cannot read the keystore password file "
+            + o.tlsKeyStorePasswordFile() + ": " + e, e);
+      }
+      return HttpTls.keyStore(o.tlsKeyStore(), password.toCharArray());
+    }
+    return null;
   }
 
   /**
@@ -249,12 +382,17 @@ public final class KvServer implements Callable<Integer> {
 
   /** The node a server runs: a clustered store and its HTTP API. */
   public static final class Node implements AutoCloseable {
+    /** How often the cluster key file is re-read. */
+    public static final Duration SECRET_RELOAD_INTERVAL = Duration.ofSeconds(5);
+
     private final KvStore store;
     private final KvHttpServer http;
+    private final ScheduledExecutorService reloader;
 
-    private Node(KvStore store, KvHttpServer http) {
+    private Node(KvStore store, KvHttpServer http, ScheduledExecutorService reloader) {
       this.store = store;
       this.http = http;
+      this.reloader = reloader;
     }
 
     /**
@@ -264,7 +402,31 @@ public final class KvServer implements Callable<Integer> {
      * @return the running node
      */
     public static Node start(ServerOptions o) {
+      return start(o, SECRET_RELOAD_INTERVAL);
+    }
+
+    /**
+     * Starts a node, re-reading its cluster key file at the given interval.
+     *
+     * @param o the options
+     * @param secretReloadInterval how often the key file is re-read (positive)
+     * @return the running node
+     */
+    public static Node start(ServerOptions o, Duration secretReloadInterval) {
+      ClusterKeyring keyring = null;
+      byte[] keyFileDigest = null;
+      if (o.clusterSecretFile() != null) {
+        try {
+          keyring = loadKeyring(o.clusterSecretFile());
+          keyFileDigest = digest(o.clusterSecretFile());
+        } catch (IOException e) {
+          throw new IllegalArgumentException("cannot read the cluster key file "
+              + o.clusterSecretFile() + ": " + e, e);
+        }
+      }
+      HttpTls tls = httpTls(o);
       KvStore store = KvCluster.builder()
+          .keyring(keyring)
           .nodeId(o.nodeId())
           .clusterName(o.clusterName())
           .host(o.host())
@@ -278,7 +440,8 @@ public final class KvServer implements Callable<Integer> {
         KvHttpServer.Builder b = KvHttpServer.builder(store)
             .host(o.host())
             .port(o.httpPort())
-            .meterBinder(new ReplicationMetrics(store));
+            .meterBinder(new ReplicationMetrics(store))
+            .tls(tls);
         if (!o.authTokens().isEmpty()) {
           b.authTokens(o.authTokens());
         }
@@ -289,11 +452,59 @@ public final class KvServer implements Callable<Integer> {
       }
       String cluster = KvCluster.replicator(store).map(r -> r.membershipAddress()).orElse("-");
       String data = KvCluster.replicator(store).map(r -> r.dataAddress()).orElse("-");
-      log.info("kvstore node {} ready: http://{}:{} cluster {} data {} (cluster name '{}', "
-              + "joining {}, auth {})", o.nodeId(), o.host(), http.port(), cluster, data,
+      ScheduledExecutorService reloader = null;
+      if (o.clusterSecretFile() != null) {
+        reloader = Executors.newSingleThreadScheduledExecutor(r -> {
+          Thread t = new Thread(r, "kvstore-key-file-watch");
+          t.setDaemon(true);
+          return t;
+        });
+        KeyFileWatch watch = new KeyFileWatch(store, o.clusterSecretFile(), keyFileDigest);
+        reloader.scheduleWithFixedDelay(watch::check, secretReloadInterval.toMillis(),
+            secretReloadInterval.toMillis(), TimeUnit.MILLISECONDS);
+      }
+      log.info("kvstore node {} ready: {}://{}:{} cluster {} data {} (cluster name '{}', "
+              + "joining {}, HTTP auth {}, cluster secret {})", o.nodeId(),
+          tls == null ? "http" : "https", o.host(), http.port(), cluster, data,
           o.clusterName(), o.join().isEmpty() ? "nobody" : o.join(),
-          o.authTokens().isEmpty() ? "off" : "on");
-      return new Node(store, http);
+          o.authTokens().isEmpty() ? "off" : "on", keyring == null ? "NONE (open cluster)" : keyring);
+      return new Node(store, http, reloader);
+    }
+
+    private static byte[] digest(Path file) throws IOException {
+      try {
+        return MessageDigest.getInstance("SHA-256").digest(Files.readAllBytes(file));
+      } catch (NoSuchAlgorithmException e) {
+        throw new IllegalStateException(e);
+      }
+    }
+
+    /** Applies the key file to the running node whenever its content changes. */
+    private static final class KeyFileWatch {
+      private final KvStore store;
+      private final Path file;
+      private byte[] lastDigest;
+
+      KeyFileWatch(KvStore store, Path file, byte[] digest) {
+        this.store = store;
+        this.file = file;
+        this.lastDigest = digest;
+      }
+
+      void check() {
+        try {
+          byte[] now = digest(file);
+          if (MessageDigest.isEqual(now, lastDigest)) {
+            return;
+          }
+          lastDigest = now;
+          ClusterKeyring ring = loadKeyring(file);
+          KvCluster.replicator(store).ifPresent(r -> r.updateKeyring(ring));
+        } catch (IOException | RuntimeException e) {
+          log.error("cluster key file {} changed but cannot be used ({}); keeping the previous keys",
+              file, e.getMessage());
+        }
+      }
     }
 
     /**
@@ -317,6 +528,9 @@ public final class KvServer implements Callable<Integer> {
     /** Drains HTTP, then leaves the cluster and closes the store. */
     @Override
     public void close() {
+      if (reloader != null) {
+        reloader.shutdownNow();
+      }
       try {
         http.close();
       } finally {

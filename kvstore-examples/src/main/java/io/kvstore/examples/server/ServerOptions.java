@@ -1,5 +1,6 @@
 package io.kvstore.examples.server;
 
+import java.nio.file.Path;
 import java.util.List;
 import java.util.Set;
 
@@ -15,6 +16,12 @@ import java.util.Set;
  * @param clusterName the cluster's name; nodes only join a cluster of the same name
  * @param authTokens bearer tokens the HTTP API accepts; empty for an open API
  * @param maxValueBytes the largest value accepted, in bytes
+ * @param clusterSecretFile the cluster key file (one key per line, first = primary), re-read while the
+ *     node runs so keys can be rotated; null for an open cluster
+ * @param tlsCert PEM certificate chain for HTTPS, or null
+ * @param tlsKey PEM PKCS#8 private key for HTTPS, or null
+ * @param tlsKeyStore PKCS12/JKS keystore for HTTPS (instead of PEM), or null
+ * @param tlsKeyStorePasswordFile file holding the keystore's password, or null
  */
 public record ServerOptions(
     String nodeId,
@@ -25,7 +32,12 @@ public record ServerOptions(
     List<String> join,
     String clusterName,
     Set<String> authTokens,
-    int maxValueBytes) {
+    int maxValueBytes,
+    Path clusterSecretFile,
+    Path tlsCert,
+    Path tlsKey,
+    Path tlsKeyStore,
+    Path tlsKeyStorePasswordFile) {
 
   /**
    * Copies the collections.
@@ -39,10 +51,34 @@ public record ServerOptions(
    * @param clusterName cluster name
    * @param authTokens bearer tokens
    * @param maxValueBytes largest value
+   * @param clusterSecretFile cluster key file, or null
+   * @param tlsCert PEM certificate chain, or null
+   * @param tlsKey PEM private key, or null
+   * @param tlsKeyStore keystore, or null
+   * @param tlsKeyStorePasswordFile keystore password file, or null
    */
   public ServerOptions {
     join = List.copyOf(join);
     authTokens = Set.copyOf(authTokens);
+  }
+
+  /**
+   * Options without cluster secret or TLS: an open cluster and plain HTTP.
+   *
+   * @param nodeId the node id
+   * @param host bind and advertise host
+   * @param httpPort HTTP port
+   * @param clusterPort membership port
+   * @param dataPort data-plane port
+   * @param join seeds
+   * @param clusterName cluster name
+   * @param authTokens bearer tokens
+   * @param maxValueBytes largest value
+   */
+  public ServerOptions(String nodeId, String host, int httpPort, int clusterPort, int dataPort,
+      List<String> join, String clusterName, Set<String> authTokens, int maxValueBytes) {
+    this(nodeId, host, httpPort, clusterPort, dataPort, join, clusterName, authTokens, maxValueBytes,
+        null, null, null, null, null);
   }
 
   @Override
@@ -51,6 +87,8 @@ public record ServerOptions(
     return "ServerOptions{nodeId=" + nodeId + ", host=" + host + ", httpPort=" + httpPort
         + ", clusterPort=" + clusterPort + ", dataPort=" + dataPort + ", join=" + join
         + ", clusterName=" + clusterName + ", authTokens=" + authTokens.size() + " configured"
-        + ", maxValueBytes=" + maxValueBytes + "}";
+        + ", maxValueBytes=" + maxValueBytes + ", clusterSecretFile=" + clusterSecretFile
+        + ", tlsCert=" + tlsCert + ", tlsKey=" + tlsKey + ", tlsKeyStore=" + tlsKeyStore
+        + ", tlsKeyStorePasswordFile=" + tlsKeyStorePasswordFile + "}";
   }
 }
