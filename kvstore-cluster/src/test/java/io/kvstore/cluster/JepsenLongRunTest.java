@@ -34,7 +34,8 @@ class JepsenLongRunTest {
     long seed = Long.parseLong(System.getProperty("chaos.seed", "42").trim());
     Duration duration = Duration.parse(System.getProperty("chaos.duration", "PT5M").trim());
     JepsenRun.Report report = new JepsenRun(JepsenRun.Config.longRun(seed, duration)).run();
-    String text = "command: ./mvnw -B -pl kvstore-cluster -am verify -Pchaos -Dchaos.duration="
+    String text = "command: ./mvnw -B -pl kvstore-cluster -am verify -Pchaos -Dtest=JepsenLongRunTest"
+        + " -Dsurefire.failIfNoSpecifiedTests=false -Dchaos.duration="
         + duration + " -Dchaos.seed=" + seed + "\n" + report.figures() + "\n\nfault schedule:\n  "
         + String.join("\n  ", report.faultLog()) + "\n" + report.verdict().evidence();
     Files.writeString(Path.of("target", "chaos-report.txt"), text, StandardCharsets.UTF_8);

@@ -30,7 +30,6 @@ import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.locks.ReentrantReadWriteLock;
-import java.util.stream.Collectors;
 import org.awaitility.core.ConditionTimeoutException;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -101,7 +100,7 @@ final class JepsenRun {
   /** The outcome of a run. */
   record Report(Config config, List<String> faultLog, List<Long> convergenceMillis,
       HistoryChecker.Verdict verdict, Map<FaultKind, Integer> faultsRun, int pausesDetected,
-      long elapsedMillis) {
+      int quorumBelowFullMajority, long elapsedMillis) {
     boolean ok() {
       return verdict.ok();
     }
@@ -123,11 +122,14 @@ final class JepsenRun {
           + "lost %d, divergent keys %d, violations %s%n"
           + "acknowledged writes lost to a kill before they spread (allowed): ONE %d, QUORUM %d%n"
           + "QUORUM acknowledgements checked on the replicas: %d; pauses detected by the others: %d%n"
+          + "QUORUM acks held by fewer than a majority of all %d nodes (the writer saw a smaller "
+          + "cluster): %d%n"
           + "convergence after heal (ms): p50 %d, p99 %d, max %d (n=%d)",
           config.seed(), config.nodes(), elapsedMillis / 1000, convergenceMillis.size(), faultsRun,
           f.operations(), f.ok(), f.okOne(), f.okQuorum(), f.unknown(), f.failed(), f.lost(),
           f.divergentKeys(), f.violations(), f.oneLostToCrash(), f.quorumLostToCrash(),
-          f.quorumChecked(), pausesDetected, percentile(50), percentile(99), percentile(100),
+          f.quorumChecked(), pausesDetected, config.nodes(), quorumBelowFullMajority,
+          percentile(50), percentile(99), percentile(100),
           convergenceMillis.size());
     }
 
@@ -195,8 +197,12 @@ final class JepsenRun {
           break;
         }
       }
+      int majority = config.nodes() / 2 + 1;
+      int belowMajority = (int) history.stream().filter(o -> o.concern == WriteConcern.QUORUM
+          && o.outcome == HistoryOp.Outcome.OK && o.holders < majority).count();
       return new Report(config, List.copyOf(faultLog), List.copyOf(convergence), verdict,
-          Map.copyOf(faultsRun), pausesDetected, (System.nanoTime() - started) / 1_000_000);
+          Map.copyOf(faultsRun), pausesDetected, belowMajority,
+          (System.nanoTime() - started) / 1_000_000);
     } finally {
       abort.countDown();
       cluster.close();
@@ -592,8 +598,4 @@ final class JepsenRun {
     }
   }
 
-  /** Collects the figures of several reports for a log line. */
-  static String summary(List<Report> reports) {
-    return reports.stream().map(Report::figures).collect(Collectors.joining("\n---\n"));
-  }
 }
