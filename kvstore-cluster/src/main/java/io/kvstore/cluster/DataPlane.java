@@ -279,14 +279,18 @@ final class DataPlane {
     private void dispatch(ChannelHandlerContext ctx, Frames.Frame frame) {
       ReplicaStore store = node.store();
       if (frame instanceof Frames.MutationBatch batch) {
-        List<Mutation> ms = batch.mutations();
-        BitSet held = new BitSet(ms.size());
-        for (int i = 0; i < ms.size(); i++) {
-          if (store.apply(ms.get(i)).isHeld()) {
-            held.set(i);
+        if (batch.isAntiEntropy()) {
+          applyBatch(ctx, store, batch);
+        } else {
+          for (long delay : node.faults().dataPlane().deliveries(peer, node.nodeId())) {
+            if (delay <= 0) {
+              applyBatch(ctx, store, batch);
+            } else {
+              ctx.executor().schedule(() -> applyBatch(ctx, store, batch), delay,
+                  TimeUnit.MILLISECONDS);
+            }
           }
         }
-        send(ctx.channel(), Frames.ack(ctx.alloc(), batch.batchId(), ms.size(), held));
       } else if (frame instanceof Frames.AeDigest digest) {
         onDigest(ctx, digest);
       } else if (frame instanceof Frames.AePull pull) {
@@ -294,6 +298,18 @@ final class DataPlane {
       } else {
         protocolError(ctx, "unexpected " + frame.getClass().getSimpleName() + " from " + peer);
       }
+    }
+
+    private void applyBatch(ChannelHandlerContext ctx, ReplicaStore store,
+        Frames.MutationBatch batch) {
+      List<Mutation> ms = batch.mutations();
+      BitSet held = new BitSet(ms.size());
+      for (int i = 0; i < ms.size(); i++) {
+        if (store.apply(ms.get(i)).isHeld()) {
+          held.set(i);
+        }
+      }
+      send(ctx.channel(), Frames.ack(ctx.alloc(), batch.batchId(), ms.size(), held));
     }
 
     private void onDigest(ChannelHandlerContext ctx, Frames.AeDigest d) {

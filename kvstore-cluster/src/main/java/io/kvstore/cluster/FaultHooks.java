@@ -23,5 +23,21 @@ record FaultHooks(UnaryOperator<Transport> membershipTransport, DataPlaneFilter 
      * @return false to behave as if the network between them were cut
      */
     boolean allows(String fromNodeId, String toNodeId);
+
+    /**
+     * What happens to one fan-out frame (a MUTATIONS frame that is not an anti-entropy push, or the
+     * ACK answering one) on the link from one node to another: one delay per delivered copy.
+     *
+     * @param fromNodeId the sender
+     * @param toNodeId the receiver
+     * @return delays in milliseconds, one per copy delivered: empty loses the frame, two or more
+     *     duplicate it, {@code {0}} (the default) delivers it once, now
+     */
+    default long[] deliveries(String fromNodeId, String toNodeId) {
+      return ONCE_NOW;
+    }
   }
+
+  /** One copy, no delay. Never modified. */
+  private static final long[] ONCE_NOW = {0};
 }

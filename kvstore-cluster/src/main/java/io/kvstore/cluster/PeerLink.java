@@ -459,7 +459,18 @@ final class PeerLink {
         return;
       }
       if (frame instanceof Frames.Ack ack) {
-        onAck(ack);
+        Batch b = inflight.get(ack.batchId());
+        if (b == null || b.aeAck != null) {
+          onAck(ack);
+        } else {
+          for (long delay : node.faults().dataPlane().deliveries(nodeId, node.nodeId())) {
+            if (delay <= 0) {
+              onAck(ack);
+            } else {
+              ctx.executor().schedule(() -> onAck(ack), delay, TimeUnit.MILLISECONDS);
+            }
+          }
+        }
       } else if (frame instanceof Frames.AeDiff || frame instanceof Frames.AeKeys
           || frame instanceof Frames.AePullResponse || frame instanceof Frames.AeAbort) {
         AntiEntropyRound r = round;

@@ -183,6 +183,38 @@ public final class LocalCluster implements AutoCloseable {
   }
 
   /**
+   * Pauses a node's process (SIGSTOP): it keeps its sockets but answers nothing until
+   * {@link #resume}. Unix only.
+   *
+   * @param node the node
+   * @throws IOException if {@code kill} cannot run or fails
+   * @throws InterruptedException if interrupted while it runs
+   */
+  public void pause(Node node) throws IOException, InterruptedException {
+    signal(node, "-STOP");
+  }
+
+  /**
+   * Resumes a node paused by {@link #pause} (SIGCONT).
+   *
+   * @param node the node
+   * @throws IOException if {@code kill} cannot run or fails
+   * @throws InterruptedException if interrupted while it runs
+   */
+  public void resume(Node node) throws IOException, InterruptedException {
+    signal(node, "-CONT");
+  }
+
+  private static void signal(Node node, String signal) throws IOException, InterruptedException {
+    Process kill = new ProcessBuilder("kill", signal, String.valueOf(node.process.pid()))
+        .redirectErrorStream(true).start();
+    if (!kill.waitFor(10, TimeUnit.SECONDS) || kill.exitValue() != 0) {
+      kill.destroyForcibly();
+      throw new IOException("kill " + signal + " " + node.process.pid() + " failed");
+    }
+  }
+
+  /**
    * Starts a stopped node again with the same flags and waits until it is ready.
    *
    * @param node the node

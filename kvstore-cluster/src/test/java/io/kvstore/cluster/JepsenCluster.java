@@ -1,0 +1,259 @@
+package io.kvstore.cluster;
+
+import static org.awaitility.Awaitility.await;
+
+import io.kvstore.core.ChangeEvent;
+import io.kvstore.core.Digest;
+import io.kvstore.core.KeyVersion;
+import io.kvstore.core.KvStore;
+import io.kvstore.core.Member;
+import io.kvstore.core.Mutation;
+import io.kvstore.core.ReplicaStore;
+import io.kvstore.core.Version;
+import java.nio.charset.StandardCharsets;
+import java.time.Duration;
+import java.time.Instant;
+import java.time.InstantSource;
+import java.util.ArrayList;
+import java.util.BitSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.Set;
+import java.util.TreeMap;
+import java.util.TreeSet;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.stream.Collectors;
+
+/**
+ * Real nodes of a Jepsen run in this JVM (ScaleCube + Netty on loopback, ephemeral ports), wired
+ * through a {@link FaultNetwork}, each with its own skewable clock. A node can be killed (cut off,
+ * then closed without a leave, like kill -9) and restarted empty under the same node id.
+ *
+ * <p>Every node is seeded with every node started before it, so a healed partition always has a seed
+ * across the cut; a restarted node is seeded with every running node. A change listener on every
+ * store captures, on the writing thread, the version each local write was stamped with
+ * ({@link #lastLocalVersion}), so even a write whose concern failed is identified exactly.
+ */
+final class JepsenCluster implements AutoCloseable {
+  static final String HOST = "127.0.0.1";
+  private static final ThreadLocal<Version> LAST_LOCAL = new ThreadLocal<>();
+
+  /** A clock some offset away from the system clock; the offset changes while the node runs. */
+  static final class SkewedClock implements InstantSource {
+    final AtomicLong offsetMillis = new AtomicLong();
+
+    @Override
+    public Instant instant() {
+      return Instant.ofEpochMilli(millis());
+    }
+
+    @Override
+    public long millis() {
+      return System.currentTimeMillis() + offsetMillis.get();
+    }
+  }
+
+  /** One incarnation of a node. */
+  record Node(String id, KvStore store, ClusterReplicator replicator) {
+    ReplicaStore replica() {
+      return replicator.store();
+    }
+  }
+
+  final FaultNetwork network;
+  final Duration maxClockDrift;
+  private final String clusterName;
+  private final List<String> ids = new ArrayList<>();
+  private final Map<String, Node> running = new ConcurrentHashMap<>();
+  private final Map<String, SkewedClock> clocks = new ConcurrentHashMap<>();
+  private final List<Node> killed = new java.util.concurrent.CopyOnWriteArrayList<>();
+
+  JepsenCluster(String clusterName, FaultNetwork network, Duration maxClockDrift) {
+    this.clusterName = clusterName;
+    this.network = network;
+    this.maxClockDrift = maxClockDrift;
+  }
+
+  /** Starts nodes {@code <prefix>1..n} and waits until each sees all and is ready. */
+  void start(String prefix, int n) {
+    List<String> seeds = new ArrayList<>();
+    for (int i = 1; i <= n; i++) {
+      String id = prefix + i;
+      ids.add(id);
+      Node node = startNode(id, seeds);
+      seeds.add(node.replicator().membershipAddress());
+    }
+    awaitFullMembership(Duration.ofSeconds(60));
+  }
+
+  private Node startNode(String id, List<String> seeds) {
+    SkewedClock clock = clocks.computeIfAbsent(id, x -> new SkewedClock());
+    KvStore store = KvCluster.builder()
+        .nodeId(id)
+        .clusterName(clusterName)
+        .host(HOST)
+        .membershipPort(0)
+        .dataPort(0)
+        .seeds(seeds)
+        .leaveTimeout(Duration.ofSeconds(2))
+        .store(b -> b.clock(clock).maxClockDrift(maxClockDrift))
+        .faultHooks(network.hooksFor(id))
+        .build();
+    store.addListener("", JepsenCluster::capture);
+    ClusterReplicator replicator = KvCluster.replicator(store).orElseThrow();
+    network.register(id, replicator.membershipAddress());
+    Node node = new Node(id, store, replicator);
+    running.put(id, node);
+    return node;
+  }
+
+  private static void capture(ChangeEvent e) {
+    if (e.origin() == ChangeEvent.Origin.LOCAL) {
+      LAST_LOCAL.set(e.version());
+    }
+  }
+
+  /** Forgets the version captured on this thread; call before a write. */
+  static void clearLocalVersion() {
+    LAST_LOCAL.remove();
+  }
+
+  /** The version of the last local write made on this thread since {@link #clearLocalVersion}. */
+  static Version lastLocalVersion() {
+    return LAST_LOCAL.get();
+  }
+
+  List<String> ids() {
+    return List.copyOf(ids);
+  }
+
+  /** The running incarnation of a node, or null while it is down. */
+  Node node(String id) {
+    return running.get(id);
+  }
+
+  List<Node> runningNodes() {
+    return ids.stream().map(running::get).filter(n -> n != null).toList();
+  }
+
+  /** Every killed incarnation, for diagnostics (their stores stay readable after close). */
+  List<Node> killedNodes() {
+    return List.copyOf(killed);
+  }
+
+  SkewedClock clock(String id) {
+    return clocks.get(id);
+  }
+
+  /**
+   * First half of a kill: takes the node out of the running set and cuts it off on both planes, so
+   * nothing more reaches it or leaves it. Returns the incarnation to {@link #finishKill}.
+   */
+  Node cutOff(String id) {
+    Node node = running.remove(id);
+    if (node != null) {
+      killed.add(node);
+      network.partition(List.of(id), others(id));
+    }
+    return node;
+  }
+
+  /**
+   * Second half of a kill: closes the cut-off incarnation. Its links stay cut until {@link #restart}:
+   * cuts are keyed by node id, and ScaleCube may still flush a message just after close returns.
+   */
+  void finishKill(Node node) {
+    node.store().close();
+  }
+
+  List<String> others(String id) {
+    List<String> others = new ArrayList<>(ids);
+    others.remove(id);
+    return others;
+  }
+
+  /** Restarts a killed node empty, under the same id, seeded with every running node. */
+  Node restart(String id) {
+    network.restore(List.of(id), others(id));
+    List<String> seeds = runningNodes().stream().map(n -> n.replicator().membershipAddress())
+        .toList();
+    return startNode(id, seeds);
+  }
+
+  /** Waits until every running node lists exactly the running nodes and is ready. */
+  void awaitFullMembership(Duration within) {
+    await().atMost(within).pollInterval(Duration.ofMillis(100)).untilAsserted(() -> {
+      Set<String> expected = new TreeSet<>(running.keySet());
+      for (Node n : runningNodes()) {
+        Set<String> seen = n.store().cluster().members().stream().map(Member::nodeId)
+            .collect(Collectors.toCollection(TreeSet::new));
+        if (!seen.equals(expected) || !n.store().cluster().isReady()) {
+          throw new AssertionError(n.id() + " sees " + seen + " (ready "
+              + n.store().cluster().isReady() + "), expected " + expected);
+        }
+      }
+    });
+  }
+
+  /** Whether every running node has the same digest (a cheap first test of identical state). */
+  boolean digestsAgree() {
+    Digest first = null;
+    for (Node n : runningNodes()) {
+      Digest d = n.replica().digest();
+      if (first == null) {
+        first = d;
+      } else if (!first.equals(d)) {
+        return false;
+      }
+    }
+    return true;
+  }
+
+  /** Every key (live, deleted or expired) of every running node, with its version and value. */
+  Map<String, Map<String, HistoryChecker.Cell>> states() {
+    Map<String, Map<String, HistoryChecker.Cell>> out = new TreeMap<>();
+    for (Node n : runningNodes()) {
+      ReplicaStore r = n.replica();
+      BitSet all = new BitSet();
+      all.set(0, r.digest().bucketCount());
+      List<String> keys = r.keyVersions(all).stream().map(KeyVersion::key).toList();
+      Map<String, HistoryChecker.Cell> cells = new TreeMap<>();
+      for (Mutation m : r.mutations(keys)) {
+        cells.put(m.key(), cell(m));
+      }
+      out.put(n.id(), cells);
+    }
+    return out;
+  }
+
+  /** What a node holds for one key (value, tombstone, or nothing). */
+  static Optional<HistoryChecker.Cell> cellOf(Node n, String key) {
+    List<Mutation> ms = n.replica().mutations(List.of(key));
+    return ms.isEmpty() ? Optional.empty() : Optional.of(cell(ms.get(0)));
+  }
+
+  private static HistoryChecker.Cell cell(Mutation m) {
+    return new HistoryChecker.Cell(m.version(), m.isDelete() || m.valueUnsafe() == null ? null
+        : new String(m.valueUnsafe(), StandardCharsets.UTF_8));
+  }
+
+  @Override
+  public void close() {
+    List<Thread> closers = new ArrayList<>();
+    for (Node n : runningNodes()) {
+      Thread t = new Thread(() -> n.store().close(), "close-" + n.id());
+      t.start();
+      closers.add(t);
+    }
+    running.clear();
+    for (Thread t : closers) {
+      try {
+        t.join(15_000);
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+      }
+    }
+  }
+}

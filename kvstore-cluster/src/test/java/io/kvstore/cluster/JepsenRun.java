@@ -1,0 +1,601 @@
+package io.kvstore.cluster;
+
+import static org.awaitility.Awaitility.await;
+
+import io.kvstore.core.KvStore;
+import io.kvstore.core.Member;
+import io.kvstore.core.WriteConcern;
+import io.kvstore.core.WriteConcernException;
+import io.kvstore.core.WriteOptions;
+import java.nio.charset.StandardCharsets;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.Collections;
+import java.util.EnumMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.Random;
+import java.util.Set;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ConcurrentLinkedQueue;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.locks.ReentrantReadWriteLock;
+import org.awaitility.core.ConditionTimeoutException;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * A Jepsen-style run against real in-JVM nodes: clients on every node write unique keys, overwrite a
+ * few shared keys and delete, at ONE and QUORUM, while a seeded nemesis partitions (isolate one,
+ * majority/minority, bridge, one-way), kills and restarts, pauses, loses/duplicates/delays frames and
+ * skews clocks (within and beyond {@code maxClockDrift}). The run is a sequence of rounds; each round
+ * ends by stopping the clients, healing every fault, timing how long the nodes take to hold identical
+ * state (the convergence sample) and checking the whole history so far with {@link HistoryChecker}.
+ *
+ * <p><b>Clock skew beyond maxClockDrift:</b> other nodes refuse the skewed node's writes while their
+ * timestamps are more than the drift ahead of real time. Its QUORUM writes therefore fail (recorded
+ * unknown: they are applied on that node); its ONE writes are acknowledged and spread only once real
+ * time has come within the drift of their timestamps. The run uses a small drift (2 s) and a skew
+ * 1.5 s beyond it, so such writes spread within seconds and the checker holds them to the same rule
+ * as every acknowledged write; the wait is part of that round's convergence time.
+ *
+ * <p><b>Kills:</b> a killed node is cut off first, then every write that no other node holds is marked
+ * lost to that kill (allowed for ONE; a violation for a QUORUM write that two nodes held when it was
+ * acknowledged and that no earlier kill explains). Client operations hold a read lock, kills the write
+ * lock, so the QUORUM replica count right after an acknowledgement and the loss marking at a kill see
+ * a still picture.
+ */
+final class JepsenRun {
+  private static final Logger log = LoggerFactory.getLogger(JepsenRun.class);
+  private static final int SHARED_KEYS = 8;
+
+  /** What the nemesis can do. */
+  enum FaultKind {
+    ISOLATE_ONE, MAJORITY_MINORITY, BRIDGE, ONE_WAY, KILL_RESTART, PAUSE, LOSSY, SKEW_WITHIN,
+    SKEW_BEYOND
+  }
+
+  /** One scheduled fault. {@code lossy} layers frame loss/duplication/delay on top of it. */
+  record Fault(FaultKind kind, List<String> targets, long millis, long skewMillis, boolean lossy) {
+    @Override
+    public String toString() {
+      return kind + " " + targets + " for " + millis + " ms"
+          + (skewMillis != 0 ? " (skew " + skewMillis + " ms)" : "") + (lossy ? " + lossy links" : "");
+    }
+  }
+
+  /**
+   * @param seed fixes the fault schedule and every client's choices
+   * @param nodes cluster size (5 gives majority/minority and a bridge distinct from isolating one)
+   * @param duration total time of the fault rounds (ignored by the short plan)
+   * @param shortPlan every fault kind once, in two rounds, with short durations
+   * @param clientsPerNode client threads per node
+   * @param opInterval pause between one client's operations
+   * @param writeTimeout QUORUM write timeout
+   * @param maxClockDrift the store's maxClockDrift
+   */
+  record Config(long seed, int nodes, Duration duration, boolean shortPlan, int clientsPerNode,
+      Duration opInterval, Duration writeTimeout, Duration maxClockDrift) {
+    static Config shortRun(long seed) {
+      return new Config(seed, 5, Duration.ZERO, true, 2, Duration.ofMillis(20),
+          Duration.ofSeconds(1), Duration.ofSeconds(2));
+    }
+
+    static Config longRun(long seed, Duration duration) {
+      return new Config(seed, 5, duration, false, 2, Duration.ofMillis(20), Duration.ofSeconds(1),
+          Duration.ofSeconds(2));
+    }
+  }
+
+  /** The outcome of a run. */
+  record Report(Config config, List<String> faultLog, List<Long> convergenceMillis,
+      HistoryChecker.Verdict verdict, Map<FaultKind, Integer> faultsRun, int pausesDetected,
+      int quorumBelowFullMajority, long elapsedMillis) {
+    boolean ok() {
+      return verdict.ok();
+    }
+
+    long percentile(double p) {
+      if (convergenceMillis.isEmpty()) {
+        return -1;
+      }
+      List<Long> sorted = convergenceMillis.stream().sorted().toList();
+      int i = (int) Math.ceil(p / 100.0 * sorted.size()) - 1;
+      return sorted.get(Math.max(0, Math.min(sorted.size() - 1, i)));
+    }
+
+    /** The figures, in the form docs/RELIABILITY.md quotes them. */
+    String figures() {
+      HistoryChecker.Figures f = verdict.figures();
+      return String.format("seed %d, %d nodes, %d s, %d rounds, faults %s%n"
+          + "operations %d, acknowledged %d (ONE %d, QUORUM %d), unknown %d, failed %d%n"
+          + "lost %d, divergent keys %d, violations %s%n"
+          + "acknowledged writes lost to a kill before they spread (allowed): ONE %d, QUORUM %d%n"
+          + "QUORUM acknowledgements checked on the replicas: %d; pauses detected by the others: %d%n"
+          + "QUORUM acks held by fewer than a majority of all %d nodes (the writer saw a smaller "
+          + "cluster): %d%n"
+          + "convergence after heal (ms): p50 %d, p99 %d, max %d (n=%d)",
+          config.seed(), config.nodes(), elapsedMillis / 1000, convergenceMillis.size(), faultsRun,
+          f.operations(), f.ok(), f.okOne(), f.okQuorum(), f.unknown(), f.failed(), f.lost(),
+          f.divergentKeys(), f.violations(), f.oneLostToCrash(), f.quorumLostToCrash(),
+          f.quorumChecked(), pausesDetected, config.nodes(), quorumBelowFullMajority,
+          percentile(50), percentile(99), percentile(100),
+          convergenceMillis.size());
+    }
+
+    /** What a failure prints: seed, replay hint, schedule, the violations and their history. */
+    String failureMessage() {
+      return "Jepsen run failed: seed=" + config.seed() + " (replay: -Dkvstore.seed="
+          + config.seed() + ")\n" + figures() + "\nfault schedule:\n  "
+          + String.join("\n  ", faultLog) + "\n" + verdict.evidence();
+    }
+  }
+
+  private final Config config;
+  private final Random random;
+  private final JepsenCluster cluster;
+  private final ConcurrentLinkedQueue<HistoryOp> history = new ConcurrentLinkedQueue<>();
+  private final AtomicLong opIds = new AtomicLong();
+  private final AtomicInteger kills = new AtomicInteger();
+  private final ReentrantReadWriteLock stillPicture = new ReentrantReadWriteLock(true);
+  private final Set<String> paused = ConcurrentHashMap.newKeySet();
+  private final List<String> faultLog = Collections.synchronizedList(new ArrayList<>());
+  private final Map<FaultKind, Integer> faultsRun = new EnumMap<>(FaultKind.class);
+  private final List<Long> convergence = new ArrayList<>();
+  private final CountDownLatch abort = new CountDownLatch(1);
+  private final List<Client> clients = new ArrayList<>();
+  private int pausesDetected;
+  private long origin;
+
+  JepsenRun(Config config) {
+    this.config = config;
+    this.random = new Random(config.seed());
+    this.cluster = new JepsenCluster("jepsen", new FaultNetwork(config.seed() * 31 + 7),
+        config.maxClockDrift());
+  }
+
+  /** Runs the whole schedule and returns the report; never throws for a violation. */
+  Report run() {
+    long started = System.nanoTime();
+    origin = started;
+    try {
+      cluster.start("j", config.nodes());
+      for (String id : cluster.ids()) {
+        for (int c = 0; c < config.clientsPerNode(); c++) {
+          clients.add(new Client(id + "c" + c, id, new Random(config.seed() * 1_000 + clients.size())));
+        }
+      }
+      HistoryChecker.Verdict verdict = null;
+      List<List<Fault>> rounds = config.shortPlan() ? shortPlan() : null;
+      long deadline = started + config.duration().toNanos();
+      for (int round = 0; ; round++) {
+        List<Fault> faults;
+        if (rounds != null) {
+          if (round == rounds.size()) {
+            break;
+          }
+          faults = rounds.get(round);
+        } else {
+          if (round > 0 && System.nanoTime() > deadline) {
+            break;
+          }
+          faults = randomRound();
+        }
+        verdict = runRound(round, faults);
+        log.info("round {} checked: {}", round, verdict.figures());
+        if (!verdict.ok()) {
+          break;
+        }
+      }
+      int majority = config.nodes() / 2 + 1;
+      int belowMajority = (int) history.stream().filter(o -> o.concern == WriteConcern.QUORUM
+          && o.outcome == HistoryOp.Outcome.OK && o.holders < majority).count();
+      return new Report(config, List.copyOf(faultLog), List.copyOf(convergence), verdict,
+          Map.copyOf(faultsRun), pausesDetected, belowMajority,
+          (System.nanoTime() - started) / 1_000_000);
+    } finally {
+      abort.countDown();
+      cluster.close();
+    }
+  }
+
+  // ---- the plan ---------------------------------------------------------------------------------
+
+  private List<List<Fault>> shortPlan() {
+    List<FaultKind> kinds = new ArrayList<>(Arrays.asList(FaultKind.values()));
+    Collections.shuffle(kinds, random);
+    List<Fault> all = new ArrayList<>();
+    for (FaultKind k : kinds) {
+      all.add(fault(k, switch (k) {
+        case PAUSE -> pauseMillis();
+        case KILL_RESTART -> 1_500;
+        default -> 3_000;
+      }, false));
+    }
+    int half = (all.size() + 1) / 2;
+    return List.of(all.subList(0, half), all.subList(half, all.size()));
+  }
+
+  private List<Fault> randomRound() {
+    List<Fault> faults = new ArrayList<>();
+    int n = 2 + random.nextInt(3);
+    FaultKind[] kinds = FaultKind.values();
+    for (int i = 0; i < n; i++) {
+      FaultKind k = kinds[random.nextInt(kinds.length)];
+      long millis = k == FaultKind.PAUSE ? pauseMillis() + random.nextInt(3_000)
+          : 1_000 + random.nextInt(7_000);
+      faults.add(fault(k, millis, k != FaultKind.LOSSY && random.nextInt(4) == 0));
+    }
+    return faults;
+  }
+
+  /** Longer than the failure detector needs to remove a member of a 4–7 node cluster (7.2 s). */
+  private static long pauseMillis() {
+    return 8_500;
+  }
+
+  private Fault fault(FaultKind kind, long millis, boolean lossy) {
+    List<String> ids = new ArrayList<>(cluster.ids());
+    Collections.shuffle(ids, random);
+    long drift = config.maxClockDrift().toMillis();
+    long skew = switch (kind) {
+      case SKEW_WITHIN -> (random.nextBoolean() ? 1 : -1) * drift / 2;
+      case SKEW_BEYOND -> drift + 1_500;
+      default -> 0;
+    };
+    List<String> targets = switch (kind) {
+      case MAJORITY_MINORITY -> ids.subList(0, ids.size() / 2); // the minority
+      case BRIDGE, ONE_WAY -> ids.subList(0, Math.min(ids.size(), kind == FaultKind.BRIDGE ? 1 : 2));
+      case LOSSY -> List.of();
+      default -> ids.subList(0, 1);
+    };
+    return new Fault(kind, List.copyOf(targets), millis, skew, lossy);
+  }
+
+  // ---- a round ----------------------------------------------------------------------------------
+
+  private HistoryChecker.Verdict runRound(int round, List<Fault> faults) {
+    ScheduledExecutorService pool = Executors.newScheduledThreadPool(clients.size(), r -> {
+      Thread t = new Thread(r, "jepsen-client");
+      t.setDaemon(true);
+      return t;
+    });
+    for (Client c : clients) {
+      pool.scheduleWithFixedDelay(c::step, 0, config.opInterval().toMillis(), TimeUnit.MILLISECONDS);
+    }
+    try {
+      for (Fault f : faults) {
+        quiet(1_000);
+        apply(f);
+      }
+      quiet(1_000);
+    } finally {
+      pool.shutdown();
+      try {
+        if (!pool.awaitTermination(config.writeTimeout().toMillis() + 10_000, TimeUnit.MILLISECONDS)) {
+          throw new IllegalStateException("clients did not stop");
+        }
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        throw new IllegalStateException(e);
+      }
+    }
+    long healed = healEverything(round);
+    long converged = awaitConvergence(healed);
+    convergence.add(converged);
+    note("round %d: identical state on every node %d ms after the heal", round, converged);
+    return HistoryChecker.check(history, cluster.states(), origin);
+  }
+
+  private long healEverything(int round) {
+    cluster.network.heal();
+    for (String id : cluster.ids()) {
+      cluster.clock(id).offsetMillis.set(0);
+      if (cluster.node(id) == null) {
+        cluster.restart(id);
+      }
+    }
+    paused.clear();
+    note("round %d: clients stopped, every fault healed", round);
+    return System.nanoTime();
+  }
+
+  /** Polls until every node sees every node and all hold identical state; ms since the heal. */
+  private long awaitConvergence(long healedNanos) {
+    Duration budget = Duration.ofSeconds(60).plus(config.maxClockDrift());
+    try {
+      await().atMost(budget).pollInterval(Duration.ofMillis(50)).until(() -> {
+        for (JepsenCluster.Node n : cluster.runningNodes()) {
+          if (n.store().cluster().members().size() != config.nodes()) {
+            return false;
+          }
+        }
+        return cluster.digestsAgree() && identical(cluster.states());
+      });
+    } catch (ConditionTimeoutException e) {
+      note("NOT CONVERGED %d ms after the heal (the checker reports the divergent keys)",
+          budget.toMillis());
+      return budget.toMillis();
+    }
+    return (System.nanoTime() - healedNanos) / 1_000_000;
+  }
+
+  private static boolean identical(Map<String, Map<String, HistoryChecker.Cell>> states) {
+    return states.values().stream().distinct().count() <= 1;
+  }
+
+  private void quiet(long millis) {
+    try {
+      abort.await(millis, TimeUnit.MILLISECONDS);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new IllegalStateException(e);
+    }
+  }
+
+  private void note(String format, Object... args) {
+    String line = String.format("%8.3f s  ", (System.nanoTime() - origin) / 1e9)
+        + String.format(format, args);
+    faultLog.add(line);
+    log.info("seed {}: {}", config.seed(), line);
+  }
+
+  // ---- the nemesis ------------------------------------------------------------------------------
+
+  private void apply(Fault f) {
+    faultsRun.merge(f.kind(), 1, Integer::sum);
+    note("start %s", f);
+    FaultNetwork net = cluster.network;
+    if (f.lossy() || f.kind() == FaultKind.LOSSY) {
+      net.linkFaults(new FaultNetwork.LinkFaults(0.15, 0.15, 300));
+    }
+    List<String> all = cluster.ids();
+    String x = f.targets().isEmpty() ? null : f.targets().get(0);
+    switch (f.kind()) {
+      case ISOLATE_ONE, MAJORITY_MINORITY -> {
+        List<String> rest = new ArrayList<>(all);
+        rest.removeAll(f.targets());
+        net.partition(f.targets(), rest);
+        quiet(f.millis());
+        net.restore(f.targets(), rest);
+      }
+      case BRIDGE -> {
+        // x talks to everyone; the others split in two halves that only reach each other through x.
+        List<String> rest = new ArrayList<>(cluster.others(x));
+        List<String> left = rest.subList(0, rest.size() / 2);
+        List<String> right = rest.subList(rest.size() / 2, rest.size());
+        net.partition(left, right);
+        quiet(f.millis());
+        net.restore(left, right);
+      }
+      case ONE_WAY -> {
+        String to = f.targets().get(1);
+        net.cutOneWay(x, to);
+        quiet(f.millis());
+        net.restore(List.of(x), List.of(to));
+      }
+      case KILL_RESTART -> killAndRestart(x, f.millis());
+      case PAUSE -> {
+        paused.add(x);
+        List<String> rest = cluster.others(x);
+        net.partition(List.of(x), rest);
+        quiet(f.millis());
+        boolean removed = true;
+        for (String o : rest) {
+          JepsenCluster.Node n = cluster.node(o);
+          if (n != null && n.store().cluster().members().stream().map(Member::nodeId)
+              .anyMatch(x::equals)) {
+            removed = false;
+          }
+        }
+        if (removed) {
+          pausesDetected++;
+        }
+        note("  %s paused for %d ms: %s", x, f.millis(),
+            removed ? "every other node had removed it" : "NOT removed by every other node");
+        net.restore(List.of(x), rest);
+        paused.remove(x);
+      }
+      case LOSSY -> quiet(f.millis());
+      case SKEW_WITHIN, SKEW_BEYOND -> {
+        cluster.clock(x).offsetMillis.set(f.skewMillis());
+        quiet(f.millis());
+        cluster.clock(x).offsetMillis.set(0);
+      }
+      default -> throw new IllegalStateException("unknown fault " + f.kind());
+    }
+    if (f.lossy() || f.kind() == FaultKind.LOSSY) {
+      net.linkFaults(FaultNetwork.LinkFaults.NONE);
+    }
+    note("end %s", f.kind());
+  }
+
+  private void killAndRestart(String id, long downMillis) {
+    JepsenCluster.Node dead;
+    int kill;
+    stillPicture.writeLock().lock();
+    try {
+      dead = cluster.cutOff(id);
+      if (dead == null) {
+        return;
+      }
+      kill = kills.incrementAndGet();
+      int lost = 0;
+      for (HistoryOp op : history) {
+        if (!op.candidate() || op.lostToCrash != null) {
+          continue;
+        }
+        boolean heldElsewhere = false;
+        for (JepsenCluster.Node n : cluster.runningNodes()) {
+          Optional<HistoryChecker.Cell> c = JepsenCluster.cellOf(n, op.key);
+          if (c.isPresent() && c.get().version().compareTo(op.version) >= 0) {
+            heldElsewhere = true;
+            break;
+          }
+        }
+        if (!heldElsewhere) {
+          op.lostToCrash = "kill " + kill + " of " + id;
+          op.lostAtCrash = kill;
+          lost++;
+        }
+      }
+      note("  kill %d of %s: %d write(s) were held by no other node", kill, id, lost);
+    } finally {
+      stillPicture.writeLock().unlock();
+    }
+    cluster.finishKill(dead);
+    quiet(downMillis);
+    long t0 = System.nanoTime();
+    // The new incarnation acknowledges writes while build() runs, before the harness can read it:
+    // clients wait, so a QUORUM acknowledgement is never counted against replicas it cannot see.
+    JepsenCluster.Node again;
+    stillPicture.writeLock().lock();
+    try {
+      again = cluster.restart(id);
+    } finally {
+      stillPicture.writeLock().unlock();
+    }
+    try {
+      await().atMost(Duration.ofSeconds(30)).until(() -> again.store().cluster().isReady());
+      note("  %s restarted empty, ready after %d ms", id, (System.nanoTime() - t0) / 1_000_000);
+    } catch (ConditionTimeoutException e) {
+      note("  %s restarted empty, NOT ready within 30 s", id);
+    }
+  }
+
+  // ---- clients ----------------------------------------------------------------------------------
+
+  /** One client, bound to one node, running one operation at a time. */
+  private final class Client {
+    final String name;
+    final String nodeId;
+    final Random r;
+    final List<String> ownKeys = new ArrayList<>();
+    long seq;
+
+    Client(String name, String nodeId, Random r) {
+      this.name = name;
+      this.nodeId = nodeId;
+      this.r = r;
+    }
+
+    void step() {
+      try {
+        if (paused.contains(nodeId)) {
+          return;
+        }
+        seq++;
+        double p = r.nextDouble();
+        WriteConcern concern = r.nextBoolean() ? WriteConcern.ONE : WriteConcern.QUORUM;
+        String value = name + "-" + seq;
+        if (p < 0.45) {
+          String key = "u/" + name + "/" + seq;
+          ownKeys.add(key);
+          write(HistoryOp.Kind.PUT, key, value, concern);
+        } else if (p < 0.55 && !ownKeys.isEmpty()) {
+          String key = ownKeys.remove(r.nextInt(ownKeys.size()));
+          write(HistoryOp.Kind.DELETE, key, null, concern);
+        } else if (p < 0.90) {
+          write(HistoryOp.Kind.PUT, "s/" + r.nextInt(SHARED_KEYS), value, concern);
+        } else {
+          write(HistoryOp.Kind.DELETE, "s/" + r.nextInt(SHARED_KEYS), null, concern);
+        }
+      } catch (RuntimeException | Error e) {
+        log.error("client {} failed", name, e);
+      }
+    }
+
+    private void write(HistoryOp.Kind kind, String key, String value, WriteConcern concern) {
+      stillPicture.readLock().lock();
+      try {
+        HistoryOp op = new HistoryOp(opIds.incrementAndGet(), name, nodeId, kind, key, value,
+            concern, System.nanoTime());
+        history.add(op);
+        JepsenCluster.Node node = cluster.node(nodeId);
+        if (node == null) {
+          finish(op, HistoryOp.Outcome.FAILED, "node is down");
+          return;
+        }
+        KvStore store = node.store();
+        int viewBefore = store.cluster().members().size();
+        WriteOptions options = WriteOptions.concern(concern).withTimeout(config.writeTimeout());
+        JepsenCluster.clearLocalVersion();
+        CompletableFuture<?> f;
+        try {
+          f = kind == HistoryOp.Kind.PUT
+              ? store.putAsync(key, value.getBytes(StandardCharsets.UTF_8), options)
+              : store.deleteAsync(key, options);
+        } catch (RuntimeException e) {
+          f = CompletableFuture.failedFuture(e);
+        }
+        op.version = JepsenCluster.lastLocalVersion();
+        try {
+          f.get(config.writeTimeout().toMillis() + 5_000, TimeUnit.MILLISECONDS);
+        } catch (ExecutionException e) {
+          Throwable cause = e.getCause();
+          String why = cause instanceof WriteConcernException ? "WriteConcernException: "
+              + ((WriteConcernException) cause).acknowledged() + "/"
+              + ((WriteConcernException) cause).required() : cause.toString();
+          finish(op, op.version != null ? HistoryOp.Outcome.UNKNOWN : HistoryOp.Outcome.FAILED, why);
+          return;
+        } catch (TimeoutException e) {
+          finish(op, HistoryOp.Outcome.UNKNOWN, "client timeout");
+          return;
+        } catch (InterruptedException e) {
+          Thread.currentThread().interrupt();
+          finish(op, op.version != null ? HistoryOp.Outcome.UNKNOWN : HistoryOp.Outcome.FAILED,
+              "interrupted");
+          return;
+        }
+        if (op.version == null) {
+          finish(op, HistoryOp.Outcome.FAILED, "no local version captured");
+          return;
+        }
+        if (concern == WriteConcern.QUORUM) {
+          int view = Math.min(viewBefore, store.cluster().members().size());
+          op.required = view / 2 + 1;
+          int holders = 0;
+          List<String> held = new ArrayList<>();
+          for (JepsenCluster.Node n : cluster.runningNodes()) {
+            Optional<HistoryChecker.Cell> c = JepsenCluster.cellOf(n, key);
+            if (c.isPresent() && c.get().version().compareTo(op.version) >= 0) {
+              holders++;
+              held.add(n.id());
+            }
+          }
+          op.holders = holders;
+          if (holders < op.required) {
+            for (JepsenCluster.Node z : cluster.killedNodes()) {
+              Optional<HistoryChecker.Cell> c = JepsenCluster.cellOf(z, key);
+              if (c.isPresent() && c.get().version().compareTo(op.version) >= 0) {
+                held.add("killed " + z.id() + " (cut off and closing)");
+              }
+            }
+            op.error = "held by " + held + "; writer's view " + store.cluster().members();
+          }
+        }
+        finish(op, HistoryOp.Outcome.OK, null);
+      } finally {
+        stillPicture.readLock().unlock();
+      }
+    }
+
+    private void finish(HistoryOp op, HistoryOp.Outcome outcome, String error) {
+      op.error = error;
+      op.crashesAtEnd = kills.get();
+      op.endNanos = System.nanoTime();
+      op.outcome = outcome;
+    }
+  }
+
+}
