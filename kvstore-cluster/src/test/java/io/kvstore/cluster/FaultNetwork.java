@@ -1,6 +1,5 @@
 package io.kvstore.cluster;
 
-import io.scalecube.cluster.transport.api.Message;
 import io.scalecube.cluster.transport.api.Transport;
 import java.util.ArrayList;
 import java.util.Collection;
@@ -9,8 +8,6 @@ import java.util.Map;
 import java.util.Random;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
-import reactor.core.publisher.Flux;
-import reactor.core.publisher.Mono;
 
 /**
  * The network between the nodes of a {@link JepsenCluster}: directional cuts of both planes (a
@@ -50,7 +47,8 @@ final class FaultNetwork {
 
   /** Fault hooks for the node with this id (the same for every incarnation of it). */
   FaultHooks hooksFor(String nodeId) {
-    return new FaultHooks(transport -> new FaultyTransport(transport, nodeId),
+    return new FaultHooks(transport -> new FilteringTransport(transport,
+        to -> membershipAllows(nodeId, to), from -> membershipAllowsFrom(from, nodeId)),
         new FaultHooks.DataPlaneFilter() {
           @Override
           public boolean allows(String from, String to) {
@@ -140,53 +138,5 @@ final class FaultNetwork {
   private boolean membershipAllowsFrom(String fromAddress, String to) {
     String from = nodeByAddress.get(fromAddress);
     return from == null || allows(from, to);
-  }
-
-  /** Drops membership messages on the cut links of its owner. */
-  private final class FaultyTransport implements Transport {
-    private final Transport delegate;
-    private final String owner;
-
-    FaultyTransport(Transport delegate, String owner) {
-      this.delegate = delegate;
-      this.owner = owner;
-    }
-
-    @Override
-    public String address() {
-      return delegate.address();
-    }
-
-    @Override
-    public Mono<Transport> start() {
-      return delegate.start().thenReturn(this);
-    }
-
-    @Override
-    public Mono<Void> stop() {
-      return delegate.stop();
-    }
-
-    @Override
-    public boolean isStopped() {
-      return delegate.isStopped();
-    }
-
-    @Override
-    public Mono<Void> send(String address, Message message) {
-      return membershipAllows(owner, address) ? delegate.send(address, message) : Mono.empty();
-    }
-
-    @Override
-    public Mono<Message> requestResponse(String address, Message request) {
-      return membershipAllows(owner, address) ? delegate.requestResponse(address, request)
-          : Mono.never();
-    }
-
-    @Override
-    public Flux<Message> listen() {
-      return delegate.listen()
-          .filter(m -> m.sender() == null || membershipAllowsFrom(m.sender(), owner));
-    }
   }
 }

@@ -1,13 +1,10 @@
 package io.kvstore.cluster;
 
-import io.scalecube.cluster.transport.api.Message;
 import io.scalecube.cluster.transport.api.Transport;
 import java.util.Collection;
 import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
-import reactor.core.publisher.Flux;
-import reactor.core.publisher.Mono;
 
 /**
  * A switchboard between test nodes in one JVM: cuts the membership plane (through a ScaleCube
@@ -21,7 +18,8 @@ final class TestNetwork {
 
   /** Fault hooks for the node with this id. */
   FaultHooks hooksFor(String nodeId) {
-    return new FaultHooks(transport -> new FaultyTransport(transport, nodeId),
+    return new FaultHooks(transport -> new FilteringTransport(transport,
+        to -> membershipAllows(nodeId, to), from -> membershipAllows(nodeId, from)),
         (from, to) -> !cutData.contains(pair(from, to)));
   }
 
@@ -57,52 +55,5 @@ final class TestNetwork {
 
   private static String pair(String a, String b) {
     return a.compareTo(b) < 0 ? a + "|" + b : b + "|" + a;
-  }
-
-  /** Drops membership messages to and from nodes cut off from its owner. */
-  private final class FaultyTransport implements Transport {
-    private final Transport delegate;
-    private final String owner;
-
-    FaultyTransport(Transport delegate, String owner) {
-      this.delegate = delegate;
-      this.owner = owner;
-    }
-
-    @Override
-    public String address() {
-      return delegate.address();
-    }
-
-    @Override
-    public Mono<Transport> start() {
-      return delegate.start().thenReturn(this);
-    }
-
-    @Override
-    public Mono<Void> stop() {
-      return delegate.stop();
-    }
-
-    @Override
-    public boolean isStopped() {
-      return delegate.isStopped();
-    }
-
-    @Override
-    public Mono<Void> send(String address, Message message) {
-      return membershipAllows(owner, address) ? delegate.send(address, message) : Mono.empty();
-    }
-
-    @Override
-    public Mono<Message> requestResponse(String address, Message request) {
-      return membershipAllows(owner, address) ? delegate.requestResponse(address, request)
-          : Mono.never();
-    }
-
-    @Override
-    public Flux<Message> listen() {
-      return delegate.listen().filter(m -> m.sender() == null || membershipAllows(owner, m.sender()));
-    }
   }
 }
