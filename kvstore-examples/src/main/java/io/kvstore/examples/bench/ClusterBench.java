@@ -311,6 +311,7 @@ public final class ClusterBench implements Callable<Integer> {
     }
     ReplicationStats before = KvCluster.stats(a).orElseThrow();
     LongAdder ops = new LongAdder();
+    LongAdder all = new LongAdder();
     LongAdder errors = new LongAdder();
     long start = System.nanoTime();
     long measureFrom = start + warm.toNanos();
@@ -329,6 +330,7 @@ public final class ClusterBench implements Callable<Integer> {
             }
             try {
               a.put(keyNames[r.nextInt(keys)], value, options);
+              all.increment();
               if (now >= measureFrom) {
                 ops.increment();
               }
@@ -349,10 +351,17 @@ public final class ClusterBench implements Callable<Integer> {
     long lastPut = System.nanoTime();
     ReplicationStats after = KvCluster.stats(a).orElseThrow();
     double seconds = measure.toNanos() / 1e9;
-    out.printf("[%s] puts=%d in %.1f s: %.0f puts/s, errors=%d, threads=%d, value=%d B, keys=%d; "
-            + "mutations dropped at the in-flight limit=%d, refused=%d%n",
+    double phaseSeconds = (lastPut - start) / 1e9;
+    long acked = after.mutationsAcked() - before.mutationsAcked();
+    out.printf("[%s] puts=%d in %.1f s: %.0f puts/s, errors=%d, threads=%d, value=%d B, keys=%d%n",
         name.toLowerCase(Locale.ROOT), ops.sum(), seconds, ops.sum() / seconds, errors.sum(), threads,
-        valueSize, keys, after.mutationsDropped() - before.mutationsDropped(),
+        valueSize, keys);
+    out.printf("[%s] fan-out to B and C over the whole phase (%.1f s incl. warm-up, %d puts): sent=%d "
+            + "acked=%d (%.0f/s, %.0f%% of 2 x puts) dropped at the in-flight limit=%d refused=%d%n",
+        name.toLowerCase(Locale.ROOT), phaseSeconds, all.sum(),
+        after.mutationsSent() - before.mutationsSent(), acked, acked / phaseSeconds,
+        all.sum() == 0 ? 0.0 : 100.0 * acked / (2.0 * all.sum()),
+        after.mutationsDropped() - before.mutationsDropped(),
         after.mutationsRefused() - before.mutationsRefused());
     out.flush();
     convergence(name, a, b, c, lastPut);
