@@ -32,15 +32,17 @@ import org.slf4j.LoggerFactory;
  * The store engine.
  *
  * <p><b>Concurrency:</b> one {@link ConcurrentHashMap} from key to immutable {@link Entry}. Every write,
- * local or remote, is one {@code compute} on its key: the merge decision, the version stamp (local
- * writes stamp inside the compute, after the HLC has observed every version already stored, so a local
- * write always beats what it replaces) and the digest update happen atomically per key. Reads are
- * lock-free {@code get}s. Listeners are called after {@code compute} returns, so a listener always sees
- * its change visible.
+ * local or remote, is one {@code compute} on its key, so the merge decision is atomic per key. A local
+ * write is stamped just before its compute; inside it, if what it replaces is not older (a concurrent
+ * write got there first), it is stamped again after observing that version, so a local write always
+ * beats what it replaces. Reads are lock-free {@code get}s. Listeners are called after {@code compute}
+ * returns, so a listener always sees its change visible.
  *
- * <p><b>Digest:</b> an {@link AtomicLongArray} of buckets, each the XOR of the entry hashes in it. A
- * change XORs out the old entry's hash and XORs in the new one; XOR commutes, so concurrent updates to
- * one bucket need no ordering, and at rest every bucket equals the XOR over the map.
+ * <p><b>Digest:</b> an {@link AtomicLongArray} of buckets, each the XOR of the entry hashes in it.
+ * After a compute changes a key, the writer XORs out the old entry's hash and XORs in the new one,
+ * outside the map's lock; XOR commutes, so updates to one bucket need no ordering, and once writes
+ * settle every bucket equals the XOR over the map (a digest read mid-write may briefly differ, which
+ * costs anti-entropy one needless comparison at most).
  *
  * <p><b>Expiry and purge:</b> an entry whose TTL passed reads as absent at once. The maintenance sweep
  * turns it into a tombstone that keeps its version and expiry (same digest hash, so replicas that have
@@ -229,6 +231,9 @@ final class DefaultKvStore implements KvStore, ReplicaStore {
       w.failure = new StoreClosedException(nodeId);
       return w;
     }
+    // Stamped before the map's per-key lock is taken, so the shared clock is not contended under it;
+    // apply() re-stamps in the rare case that what it replaces is newer.
+    w.stamp = hlc.now();
     map.compute(key, w);
     if (w.conditionFailed) {
       conditionFailures.increment();
@@ -237,6 +242,7 @@ final class DefaultKvStore implements KvStore, ReplicaStore {
           w.old != null && w.wasLive ? w.old.version() : null);
       return w;
     }
+    digestReplace(w.keyHash, key, w.old, w.result);
     (value == null ? deletes : puts).increment();
     countTransition(w.old, w.result);
     Mutation m = w.result.toMutation(key);
@@ -262,7 +268,8 @@ final class DefaultKvStore implements KvStore, ReplicaStore {
     private final byte[] value;
     private final long ttlMillis;
     private final WriteOptions options;
-    private final long keyHash;
+    final long keyHash;
+    long stamp;
     Entry old;
     Entry result;
     boolean wasLive;
@@ -308,9 +315,10 @@ final class DefaultKvStore implements KvStore, ReplicaStore {
         conditionFailed = true;
         return cur;
       }
-      long ts = hlc.now();
+      long ts = stamp;
       if (cur != null && !(Version.compare(ts, nodeId, cur.timestamp, cur.nodeId) > 0)) {
-        // Cannot happen while every stored version was observed first; stay safe if it does.
+        // A concurrent write to this key (local, or remote and observed) stamped later but applied
+        // first: stamp again, after it, so a local write always beats what it replaces.
         hlc.observe(cur.timestamp);
         ts = hlc.now();
       }
@@ -320,7 +328,6 @@ final class DefaultKvStore implements KvStore, ReplicaStore {
       long expiresAt = value != null && ttlMillis > 0
           ? expiry(Version.physicalOf(ts), ttlMillis) : 0;
       result = Entry.create(value, ts, nodeId, expiresAt);
-      digestReplace(keyHash, key, cur, result);
       return result;
     }
   }
@@ -436,6 +443,7 @@ final class DefaultKvStore implements KvStore, ReplicaStore {
       remoteIgnored.increment();
       return ApplyResult.IGNORED;
     }
+    digestReplace(r.keyHash, m.key(), r.old, r.result);
     remoteApplied.increment();
     countTransition(r.old, r.result);
     Entry e = r.result;
@@ -453,7 +461,7 @@ final class DefaultKvStore implements KvStore, ReplicaStore {
   /** The last-writer-wins merge of a remote mutation; one instance per call. */
   private final class RemoteMerge implements BiFunction<String, Entry, Entry> {
     private final Mutation m;
-    private final long keyHash;
+    final long keyHash;
     Entry old;
     Entry result;
     boolean applied;
@@ -472,7 +480,6 @@ final class DefaultKvStore implements KvStore, ReplicaStore {
       }
       applied = true;
       result = Entry.of(m);
-      digestReplace(keyHash, key, cur, result);
       return result;
     }
   }
