@@ -1,44 +1,29 @@
 package io.kvstore.core;
 
-import java.time.Duration;
 import java.time.Instant;
-import java.time.InstantSource;
-import java.util.concurrent.atomic.AtomicLong;
 
-/** A time source the test moves by hand, forwards or backwards. Thread-safe. */
-final class ManualClock implements InstantSource {
+/**
+ * The test-jar's {@link io.kvstore.core.testing.ManualClock} with the shorthands core's own tests use:
+ * a fixed start {@link #T0}, and moves in plain milliseconds, backwards too.
+ */
+final class ManualClock extends io.kvstore.core.testing.ManualClock {
   /** 2023-11-14T22:13:20Z: a realistic epoch-millis value for tests that pin time. */
   static final long T0 = 1_700_000_000_000L;
 
-  private final AtomicLong millis;
-
   ManualClock(long startMillis) {
-    this.millis = new AtomicLong(startMillis);
+    super(Instant.ofEpochMilli(startMillis));
   }
 
   ManualClock() {
     this(T0);
   }
 
-  @Override
-  public long millis() {
-    return millis.get();
-  }
-
-  @Override
-  public Instant instant() {
-    return Instant.ofEpochMilli(millis.get());
-  }
-
   void set(long epochMillis) {
-    millis.set(epochMillis);
+    setMillis(epochMillis);
   }
 
+  /** Moves the clock by {@code deltaMillis}, which may be negative (an NTP step back). */
   void advance(long deltaMillis) {
-    millis.addAndGet(deltaMillis);
-  }
-
-  void advance(Duration delta) {
-    advance(delta.toMillis());
+    shiftMillis(deltaMillis);
   }
 }

@@ -13,7 +13,7 @@ import java.util.concurrent.atomic.AtomicLong;
  * <p>It may be set backwards ({@link #setMillis(long)}) to simulate an NTP step; the store's hybrid
  * logical clock must stay monotonic through that.
  */
-public final class ManualClock implements InstantSource {
+public class ManualClock implements InstantSource {
   private final AtomicLong millis;
 
   /**
@@ -60,6 +60,16 @@ public final class ManualClock implements InstantSource {
       throw new IllegalArgumentException("epoch millis must be >= 0, was " + epochMillis);
     }
     millis.set(epochMillis);
+  }
+
+  /**
+   * Steps the clock atomically by {@code deltaMillis}, forwards or backwards (an NTP step).
+   *
+   * @param deltaMillis how far; negative moves it back
+   * @return the new time in epoch millis
+   */
+  public long shiftMillis(long deltaMillis) {
+    return millis.addAndGet(deltaMillis);
   }
 
   @Override
