@@ -31,15 +31,18 @@ import org.slf4j.LoggerFactory;
 /**
  * The store engine.
  *
- * <p><b>Concurrency:</b> one {@link ConcurrentHashMap} from key to immutable {@link Entry}. Every write,
- * local or remote, is one {@code compute} on its key, so the merge decision is atomic per key. A local
- * write is stamped just before its compute; inside it, if what it replaces is not older (a concurrent
- * write got there first), it is stamped again after observing that version, so a local write always
- * beats what it replaces. Reads are lock-free {@code get}s. Listeners are called after {@code compute}
- * returns, so a listener always sees its change visible.
+ * <p><b>Concurrency:</b> one {@link ConcurrentHashMap} from key to immutable {@link Entry}. Every write
+ * is one atomic map operation on its key: a remote write is a {@code compute} (the LWW merge inside
+ * it); a local write reads the current entry, decides, and commits with {@code putIfAbsent} or
+ * {@code replace} of exactly the entry it read, deciding again if another write got in between (so no
+ * function object and no second lock). A local write is stamped before it reads; if what it replaces
+ * is not older, it is stamped again after observing that version, so a local write always beats what
+ * it replaces. Reads are lock-free {@code get}s. Listeners are called after the map operation, so a
+ * listener always sees its change visible.
  *
  * <p><b>Digest:</b> an {@link AtomicLongArray} of buckets, each the XOR of the entry hashes in it.
- * After a compute changes a key, the writer XORs out the old entry's hash and XORs in the new one,
+ * A standalone store (no replicator) keeps none and computes it when asked, since only replication
+ * compares digests. After a write changes a key, the writer XORs out the old entry's hash and XORs in the new one,
  * outside the map's lock; XOR commutes, so updates to one bucket need no ordering, and once writes
  * settle every bucket equals the XOR over the map (a digest read mid-write may briefly differ, which
  * costs anti-entropy one needless comparison at most).
@@ -61,6 +64,7 @@ final class DefaultKvStore implements KvStore, ReplicaStore {
   private final AtomicLongArray digest;
   private final int bucketCount;
   private final Replicator replicator;
+  private final boolean standalone;
   private final ListenerRegistry listeners = new ListenerRegistry();
   private final ScheduledExecutorService scheduler;
   private final boolean ownsScheduler;
@@ -93,6 +97,7 @@ final class DefaultKvStore implements KvStore, ReplicaStore {
     this.bucketCount = config.digestBuckets();
     this.digest = new AtomicLongArray(bucketCount);
     this.replicator = replicator;
+    this.standalone = replicator instanceof StandaloneReplicator;
     this.maxDriftMillis = config.maxClockDrift().toMillis();
     this.graceMillis = config.tombstoneGrace().toMillis();
     this.maxKeyBytes = config.maxKeyBytes();
@@ -196,152 +201,169 @@ final class DefaultKvStore implements KvStore, ReplicaStore {
 
   @Override
   public CompletableFuture<Version> putAsync(String key, byte[] value, WriteOptions options) {
-    LocalWrite w = putLocally(key, value, options);
-    return w.future().thenApply(ignored -> w.mutation.version());
+    byte[] copy = checkPut(key, value, options);
+    Entry e;
+    try {
+      e = applyLocal(key, copy, ttlOf(options), options, null);
+    } catch (StoreClosedException | ConditionFailedException failure) {
+      return CompletableFuture.failedFuture(failure); // async forms fail their future
+    }
+    return replicate(key, e, options).thenApply(ignored -> e.version());
   }
 
   @Override
   public CompletableFuture<Boolean> deleteAsync(String key, WriteOptions options) {
-    LocalWrite w = deleteLocally(key, options);
-    return w.future().thenApply(ignored -> w.wasLive);
+    checkDelete(key, options);
+    boolean[] wasLive = new boolean[1];
+    Entry e;
+    try {
+      e = applyLocal(key, null, 0, options, wasLive);
+    } catch (StoreClosedException | ConditionFailedException failure) {
+      return CompletableFuture.failedFuture(failure);
+    }
+    return replicate(key, e, options).thenApply(ignored -> wasLive[0]);
   }
 
-  private LocalWrite putLocally(String key, byte[] value, WriteOptions options) {
+  @Override
+  public Version put(String key, byte[] value, WriteOptions options) {
+    byte[] copy = checkPut(key, value, options);
+    Entry e = applyLocal(key, copy, ttlOf(options), options, null);
+    awaitConcern(replicate(key, e, options), options);
+    return e.version();
+  }
+
+  @Override
+  public boolean delete(String key, WriteOptions options) {
+    checkDelete(key, options);
+    boolean[] wasLive = new boolean[1];
+    Entry e = applyLocal(key, null, 0, options, wasLive);
+    awaitConcern(replicate(key, e, options), options);
+    return wasLive[0];
+  }
+
+  /** Checks what can be checked before touching the map; returns the store's copy of the value. */
+  private byte[] checkPut(String key, byte[] value, WriteOptions options) {
     Objects.requireNonNull(options, "options");
-    Keys.validate(key, maxKeyBytes);
+    requireKey(key);
     Keys.validateValue(value, maxValueBytes);
-    long ttl = options.ttl() == null ? 0 : options.ttl().toMillis();
-    return write(key, value.clone(), ttl, options);
+    return value.clone();
   }
 
-  private LocalWrite deleteLocally(String key, WriteOptions options) {
+  private static void checkDelete(String key, WriteOptions options) {
     Objects.requireNonNull(options, "options");
-    Keys.validate(key, maxKeyBytes);
-    return write(key, null, 0, options);
+    requireKey(key);
   }
 
   /**
-   * Applies a local write and hands it to the replicator. The returned write carries either a
-   * failure (closed store, failed condition) or the mutation and the replicator's future.
+   * The part of key validation a write does before touching the map. The rest happens in
+   * {@link #applyLocal} and only for a key the map does not hold: every stored key passed this store's
+   * validation (local writes here, remote ones in {@link #apply(Mutation)}), so the common overwrite
+   * does not read the key's characters.
    */
-  private LocalWrite write(String key, byte[] value, long ttlMillis, WriteOptions options) {
-    LocalWrite w = new LocalWrite(value, ttlMillis, options, Hashing.key(key));
-    if (closed) {
-      // Async forms fail their future (KvStore: blocking writes throw what async forms fail with).
-      w.failure = new StoreClosedException(nodeId);
-      return w;
+  private static void requireKey(String key) {
+    if (key == null) {
+      throw new IllegalArgumentException("key must not be null");
     }
-    // Stamped before the map's per-key lock is taken, so the shared clock is not contended under it;
-    // apply() re-stamps in the rare case that what it replaces is newer.
-    w.stamp = hlc.now();
-    map.compute(key, w);
-    if (w.conditionFailed) {
-      conditionFailures.increment();
-      String expected = options.isIfAbsent() ? "no value" : "version " + options.expectedVersion();
-      w.failure = new ConditionFailedException(key, expected,
-          w.old != null && w.wasLive ? w.old.version() : null);
-      return w;
-    }
-    digestReplace(w.keyHash, key, w.old, w.result);
-    (value == null ? deletes : puts).increment();
-    countTransition(w.old, w.result);
-    Mutation m = w.result.toMutation(key);
-    w.mutation = m;
-    if (!listeners.isEmpty()) {
-      listeners.fire(new ChangeEvent(value == null ? ChangeEvent.Type.DELETE : ChangeEvent.Type.PUT,
-          key, m.version(), ChangeEvent.Origin.LOCAL, value));
-    }
-    WriteConcern concern = options.concern() != null ? options.concern()
-        : config.defaultWriteConcern();
-    Duration timeout = options.timeout() != null ? options.timeout() : config.writeTimeout();
-    try {
-      w.replicated = replicator.replicate(m, concern, timeout);
-    } catch (RuntimeException e) {
-      log.error("replicator threw from replicate(); it must fail the future instead", e);
-      w.replicated = CompletableFuture.failedFuture(e);
-    }
-    return w;
   }
 
-  /** The merge function of one local write; one instance per write, called once by compute. */
-  private final class LocalWrite implements BiFunction<String, Entry, Entry> {
-    private final byte[] value;
-    private final long ttlMillis;
-    private final WriteOptions options;
-    final long keyHash;
-    long stamp;
-    Entry old;
-    Entry result;
-    boolean wasLive;
-    boolean conditionFailed;
-    RuntimeException failure;
-    Mutation mutation;
-    CompletableFuture<Void> replicated;
+  private static long ttlOf(WriteOptions options) {
+    return options.ttl() == null ? 0 : options.ttl().toMillis();
+  }
 
-    LocalWrite(byte[] value, long ttlMillis, WriteOptions options, long keyHash) {
-      this.value = value;
-      this.ttlMillis = ttlMillis;
-      this.options = options;
-      this.keyHash = keyHash;
+  /**
+   * Applies a local write and returns the entry it stored; then updates the digest and the counts and
+   * tells the listeners. Optimistic: reads the current entry, decides (condition, version), and commits
+   * with one atomic {@code putIfAbsent} or {@code replace} of exactly the entry it read; if another
+   * write changed the key in between, it decides again against the new entry. So the merge is one
+   * atomic map operation on a decision that is still valid, and a local write always beats what it
+   * replaces: if the current entry is not older than this write's stamp (a concurrent write got there
+   * first, or a remote one came from a clock ahead), it is stamped again after observing it.
+   *
+   * @param wasLive if not null, gets whether the key had a live value just before
+   * @throws StoreClosedException if the store is closed
+   * @throws ConditionFailedException if the write's condition does not hold
+   * @throws IllegalArgumentException if the key is not stored and invalid
+   */
+  private Entry applyLocal(String key, byte[] value, long ttlMillis, WriteOptions options,
+      boolean[] wasLive) {
+    if (closed) {
+      Keys.validate(key, maxKeyBytes); // invalid input is reported as such, closed or not
+      throw new StoreClosedException(nodeId);
     }
-
-    CompletableFuture<Void> future() {
-      return failure != null ? CompletableFuture.failedFuture(failure) : replicated;
-    }
-
-    /** Blocks until the write concern is met; throws what the async form would fail with. */
-    void await() {
-      if (failure != null) {
-        throw failure;
+    long stamp = hlc.now();
+    while (true) {
+      Entry cur = map.get(key);
+      if (cur == null) {
+        Keys.validate(key, maxKeyBytes);
       }
-      CompletableFuture<Void> f = replicated;
-      if (f.isDone() && !f.isCompletedExceptionally()) {
-        return; // ONE, or a standalone store: no waiting, no extra futures
-      }
-      DefaultKvStore.this.await(f, options);
-    }
-
-    @Override
-    public Entry apply(String key, Entry cur) {
-      old = cur;
-      wasLive = cur != null && cur.value != null
+      boolean live = cur != null && cur.value != null
           && (cur.expiresAt() == 0 || cur.isLiveAt(hlc.wallMillis()));
-      if (options.isIfAbsent() && wasLive) {
-        conditionFailed = true;
-        return cur;
+      if (options.isIfAbsent() && live) {
+        throw conditionFailed(key, options, cur);
       }
       Version expected = options.expectedVersion();
-      if (expected != null && !(wasLive && cur.sameVersion(expected))) {
-        conditionFailed = true;
-        return cur;
+      if (expected != null && !(live && cur.sameVersion(expected))) {
+        throw conditionFailed(key, options, live ? cur : null);
       }
-      long ts = stamp;
-      if (cur != null && !(Version.compare(ts, nodeId, cur.timestamp, cur.nodeId) > 0)) {
-        // A concurrent write to this key (local, or remote and observed) stamped later but applied
-        // first: stamp again, after it, so a local write always beats what it replaces.
+      if (cur != null && !(Version.compare(stamp, nodeId, cur.timestamp, cur.nodeId) > 0)) {
         hlc.observe(cur.timestamp);
-        ts = hlc.now();
+        stamp = hlc.now();
       }
       // A TTL runs from the write's own timestamp, so expiry is a function of the version alone.
       // The HLC is never behind this node's clock; a remote write within maxClockDrift can put it
       // ahead, lengthening a TTL by at most that much.
       long expiresAt = value != null && ttlMillis > 0
-          ? expiry(Version.physicalOf(ts), ttlMillis) : 0;
-      result = Entry.create(value, ts, nodeId, expiresAt);
-      return result;
+          ? expiry(Version.physicalOf(stamp), ttlMillis) : 0;
+      Entry next = Entry.create(value, stamp, nodeId, expiresAt);
+      if (cur == null ? map.putIfAbsent(key, next) == null : map.replace(key, cur, next)) {
+        if (wasLive != null) {
+          wasLive[0] = live;
+        }
+        digestReplace(key, cur, next);
+        (value == null ? deletes : puts).increment();
+        countTransition(cur, next);
+        if (!listeners.isEmpty()) {
+          listeners.fire(new ChangeEvent(value == null ? ChangeEvent.Type.DELETE
+              : ChangeEvent.Type.PUT, key, next.version(), ChangeEvent.Origin.LOCAL, value));
+        }
+        return next;
+      }
     }
+  }
+
+  private ConditionFailedException conditionFailed(String key, WriteOptions options, Entry live) {
+    conditionFailures.increment();
+    String expected = options.isIfAbsent() ? "no value" : "version " + options.expectedVersion();
+    return new ConditionFailedException(key, expected, live != null ? live.version() : null);
+  }
+
+  /** Hands an applied local write to the replicator; the future completes per the write concern. */
+  private CompletableFuture<Void> replicate(String key, Entry e, WriteOptions options) {
+    if (standalone) {
+      return StandaloneReplicator.DONE; // nobody consumes the mutation: don't build it
+    }
+    WriteConcern concern = options.concern() != null ? options.concern()
+        : config.defaultWriteConcern();
+    Duration timeout = options.timeout() != null ? options.timeout() : config.writeTimeout();
+    try {
+      return replicator.replicate(e.toMutation(key), concern, timeout);
+    } catch (RuntimeException ex) {
+      log.error("replicator threw from replicate(); it must fail the future instead", ex);
+      return CompletableFuture.failedFuture(ex);
+    }
+  }
+
+  /** Blocks until the write concern is met; throws what the async form would fail with. */
+  private void awaitConcern(CompletableFuture<Void> replicated, WriteOptions options) {
+    if (replicated.isDone() && !replicated.isCompletedExceptionally()) {
+      return; // ONE, or a standalone store: no waiting, no extra futures
+    }
+    await(replicated, options);
   }
 
   /** When a value written at {@code physicalMillis} with this TTL expires; saturates, never wraps. */
   static long expiry(long physicalMillis, long ttlMillis) {
     return ttlMillis > Long.MAX_VALUE - physicalMillis ? Long.MAX_VALUE : physicalMillis + ttlMillis;
-  }
-
-  @Override
-  public Version put(String key, byte[] value, WriteOptions options) {
-    LocalWrite w = putLocally(key, value, options);
-    w.await();
-    return w.mutation.version();
   }
 
   @Override
@@ -362,13 +384,6 @@ final class DefaultKvStore implements KvStore, ReplicaStore {
     } catch (ConditionFailedException e) {
       return false;
     }
-  }
-
-  @Override
-  public boolean delete(String key, WriteOptions options) {
-    LocalWrite w = deleteLocally(key, options);
-    w.await();
-    return w.wasLive;
   }
 
   @Override
@@ -437,13 +452,13 @@ final class DefaultKvStore implements KvStore, ReplicaStore {
       return ApplyResult.REFUSED_CLOCK_DRIFT;
     }
     hlc.observe(m.version().timestamp());
-    RemoteMerge r = new RemoteMerge(m, Hashing.key(m.key()));
+    RemoteMerge r = new RemoteMerge(m);
     map.compute(m.key(), r);
     if (!r.applied) {
       remoteIgnored.increment();
       return ApplyResult.IGNORED;
     }
-    digestReplace(r.keyHash, m.key(), r.old, r.result);
+    digestReplace(m.key(), r.old, r.result);
     remoteApplied.increment();
     countTransition(r.old, r.result);
     Entry e = r.result;
@@ -461,14 +476,12 @@ final class DefaultKvStore implements KvStore, ReplicaStore {
   /** The last-writer-wins merge of a remote mutation; one instance per call. */
   private final class RemoteMerge implements BiFunction<String, Entry, Entry> {
     private final Mutation m;
-    final long keyHash;
     Entry old;
     Entry result;
     boolean applied;
 
-    RemoteMerge(Mutation m, long keyHash) {
+    RemoteMerge(Mutation m) {
       this.m = m;
-      this.keyHash = keyHash;
     }
 
     @Override
@@ -487,6 +500,14 @@ final class DefaultKvStore implements KvStore, ReplicaStore {
   @Override
   public Digest digest() {
     long[] copy = new long[bucketCount];
+    if (standalone) {
+      // Nothing compares this store's digest routinely, so writes keep none; compute it (O(entries)).
+      map.forEach((key, e) -> {
+        long keyHash = Hashing.key(key);
+        copy[Digest.bucketOfHash(keyHash, bucketCount)] ^= Hashing.entry(keyHash, e.timestamp, e.nodeId);
+      });
+      return Digest.wrap(copy);
+    }
     for (int i = 0; i < bucketCount; i++) {
       copy[i] = digest.get(i);
     }
@@ -517,7 +538,11 @@ final class DefaultKvStore implements KvStore, ReplicaStore {
     return out;
   }
 
-  private void digestReplace(long keyHash, String key, Entry old, Entry now) {
+  private void digestReplace(String key, Entry old, Entry now) {
+    if (standalone) {
+      return; // see digest()
+    }
+    long keyHash = Hashing.key(key);
     long delta = 0;
     if (old != null) {
       delta ^= Hashing.entry(keyHash, old.timestamp, old.nodeId);
@@ -567,7 +592,7 @@ final class DefaultKvStore implements KvStore, ReplicaStore {
         }
       }
       if (e.value == null && now - e.deadSinceMillis() >= graceMillis && map.remove(key, e)) {
-        digestReplace(Hashing.key(key), key, e, null);
+        digestReplace(key, e, null);
         tombstones.decrement();
         purged.increment();
         removed++;

@@ -71,25 +71,6 @@ public interface Replicator extends AutoCloseable {
    * @return the replicator
    */
   static Replicator standalone(Member self) {
-    ClusterView view = ClusterView.standalone(self);
-    CompletableFuture<Void> done = CompletableFuture.completedFuture(null);
-    return new Replicator() {
-      @Override
-      public void start(ReplicaStore store) {}
-
-      @Override
-      public CompletableFuture<Void> replicate(Mutation mutation, WriteConcern concern,
-          Duration timeout) {
-        return done;
-      }
-
-      @Override
-      public ClusterView clusterView() {
-        return view;
-      }
-
-      @Override
-      public void close() {}
-    };
+    return new StandaloneReplicator(ClusterView.standalone(self));
   }
 }

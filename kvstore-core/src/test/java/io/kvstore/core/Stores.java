@@ -7,6 +7,7 @@ import java.util.BitSet;
 import java.util.List;
 import java.util.Map;
 import java.util.TreeMap;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.ScheduledThreadPoolExecutor;
 
@@ -46,6 +47,42 @@ final class Stores {
   /** A standalone store with a given digest size; close it. */
   static DefaultKvStore open(String nodeId, InstantSource clock, int digestBuckets) {
     return (DefaultKvStore) builder(nodeId, clock).digestBuckets(digestBuckets).build();
+  }
+
+  /**
+   * A store with a replicator that goes nowhere: unlike a standalone store it keeps its digest up to
+   * date on every write (a standalone store computes it when asked), so digest tests use both.
+   */
+  static DefaultKvStore openUnwired(String nodeId, InstantSource clock, int digestBuckets) {
+    return (DefaultKvStore) builder(nodeId, clock).digestBuckets(digestBuckets)
+        .replicator(config -> new Unwired(new Member(nodeId, null, null, Member.Status.ALIVE)))
+        .build();
+  }
+
+  /** Meets every write concern at once and sends nothing; not the standalone replicator. */
+  static final class Unwired implements Replicator {
+    private final ClusterView view;
+
+    Unwired(Member self) {
+      this.view = ClusterView.standalone(self);
+    }
+
+    @Override
+    public void start(ReplicaStore store) {}
+
+    @Override
+    public CompletableFuture<Void> replicate(Mutation mutation, WriteConcern concern,
+        Duration timeout) {
+      return CompletableFuture.completedFuture(null);
+    }
+
+    @Override
+    public ClusterView clusterView() {
+      return view;
+    }
+
+    @Override
+    public void close() {}
   }
 
   /** Every bucket of a store's digest. */
