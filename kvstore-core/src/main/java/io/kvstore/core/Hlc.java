@@ -22,9 +22,27 @@ final class Hlc {
     this.clock = clock;
   }
 
+  /**
+   * {@code max(previous + 1, wall)}. Within a millisecond that is one atomic increment (a single
+   * {@code lock xadd} that cannot fail, where a compare-and-set loop would retry under contention
+   * from other writer threads); only the first call after the wall clock passed the last timestamp
+   * moves it up with a compare-and-set, and the increment it took first is skipped, never reused.
+   */
   long now() {
     long wall = Version.pack(clock.millis(), 0);
-    return last.accumulateAndGet(wall, (prev, w) -> Math.max(prev + 1, w));
+    long t = last.incrementAndGet();
+    if (t >= wall) {
+      return t;
+    }
+    while (true) {
+      long cur = last.get();
+      if (cur >= wall) {
+        return last.incrementAndGet(); // another thread moved it up first: still unique, >= wall
+      }
+      if (last.compareAndSet(cur, wall)) {
+        return wall;
+      }
+    }
   }
 
   void observe(long remote) {

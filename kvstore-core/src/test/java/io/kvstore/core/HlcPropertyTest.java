@@ -4,8 +4,12 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.HashSet;
 import java.util.List;
+import java.util.Set;
+import java.util.concurrent.CyclicBarrier;
 import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.MethodSource;
@@ -74,6 +78,58 @@ class HlcPropertyTest {
         }
       }
     });
+  }
+
+  @Test
+  void concurrentCallers_getUniqueTimestamps_increasingPerThread_neverBehindTheWallClock()
+      throws Exception {
+    // Threads race on the clock while one of them also moves the wall clock forward, so calls hit
+    // both the increment path and the move-up path, concurrently. (Backward steps: the test above.)
+    ManualClock clock = new ManualClock();
+    Hlc hlc = new Hlc(clock);
+    int threads = 4;
+    int calls = 50_000;
+    long[][] seen = new long[threads][calls];
+    long[][] wallBefore = new long[threads][calls];
+    CyclicBarrier start = new CyclicBarrier(threads);
+    List<Thread> workers = new ArrayList<>();
+    List<Throwable> failures = java.util.Collections.synchronizedList(new ArrayList<>());
+    for (int w = 0; w < threads; w++) {
+      int id = w;
+      Thread t = new Thread(() -> {
+        try {
+          start.await();
+          for (int i = 0; i < calls; i++) {
+            if (id == 0 && i % 50 == 0) {
+              clock.advance(1);
+            }
+            wallBefore[id][i] = clock.millis();
+            seen[id][i] = hlc.now();
+          }
+        } catch (Throwable e) {
+          failures.add(e);
+        }
+      }, "hlc-test-" + w);
+      workers.add(t);
+      t.start();
+    }
+    for (Thread t : workers) {
+      t.join();
+    }
+    assertThat(failures).isEmpty();
+    Set<Long> all = new HashSet<>();
+    for (int w = 0; w < threads; w++) {
+      for (int i = 0; i < calls; i++) {
+        long t = seen[w][i];
+        assertThat(all.add(t)).as("timestamp %d issued twice (thread %d, call %d)", t, w, i)
+            .isTrue();
+        if (i > 0) {
+          assertThat(t).as("thread %d call %d", w, i).isGreaterThan(seen[w][i - 1]);
+        }
+        assertThat(t).as("thread %d call %d behind the wall clock read before it", w, i)
+            .isGreaterThanOrEqualTo(Version.pack(wallBefore[w][i], 0));
+      }
+    }
   }
 
   @ParameterizedTest(name = Seeds.NAME)
