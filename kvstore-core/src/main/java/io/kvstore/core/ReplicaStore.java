@@ -32,7 +32,8 @@ public interface ReplicaStore {
   ApplyResult apply(Mutation mutation);
 
   /**
-   * A snapshot of the anti-entropy digest, maintained in O(1) per change.
+   * A snapshot of the anti-entropy digest, maintained in O(1) per change by a store with a replicator
+   * (a standalone store keeps none and computes it here, in O(entries)).
    *
    * @return the digest
    */
