@@ -4,6 +4,7 @@ import io.netty.channel.Channel;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelInboundHandlerAdapter;
 import io.netty.handler.codec.DecoderException;
+import io.netty.handler.ssl.NotSslRecordException;
 import io.netty.handler.ssl.SslHandler;
 import io.netty.handler.ssl.SslHandshakeCompletionEvent;
 import java.security.cert.Certificate;
@@ -66,6 +67,9 @@ final class TlsChannels {
   private static String describe(Throwable cause) {
     Throwable t = cause instanceof DecoderException && cause.getCause() != null
         ? cause.getCause() : cause;
+    if (t instanceof NotSslRecordException) {
+      return "it does not speak TLS (a node without cluster TLS, or garbage)";
+    }
     String message = t.getMessage();
     if (t.getCause() != null && t.getCause().getMessage() != null
         && (message == null || !message.contains(t.getCause().getMessage()))) {

@@ -35,7 +35,7 @@ import org.bouncycastle.operator.jcajce.JcaContentSignerBuilder;
 /**
  * A throwaway CA for cluster TLS tests, and certificates it signs, written as files into a directory
  * (normally a {@code @TempDir}): nothing expiring is committed. EC P-256 keys, certificates valid from
- * an hour ago to a day from now. Uses BouncyCastle's certificate builder with the JDK's own crypto
+ * an hour ago to 90 days from now (past the nodes' 14-day expiry warning). Uses BouncyCastle's certificate builder with the JDK's own crypto
  * providers (no provider is registered). Making a CA and a few node certificates takes well under a
  * second after the first class loading, so make one per test class.
  *
@@ -60,7 +60,7 @@ public final class TestPki {
     X500Name subject = new X500Name("O=kvstore tests,CN=" + name + " CA");
     Instant now = Instant.now();
     this.ca = sign(new JcaX509v3CertificateBuilder(subject, serial(), Date.from(now.minus(
-        Duration.ofHours(1))), Date.from(now.plus(Duration.ofDays(1))), subject,
+        Duration.ofHours(1))), Date.from(now.plus(Duration.ofDays(90))), subject,
         caKeys.getPublic()), true, null, caKeys);
     try {
       writePem(caCertificate(), "CERTIFICATE", ca.getEncoded());
@@ -90,7 +90,7 @@ public final class TestPki {
   }
 
   /**
-   * Issues a certificate for a node, valid from an hour ago to a day from now, without
+   * Issues a certificate for a node, valid from an hour ago to 90 days from now, without
    * extendedKeyUsage (so it serves both TLS roles).
    *
    * @param node the node name
@@ -98,7 +98,7 @@ public final class TestPki {
    */
   public TestPki issue(String node) {
     Instant now = Instant.now();
-    return issue(node, now.minus(Duration.ofHours(1)), now.plus(Duration.ofDays(1)));
+    return issue(node, now.minus(Duration.ofHours(1)), now.plus(Duration.ofDays(90)));
   }
 
   /**
