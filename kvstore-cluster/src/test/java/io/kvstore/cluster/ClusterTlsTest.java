@@ -222,6 +222,25 @@ class ClusterTlsTest {
     assertUnchanged();
   }
 
+  /**
+   * CA rotation: with both CAs in every node's bundle, a node whose certificate the old CA signed and
+   * one whose certificate the new CA signed form a cluster and replicate.
+   */
+  @Test
+  void caBundleWithTwoCas_letsNodesWithCertificatesOfEitherCaFormACluster() throws IOException {
+    Path bundle = dir.resolve("old-and-new-ca.pem");
+    Files.writeString(bundle, Files.readString(pki.caCertificate())
+        + Files.readString(rogueCa.caCertificate()));
+    try (TestCluster both = TestCluster.startEach("rotation", "ca", 2, b -> b,
+        id -> b -> b.tls(id.equals("ca1")
+            ? ClusterTls.pem(pki.certificate("t1"), pki.privateKey("t1"), bundle)
+            : ClusterTls.pem(rogueCa.certificate("r1"), rogueCa.privateKey("r1"), bundle)))) {
+      both.node("ca2").store().put("rotated", "yes".getBytes(StandardCharsets.UTF_8),
+          WriteOptions.concern(WriteConcern.ALL).withTimeout(Duration.ofSeconds(10)));
+      assertThat(both.node("ca1").store().getString("rotated")).hasValue("yes");
+    }
+  }
+
   @Test
   void garbage_onTheTlsDataAndMembershipPorts_closesTheConnection_andTheClusterStaysHealthy()
       throws IOException {
