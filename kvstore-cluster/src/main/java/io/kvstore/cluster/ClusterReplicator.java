@@ -8,7 +8,9 @@ import io.kvstore.core.Registration;
 import io.kvstore.core.ReplicaStore;
 import io.kvstore.core.Replicator;
 import io.kvstore.core.WriteConcern;
+import io.netty.channel.Channel;
 import java.time.Duration;
+import java.time.Instant;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Comparator;
@@ -196,7 +198,7 @@ public final class ClusterReplicator implements Replicator {
             + "docs/SECURITY.md", id, config.clusterName(), membership.address(), dataAddress);
       }
       if (config.tls() != null && config.tls().certificateExpiry().isBefore(
-          java.time.Instant.now().plus(Duration.ofDays(14)))) {
+          Instant.now().plus(Duration.ofDays(14)))) {
         log.warn("node {}: its cluster TLS certificate '{}' expires at {}; restart the node with a "
             + "new one before then", id, config.tls().certificateSubject(),
             config.tls().certificateExpiry());
@@ -421,7 +423,7 @@ public final class ClusterReplicator implements Replicator {
   // ---- for the data plane ----------------------------------------------------------------------
 
   /** Installs TLS on a data-plane channel; does nothing without TLS. */
-  void secure(io.netty.channel.Channel channel, boolean client) {
+  void secure(Channel channel, boolean client) {
     if (tls != null) {
       tls.install(channel, "data", client);
     }

@@ -29,7 +29,7 @@ package io.kvstore.cluster;
  *     that is no longer in the keyring
  * @param tlsFailures with {@link ClusterTls}, on either plane and in either direction: TLS handshakes
  *     that failed (no certificate, one not signed by the cluster CA or expired, a peer not speaking
- *     TLS at all, a timeout) and TLS connections broken by a TLS error afterwards (an alert, a record
+ *     TLS at all, a timeout, a connection closed mid-handshake) and TLS connections broken by a TLS error afterwards (an alert, a record
  *     that does not decrypt); each closed its connection
  * @param connectedPeers peers this node currently has a working outgoing connection to
  */

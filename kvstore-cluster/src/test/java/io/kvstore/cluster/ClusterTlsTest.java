@@ -91,7 +91,7 @@ class ClusterTlsTest {
     return settings.apply(KvCluster.builder().nodeId(id).clusterName(CLUSTER)
         .host(TestCluster.HOST).membershipPort(0).dataPort(0)
         .seeds(cluster.node("t1").membershipAddress()).handshakeTimeout(Duration.ofSeconds(2))
-        .leaveTimeout(Duration.ofSeconds(1))).build();
+        .joinTimeout(Duration.ofSeconds(1)).leaveTimeout(Duration.ofSeconds(1))).build();
   }
 
   /** The outsider's join attempts are refused and counted; it sees no one, and no one sees it. */
