@@ -8,7 +8,9 @@ import io.kvstore.core.Registration;
 import io.kvstore.core.ReplicaStore;
 import io.kvstore.core.Replicator;
 import io.kvstore.core.WriteConcern;
+import io.netty.channel.Channel;
 import java.time.Duration;
+import java.time.Instant;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Comparator;
@@ -101,6 +103,8 @@ public final class ClusterReplicator implements Replicator {
   private ExecutorService callbackPool;
   private DataPlane dataPlane;
   private Membership membership;
+  /** Null without TLS. */
+  private final TlsChannels tls;
   private volatile String dataAddress;
 
   /** A member known to the control thread. */
@@ -127,6 +131,8 @@ public final class ClusterReplicator implements Replicator {
     this.config = Objects.requireNonNull(config, "config");
     this.faults = Objects.requireNonNull(faults, "faults");
     this.keyring = config.keyring();
+    this.tls = config.tls() == null ? null : new TlsChannels(config.tls(), config.nodeId(),
+        config.handshakeTimeout(), stats.tlsFailures);
     this.self = new Member(config.nodeId(), null, null, Member.Status.ALIVE);
     this.members = List.of(self);
   }
@@ -166,7 +172,7 @@ public final class ClusterReplicator implements Replicator {
       membership = new Membership(config,
           new NodeMetadata(id, dataAddress, Frames.PROTOCOL_VERSION, config.clusterName()), faults,
           stats.membershipMessagesRefused::increment, this::keyring,
-          stats.authenticationFailures::increment);
+          stats.authenticationFailures::increment, tls);
       membership.start(change -> execute(() -> onChange(change)));
       self = new Member(id, membership.address(), dataAddress, Member.Status.ALIVE);
       execute(this::rebuild);
@@ -183,12 +189,19 @@ public final class ClusterReplicator implements Replicator {
       schedule(this::antiEntropyTick, jittered(config.antiEntropyInterval().toMillis()));
       log.info("node {} started in cluster '{}': membership {}, data {}, seeds {}, {}", id,
           config.clusterName(), membership.address(), dataAddress, config.seeds(),
-          keyring == null ? "OPEN (no cluster secret)" : "authenticated with " + keyring);
-      if (keyring == null) {
-        log.warn("node {}: cluster '{}' is OPEN: no cluster secret is configured, so anyone who can "
-            + "reach ports {} and {} can join, write, delete and read every key. Configure a cluster "
-            + "secret (KvClusterBuilder.keyring / --cluster-secret-file); see docs/SECURITY.md", id,
-            config.clusterName(), membership.address(), dataAddress);
+          security(config));
+      if (isOpen(config)) {
+        log.warn("node {}: cluster '{}' is OPEN: neither a cluster secret nor cluster TLS is "
+            + "configured, so anyone who can reach ports {} and {} can join, write, delete and read "
+            + "every key. Configure a cluster secret (KvClusterBuilder.keyring / "
+            + "--cluster-secret-file) or cluster TLS (KvClusterBuilder.tls / --cluster-tls-*); see "
+            + "docs/SECURITY.md", id, config.clusterName(), membership.address(), dataAddress);
+      }
+      if (config.tls() != null && config.tls().certificateExpiry().isBefore(
+          Instant.now().plus(Duration.ofDays(14)))) {
+        log.warn("node {}: its cluster TLS certificate '{}' expires at {}; restart the node with a "
+            + "new one before then", id, config.tls().certificateSubject(),
+            config.tls().certificateExpiry());
       }
     } catch (RuntimeException e) {
       closing = true;
@@ -393,7 +406,28 @@ public final class ClusterReplicator implements Replicator {
         + ", membership " + membershipAddress() + ", data " + dataAddress + "}";
   }
 
+  /** Whether nothing authenticates the cluster's nodes: no keyring and no TLS. */
+  static boolean isOpen(KvClusterConfig config) {
+    return config.keyring() == null && config.tls() == null;
+  }
+
+  private static String security(KvClusterConfig config) {
+    if (isOpen(config)) {
+      return "OPEN (no cluster secret, no TLS)";
+    }
+    return (config.keyring() == null ? "" : "authenticated with " + config.keyring())
+        + (config.keyring() != null && config.tls() != null ? ", " : "")
+        + (config.tls() == null ? "" : "over " + config.tls());
+  }
+
   // ---- for the data plane ----------------------------------------------------------------------
+
+  /** Installs TLS on a data-plane channel; does nothing without TLS. */
+  void secure(Channel channel, boolean client) {
+    if (tls != null) {
+      tls.install(channel, "data", client);
+    }
+  }
 
   String nodeId() {
     return config.nodeId();

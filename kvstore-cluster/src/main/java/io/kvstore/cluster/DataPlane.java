@@ -48,7 +48,9 @@ import org.slf4j.LoggerFactory;
  * with the LWW merge on the event loop, then acknowledged) and anti-entropy requests (answered from
  * the node's anti-entropy executor, at most {@value #MAX_AE_TASKS_PER_CONNECTION} at a time per
  * connection). Any frame that breaks the format or the protocol closes the connection and is
- * counted; nothing a peer sends can throw out of a handler.
+ * counted; nothing a peer sends can throw out of a handler. With {@link ClusterTls}, TLS comes first:
+ * a connection reaches the HELLO only after a TLS handshake in which the peer proved a certificate of
+ * the cluster CA.
  */
 final class DataPlane {
   private static final Logger log = LoggerFactory.getLogger(DataPlane.class);
@@ -90,6 +92,7 @@ final class DataPlane {
                 new LengthFieldPrepender(4),
                 new FrameAuthenticator(node.nodeId(), node.counters(), node::keyring),
                 new InboundHandler());
+            node.secure(ch, false);
           }
         });
     ChannelFuture bound = bootstrap.bind(host, port).awaitUninterruptibly();

@@ -46,6 +46,7 @@ public final class KvClusterBuilder {
   private Consumer<KvStoreBuilder> storeSettings = b -> { };
   private FaultHooks faults = FaultHooks.NONE;
   private ClusterKeyring keyring;
+  private ClusterTls tls;
 
   KvClusterBuilder() {}
 
@@ -337,11 +338,12 @@ public final class KvClusterBuilder {
   }
 
   /**
-   * The cluster secrets that authenticate this node to the others on both planes (default: none, an
-   * open cluster, logged as a warning). Every node of the cluster needs a keyring accepting the others'
-   * primary keys. See {@link ClusterKeyring} for rotation and docs/SECURITY.md for what it protects.
+   * The cluster secrets that authenticate this node to the others on both planes (default: none;
+   * without a keyring or {@link #tls(ClusterTls) TLS} the cluster is open, logged as a warning).
+   * Every node of the cluster needs a keyring accepting the others' primary keys. See
+   * {@link ClusterKeyring} for rotation and docs/SECURITY.md for what it protects.
    *
-   * @param keyring the keyring, or null for an open cluster
+   * @param keyring the keyring, or null for none
    * @return this builder
    */
   public KvClusterBuilder keyring(ClusterKeyring keyring) {
@@ -358,6 +360,22 @@ public final class KvClusterBuilder {
    */
   public KvClusterBuilder clusterSecret(byte[] secret) {
     this.keyring = ClusterKeyring.of(secret);
+    return this;
+  }
+
+  /**
+   * Runs both planes (data plane and membership) over mutual TLS with a cluster CA (default: none,
+   * plain TCP). Only nodes whose certificate is signed by one of the CA bundle's certificates can
+   * connect to this node or be connected to, and the traffic is encrypted. TLS alone makes an
+   * authenticated cluster; a {@link #keyring(ClusterKeyring) keyring} may be added on top (its HMAC
+   * checks then run inside TLS). Every node of the cluster needs TLS: a node without it cannot talk
+   * to one with it. See {@link ClusterTls} and docs/SECURITY.md.
+   *
+   * @param tls from {@link ClusterTls#pem} or {@link ClusterTls#keyStore}, or null for plain TCP
+   * @return this builder
+   */
+  public KvClusterBuilder tls(ClusterTls tls) {
+    this.tls = tls;
     return this;
   }
 
@@ -382,7 +400,7 @@ public final class KvClusterBuilder {
         pingTimeout, pingRequestMembers, suspicionMultiplier, syncInterval, joinTimeout,
         metadataTimeout, gossipInterval, antiEntropyInterval, antiEntropyTimeout, connectTimeout,
         handshakeTimeout, reconnectBackoffMin, reconnectBackoffMax, maxBatchBytes,
-        maxInFlightBytesPerPeer, leaveTimeout, keyring);
+        maxInFlightBytesPerPeer, leaveTimeout, keyring, tls);
   }
 
   /**

@@ -41,9 +41,13 @@ import java.util.regex.Pattern;
  * @param maxBatchBytes the target size of one data-plane frame of mutations
  * @param maxInFlightBytesPerPeer unsent plus unacknowledged mutation bytes allowed per peer
  * @param leaveTimeout how long {@code close()} waits for the graceful leave to spread
- * @param keyring the cluster secrets that authenticate both planes, or null for an open cluster (any
- *     node that can reach the ports can join, write and read; logged as a warning at start); see
+ * @param keyring the cluster secrets that authenticate both planes, or null for none; with neither a
+ *     keyring nor TLS the cluster is open (any node that can reach the ports can join, write and read;
+ *     logged as a warning at start); see
  *     {@link ClusterKeyring} and docs/SECURITY.md
+ * @param tls mutual TLS with a cluster CA for both planes, or null for plain TCP; with TLS and no
+ *     keyring the cluster counts as authenticated (only holders of a certificate signed by the CA get
+ *     in); both may be set, see {@link ClusterTls} and docs/SECURITY.md
  */
 public record KvClusterConfig(
     String nodeId,
@@ -70,7 +74,8 @@ public record KvClusterConfig(
     int maxBatchBytes,
     long maxInFlightBytesPerPeer,
     Duration leaveTimeout,
-    ClusterKeyring keyring) {
+    ClusterKeyring keyring,
+    ClusterTls tls) {
 
   /** "kvstore": the name nodes use when none is given. */
   public static final String DEFAULT_CLUSTER_NAME = "kvstore";
@@ -178,7 +183,8 @@ public record KvClusterConfig(
    * @param maxBatchBytes target frame size
    * @param maxInFlightBytesPerPeer per-peer memory bound
    * @param leaveTimeout graceful leave wait
-   * @param keyring the cluster keyring, or null for an open cluster
+   * @param keyring the cluster keyring, or null for none
+   * @param tls the cluster TLS settings, or null for plain TCP
    */
   public KvClusterConfig {
     NodeIds.validate(nodeId);

@@ -48,19 +48,23 @@ final class Membership {
   private final Runnable onRefusedMessage;
   private final Supplier<ClusterKeyring> keyring;
   private final Runnable onAuthFailure;
+  private final TlsChannels tls;
 
   /**
    * @param keyring the current keyring; when the config has none, messages are not authenticated
    * @param onAuthFailure called once per message that fails authentication
+   * @param tls puts the membership connections under TLS; null for plain TCP
    */
   Membership(KvClusterConfig config, NodeMetadata self, FaultHooks faults,
-      Runnable onRefusedMessage, Supplier<ClusterKeyring> keyring, Runnable onAuthFailure) {
+      Runnable onRefusedMessage, Supplier<ClusterKeyring> keyring, Runnable onAuthFailure,
+      TlsChannels tls) {
     this.config = config;
     this.self = self;
     this.faults = faults;
     this.onRefusedMessage = onRefusedMessage;
     this.keyring = keyring;
     this.onAuthFailure = onAuthFailure;
+    this.tls = tls;
   }
 
   private MessageCodec codec() {
@@ -94,7 +98,7 @@ final class Membership {
             .maxFrameLength(AuthenticatedMessageCodec.MAX_ENVELOPE_BYTES)
             .connectTimeout(millis(config.connectTimeout()))
             .transportFactory(new MembershipTransportFactory(config.host(),
-                faults.membershipTransport())))
+                faults.membershipTransport(), tls)))
         .failureDetector(f -> f
             .pingInterval(millis(config.pingInterval()))
             .pingTimeout(millis(config.pingTimeout()))

@@ -26,44 +26,55 @@ import reactor.netty.tcp.TcpServer;
  * with any ScaleCube TCP peer that uses the same codec. ScaleCube's {@link TransportImpl} keeps the
  * connection cache, request/response matching and shutdown; only the server and client sides are
  * ours. A connection that delivers a message the codec refuses (garbage, wrong shape, failed
- * authentication) is closed.
+ * authentication) is closed. With {@link ClusterTls}, TLS sits in front of the framing on both the
+ * accepting and the connecting side ({@link TlsChannels}).
  */
 final class MembershipTransportFactory implements TransportFactory {
   private static final int LENGTH_FIELD_BYTES = 4;
 
   private final String bindHost;
   private final UnaryOperator<Transport> decorator;
+  private final TlsChannels tls;
 
   /**
    * @param bindHost the address to listen on
    * @param decorator wraps the transport (the identity, except in fault-injection tests)
+   * @param tls puts every connection under TLS; null for plain TCP
    */
-  MembershipTransportFactory(String bindHost, UnaryOperator<Transport> decorator) {
+  MembershipTransportFactory(String bindHost, UnaryOperator<Transport> decorator, TlsChannels tls) {
     this.bindHost = bindHost;
     this.decorator = decorator;
+    this.tls = tls;
   }
 
   @Override
   public Transport createTransport(TransportConfig config) {
-    Transport transport = new TransportImpl(config.messageCodec(), new BoundReceiver(bindHost, config),
-        new PlainSender(config), config.addressMapper());
+    Transport transport = new TransportImpl(config.messageCodec(),
+        new BoundReceiver(bindHost, config, tls), new TcpSender(config, tls),
+        config.addressMapper());
     return decorator.apply(transport);
   }
 
-  private static void initChannel(Channel channel, int maxFrameLength) {
+  private static void initChannel(Channel channel, int maxFrameLength, TlsChannels tls,
+      boolean client) {
     channel.pipeline().addFirst(new LengthFieldBasedFrameDecoder(
         maxFrameLength, 0, LENGTH_FIELD_BYTES, 0, LENGTH_FIELD_BYTES));
     channel.pipeline().addFirst(new LengthFieldPrepender(LENGTH_FIELD_BYTES));
+    if (tls != null) {
+      tls.install(channel, "membership", client);
+    }
   }
 
   /** Listens on the configured host and hands every frame to ScaleCube's receiver context. */
   private static final class BoundReceiver implements Receiver {
     private final String host;
     private final TransportConfig config;
+    private final TlsChannels tls;
 
-    BoundReceiver(String host, TransportConfig config) {
+    BoundReceiver(String host, TransportConfig config, TlsChannels tls) {
       this.host = host;
       this.config = config;
+      this.tls = tls;
     }
 
     @Override
@@ -77,7 +88,7 @@ final class MembershipTransportFactory implements TransportFactory {
             .childOption(ChannelOption.TCP_NODELAY, true)
             .childOption(ChannelOption.SO_KEEPALIVE, true)
             .doOnChannelInit((observer, channel, remote) ->
-                initChannel(channel, config.maxFrameLength()))
+                initChannel(channel, config.maxFrameLength(), tls, false))
             .handle((in, out) -> in.receive().retain().doOnNext(buf -> {
               ScaleCubeMessageCodec.takeRefused();
               receiver.onMessage(buf);
@@ -93,11 +104,13 @@ final class MembershipTransportFactory implements TransportFactory {
   }
 
   /** Connects to peers; ScaleCube's own sender is package-private. */
-  private static final class PlainSender implements Sender {
+  private static final class TcpSender implements Sender {
     private final TransportConfig config;
+    private final TlsChannels tls;
 
-    PlainSender(TransportConfig config) {
+    TcpSender(TransportConfig config, TlsChannels tls) {
       this.config = config;
+      this.tls = tls;
     }
 
     @Override
@@ -112,7 +125,7 @@ final class MembershipTransportFactory implements TransportFactory {
             .option(ChannelOption.SO_KEEPALIVE, true)
             .option(ChannelOption.CONNECT_TIMEOUT_MILLIS, config.connectTimeout())
             .doOnChannelInit((observer, channel, remote) ->
-                initChannel(channel, config.maxFrameLength()))
+                initChannel(channel, config.maxFrameLength(), tls, true))
             .connect()
             .cast(Connection.class);
       });

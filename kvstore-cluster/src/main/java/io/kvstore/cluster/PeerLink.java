@@ -135,6 +135,7 @@ final class PeerLink {
                 new LengthFieldPrepender(4),
                 new FrameAuthenticator(node.nodeId(), node.counters(), node::keyring),
                 new ClientHandler());
+            node.secure(ch, true);
           }
         });
     ChannelFuture f;

@@ -27,6 +27,10 @@ package io.kvstore.cluster;
  *     messages without a valid tag (also counted as refused), data-plane handshakes without a valid
  *     proof (also counted as handshake failures), data-plane frames with a bad tag or sent under a key
  *     that is no longer in the keyring
+ * @param tlsFailures with {@link ClusterTls}, on either plane and in either direction: TLS handshakes
+ *     that failed (no certificate, one not signed by the cluster CA or expired, a peer not speaking
+ *     TLS at all, a timeout, a connection closed mid-handshake) and TLS connections broken by a TLS error afterwards (an alert, a record
+ *     that does not decrypt); each closed its connection
  * @param connectedPeers peers this node currently has a working outgoing connection to
  */
 public record ReplicationStats(
@@ -46,4 +50,5 @@ public record ReplicationStats(
     long handshakeFailures,
     long membershipMessagesRefused,
     long authenticationFailures,
+    long tlsFailures,
     int connectedPeers) {}

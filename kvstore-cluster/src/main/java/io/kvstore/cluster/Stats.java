@@ -21,6 +21,7 @@ final class Stats {
   final LongAdder handshakeFailures = new LongAdder();
   final LongAdder membershipMessagesRefused = new LongAdder();
   final LongAdder authenticationFailures = new LongAdder();
+  final LongAdder tlsFailures = new LongAdder();
   private final IntSupplier connectedPeers;
 
   Stats(IntSupplier connectedPeers) {
@@ -42,6 +43,7 @@ final class Stats {
         bytesReceived.sum(), mutationsSent.sum(), mutationsAcked.sum(), mutationsRefused.sum(),
         mutationsDropped.sum(), aeRounds.sum(), aeRoundsFailed.sum(), aeKeysPushed.sum(),
         aeKeysPulled.sum(), malformedFrames.sum(), handshakeFailures.sum(),
-        membershipMessagesRefused.sum(), authenticationFailures.sum(), connectedPeers.getAsInt());
+        membershipMessagesRefused.sum(), authenticationFailures.sum(), tlsFailures.sum(),
+        connectedPeers.getAsInt());
   }
 }

@@ -12,17 +12,27 @@ import java.net.SocketTimeoutException;
 
 /** A hand-driven TCP client for feeding a node's ports whatever bytes a test wants. */
 final class RawPeer implements AutoCloseable {
-  private final Socket socket = new Socket();
+  private final Socket socket;
   private final DataOutputStream out;
   private final DataInputStream in;
 
   RawPeer(String address) throws IOException {
-    int colon = address.lastIndexOf(':');
-    socket.connect(new InetSocketAddress(address.substring(0, colon),
-        Integer.parseInt(address.substring(colon + 1))), 5_000);
+    this(connect(new Socket(), address));
+  }
+
+  /** Over a socket the caller connected (and, for TLS, shook hands on). */
+  RawPeer(Socket connected) throws IOException {
+    socket = connected;
     socket.setSoTimeout(10_000);
     out = new DataOutputStream(socket.getOutputStream());
     in = new DataInputStream(socket.getInputStream());
+  }
+
+  static Socket connect(Socket socket, String address) throws IOException {
+    int colon = address.lastIndexOf(':');
+    socket.connect(new InetSocketAddress(address.substring(0, colon),
+        Integer.parseInt(address.substring(colon + 1))), 5_000);
+    return socket;
   }
 
   /**

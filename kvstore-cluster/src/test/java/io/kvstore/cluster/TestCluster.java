@@ -11,6 +11,7 @@ import java.util.List;
 import java.util.Set;
 import java.util.TreeSet;
 import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.function.Function;
 import java.util.function.UnaryOperator;
 import java.util.stream.Collectors;
 
@@ -55,11 +56,19 @@ final class TestCluster implements AutoCloseable {
 
   static TestCluster start(String clusterName, String prefix, int n,
       UnaryOperator<KvClusterBuilder> settings) {
+    return startEach(clusterName, prefix, n, settings, id -> b -> b);
+  }
+
+  /** Like {@link #start(String, String, int, UnaryOperator)}, with settings per node id as well
+   * (for example each node's own TLS certificate). */
+  static TestCluster startEach(String clusterName, String prefix, int n,
+      UnaryOperator<KvClusterBuilder> settings,
+      Function<String, UnaryOperator<KvClusterBuilder>> perNode) {
     TestCluster cluster = new TestCluster(clusterName, settings);
     try {
-      Node first = cluster.startNode(prefix + 1);
+      Node first = cluster.startNode(prefix + 1, perNode.apply(prefix + 1));
       for (int i = 2; i <= n; i++) {
-        cluster.startNode(prefix + i, first.membershipAddress());
+        cluster.startNode(prefix + i, perNode.apply(prefix + i), first.membershipAddress());
       }
       cluster.awaitFullMembership(Duration.ofSeconds(30));
       return cluster;

@@ -13,6 +13,7 @@ import java.util.ArrayList;
 import java.util.Collections;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
+import java.util.function.IntFunction;
 
 /**
  * Starts and stops N standalone servers on one machine, each its own JVM, for trying things out:
@@ -132,6 +133,23 @@ public final class LocalCluster implements AutoCloseable {
    */
   public static LocalCluster start(List<int[]> ports, Path logDir, Duration timeout)
       throws IOException, InterruptedException {
+    return start(ports, logDir, timeout, i -> List.of());
+  }
+
+  /**
+   * Like {@link #start(List, Path, Duration)}, with more flags for each node (security flags, for
+   * example).
+   *
+   * @param ports HTTP and membership port of each node
+   * @param logDir where node logs go
+   * @param timeout how long to wait for readiness
+   * @param extraFlags the additional flags of node i (from 1)
+   * @return the running cluster
+   * @throws IOException if a process cannot start
+   * @throws InterruptedException if interrupted while waiting
+   */
+  public static LocalCluster start(List<int[]> ports, Path logDir, Duration timeout,
+      IntFunction<List<String>> extraFlags) throws IOException, InterruptedException {
     if (ports.isEmpty() || ports.size() > 9) {
       throw new IllegalArgumentException("1 to 9 nodes, got " + ports.size());
     }
@@ -148,6 +166,7 @@ public final class LocalCluster implements AutoCloseable {
         if (i > 0) {
           flags.addAll(List.of("--join", seed));
         }
+        flags.addAll(extraFlags.apply(i + 1));
         Node node = new Node(i + 1, flags, ports.get(i)[0], logDir.resolve("node-" + (i + 1) + ".log"));
         cluster.nodes.add(node);
         cluster.launch(node);

@@ -135,6 +135,16 @@ class KvServerFlagsTest {
   }
 
   @Test
+  void clusterTlsEnvironmentVariables_areReadLikeTheFlags() throws Exception {
+    String missing = java.nio.file.Path.of("target", "no-such-dir", "node.pem").toAbsolutePath()
+        .toString();
+    Run r = child(java.util.Map.of("KVSTORE_CLUSTER_TLS_CERT", missing, "KVSTORE_CLUSTER_TLS_KEY",
+        missing, "KVSTORE_CLUSTER_TLS_CA", missing), "--http-port", "0", "--cluster-port", "0");
+    assertThat(r.code()).isEqualTo(2);
+    assertThat(r.out()).contains("--cluster-tls-cert").contains(missing);
+  }
+
+  @Test
   void badEnvironmentVariable_exitsWith2LikeABadFlag() throws Exception {
     Run r = child(java.util.Map.of("KVSTORE_HTTP_PORT", "eighty"), "--version");
     assertThat(r.code()).isEqualTo(2);

@@ -4,6 +4,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.awaitility.Awaitility.await;
 
 import io.kvstore.cluster.KvCluster;
+import io.kvstore.cluster.TestPki;
 import io.kvstore.core.Member;
 import io.kvstore.examples.server.KvServer;
 import io.kvstore.examples.server.ServerOptions;
@@ -32,7 +33,8 @@ import picocli.CommandLine;
 
 /**
  * The server's security flags: cluster key file (validated, never echoed, re-read while running),
- * HTTP token file, and HTTPS from PEM files or a keystore; bad combinations exit with code 2.
+ * HTTP token file, HTTPS from PEM files or a keystore, and cluster TLS from PEM files or stores; bad
+ * combinations and files exit with code 2 and name the flag and the file.
  */
 @Timeout(value = 120, unit = TimeUnit.SECONDS)
 class KvServerSecurityFlagsTest {
@@ -116,6 +118,57 @@ class KvServerSecurityFlagsTest {
         .doesNotContain("nope-pw");
     Path emptyTokens = Files.writeString(dir.resolve("empty"), "\n");
     assertThat(execute("--auth-token-file", emptyTokens.toString()).code()).isEqualTo(2);
+  }
+
+  @Test
+  void clusterTlsFlags_areParsed_andTheFilesChecked(@TempDir Path dir) throws Exception {
+    TestPki pki = TestPki.create(dir, "flags", "n1");
+    ServerOptions pem = parse("--cluster-tls-cert", pki.certificate("n1").toString(),
+        "--cluster-tls-key", pki.privateKey("n1").toString(), "--cluster-tls-ca",
+        pki.caCertificate().toString());
+    assertThat(pem.clusterTls().load().certificateSubject()).isEqualTo("CN=n1,O=kvstore tests");
+    Path pw = Files.writeString(dir.resolve("store.pw"), TestPki.PASSWORD + "\n");
+    ServerOptions stores = parse("--cluster-tls-keystore", pki.keyStore("n1").toString(),
+        "--cluster-tls-keystore-password-file", pw.toString(), "--cluster-tls-truststore",
+        pki.trustStore().toString(), "--cluster-tls-truststore-password-file", pw.toString());
+    assertThat(stores.clusterTls().load().toString()).contains("n1.p12")
+        .doesNotContain(TestPki.PASSWORD);
+    assertThat(stores.toString()).doesNotContain(TestPki.PASSWORD);
+    assertThat(parse().clusterTls()).isNull();
+  }
+
+  @Test
+  void badClusterTlsFlags_exitWith2_andNameTheFlagAndFile(@TempDir Path dir) throws Exception {
+    TestPki pki = TestPki.create(dir, "flags", "n1", "n2");
+    String cert = pki.certificate("n1").toString();
+    String key = pki.privateKey("n1").toString();
+    String ca = pki.caCertificate().toString();
+    Path nowhere = dir.resolve("missing-ca.pem");
+    Run missing = execute("--cluster-tls-cert", cert, "--cluster-tls-key", key,
+        "--cluster-tls-ca", nowhere.toString());
+    assertThat(missing.code()).isEqualTo(2);
+    assertThat(missing.err()).contains("--cluster-tls-ca").contains(nowhere.toString())
+        .contains("does not exist").doesNotContain("\tat ");
+    Run mismatch = execute("--cluster-tls-cert", cert, "--cluster-tls-key",
+        pki.privateKey("n2").toString(), "--cluster-tls-ca", ca);
+    assertThat(mismatch.code()).isEqualTo(2);
+    assertThat(mismatch.err()).contains(pki.privateKey("n2").toString())
+        .contains("does not match the certificate");
+    Run half = execute("--cluster-tls-cert", cert, "--cluster-tls-key", key);
+    assertThat(half.code()).isEqualTo(2);
+    assertThat(half.err()).contains("--cluster-tls-ca").contains("go together");
+    Path pw = Files.writeString(dir.resolve("store.pw"), TestPki.PASSWORD + "\n");
+    Run both = execute("--cluster-tls-cert", cert, "--cluster-tls-key", key, "--cluster-tls-ca", ca,
+        "--cluster-tls-keystore", pki.keyStore("n1").toString());
+    assertThat(both.code()).isEqualTo(2);
+    assertThat(both.err()).contains("not both");
+    Path wrong = Files.writeString(dir.resolve("wrong.pw"), "not-the-password-42\n");
+    Run badPw = execute("--cluster-tls-keystore", pki.keyStore("n1").toString(),
+        "--cluster-tls-keystore-password-file", wrong.toString(), "--cluster-tls-truststore",
+        pki.trustStore().toString(), "--cluster-tls-truststore-password-file", pw.toString());
+    assertThat(badPw.code()).isEqualTo(2);
+    assertThat(badPw.err()).contains("--cluster-tls-keystore").contains("wrong password")
+        .contains(pki.keyStore("n1").toString()).doesNotContain("not-the-password-42");
   }
 
   private static HttpClient trustingClient() throws Exception {

@@ -1,6 +1,7 @@
 package io.kvstore.examples.server;
 
 import io.kvstore.cluster.ClusterKeyring;
+import io.kvstore.cluster.ClusterTls;
 import io.kvstore.cluster.KvCluster;
 import io.kvstore.core.KvStore;
 import io.kvstore.core.KvStoreConfig;
@@ -104,9 +105,49 @@ public final class KvServer implements Callable<Integer> {
       defaultValue = "${env:KVSTORE_CLUSTER_SECRET_FILE}",
       description = "Cluster key file: one key per line, '[<key-id>] <base64 secret>' (at least 32 "
           + "bytes, e.g. openssl rand -base64 32); the first key is used for sending, all are "
-          + "accepted. Re-read every 5 s, so keys can be rotated without a restart. Without it the "
-          + "cluster is OPEN: anyone who reaches the cluster and data ports can join, read and write.")
+          + "accepted. Re-read every 5 s, so keys can be rotated without a restart. Without it or "
+          + "--cluster-tls-* the cluster is OPEN: anyone who reaches the cluster and data ports can "
+          + "join, read and write.")
   Path clusterSecretFile;
+
+  @Option(names = "--cluster-tls-cert", paramLabel = "<pem>",
+      defaultValue = "${env:KVSTORE_CLUSTER_TLS_CERT}",
+      description = "Run the cluster and data ports over mutual TLS with this node's PEM certificate "
+          + "chain, signed by the cluster CA (needs --cluster-tls-key and --cluster-tls-ca).")
+  Path clusterTlsCert;
+
+  @Option(names = "--cluster-tls-key", paramLabel = "<pem>",
+      defaultValue = "${env:KVSTORE_CLUSTER_TLS_KEY}",
+      description = "The unencrypted PKCS#8 PEM private key of --cluster-tls-cert.")
+  Path clusterTlsKey;
+
+  @Option(names = "--cluster-tls-ca", paramLabel = "<pem>",
+      defaultValue = "${env:KVSTORE_CLUSTER_TLS_CA}",
+      description = "PEM CA certificate(s) that define the cluster: only nodes with a certificate "
+          + "they signed may connect (the JDK's default CAs are not trusted).")
+  Path clusterTlsCa;
+
+  @Option(names = "--cluster-tls-keystore", paramLabel = "<file>",
+      defaultValue = "${env:KVSTORE_CLUSTER_TLS_KEYSTORE}",
+      description = "Cluster TLS from a PKCS12 (or .jks) keystore holding this node's key and "
+          + "certificate instead of PEM files (needs --cluster-tls-keystore-password-file, "
+          + "--cluster-tls-truststore and --cluster-tls-truststore-password-file).")
+  Path clusterTlsKeyStore;
+
+  @Option(names = "--cluster-tls-keystore-password-file", paramLabel = "<file>",
+      defaultValue = "${env:KVSTORE_CLUSTER_TLS_KEYSTORE_PASSWORD_FILE}",
+      description = "File whose first line is the cluster TLS keystore password.")
+  Path clusterTlsKeyStorePasswordFile;
+
+  @Option(names = "--cluster-tls-truststore", paramLabel = "<file>",
+      defaultValue = "${env:KVSTORE_CLUSTER_TLS_TRUSTSTORE}",
+      description = "PKCS12 (or .jks) truststore whose certificates are the cluster CAs.")
+  Path clusterTlsTrustStore;
+
+  @Option(names = "--cluster-tls-truststore-password-file", paramLabel = "<file>",
+      defaultValue = "${env:KVSTORE_CLUSTER_TLS_TRUSTSTORE_PASSWORD_FILE}",
+      description = "File whose first line is the cluster TLS truststore password.")
+  Path clusterTlsTrustStorePasswordFile;
 
   @Option(names = "--tls-cert", paramLabel = "<pem>", defaultValue = "${env:KVSTORE_TLS_CERT}",
       description = "Serve HTTPS with this PEM certificate chain (needs --tls-key).")
@@ -247,6 +288,7 @@ public final class KvServer implements Callable<Integer> {
     if (tlsCert != null && tlsKeyStore != null) {
       throw invalid("use either --tls-cert/--tls-key or --tls-keystore, not both");
     }
+    ServerOptions.ClusterTlsFiles clusterTls = clusterTlsFiles();
     int maxValue = parseSize(maxValueSize);
     String id = nodeId != null && !nodeId.isBlank() ? nodeId.trim() : defaultNodeId(host, clusterPort);
     try {
@@ -259,14 +301,49 @@ public final class KvServer implements Callable<Integer> {
     }
     ServerOptions options = new ServerOptions(id, host, httpPort, clusterPort, data, seeds,
         clusterName.trim(), tokens, maxValue, clusterSecretFile, tlsCert, tlsKey, tlsKeyStore,
-        tlsKeyStorePasswordFile);
+        tlsKeyStorePasswordFile, clusterTls);
     try {
       httpTls(options);
     } catch (IllegalArgumentException e) {
       throw invalid((tlsCert != null ? "--tls-cert/--tls-key: " : "--tls-keystore: ")
           + e.getMessage());
     }
+    if (clusterTls != null) {
+      try {
+        clusterTls.load();
+      } catch (IllegalArgumentException e) {
+        throw invalid((clusterTls.cert() != null
+            ? "--cluster-tls-cert/--cluster-tls-key/--cluster-tls-ca: "
+            : "--cluster-tls-keystore/--cluster-tls-truststore: ") + e.getMessage());
+      }
+    }
     return options;
+  }
+
+  /** The cluster TLS flags, checked to come in one complete set; null when none is given. */
+  private ServerOptions.ClusterTlsFiles clusterTlsFiles() {
+    List<Path> pem = Arrays.asList(clusterTlsCert, clusterTlsKey, clusterTlsCa);
+    List<Path> stores = Arrays.asList(clusterTlsKeyStore, clusterTlsKeyStorePasswordFile,
+        clusterTlsTrustStore, clusterTlsTrustStorePasswordFile);
+    boolean anyPem = pem.stream().anyMatch(p -> p != null);
+    boolean anyStore = stores.stream().anyMatch(p -> p != null);
+    if (anyPem && anyStore) {
+      throw invalid("use either --cluster-tls-cert/--cluster-tls-key/--cluster-tls-ca or "
+          + "--cluster-tls-keystore/--cluster-tls-truststore, not both");
+    }
+    if (anyPem && pem.contains(null)) {
+      throw invalid("--cluster-tls-cert, --cluster-tls-key and --cluster-tls-ca go together");
+    }
+    if (anyStore && stores.contains(null)) {
+      throw invalid("--cluster-tls-keystore, --cluster-tls-keystore-password-file, "
+          + "--cluster-tls-truststore and --cluster-tls-truststore-password-file go together");
+    }
+    if (!anyPem && !anyStore) {
+      return null;
+    }
+    return new ServerOptions.ClusterTlsFiles(clusterTlsCert, clusterTlsKey, clusterTlsCa,
+        clusterTlsKeyStore, clusterTlsKeyStorePasswordFile, clusterTlsTrustStore,
+        clusterTlsTrustStorePasswordFile);
   }
 
   /**
@@ -425,8 +502,10 @@ public final class KvServer implements Callable<Integer> {
         }
       }
       HttpTls tls = httpTls(o);
+      ClusterTls clusterTls = o.clusterTls() == null ? null : o.clusterTls().load();
       KvStore store = KvCluster.builder()
           .keyring(keyring)
+          .tls(clusterTls)
           .nodeId(o.nodeId())
           .clusterName(o.clusterName())
           .host(o.host())
@@ -464,10 +543,11 @@ public final class KvServer implements Callable<Integer> {
             secretReloadInterval.toMillis(), TimeUnit.MILLISECONDS);
       }
       log.info("kvstore node {} ready: {}://{}:{} cluster {} data {} (cluster name '{}', "
-              + "joining {}, HTTP auth {}, cluster secret {})", o.nodeId(),
+              + "joining {}, HTTP auth {}, cluster secret {}, cluster TLS {})", o.nodeId(),
           tls == null ? "http" : "https", o.host(), http.port(), cluster, data,
           o.clusterName(), o.join().isEmpty() ? "nobody" : o.join(),
-          o.authTokens().isEmpty() ? "off" : "on", keyring == null ? "NONE (open cluster)" : keyring);
+          o.authTokens().isEmpty() ? "off" : "on", keyring == null ? "none" : keyring,
+          clusterTls == null ? "off" : clusterTls);
       return new Node(store, http, reloader);
     }
 

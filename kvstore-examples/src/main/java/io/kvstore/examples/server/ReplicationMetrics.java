@@ -48,6 +48,8 @@ final class ReplicationMetrics implements MeterBinder {
     counter(r, "frames.malformed", "malformed frames (connection closed)", s -> s.malformedFrames());
     counter(r, "handshake.failures", "refused or failed data-plane handshakes",
         s -> s.handshakeFailures());
+    counter(r, "tls.failures", "failed cluster TLS handshakes and TLS errors, both planes",
+        s -> s.tlsFailures());
     Gauge.builder("kvstore.replication.peers.connected", this,
             m -> m.read(s -> s.connectedPeers()))
         .description("peers with a working outgoing connection").register(r);

@@ -1,5 +1,6 @@
 package io.kvstore.examples.server;
 
+import io.kvstore.cluster.ClusterTls;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Set;
@@ -17,11 +18,12 @@ import java.util.Set;
  * @param authTokens bearer tokens the HTTP API accepts; empty for an open API
  * @param maxValueBytes the largest value accepted, in bytes
  * @param clusterSecretFile the cluster key file (one key per line, first = primary), re-read while the
- *     node runs so keys can be rotated; null for an open cluster
+ *     node runs so keys can be rotated; null for none
  * @param tlsCert PEM certificate chain for HTTPS, or null
  * @param tlsKey PEM PKCS#8 private key for HTTPS, or null
  * @param tlsKeyStore PKCS12/JKS keystore for HTTPS (instead of PEM), or null
  * @param tlsKeyStorePasswordFile file holding the keystore's password, or null
+ * @param clusterTls the files of mutual TLS with a cluster CA between nodes, or null for plain TCP
  */
 public record ServerOptions(
     String nodeId,
@@ -37,7 +39,36 @@ public record ServerOptions(
     Path tlsCert,
     Path tlsKey,
     Path tlsKeyStore,
-    Path tlsKeyStorePasswordFile) {
+    Path tlsKeyStorePasswordFile,
+    ClusterTlsFiles clusterTls) {
+
+  /**
+   * The files of cluster TLS: PEM files, or a keystore and a truststore with password files. Exactly
+   * one of the two sets is complete; the other is null.
+   *
+   * @param cert PEM certificate chain of this node, or null
+   * @param key PEM PKCS#8 private key of {@code cert}, or null
+   * @param ca PEM CA bundle that defines the cluster, or null
+   * @param keyStore PKCS12/JKS keystore with this node's key and chain, or null
+   * @param keyStorePasswordFile file holding the keystore's password, or null
+   * @param trustStore PKCS12/JKS truststore with the cluster's CAs, or null
+   * @param trustStorePasswordFile file holding the truststore's password, or null
+   */
+  public record ClusterTlsFiles(Path cert, Path key, Path ca, Path keyStore,
+      Path keyStorePasswordFile, Path trustStore, Path trustStorePasswordFile) {
+
+    /**
+     * Loads and checks the files.
+     *
+     * @return the TLS settings
+     * @throws IllegalArgumentException if a file is missing or invalid (the message names it)
+     */
+    public ClusterTls load() {
+      return cert != null ? ClusterTls.pem(cert, key, ca)
+          : ClusterTls.keyStoreWithPasswordFiles(keyStore, keyStorePasswordFile, trustStore,
+              trustStorePasswordFile);
+    }
+  }
 
   /**
    * Copies the collections.
@@ -56,6 +87,7 @@ public record ServerOptions(
    * @param tlsKey PEM private key, or null
    * @param tlsKeyStore keystore, or null
    * @param tlsKeyStorePasswordFile keystore password file, or null
+   * @param clusterTls cluster TLS files, or null
    */
   public ServerOptions {
     join = List.copyOf(join);
@@ -78,7 +110,7 @@ public record ServerOptions(
   public ServerOptions(String nodeId, String host, int httpPort, int clusterPort, int dataPort,
       List<String> join, String clusterName, Set<String> authTokens, int maxValueBytes) {
     this(nodeId, host, httpPort, clusterPort, dataPort, join, clusterName, authTokens, maxValueBytes,
-        null, null, null, null, null);
+        null, null, null, null, null, null);
   }
 
   @Override
@@ -89,6 +121,7 @@ public record ServerOptions(
         + ", clusterName=" + clusterName + ", authTokens=" + authTokens.size() + " configured"
         + ", maxValueBytes=" + maxValueBytes + ", clusterSecretFile=" + clusterSecretFile
         + ", tlsCert=" + tlsCert + ", tlsKey=" + tlsKey + ", tlsKeyStore=" + tlsKeyStore
-        + ", tlsKeyStorePasswordFile=" + tlsKeyStorePasswordFile + "}";
+        + ", tlsKeyStorePasswordFile=" + tlsKeyStorePasswordFile + ", clusterTls=" + clusterTls
+        + "}";
   }
 }
