@@ -35,9 +35,13 @@ final class Frames {
 
   /** "KVS1", first field of the handshake: anything else is not a kvstore peer. */
   static final int MAGIC = 0x4B565331;
-  /** The data-plane protocol version this build speaks (and the lowest it accepts). */
-  static final int PROTOCOL_VERSION = 1;
-  static final int MIN_PROTOCOL_VERSION = 1;
+  /**
+   * The data-plane protocol version this build speaks (and the lowest it accepts). 2: expired puts
+   * carry their value hash and AE_KEYS entries a content fingerprint ({@code Digest.FORMAT} 3);
+   * version-1 nodes are refused at the handshake and ignored in membership.
+   */
+  static final int PROTOCOL_VERSION = 2;
+  static final int MIN_PROTOCOL_VERSION = 2;
 
   /**
    * 1664 KiB: a value at the store's hard limit (1536 KiB) plus 128 KiB for the largest key, node id
@@ -180,13 +184,13 @@ final class Frames {
     if (v != null) {
       size += 8 + varintSize(v.length) + v.length;
     } else if (m.expiresAtMillis() != 0) {
-      size += 8;
+      size += 8 + 4;
     }
     return size;
   }
 
   static int keyVersionSize(KeyVersion kv) {
-    return stringSize(kv.key()) + 8 + stringSize(kv.version().nodeId());
+    return stringSize(kv.key()) + 8 + stringSize(kv.version().nodeId()) + 8;
   }
 
   // ---- encoding --------------------------------------------------------------------------------
@@ -221,6 +225,7 @@ final class Frames {
     } else if (m.expiresAtMillis() != 0) {
       out.writeByte(KIND_EXPIRED);
       out.writeLong(m.expiresAtMillis());
+      out.writeInt(m.valueHash());
     } else {
       out.writeByte(KIND_DELETE);
     }
@@ -341,6 +346,7 @@ final class Frames {
       writeString(out, kv.key());
       out.writeLong(kv.version().timestamp());
       writeString(out, kv.version().nodeId());
+      out.writeLong(kv.fingerprint());
     }
     return out;
   }
@@ -494,13 +500,13 @@ final class Frames {
       case AE_KEYS: {
         long roundId = in.readLong();
         boolean last = readBoolean(in);
-        int n = readCount(in, 11, "key count");
+        int n = readCount(in, 19, "key count");
         List<KeyVersion> keys = new ArrayList<>(n);
         for (int i = 0; i < n; i++) {
           String key = readString(in, MAX_KEY_BYTES, "key");
           long ts = in.readLong();
           String node = readString(in, MAX_NODE_ID_BYTES, "node id");
-          keys.add(new KeyVersion(key, Version.of(ts, node)));
+          keys.add(new KeyVersion(key, Version.of(ts, node), in.readLong()));
         }
         return new AeKeys(roundId, last, keys);
       }
@@ -546,8 +552,10 @@ final class Frames {
       }
       case KIND_DELETE:
         return Mutation.delete(key, version);
-      case KIND_EXPIRED:
-        return Mutation.expired(key, version, in.readLong());
+      case KIND_EXPIRED: {
+        long expiresAt = in.readLong();
+        return Mutation.expired(key, version, expiresAt, in.readInt());
+      }
       default:
         throw new MalformedFrameException("unknown mutation kind " + kind);
     }

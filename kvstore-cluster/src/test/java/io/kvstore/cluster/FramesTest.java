@@ -3,6 +3,7 @@ package io.kvstore.cluster;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import io.kvstore.core.Digest;
 import io.kvstore.core.KeyVersion;
 import io.kvstore.core.Mutation;
 import io.kvstore.core.Version;
@@ -45,7 +46,7 @@ class FramesTest {
         Mutation.put("a", new byte[] {1, 2, 3}, V, 0),
         Mutation.put("ключ/日本/\uD83D\uDE00", new byte[0], V, 1_700_000_100_000L),
         Mutation.delete("gone", Version.of(5, "n:2")),
-        Mutation.expired("ttl", V, 1_700_000_000_500L));
+        Mutation.expired("ttl", V, 1_700_000_000_500L, 0x9abcdef0));
   }
 
   @Test
@@ -111,9 +112,12 @@ class FramesTest {
     assertThat(diff.covered()).isEqualTo(covered);
     assertThat(diff.more()).isTrue();
 
-    List<KeyVersion> kvs = List.of(new KeyVersion("k1", V), new KeyVersion("k\u00e9", V));
+    List<KeyVersion> kvs = List.of(new KeyVersion("k1", V, 42),
+        new KeyVersion("k\u00e9", V, Long.MIN_VALUE), KeyVersion.of(Mutation.delete("k2", V)));
     int kvBytes = kvs.stream().mapToInt(Frames::keyVersionSize).sum();
-    Frames.AeKeys keys = (Frames.AeKeys) roundTrip(Frames.aeKeys(ALLOC, 3, false, kvs, kvBytes));
+    ByteBuf keysFrame = Frames.aeKeys(ALLOC, 3, false, kvs, kvBytes);
+    assertThat(keysFrame.readableBytes()).isEqualTo(1 + 8 + 1 + 1 + kvBytes);
+    Frames.AeKeys keys = (Frames.AeKeys) roundTrip(keysFrame);
     assertThat(keys.keys()).isEqualTo(kvs);
     assertThat(keys.last()).isFalse();
 
@@ -128,6 +132,41 @@ class FramesTest {
 
     Frames.AeAbort abort = (Frames.AeAbort) roundTrip(Frames.aeAbort(ALLOC, 3, "no"));
     assertThat(abort.message()).isEqualTo("no");
+  }
+
+  @Test
+  void expiredPut_carriesItsValueHash_andAZeroHashIsMalformed() {
+    Mutation expired = Mutation.expired("ttl", V, 1_700_000_000_500L, Digest.valueHash(new byte[] {1}));
+    int size = Frames.mutationSize(expired);
+    Frames.MutationBatch batch = (Frames.MutationBatch) roundTrip(
+        Frames.mutations(ALLOC, 1, 0, List.of(expired), size));
+    assertThat(batch.mutations()).containsExactly(expired);
+    assertThat(batch.mutations().get(0).fingerprint())
+        .isEqualTo(Mutation.put("ttl", new byte[] {1}, V, 1_700_000_000_500L).fingerprint());
+
+    ByteBuf zero = Frames.mutations(ALLOC, 1, 0, List.of(expired), size);
+    zero.setInt(zero.writerIndex() - 4, 0); // the value hash is the last field
+    assertThatThrownBy(() -> roundTrip(zero)).isInstanceOf(MalformedFrameException.class)
+        .hasMessageContaining("hash");
+  }
+
+  /** The fuzz corpus keeps valid frames of the current format, so fuzzing starts from real ones. */
+  @ParameterizedTest(name = "{0}")
+  @org.junit.jupiter.params.provider.ValueSource(strings = {"keys", "mutations", "mutations_expired",
+      "pull_response"})
+  void fuzzCorpusFrames_decodeInTheCurrentFormat(String name) throws java.io.IOException {
+    try (java.io.InputStream in = FramesTest.class.getResourceAsStream(
+        "DecoderFuzzTestInputs/dataPlaneFrame/" + name)) {
+      assertThat(in).as(name).isNotNull();
+      assertThat(Frames.decode(Unpooled.wrappedBuffer(in.readAllBytes()))).as(name).isNotNull();
+    }
+  }
+
+  @Test
+  void protocolVersion_isTwo_sinceKeysCarryFingerprints() {
+    // Version 1 had no fingerprints in AE_KEYS and no value hash in expired puts: nodes refuse it.
+    assertThat(Frames.PROTOCOL_VERSION).isEqualTo(2);
+    assertThat(Frames.MIN_PROTOCOL_VERSION).isEqualTo(2);
   }
 
   @Test
@@ -192,6 +231,7 @@ class FramesTest {
     Frames.writeString(buf, "k");
     buf.writeLong(1);
     Frames.writeString(buf, "bad id!");
+    buf.writeLong(0); // fingerprint
     assertThatThrownBy(() -> Frames.decode(buf)).isInstanceOf(MalformedFrameException.class)
         .hasMessageContaining("node id");
     // A boolean byte that is neither 0 nor 1, and an ack bitmap with a bit past its count.

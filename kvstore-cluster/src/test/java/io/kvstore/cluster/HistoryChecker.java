@@ -170,10 +170,15 @@ final class HistoryChecker {
 
   private static Violation checkKey(String key, String node, Cell cell, List<HistoryOp> ops) {
     if (cell != null) {
+      // Usually one write per version; a node restarted empty can reuse a version for another
+      // write, and then the merge's tie-break may keep either: any of them explains the cell.
       HistoryOp writer = null;
       for (HistoryOp op : ops) {
         if (op.candidate() && op.version.equals(cell.version())) {
-          writer = op;
+          String wrote = op.kind == HistoryOp.Kind.DELETE ? null : op.value;
+          if (writer == null || Objects.equals(wrote, cell.value())) {
+            writer = op;
+          }
         }
       }
       if (writer == null) {

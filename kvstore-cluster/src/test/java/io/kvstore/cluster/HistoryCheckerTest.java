@@ -59,6 +59,24 @@ class HistoryCheckerTest {
     assertThat(v.figures().unknown()).isEqualTo(1);
   }
 
+  /** A node restarted empty reused a version: either write may win the tie, both explain it. */
+  @Test
+  void twoWritesOfOneVersion_eitherValueIsExplained_aThirdIsNot() {
+    op(HistoryOp.Kind.PUT, "s", "a", WriteConcern.ONE, HistoryOp.Outcome.OK, 100);
+    op(HistoryOp.Kind.PUT, "s", "b", WriteConcern.ONE, HistoryOp.Outcome.OK, 100);
+    op(HistoryOp.Kind.PUT, "t", "a", WriteConcern.ONE, HistoryOp.Outcome.OK, 100);
+    op(HistoryOp.Kind.PUT, "t", "b", WriteConcern.ONE, HistoryOp.Outcome.OK, 100);
+    op(HistoryOp.Kind.PUT, "u", "a", WriteConcern.ONE, HistoryOp.Outcome.OK, 100);
+    op(HistoryOp.Kind.PUT, "u", "b", WriteConcern.ONE, HistoryOp.Outcome.OK, 100);
+    holds("s", "a", 100, "n1", "n2");
+    holds("t", "b", 100, "n1", "n2");
+    holds("u", "c", 100, "n1", "n2");
+    HistoryChecker.Verdict v = check();
+    assertThat(v.violations()).extracting(HistoryChecker.Violation::kind)
+        .containsExactly(HistoryChecker.Kind.UNEXPLAINED);
+    assertThat(v.violations().get(0).key()).isEqualTo("u");
+  }
+
   @Test
   void unknownWriteThatNeverSpread_isAllowed_butAnAcknowledgedOneIsRequired() {
     op(HistoryOp.Kind.PUT, "u1", "x", WriteConcern.QUORUM, HistoryOp.Outcome.UNKNOWN, 100);

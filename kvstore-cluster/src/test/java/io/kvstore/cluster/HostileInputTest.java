@@ -117,6 +117,20 @@ class HostileInputTest {
     }
   }
 
+  /** Protocol 1 (no content fingerprints in anti-entropy) cannot talk to this build. */
+  @Test
+  void protocolVersion1Peer_isRejected() throws IOException {
+    ByteBuf hello = hello(CLUSTER, "old-build");
+    hello.setShort(1 + 4, 1);
+    hello.setShort(1 + 4 + 2, 1);
+    try (RawPeer peer = dataPeer()) {
+      peer.send(hello);
+      assertThat(peer.read()).isInstanceOfSatisfying(Frames.HelloReject.class,
+          r -> assertThat(r.reason()).isEqualTo(Frames.RejectReason.VERSION_MISMATCH));
+      assertThat(peer.closedByPeer()).isTrue();
+    }
+  }
+
   @Test
   void writesWithoutAHandshake_areNotApplied() throws IOException {
     ReplicationStats before = target().stats();

@@ -4,7 +4,10 @@ package io.kvstore.core;
 public enum ApplyResult {
   /** The mutation was newer than what the store held and is now visible. */
   APPLIED,
-  /** The store already held this version or a newer one; nothing changed (duplicates land here). */
+  /**
+   * The store already held this entry, a newer version, or a different entry of the same version that
+   * wins the tie-break of {@link ReplicaStore#apply(Mutation)}; nothing changed (duplicates land here).
+   */
   IGNORED,
   /** Refused: the writer's clock is further ahead of this node's than {@code maxClockDrift}. */
   REFUSED_CLOCK_DRIFT,
@@ -13,7 +16,8 @@ public enum ApplyResult {
 
   /**
    * Whether the store holds this version or a newer one after the call (an acknowledgement may be
-   * sent).
+   * sent). After a tie-break the store may hold a different entry of this version, which every other
+   * replica also ends up keeping.
    *
    * @return true for {@link #APPLIED} and {@link #IGNORED}
    */

@@ -40,16 +40,25 @@ import org.slf4j.LoggerFactory;
  * it replaces. Reads are lock-free {@code get}s. Listeners are called after the map operation, so a
  * listener always sees its change visible.
  *
- * <p><b>Digest:</b> an {@link AtomicLongArray} of buckets, each the XOR of the entry hashes in it.
- * A standalone store (no replicator) keeps none and computes it when asked, since only replication
- * compares digests. After a write changes a key, the writer XORs out the old entry's hash and XORs in the new one,
+ * <p><b>Digest:</b> an {@link AtomicLongArray} of buckets, each the XOR of the entry hashes in it
+ * (key, version and content fingerprint, see {@link Digest}). A standalone store (no replicator)
+ * keeps none and computes it when asked, since only replication compares digests; nor does it hash
+ * values on its write path. A store with a replicator hashes each written value once (kept in the
+ * entry). After a write changes a key, the writer XORs out the old entry's hash and XORs in the new one,
  * outside the map's lock; XOR commutes, so updates to one bucket need no ordering, and once writes
  * settle every bucket equals the XOR over the map (a digest read mid-write may briefly differ, which
  * costs anti-entropy one needless comparison at most).
  *
+ * <p><b>Ties:</b> two different entries of one key can carry one version only if a node restarted
+ * empty under its old id reused a timestamp. The remote merge then orders them by
+ * {@link Entry#compareSameVersion} (a total order on distinct entries), so every replica keeps the same
+ * one whatever the delivery order; an identical entry is a duplicate and is ignored. Local writes never
+ * tie: they are stamped above what they replace.
+ *
  * <p><b>Expiry and purge:</b> an entry whose TTL passed reads as absent at once. The maintenance sweep
- * turns it into a tombstone that keeps its version and expiry (same digest hash, so replicas that have
- * not swept yet still agree), and purges tombstones once {@code tombstoneGrace} has passed since the
+ * turns it into a tombstone that keeps its version, expiry and value hash (same digest hash, so
+ * replicas that have not swept yet still agree; the tie-break ranks it just above the put it came
+ * from), and purges tombstones once {@code tombstoneGrace} has passed since the
  * delete's timestamp or the expiry. That deadline depends only on the entry, so every replica purges at
  * the same wall-clock time, give or take clock skew.
  */
@@ -291,6 +300,8 @@ final class DefaultKvStore implements KvStore, ReplicaStore {
       throw new StoreClosedException(nodeId);
     }
     long stamp = hlc.now();
+    // For the digest of a store with a replicator; a standalone store computes it only when asked.
+    int valueHash = standalone || value == null ? 0 : Hashing.value(value);
     while (true) {
       Entry cur = map.get(key);
       if (cur == null) {
@@ -314,7 +325,7 @@ final class DefaultKvStore implements KvStore, ReplicaStore {
       // ahead, lengthening a TTL by at most that much.
       long expiresAt = value != null && ttlMillis > 0
           ? expiry(Version.physicalOf(stamp), ttlMillis) : 0;
-      Entry next = Entry.create(value, stamp, nodeId, expiresAt);
+      Entry next = Entry.create(value, stamp, nodeId, expiresAt, valueHash);
       if (cur == null ? map.putIfAbsent(key, next) == null : map.replace(key, cur, next)) {
         if (wasLive != null) {
           wasLive[0] = live;
@@ -452,7 +463,7 @@ final class DefaultKvStore implements KvStore, ReplicaStore {
       return ApplyResult.REFUSED_CLOCK_DRIFT;
     }
     hlc.observe(m.version().timestamp());
-    RemoteMerge r = new RemoteMerge(m);
+    RemoteMerge r = new RemoteMerge(Entry.of(m)); // hashes the value outside the map's lock
     map.compute(m.key(), r);
     if (!r.applied) {
       remoteIgnored.increment();
@@ -473,26 +484,32 @@ final class DefaultKvStore implements KvStore, ReplicaStore {
     return ApplyResult.APPLIED;
   }
 
-  /** The last-writer-wins merge of a remote mutation; one instance per call. */
-  private final class RemoteMerge implements BiFunction<String, Entry, Entry> {
-    private final Mutation m;
+  /**
+   * The last-writer-wins merge of a remote mutation; one instance per call. A higher version wins; an
+   * equal version with different content is decided by {@link Entry#compareSameVersion}; an identical
+   * entry changes nothing.
+   */
+  private static final class RemoteMerge implements BiFunction<String, Entry, Entry> {
+    private final Entry incoming;
     Entry old;
     Entry result;
     boolean applied;
 
-    RemoteMerge(Mutation m) {
-      this.m = m;
+    RemoteMerge(Entry incoming) {
+      this.incoming = incoming;
     }
 
     @Override
     public Entry apply(String key, Entry cur) {
       old = cur;
-      Version v = m.version();
-      if (cur != null && !(Version.compare(v.timestamp(), v.nodeId(), cur.timestamp, cur.nodeId) > 0)) {
-        return cur;
+      if (cur != null) {
+        int c = Version.compare(incoming.timestamp, incoming.nodeId, cur.timestamp, cur.nodeId);
+        if (c < 0 || (c == 0 && Entry.compareSameVersion(incoming, cur) <= 0)) {
+          return cur;
+        }
       }
       applied = true;
-      result = Entry.of(m);
+      result = incoming;
       return result;
     }
   }
@@ -504,7 +521,8 @@ final class DefaultKvStore implements KvStore, ReplicaStore {
       // Nothing compares this store's digest routinely, so writes keep none; compute it (O(entries)).
       map.forEach((key, e) -> {
         long keyHash = Hashing.key(key);
-        copy[Digest.bucketOfHash(keyHash, bucketCount)] ^= Hashing.entry(keyHash, e.timestamp, e.nodeId);
+        copy[Digest.bucketOfHash(keyHash, bucketCount)] ^=
+            Hashing.entry(keyHash, e.timestamp, e.nodeId, e.fingerprint());
       });
       return Digest.wrap(copy);
     }
@@ -520,7 +538,8 @@ final class DefaultKvStore implements KvStore, ReplicaStore {
     for (Map.Entry<String, Entry> me : map.entrySet()) {
       String k = me.getKey();
       if (buckets.get(Digest.bucketOfHash(Hashing.key(k), bucketCount))) {
-        out.add(new KeyVersion(k, me.getValue().version()));
+        Entry e = me.getValue();
+        out.add(new KeyVersion(k, e.version(), e.fingerprint()));
       }
     }
     return out;
@@ -545,10 +564,10 @@ final class DefaultKvStore implements KvStore, ReplicaStore {
     long keyHash = Hashing.key(key);
     long delta = 0;
     if (old != null) {
-      delta ^= Hashing.entry(keyHash, old.timestamp, old.nodeId);
+      delta ^= Hashing.entry(keyHash, old.timestamp, old.nodeId, old.fingerprint());
     }
     if (now != null) {
-      delta ^= Hashing.entry(keyHash, now.timestamp, now.nodeId);
+      delta ^= Hashing.entry(keyHash, now.timestamp, now.nodeId, now.fingerprint());
     }
     if (delta != 0) {
       digest.accumulateAndGet(Digest.bucketOfHash(keyHash, bucketCount), delta, (a, b) -> a ^ b);

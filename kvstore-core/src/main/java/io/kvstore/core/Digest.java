@@ -4,17 +4,45 @@ import java.util.Arrays;
 
 /**
  * An immutable snapshot of a store's anti-entropy digest: a fixed number of buckets by key hash, each
- * the XOR of {@code hash(key, version)} over the entries (live values, tombstones and expired entries)
- * in the bucket.
+ * the XOR of {@code hash(key, version, fingerprint)} over the entries (live values, tombstones and
+ * expired entries) in the bucket.
  *
- * <p>Two stores holding the same keys at the same versions have equal digests; {@link #diff(Digest)}
- * names the buckets whose contents differ, so anti-entropy only exchanges those. The bucket and entry
- * hashes are fixed functions of the key's characters, the version's timestamp and its node id, the same
- * on every JVM and version of kvstore with the same {@link #FORMAT}.
+ * <p>Two stores holding the same entries have equal digests; {@link #diff(Digest)} names the buckets
+ * whose contents differ, so anti-entropy only exchanges those. The hash covers the entry's content,
+ * not only its version: two stores holding different entries under one version (which a node
+ * restarted empty under its old id can cause, see {@link KeyVersion}) get different buckets, so
+ * anti-entropy finds and repairs the difference. A put and the same put after its TTL passed (which
+ * the maintenance sweep turns into a tombstone of the same version) hash alike, so replicas that have
+ * swept and replicas that have not yet still agree.
+ *
+ * <p><b>The functions</b> (format {@value #FORMAT}) are fixed, the same on every JVM and platform and
+ * in every kvstore with the same {@link #FORMAT}. All arithmetic is on 64-bit two's-complement longs,
+ * wrapping; {@code G = 0x9e3779b97f4a7c15}, {@code M1 = 0xbf58476d1ce4e5b9},
+ * {@code M2 = 0x94d049bb133111eb}; {@code mix} is the SplitMix64 finaliser
+ * {@code z = (z ^ (z >>> 30)) * M1; z = (z ^ (z >>> 27)) * M2; return z ^ (z >>> 31)}.
+ * <ul>
+ *   <li>key hash: {@code mix(((long) key.hashCode() << 32) ^ (key.length() * G))}, with Java's
+ *       {@link String#hashCode()} and UTF-16 length; the bucket is {@code (keyHash >>> 40) & (count - 1)}.
+ *   <li>value hash ({@link #valueHash(byte[])}), of {@code n} bytes: {@code h = n * G}; for each whole
+ *       8-byte word {@code w} read little-endian at offsets 0, 8, 16, ... and then, if 1 to 7 bytes
+ *       are left, for those bytes zero-extended into one little-endian word:
+ *       {@code h = Long.rotateLeft(h ^ (w * M1), 31) * M2}; then {@code h = mix(h)} and the result is
+ *       {@code (int) (h ^ (h >>> 32))}, or 1 if that is 0.
+ *   <li>fingerprint ({@link Mutation#fingerprint()}, {@link KeyVersion#fingerprint()}): for a delete
+ *       {@code 0x64656c6574656421}; for a put or an expired put
+ *       {@code mix(mix(expiresAt ^ 0x636f6e74656e7421) ^ (valueHash & 0xffffffffL))} with
+ *       {@code expiresAt} 0 for none.
+ *   <li>entry hash ({@link #entryHash(KeyVersion)}):
+ *       {@code mix(keyHash ^ mix(timestamp + G) ^ (nodeId.hashCode() * M1) ^ fingerprint)}. For one
+ *       key and version it is a bijection of the fingerprint: different fingerprints never hash alike.
+ * </ul>
+ * None is cryptographic. Two different entries of one key and version have equal fingerprints only
+ * if their values' 32-bit hashes collide (about one chance in 2<sup>32</sup>) and their expiries are
+ * equal, or if the fingerprint's own mixing collides.
  */
 public final class Digest {
   /** Identifies the hash functions; nodes compare digests only when this matches. */
-  public static final int FORMAT = 2;
+  public static final int FORMAT = 3;
 
   private final long[] buckets;
 
@@ -116,12 +144,22 @@ public final class Digest {
   /**
    * The contribution of one entry to its bucket.
    *
-   * @param key the key
-   * @param version the version held
+   * @param entry the key, version and content fingerprint of the entry
    * @return the entry hash
    */
-  public static long entryHash(String key, Version version) {
-    return Hashing.entry(Hashing.key(key), version.timestamp(), version.nodeId());
+  public static long entryHash(KeyVersion entry) {
+    return Hashing.entry(Hashing.key(entry.key()), entry.version().timestamp(),
+        entry.version().nodeId(), entry.fingerprint());
+  }
+
+  /**
+   * The 32-bit hash of a value that an entry's fingerprint includes, as specified above; never 0.
+   *
+   * @param value the value bytes
+   * @return the hash
+   */
+  public static int valueHash(byte[] value) {
+    return Hashing.value(value);
   }
 
   @Override

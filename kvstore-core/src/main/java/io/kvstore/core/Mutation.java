@@ -4,11 +4,13 @@ import java.util.Arrays;
 import java.util.Objects;
 
 /**
- * One replicated change: a put (key, value, version, optional expiry) or a delete (a tombstone).
+ * One replicated change: a put (key, value, version, optional expiry), a delete (a tombstone), or a
+ * put whose TTL passed and whose value was dropped ({@link #expired}).
  *
  * <p>This is what a {@link Replicator} carries between nodes and hands to
  * {@link ReplicaStore#apply(Mutation)}. Applying the same mutation twice, or mutations in any order,
- * gives the same state (last-writer-wins by {@link Version}).
+ * gives the same state (last-writer-wins by {@link Version}, with a fixed tie-break between different
+ * mutations of one version: see {@link ReplicaStore#apply(Mutation)}).
  *
  * <p>For speed a mutation holds its value array without copying it; the array must not be modified
  * after the mutation is built, and {@link #valueUnsafe()} must be treated as read-only.
@@ -18,8 +20,11 @@ public final class Mutation {
   private final byte[] value;
   private final Version version;
   private final long expiresAtMillis;
+  /** The dropped value's hash for an expired put; 0 otherwise (a put's is computed from its value). */
+  private final int expiredValueHash;
 
-  private Mutation(String key, byte[] value, Version version, long expiresAtMillis) {
+  private Mutation(String key, byte[] value, Version version, long expiresAtMillis,
+      int expiredValueHash) {
     this.key = Objects.requireNonNull(key, "key");
     this.value = value;
     this.version = Objects.requireNonNull(version, "version");
@@ -27,6 +32,7 @@ public final class Mutation {
       throw new IllegalArgumentException("expiresAtMillis must be >= 0, was " + expiresAtMillis);
     }
     this.expiresAtMillis = expiresAtMillis;
+    this.expiredValueHash = expiredValueHash;
   }
 
   /**
@@ -39,7 +45,7 @@ public final class Mutation {
    * @return the mutation
    */
   public static Mutation put(String key, byte[] value, Version version, long expiresAtMillis) {
-    return new Mutation(key, Objects.requireNonNull(value, "value"), version, expiresAtMillis);
+    return new Mutation(key, Objects.requireNonNull(value, "value"), version, expiresAtMillis, 0);
   }
 
   /**
@@ -50,24 +56,32 @@ public final class Mutation {
    * @return the mutation
    */
   public static Mutation delete(String key, Version version) {
-    return new Mutation(key, null, version, 0);
+    return new Mutation(key, null, version, 0, 0);
   }
 
   /**
    * A put whose TTL has passed and whose value a node already dropped. It ranks by version like the
    * original put and reads as absent everywhere, like a delete; it keeps the expiry so every replica
-   * purges it at the same time.
+   * purges it at the same time, and the dropped value's hash so its {@link #fingerprint()} (and a
+   * digest's view of it) stays that of the put: replicas that expired it and replicas that did not yet
+   * still agree.
    *
    * @param key the key
    * @param version the version of the expired put
    * @param expiresAtMillis when it expired, epoch millis, positive
+   * @param valueHash {@link Digest#valueHash(byte[])} of the value it had; never 0
    * @return the mutation
+   * @throws IllegalArgumentException if the expiry is not positive or the value hash is 0
    */
-  public static Mutation expired(String key, Version version, long expiresAtMillis) {
+  public static Mutation expired(String key, Version version, long expiresAtMillis, int valueHash) {
     if (expiresAtMillis <= 0) {
       throw new IllegalArgumentException("an expired put needs its expiry, was " + expiresAtMillis);
     }
-    return new Mutation(key, null, version, expiresAtMillis);
+    if (valueHash == 0) {
+      throw new IllegalArgumentException(
+          "an expired put needs the hash of its value (Digest.valueHash never returns 0)");
+    }
+    return new Mutation(key, null, version, expiresAtMillis, valueHash);
   }
 
   /**
@@ -107,6 +121,28 @@ public final class Mutation {
   }
 
   /**
+   * The value's hash, {@link Digest#valueHash(byte[])}: computed from the value for a put (each call
+   * hashes it again), the carried hash for an expired put, 0 for a delete.
+   *
+   * @return the value hash, or 0 for a delete
+   */
+  public int valueHash() {
+    return value != null ? Hashing.value(value) : expiredValueHash;
+  }
+
+  /**
+   * The content fingerprint of the entry this mutation makes, as {@link KeyVersion#fingerprint()}
+   * carries it: equal for a put and its {@link #expired} form, different (but for hash collisions)
+   * for any two other mutations of one key and version. See {@link Digest} for the function.
+   *
+   * @return the fingerprint
+   */
+  public long fingerprint() {
+    return value == null && expiresAtMillis == 0 ? Hashing.DELETE_FINGERPRINT
+        : Hashing.content(expiresAtMillis, valueHash());
+  }
+
+  /**
    * Whether this carries no value: a delete, or a put that {@link #expired expired}.
    *
    * @return true for a tombstone
@@ -118,18 +154,21 @@ public final class Mutation {
   @Override
   public boolean equals(Object o) {
     return o instanceof Mutation m && m.key.equals(key) && m.version.equals(version)
-        && m.expiresAtMillis == expiresAtMillis && Arrays.equals(m.value, value);
+        && m.expiresAtMillis == expiresAtMillis && m.expiredValueHash == expiredValueHash
+        && Arrays.equals(m.value, value);
   }
 
   @Override
   public int hashCode() {
-    return Objects.hash(key, version, expiresAtMillis) * 31 + Arrays.hashCode(value);
+    return (Objects.hash(key, version, expiresAtMillis) * 31 + Arrays.hashCode(value)) * 31
+        + expiredValueHash;
   }
 
   @Override
   public String toString() {
     return (value == null ? (expiresAtMillis == 0 ? "delete(" : "expired(") : "put(") + key + ", " + version
         + (value == null ? "" : ", " + value.length + " bytes")
-        + (expiresAtMillis == 0 ? "" : ", expires " + expiresAtMillis) + ")";
+        + (expiresAtMillis == 0 ? "" : ", expires " + expiresAtMillis)
+        + (expiredValueHash == 0 ? "" : ", value hash " + Integer.toHexString(expiredValueHash)) + ")";
   }
 }

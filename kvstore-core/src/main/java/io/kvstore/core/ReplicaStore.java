@@ -26,6 +26,24 @@ public interface ReplicaStore {
    * applied change once, with {@link ChangeEvent.Origin#REMOTE}. Never throws for a bad mutation: it
    * refuses it and counts it.
    *
+   * <p>The higher {@link Version} wins. Two different entries of one version (possible only when a
+   * node restarted empty under its old id reuses a timestamp, see {@link KeyVersion}) are ordered by
+   * a fixed rule, so every replica keeps the same one whatever the order of delivery:
+   * <ol>
+   *   <li>a delete beats everything else;
+   *   <li>then the later expiry wins, no expiry counting as the latest;
+   *   <li>then the higher {@link Digest#valueHash(byte[]) value hash}, compared unsigned (an expired
+   *       put keeps the hash of the value it dropped);
+   *   <li>then a put's {@link Mutation#expired expired} form beats the put itself (what the
+   *       maintenance sweep makes of it);
+   *   <li>then the value bytes, compared unsigned lexicographically
+   *       ({@link java.util.Arrays#compareUnsigned(byte[], byte[])}).
+   * </ol>
+   * Only identical entries compare equal, so the merge stays commutative, associative and idempotent;
+   * an identical entry is a duplicate and is {@link ApplyResult#IGNORED}. Because the value hash
+   * decides before the expired flag, a put beats another put exactly when its expired form beats the
+   * other's expired form: the winner does not depend on which replica's sweep ran first.
+   *
    * @param mutation the mutation
    * @return what happened; {@link ApplyResult#isHeld()} tells whether an acknowledgement is due
    */
@@ -33,14 +51,15 @@ public interface ReplicaStore {
 
   /**
    * A snapshot of the anti-entropy digest, maintained in O(1) per change by a store with a replicator
-   * (a standalone store keeps none and computes it here, in O(entries)).
+   * (a standalone store keeps none and computes it here, in O(entries), hashing every value).
    *
    * @return the digest
    */
   Digest digest();
 
   /**
-   * The keys and versions (live, deleted or expired) in the given buckets.
+   * The keys, versions and content fingerprints of the entries (live, deleted or expired) in the given
+   * buckets: what anti-entropy compares ({@link AntiEntropy#compare}).
    *
    * @param buckets bucket indexes of {@link #digest()}
    * @return one entry per key held in those buckets, in no particular order

@@ -7,8 +7,12 @@ import java.util.Objects;
  *
  * <p>Versions are totally ordered: first by timestamp (physical milliseconds, then the logical
  * counter), then by node id. The higher version wins a last-writer-wins merge, so every node picks the
- * same winner whatever order it sees the writes in. A node never issues the same timestamp twice, so a
- * version names exactly one write.
+ * same winner whatever order it sees the writes in. A running node never issues the same timestamp
+ * twice, so a version normally names exactly one write. A node restarted empty under the same node id
+ * can reuse a timestamp it issued before the restart (when its clock had been pushed ahead of real
+ * time); then two different writes share a version. The merge breaks such ties by the entries' content
+ * (see {@link ReplicaStore#apply(Mutation)}) and anti-entropy compares content fingerprints
+ * ({@link KeyVersion}), so replicas still converge on one of them.
  *
  * <p>The timestamp packs physical milliseconds since the epoch into the upper 48 bits and a logical
  * counter into the lower 16 bits. {@link #toString()} gives the compact form

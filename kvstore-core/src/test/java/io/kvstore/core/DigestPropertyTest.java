@@ -9,7 +9,6 @@ import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.SplittableRandom;
-import java.util.TreeMap;
 import java.util.TreeSet;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterEach;
@@ -123,9 +122,13 @@ class DigestPropertyTest {
         assertThat(listed).as(ctx).isEqualTo(held);
       }
 
-      // Digests are exactly the XOR of the public entry hashes.
+      // Digests are exactly the XOR of the public entry hashes; keyVersions carry the fingerprints
+      // of the entries mutations() returns.
       for (DefaultKvStore s : List.of(a, b)) {
-        assertThat(s.digest()).as(ctx).isEqualTo(Stores.digestOf(Stores.heldVersions(s), buckets));
+        assertThat(s.digest()).as(ctx).isEqualTo(Stores.digestOf(Stores.rawState(s).values(), buckets));
+        assertThat(Stores.heldEntries(s).values()).as(ctx)
+            .containsExactlyElementsOf(Stores.rawState(s).values().stream().map(KeyVersion::of)
+                .toList());
       }
     });
   }
@@ -188,10 +191,9 @@ class DigestPropertyTest {
       assertThat(s.runMaintenance()).isEqualTo(last.purged().size());
 
       String ctx = Seeds.describe(seed, "history %s", history);
-      TreeMap<String, Version> expectedVersions = model.versions();
-      assertThat(Stores.heldVersions(s)).as(ctx).isEqualTo(expectedVersions);
+      assertThat(Stores.heldEntries(s)).as(ctx).isEqualTo(model.keyVersions());
       assertThat(Stores.rawState(s)).as(ctx).isEqualTo(model.raw());
-      Digest expectedDigest = Stores.digestOf(expectedVersions, buckets);
+      Digest expectedDigest = Stores.digestOf(model.raw().values(), buckets);
       assertThat(s.digest()).as(ctx).isEqualTo(expectedDigest);
 
       // A store given only the final state has the same digest.
@@ -202,6 +204,134 @@ class DigestPropertyTest {
       assertThat(direct.digest()).as(ctx).isEqualTo(s.digest());
       assertThat(direct.digest().diff(s.digest())).as(ctx).isEmpty();
     });
+  }
+
+  /** How two replicas can hold different entries of one key under one version. */
+  private enum Twin {
+    OTHER_VALUE, OTHER_EXPIRY, DELETE_VS_PUT, EXPIRED_VS_OTHER_PUT, EXPIRED_VS_DELETE,
+    /** Not different: a put and its own expired form, which hash alike on purpose. */
+    PUT_VS_ITS_EXPIRED_FORM
+  }
+
+  @ParameterizedTest(name = Seeds.NAME)
+  @MethodSource("io.kvstore.core.Seeds#seeds")
+  void equalVersionsWithDifferentContent_landInDifferingBuckets_andAntiEntropyMakesStoresIdentical(
+      long seed) {
+    Seeds.run(seed, r -> {
+      int buckets = BUCKET_COUNTS[r.nextInt(BUCKET_COUNTS.length)];
+      ManualClock clock = new ManualClock(ManualClock.T0 + 60_000);
+      DefaultKvStore a = store("a", clock, buckets); // digest kept up to date on every write
+      DefaultKvStore b = store("b", clock, buckets); // digest computed when asked
+      List<String> keys = new ArrayList<>();
+      for (int i = 0, n = 1 + r.nextInt(40); i < n; i++) {
+        keys.add("key-" + i);
+      }
+      Set<String> differing = new TreeSet<>();
+      Set<String> sameButForTheSweep = new TreeSet<>();
+      List<String> history = new ArrayList<>();
+      for (String k : keys) {
+        if (r.nextInt(3) == 0) {
+          Mutation base = Mutation.put(k, bytes(r), Version.of(ManualClock.T0 + r.nextInt(1_000),
+              0, "writer"), 0);
+          a.apply(base);
+          b.apply(base);
+        }
+        if (r.nextInt(2) == 0) {
+          continue;
+        }
+        // The same version, newer than the base, with different contents on the two replicas.
+        Version v = Version.of(ManualClock.T0 + 2_000 + r.nextInt(1_000), r.nextInt(4), "reused");
+        Twin twin = Twin.values()[r.nextInt(Twin.values().length)];
+        Mutation[] pair = twins(r, k, v, twin);
+        boolean flip = r.nextBoolean();
+        Mutation toA = pair[flip ? 1 : 0];
+        Mutation toB = pair[flip ? 0 : 1];
+        history.add(twin + ": a got " + toA + ", b got " + toB);
+        assertThat(a.apply(toA)).as(Seeds.describe(seed, "apply %s", toA))
+            .isEqualTo(ApplyResult.APPLIED);
+        assertThat(b.apply(toB)).as(Seeds.describe(seed, "apply %s", toB))
+            .isEqualTo(ApplyResult.APPLIED);
+        (twin == Twin.PUT_VS_ITS_EXPIRED_FORM ? sameButForTheSweep : differing).add(k);
+      }
+      String ctx = Seeds.describe(seed, "%d buckets, %s", buckets, history);
+
+      // The digests differ exactly in the buckets of the keys whose entries differ.
+      int[] expected = bucketsOf(differing, buckets);
+      assertThat(a.digest().diff(b.digest())).as(ctx).containsExactly(expected);
+      BitSet diffBits = new BitSet();
+      for (int i : expected) {
+        diffBits.set(i);
+      }
+      // Anti-entropy moves exactly those keys, both ways (the version cannot say who wins).
+      AntiEntropy.Plan plan = AntiEntropy.compare(a.keyVersions(diffBits), b.keyVersions(diffBits));
+      assertThat(new TreeSet<>(plan.push())).as(ctx).isEqualTo(differing);
+      assertThat(new TreeSet<>(plan.pull())).as(ctx).isEqualTo(differing);
+
+      // Crossed messages: each side sends what it held before receiving anything.
+      List<Mutation> pushed = a.mutations(plan.push());
+      List<Mutation> pulled = b.mutations(plan.pull());
+      pushed.forEach(b::apply);
+      pulled.forEach(a::apply);
+      assertThat(a.digest()).as(ctx).isEqualTo(b.digest())
+          .isEqualTo(Stores.digestOf(Stores.rawState(b).values(), buckets));
+      assertThat(Stores.heldEntries(a)).as(ctx).isEqualTo(Stores.heldEntries(b));
+      for (String k : differing) {
+        Mutation winner = Stores.rawState(a).get(k);
+        assertThat(Stores.rawState(b).get(k)).as(ctx).isEqualTo(winner);
+        Mutation loser = pushed.stream().filter(m -> m.key().equals(k)).findFirst().orElseThrow();
+        if (loser.equals(winner)) {
+          loser = pulled.stream().filter(m -> m.key().equals(k)).findFirst().orElseThrow();
+        }
+        assertThat(LwwModel.SAME_VERSION.compare(winner, loser)).as(ctx + " winner of " + k)
+            .isPositive();
+      }
+      // A put and its expired form differ only until both replicas have swept.
+      a.runMaintenance();
+      b.runMaintenance();
+      assertThat(Stores.rawState(a)).as(ctx).isEqualTo(Stores.rawState(b));
+      assertThat(a.digest()).as(ctx).isEqualTo(b.digest());
+      assertThat(sameButForTheSweep).as(ctx).allMatch(k -> a.get(k).isEmpty());
+    });
+  }
+
+  /** Two mutations of {@code key} at {@code v}, different entries except for the last kind. */
+  private static Mutation[] twins(SplittableRandom r, String key, Version v, Twin twin) {
+    long past = v.physicalMillis() + 1 + r.nextInt(50_000); // before the clock (T0 + 60 s)
+    long future = ManualClock.T0 + 120_000 + r.nextInt(50_000);
+    long[] expiries = {0, past, future};
+    long e = expiries[r.nextInt(3)];
+    byte[] x = bytes(r);
+    byte[] y = otherThan(r, x);
+    switch (twin) {
+      case OTHER_VALUE:
+        return new Mutation[] {Mutation.put(key, x, v, e), Mutation.put(key, y, v, e)};
+      case OTHER_EXPIRY: {
+        long e2 = e == 0 ? past : e + 1 + r.nextInt(1_000);
+        return new Mutation[] {Mutation.put(key, x, v, e), Mutation.put(key, x, v, e2)};
+      }
+      case DELETE_VS_PUT:
+        return new Mutation[] {Mutation.delete(key, v), Mutation.put(key, x, v, e)};
+      case EXPIRED_VS_OTHER_PUT:
+        return new Mutation[] {Mutation.expired(key, v, past, Digest.valueHash(x)),
+            Mutation.put(key, y, v, r.nextBoolean() ? past : e)};
+      case EXPIRED_VS_DELETE:
+        return new Mutation[] {Mutation.expired(key, v, past, Digest.valueHash(x)),
+            Mutation.delete(key, v)};
+      case PUT_VS_ITS_EXPIRED_FORM:
+        return new Mutation[] {Mutation.put(key, x, v, past),
+            Mutation.expired(key, v, past, Digest.valueHash(x))};
+      default:
+        throw new AssertionError(twin);
+    }
+  }
+
+  private static byte[] otherThan(SplittableRandom r, byte[] x) {
+    while (true) {
+      byte[] y = r.nextInt(4) == 0 ? java.util.Arrays.copyOf(x, x.length + 1) : bytes(r);
+      if (!java.util.Arrays.equals(x, y)) {
+        return y;
+      }
+    }
   }
 
   private static byte[] bytes(SplittableRandom r) {

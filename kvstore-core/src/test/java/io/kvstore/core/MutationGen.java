@@ -9,12 +9,14 @@ import java.util.SplittableRandom;
 /**
  * Random mutations of a few keys, built to hit the merge's corner cases: many versions share a
  * timestamp and differ only in node id, the same write is delivered again, deletes and expired puts mix
- * with live puts, and empty values occur.
+ * with live puts, empty values occur, and different writes share a version.
  *
- * <p>A version names exactly one write (as in a real cluster): the generator remembers the write it
- * made for each (key, version) and hands out the same write again when it draws that version again.
- * The only other form a write may take is the one a replica holds after its TTL passed: a put whose
- * expiry is at or before {@code now} may come back as {@link Mutation#expired}, and the reverse.
+ * <p>Usually a version names one write (as in a running cluster): the generator remembers the writes
+ * it made for each (key, version) and mostly hands one of them out again when it draws that version
+ * again. Sometimes it makes a twin instead: a different write under the same version (what a node
+ * restarted empty under its old id can do by reusing a timestamp): another value, the same value with
+ * another expiry, a delete, or a fresh random write. A put whose expiry is at or before {@code now}
+ * may come back as {@link Mutation#expired}, the form a replica holds after its TTL passed.
  */
 final class MutationGen {
   private static final List<String> KEY_POOL = List.of("k0", "k1", "k2", "k3", "k4", "user:1",
@@ -24,7 +26,7 @@ final class MutationGen {
   private final SplittableRandom r;
   private final long now;
   private final List<String> keys;
-  private final Map<String, Map<Version, Mutation>> issued = new HashMap<>();
+  private final Map<String, Map<Version, List<Mutation>>> issued = new HashMap<>();
   private int timeOffset;
 
   /**
@@ -76,13 +78,34 @@ final class MutationGen {
     // Few distinct timestamps, so equal timestamps with different node ids are common.
     Version v = Version.of(ManualClock.T0 + timeOffset + r.nextInt(6), r.nextInt(3),
         Seeds.pick(r, NODES));
-    Map<Version, Mutation> ofKey = issued.computeIfAbsent(key, k -> new HashMap<>());
-    Mutation canonical = ofKey.get(v);
-    if (canonical == null) {
+    List<Mutation> ofVersion = issued.computeIfAbsent(key, k -> new HashMap<>())
+        .computeIfAbsent(v, x -> new ArrayList<>());
+    Mutation canonical;
+    if (ofVersion.isEmpty()) {
       canonical = fresh(key, v);
-      ofKey.put(v, canonical);
+      ofVersion.add(canonical);
+    } else if (r.nextInt(4) == 0) {
+      canonical = twin(Seeds.pick(r, ofVersion));
+      ofVersion.add(canonical);
+    } else {
+      canonical = Seeds.pick(r, ofVersion);
     }
     return formOf(canonical);
+  }
+
+  /** A different write (or, by chance, the same one) under the version of {@code m}. */
+  private Mutation twin(Mutation m) {
+    int kind = r.nextInt(4);
+    if (kind == 0 && !m.isDelete()) { // same value, another expiry
+      return Mutation.put(m.key(), m.valueUnsafe(), m.version(), expiry());
+    }
+    if (kind == 1 && !m.isDelete()) { // same expiry, another value
+      return Mutation.put(m.key(), value(), m.version(), m.expiresAtMillis());
+    }
+    if (kind == 2) {
+      return Mutation.delete(m.key(), m.version());
+    }
+    return fresh(m.key(), m.version());
   }
 
   private Mutation fresh(String key, Version v) {
@@ -90,24 +113,29 @@ final class MutationGen {
     if (kind < 3) {
       return Mutation.delete(key, v);
     }
+    return Mutation.put(key, value(), v, expiry());
+  }
+
+  private byte[] value() {
     byte[] value = new byte[r.nextInt(5)];
     r.nextBytes(value);
-    long expiresAt;
+    return value;
+  }
+
+  private long expiry() {
     int ttlKind = r.nextInt(10);
     if (ttlKind < 6) {
-      expiresAt = 0;
+      return 0;
     } else if (ttlKind < 8) {
-      expiresAt = now + 1 + r.nextInt(3_600_000); // still live at now
-    } else {
-      expiresAt = ManualClock.T0 + 1 + r.nextInt((int) Math.max(1, now - ManualClock.T0)); // passed
+      return now + 1 + r.nextInt(3_600_000); // still live at now
     }
-    return Mutation.put(key, value, v, expiresAt);
+    return ManualClock.T0 + 1 + r.nextInt((int) Math.max(1, now - ManualClock.T0)); // passed
   }
 
   /** The canonical write, or (half the time, for a put whose TTL passed) its expired form. */
   private Mutation formOf(Mutation m) {
     if (!m.isDelete() && m.expiresAtMillis() != 0 && m.expiresAtMillis() <= now && r.nextBoolean()) {
-      return Mutation.expired(m.key(), m.version(), m.expiresAtMillis());
+      return Mutation.expired(m.key(), m.version(), m.expiresAtMillis(), m.valueHash());
     }
     return m;
   }

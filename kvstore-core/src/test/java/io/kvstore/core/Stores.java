@@ -4,8 +4,8 @@ import java.time.Duration;
 import java.time.InstantSource;
 import java.util.ArrayList;
 import java.util.BitSet;
+import java.util.Collection;
 import java.util.List;
-import java.util.Map;
 import java.util.TreeMap;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ScheduledExecutorService;
@@ -104,6 +104,17 @@ final class Stores {
     return out;
   }
 
+  /** Every key the store holds with its version and content fingerprint, sorted by key. */
+  static TreeMap<String, KeyVersion> heldEntries(ReplicaStore store) {
+    TreeMap<String, KeyVersion> out = new TreeMap<>();
+    for (KeyVersion kv : store.keyVersions(allBuckets(store))) {
+      if (out.put(kv.key(), kv) != null) {
+        throw new AssertionError("keyVersions listed " + kv.key() + " twice");
+      }
+    }
+    return out;
+  }
+
   /** Every entry the store holds as the mutation it would send, sorted by key. */
   static TreeMap<String, Mutation> rawState(ReplicaStore store) {
     TreeMap<String, Mutation> out = new TreeMap<>();
@@ -113,10 +124,15 @@ final class Stores {
     return out;
   }
 
-  /** The digest that {@code versions} must produce, computed from scratch with the public hashes. */
-  static Digest digestOf(Map<String, Version> versions, int bucketCount) {
+  /**
+   * The digest a store holding exactly these entries must have, computed from scratch with the public
+   * hashes ({@link Mutation#fingerprint()}, {@link Digest#entryHash(KeyVersion)}).
+   */
+  static Digest digestOf(Collection<Mutation> entries, int bucketCount) {
     long[] buckets = new long[bucketCount];
-    versions.forEach((k, v) -> buckets[Digest.bucketOf(k, bucketCount)] ^= Digest.entryHash(k, v));
+    for (Mutation m : entries) {
+      buckets[Digest.bucketOf(m.key(), bucketCount)] ^= Digest.entryHash(KeyVersion.of(m));
+    }
     return Digest.of(buckets);
   }
 

@@ -158,10 +158,12 @@ class ValueTypesTest {
         .isInstanceOf(NullPointerException.class);
     assertThatThrownBy(() -> Mutation.put("k", new byte[0], v, -1))
         .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("-1");
-    assertThatThrownBy(() -> Mutation.expired("k", v, 0))
+    assertThatThrownBy(() -> Mutation.expired("k", v, 0, 1))
         .isInstanceOf(IllegalArgumentException.class);
+    assertThatThrownBy(() -> Mutation.expired("k", v, 5, 0))
+        .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("hash");
     assertThat(Mutation.delete("k", v).isDelete()).isTrue();
-    assertThat(Mutation.expired("k", v, 5).isDelete()).isTrue();
+    assertThat(Mutation.expired("k", v, 5, 1).isDelete()).isTrue();
     assertThat(Mutation.put("k", new byte[0], v, 5).isDelete()).isFalse();
   }
 }

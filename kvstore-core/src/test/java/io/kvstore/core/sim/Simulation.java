@@ -53,6 +53,13 @@ final class Simulation implements AutoCloseable {
     double partitionChangeRate = 0.04;
     double antiEntropyRate = 0.03;
     double maintenanceRate = 0.01;
+    /**
+     * Per tick, the chance that a node writes a key again under a version it already used for it, as
+     * a node restarted empty under its old id can; the write reaches one random store (the rest of its
+     * fan-out lost), which may already hold the earlier write, so anti-entropy alone must tell the two
+     * apart and spread the one that wins the tie.
+     */
+    double versionReuseRate = 0.03;
     int chunkSize = 3;
     int digestBuckets = 16;
     /** Null: drawn from the seed. */
@@ -145,6 +152,9 @@ final class Simulation implements AutoCloseable {
         long ttl = rnd.nextDouble() < settings.ttlShare ? 1 + rnd.nextLong(settings.maxTtlMillis) : 0;
         put(node, key, ttl);
       }
+    }
+    if (rnd.nextDouble() < settings.versionReuseRate) {
+      reuseVersion();
     }
     maybeBackgroundWork();
     network.step();
@@ -244,6 +254,36 @@ final class Simulation implements AutoCloseable {
     model.accept(new LwwModel.Write(tick, node, key, v, value,
         ttlMillis > 0 ? v.physicalMillis() + ttlMillis : 0));
     return v;
+  }
+
+  /**
+   * A node writes again, with other content, under a version it used before for the same key: a put of
+   * a new value (same or other expiry) or a delete. Applied to one random store only.
+   */
+  void reuseVersion() {
+    List<LwwModel.Write> candidates = new ArrayList<>();
+    for (String key : model.keys()) {
+      // Mostly the current winner of a key, so the tie decides the final state.
+      candidates.add(rnd.nextInt(4) != 0 ? model.winner(key).orElseThrow()
+          : model.history(key).get(rnd.nextInt(model.history(key).size())));
+    }
+    if (candidates.isEmpty()) {
+      return;
+    }
+    LwwModel.Write earlier = candidates.get(rnd.nextInt(candidates.size()));
+    String value = rnd.nextInt(4) == 0 ? null : "v" + (++writes) + "@" + earlier.node() + "/t" + tick
+        + "/reused";
+    long expiresAt = value == null ? 0 : rnd.nextBoolean() ? earlier.expiresAt()
+        : earlier.version().physicalMillis() + 1 + rnd.nextLong(settings.maxTtlMillis);
+    Mutation m = value == null ? Mutation.delete(earlier.key(), earlier.version())
+        : Mutation.put(earlier.key(), value.getBytes(StandardCharsets.UTF_8), earlier.version(),
+            expiresAt);
+    String receiver = ids.get(rnd.nextInt(ids.size()));
+    cluster.replicaStore(receiver).apply(m);
+    model.acceptReuse(new LwwModel.Write(tick, earlier.node(), earlier.key(), earlier.version(), value,
+        expiresAt));
+    event("reuse of " + earlier.version() + " by " + earlier.node() + ", received by " + receiver + ": "
+        + m);
   }
 
   Version delete(String node, String key) {

@@ -49,6 +49,8 @@ class SimulationTest {
       sim.healAndVerify();
       assertThat(sim.model.size()).as("%s: the workload wrote", Seeds.describe(seed))
           .isGreaterThan(100);
+      assertThat(sim.model.reused()).as("%s: writes reused a version", Seeds.describe(seed))
+          .isPositive();
     }
   }
 
