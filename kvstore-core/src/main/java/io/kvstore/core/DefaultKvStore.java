@@ -35,10 +35,9 @@ import org.slf4j.LoggerFactory;
  * is one atomic map operation on its key: a remote write is a {@code compute} (the LWW merge inside
  * it); a local write reads the current entry, decides, and commits with {@code putIfAbsent} or
  * {@code replace} of exactly the entry it read, deciding again if another write got in between (so no
- * function object and no second lock). A local write is stamped after it reads: every entry was
- * stamped by or observed into this node's clock before it became visible, so the stamp is newer than
- * what it replaces (if it ever were not, the write observes that version and is stamped again), and a
- * local write always beats what it replaces. Reads are lock-free {@code get}s. Listeners are called after the map operation, so a
+ * function object and no second lock). A local write is stamped before it reads; if what it replaces
+ * is not older, it is stamped again after observing that version, so a local write always beats what
+ * it replaces. Reads are lock-free {@code get}s. Listeners are called after the map operation, so a
  * listener always sees its change visible.
  *
  * <p><b>Digest:</b> an {@link AtomicLongArray} of buckets, each the XOR of the entry hashes in it
@@ -300,6 +299,7 @@ final class DefaultKvStore implements KvStore, ReplicaStore {
       Keys.validate(key, maxKeyBytes); // invalid input is reported as such, closed or not
       throw new StoreClosedException(nodeId);
     }
+    long stamp = hlc.now();
     // For the digest of a store with a replicator; a standalone store computes it only when asked.
     int valueHash = standalone || value == null ? 0 : Hashing.value(value);
     while (true) {
@@ -316,13 +316,6 @@ final class DefaultKvStore implements KvStore, ReplicaStore {
       if (expected != null && !(live && cur.sameVersion(expected))) {
         throw conditionFailed(key, options, live ? cur : null);
       }
-      // Stamped after the read, not before: reading the clock first cost about a third of put
-      // throughput (JMH, see docs/BENCHMARKS.md), most likely because the ordered time-stamp-counter
-      // read waits for outstanding loads, which serialised the lookup's cache misses behind the value
-      // copy's. And every entry in the map was stamped by this clock or observed into it before it
-      // became visible, so a stamp taken after reading it is already newer: the branch below is a
-      // guard. A failed condition no longer consumes a tick either.
-      long stamp = hlc.now();
       if (cur != null && !(Version.compare(stamp, nodeId, cur.timestamp, cur.nodeId) > 0)) {
         hlc.observe(cur.timestamp);
         stamp = hlc.now();
