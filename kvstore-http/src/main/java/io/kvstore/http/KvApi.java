@@ -43,11 +43,13 @@ final class KvApi {
   private final KvStore store;
   private final KvHttpServerConfig config;
   private final StoreCalls calls;
+  private final Bodies bodies;
 
   KvApi(KvStore store, KvHttpServerConfig config) {
     this.store = store;
     this.config = config;
     this.calls = new StoreCalls(store);
+    this.bodies = new Bodies(config);
   }
 
   // ---- the documented API ----------------------------------------------------------------------
@@ -55,7 +57,7 @@ final class KvApi {
   void put(Context ctx) {
     QueryParams.parse(ctx.queryString(), NONE);
     Bodies.requireJson(ctx);
-    JsonNode body = Json.parse(Bodies.read(ctx, config.maxBodyBytes(), Routes.deadline(ctx, config)));
+    JsonNode body = Json.parse(bodies.read(ctx, Routes.deadline(ctx, config)));
     if (!body.isObject()) {
       throw new ApiError(400, "invalid_json", "the body must be a JSON object like "
           + "{\"key\": \"k\", \"value\": \"v\"}, not " + typeOf(body));
@@ -197,7 +199,7 @@ final class KvApi {
       throw new ApiError(400, "invalid_precondition",
           "on writes only If-None-Match: * (create only) is supported");
     }
-    byte[] value = Bodies.read(ctx, config.maxBodyBytes(), Routes.deadline(ctx, config));
+    byte[] value = bodies.read(ctx, Routes.deadline(ctx, config));
     if (ifMatch != null) {
       options = options.ifVersion(matchingVersion(key, ifMatch));
     } else if (ifNoneMatch != null) {
