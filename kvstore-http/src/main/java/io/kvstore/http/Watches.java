@@ -174,11 +174,17 @@ final class Watches {
           finish();
           return done;
         }
+        // The first comment is queued ahead of every change, and can only be written (with the
+        // headers) once the listener is registered, so a client that sees it is watching.
+        queue.offer(() -> send(WATCHING));
         registration = store.addListener(prefix, this::write, this);
-        // Headers and a first comment go out only now, so a client that sees them is watching.
-        enqueue(() -> send(WATCHING));
-        started = true;
+        if (finished.get()) {
+          registration.close(); // the server closed meanwhile
+          return done;
+        }
         out.setWriteListener(this); // Jetty calls onWritePossible: the first drain
+        started = true;
+        scheduleDrain(); // for changes queued before started was set
         scheduleHeartbeat();
         return done;
       } catch (IOException | RuntimeException e) {
@@ -207,13 +213,20 @@ final class Watches {
     }
 
     private void overflow() {
-      ending = true;
+      // Under the drain's lock: a drain must never see the emptied queue before the overflow event
+      // is in it, or it would end the stream without it. The lock is only ever held briefly.
+      synchronized (this) {
+        if (ending) {
+          return;
+        }
+        ending = true;
+        queue.clear();
+        queue.offer(() -> send(OVERFLOW));
+      }
       Registration r = registration;
       if (r != null) {
         r.close();
       }
-      queue.clear();
-      queue.offer(() -> send(OVERFLOW));
       metrics.watchOverflowed();
       log.info("watch stream for prefix '{}' fell {} changes behind and was disconnected", prefix,
           config.watchQueueCapacity());
