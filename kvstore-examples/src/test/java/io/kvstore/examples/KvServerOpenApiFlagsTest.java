@@ -56,13 +56,19 @@ class KvServerOpenApiFlagsTest {
 
   private record Run(int code, String err) {}
 
-  /** Runs the server's command line; never with flags that get as far as starting a node. */
+  /**
+   * Runs the server's command line with {@code args} and {@code --max-value-size 2GiB}, which is
+   * refused after every flag these tests are about: so if {@code args} were accepted (the bug), the
+   * run still ends, with another message, instead of starting a node.
+   */
   private static Run execute(String... args) {
     CommandLine cl = KvServer.commandLine(new KvServer());
     StringWriter err = new StringWriter();
     cl.setOut(new PrintWriter(new StringWriter()));
     cl.setErr(new PrintWriter(err));
-    return new Run(cl.execute(args), err.toString());
+    List<String> all = new ArrayList<>(List.of(args));
+    all.addAll(List.of("--http-port", "0", "--cluster-port", "0", "--max-value-size", "2GiB"));
+    return new Run(cl.execute(all.toArray(new String[0])), err.toString());
   }
 
   private static ServerOptions parse(String... args) {
@@ -109,17 +115,17 @@ class KvServerOpenApiFlagsTest {
   @Test
   void emptyTokenFlag_exitsWith2_andSaysTheApiWouldBeOpen() {
     for (String value : List.of("", ",", " , ", " ")) {
-      Run r = execute("--http-port", "0", "--cluster-port", "0", "--auth-token", value);
+      Run r = execute("--auth-token", value);
       assertThat(r.code()).as("--auth-token '%s'", value).isEqualTo(2);
       assertThat(r.err()).contains("--auth-token is given but holds no token").contains("open");
     }
-    Run file = execute("--http-port", "0", "--cluster-port", "0", "--auth-token-file", "");
+    Run file = execute("--auth-token-file", "");
     assertThat(file.code()).isEqualTo(2);
     assertThat(file.err()).contains("--auth-token-file is given but empty");
     // Empty parts next to a real token are just separators.
     assertThat(parse("--auth-token", "a,,b", "--auth-token", "").authTokens())
         .containsExactlyInAnyOrder("a", "b");
-    Run spaced = execute("--http-port", "0", "--cluster-port", "0", "--auth-token",
+    Run spaced = execute("--auth-token",
         "ok," + SECRET + " x");
     assertThat(spaced.code()).isEqualTo(2);
     assertThat(spaced.err()).contains("token 2 is not printable ASCII").doesNotContain(SECRET);
@@ -182,7 +188,7 @@ class KvServerOpenApiFlagsTest {
   void tokenAndKeyFilesEveryUserMayRead_areRefused_groupReadableOnesWarnedAbout(@TempDir Path dir)
       throws Exception {
     Path tokens = file(dir.resolve("tokens"), SECRET + "\n", "rw-r--r--");
-    Run t = execute("--http-port", "0", "--cluster-port", "0", "--auth-token-file",
+    Run t = execute("--auth-token-file",
         tokens.toString());
     assertThat(t.code()).isEqualTo(2);
     assertThat(t.err()).contains("--auth-token-file").contains(tokens.toString())
@@ -193,7 +199,7 @@ class KvServerOpenApiFlagsTest {
     }
     String key = Base64.getEncoder().encodeToString(raw);
     Path keyFile = file(dir.resolve("cluster.key"), "k1 " + key + "\n", "rw----r--");
-    Run k = execute("--http-port", "0", "--cluster-port", "0", "--cluster-secret-file",
+    Run k = execute("--cluster-secret-file",
         keyFile.toString());
     assertThat(k.code()).isEqualTo(2);
     assertThat(k.err()).contains("--cluster-secret-file").contains("chmod 600")
@@ -269,7 +275,7 @@ class KvServerOpenApiFlagsTest {
         .containsExactlyInAnyOrder("kv1.example", "b.example", "c");
     assertThat(parse().allowedHosts()).isEmpty();
     for (String bad : List.of("http://kv1.example", "kv1.example:8080", "kv1.example/ui", "a b")) {
-      Run r = execute("--http-port", "0", "--cluster-port", "0", "--allowed-host", bad);
+      Run r = execute("--allowed-host", bad);
       assertThat(r.code()).as(bad).isEqualTo(2);
       assertThat(r.err()).contains("--allowed-host");
     }
