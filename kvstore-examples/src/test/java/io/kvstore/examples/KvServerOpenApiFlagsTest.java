@@ -279,6 +279,11 @@ class KvServerOpenApiFlagsTest {
       assertThat(r.code()).as(bad).isEqualTo(2);
       assertThat(r.err()).contains("--allowed-host");
     }
+    StringWriter help = new StringWriter();
+    CommandLine cl = KvServer.commandLine(new KvServer());
+    cl.setOut(new PrintWriter(help));
+    assertThat(cl.execute("--help")).isZero();
+    assertThat(help.toString()).contains("--allowed-host").contains("DNS rebinding");
     try (KvServer.Node node = KvServer.Node.start(parse("--node-id", "guarded", "--http-port", "0",
         "--cluster-port", "0", "--allowed-host", "kv1.example"))) {
       assertThat(get(node.httpPort(), "kv1.example:" + node.httpPort())).startsWith("HTTP/1.1 404");
