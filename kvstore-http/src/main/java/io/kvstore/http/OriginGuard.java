@@ -154,8 +154,8 @@ final class OriginGuard {
             shown, name == null ? "<name>" : name);
         return new ApiError(403, "host_not_allowed", "this node does not answer to Host '" + shown
             + "'. If that is one of its names, start it with --allowed-host " + (name == null
-                ? "<name>" : name) + " (KvHttpServerConfig.allowedHosts); it answers to IP "
-            + "addresses and " + String.join(", ", names));
+                ? "<name>" : name) + " (KvHttpServerConfig.allowedHosts). It answers to IP "
+            + "addresses, localhost and the names its log lists at start");
       }
     }
     if (!checkSite) {
