@@ -31,6 +31,10 @@ import java.util.Set;
  * @param meterBinders extra metrics bound to the server's registry at start (for example replication
  *     statistics)
  * @param tls the certificate and key to serve HTTPS with, or null for plain HTTP
+ * @param allowedHosts {@code Host} names the node answers to besides IP addresses, {@code localhost},
+ *     the bound host and (bound to a wildcard address) this machine's name; {@code "*"} for any. The
+ *     check protects an API without tokens from DNS rebinding; with tokens it applies only when this
+ *     is set. See {@code docs/SECURITY.md}
  * @param maxWatchClientsPerAddress the most concurrent {@code /v1/watch} streams from one remote
  *     address; more get 429
  * @param minRequestDataRate the slowest a request body may arrive, in bytes per second averaged
@@ -56,6 +60,7 @@ public record KvHttpServerConfig(
     Duration watchHeartbeat,
     List<MeterBinder> meterBinders,
     HttpTls tls,
+    Set<String> allowedHosts,
     int maxWatchClientsPerAddress,
     long minRequestDataRate,
     int maxListBytes,
@@ -117,6 +122,11 @@ public record KvHttpServerConfig(
   public static final int DEFAULT_WATCH_QUEUE_CAPACITY = 1024;
   /** 15 s: keeps proxies from closing idle streams and notices vanished clients within that time. */
   public static final Duration DEFAULT_WATCH_HEARTBEAT = Duration.ofSeconds(15);
+  /**
+   * No extra names: IP addresses, {@code localhost}, the bound host and, bound to a wildcard address,
+   * this machine's host name are enough on a laptop; other names a node is reached by are a decision.
+   */
+  public static final Set<String> DEFAULT_ALLOWED_HOSTS = Set.of();
 
   /**
    * Validates every field; the message names the field and the value.
@@ -136,6 +146,7 @@ public record KvHttpServerConfig(
    * @param watchHeartbeat positive
    * @param meterBinders extra metrics
    * @param tls HTTPS settings, or null for plain HTTP
+   * @param allowedHosts host names (no port or scheme), IP addresses or {@code "*"}
    * @param maxWatchClientsPerAddress 1 to 100,000
    * @param minRequestDataRate bytes per second, 0 (no minimum) or positive
    * @param maxListBytes 64 KiB to 1 GiB
@@ -174,6 +185,11 @@ public record KvHttpServerConfig(
     requireRange("watchQueueCapacity", watchQueueCapacity, 1, 1_000_000);
     requirePositive("watchHeartbeat", watchHeartbeat);
     meterBinders = List.copyOf(Objects.requireNonNull(meterBinders, "meterBinders"));
+    Set<String> hosts = new java.util.LinkedHashSet<>();
+    for (String entry : Objects.requireNonNull(allowedHosts, "allowedHosts")) {
+      hosts.add(OriginGuard.normalizeAllowedHost(entry));
+    }
+    allowedHosts = java.util.Collections.unmodifiableSet(hosts);
   }
 
   @Override
@@ -186,6 +202,7 @@ public record KvHttpServerConfig(
         + ", maxThreads=" + maxThreads + ", maxWatchClients=" + maxWatchClients
         + ", watchQueueCapacity=" + watchQueueCapacity + ", watchHeartbeat=" + watchHeartbeat
         + ", meterBinders=" + meterBinders.size() + ", tls=" + (tls == null ? "off" : tls)
+        + ", allowedHosts=" + allowedHosts
         + ", maxWatchClientsPerAddress=" + maxWatchClientsPerAddress
         + ", minRequestDataRate=" + minRequestDataRate + ", maxListBytes=" + maxListBytes
         + ", maxConcurrentListings=" + maxConcurrentListings + "}";

@@ -79,7 +79,7 @@ class HttpResourceLimitsTest {
   /** Opens a watch stream and waits for its first comment; returns the socket, still open. */
   private Socket openWatch(String localAddress) throws IOException {
     Socket s = connect(localAddress);
-    send(s, "GET /v1/watch HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    send(s, "GET /v1/watch HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
     InputStream in = s.getInputStream();
     String status = HttpFixture.readLine(in);
     assertThat(status).contains(" 200 ");
@@ -289,7 +289,7 @@ class HttpResourceLimitsTest {
     for (int i = 0; i < 64; i++) {
       openWatch("127.0.0." + (1 + i % 8));
     }
-    String head = "PUT /v1/kv/stalled HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n";
+    String head = "PUT /v1/kv/stalled HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100000\r\n\r\n";
     for (int i = 0; i < 90; i++) {
       send(connect(null), head);
       send(connect(null), head + "x".repeat(8192));
@@ -317,7 +317,7 @@ class HttpResourceLimitsTest {
     try {
       Socket s = connect(null);
       OutputStream out = s.getOutputStream();
-      send(s, "PUT /v1/kv/slow HTTP/1.1\r\nHost: x\r\nContent-Length: 10000\r\n"
+      send(s, "PUT /v1/kv/slow HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 10000\r\n"
           + "Connection: close\r\n\r\n" + "x".repeat(100));
       // 10 bytes per second: never idle, far below 1000 B/s.
       trickler.scheduleAtFixedRate(() -> {
@@ -347,7 +347,7 @@ class HttpResourceLimitsTest {
     start(KvStore.builder().nodeId("node-1").build(), b -> b);
     HttpFixture.Snapshot before = http.snapshot();
     Socket s = connect(null);
-    send(s, "PUT /v1/kv/cut HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+    send(s, "PUT /v1/kv/cut HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n"
         + "Connection: close\r\n\r\na\r\nhello");
     s.shutdownOutput(); // the body ends mid-chunk: Jetty's "Early EOF"
 
@@ -361,7 +361,7 @@ class HttpResourceLimitsTest {
   @Test
   void brokenChunkFraming_isJson400WithoutJettyText() {
     start(KvStore.builder().nodeId("node-1").build(), b -> b);
-    HttpFixture.Response<String> r = http.raw("PUT /v1/kv/bad HTTP/1.1\r\nHost: x\r\n"
+    HttpFixture.Response<String> r = http.raw("PUT /v1/kv/bad HTTP/1.1\r\nHost: 127.0.0.1\r\n"
         + "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\nzz\r\nhello\r\n0\r\n\r\n");
     assertError(r, 400, "bad_request");
     assertThat(r.body()).doesNotContain("chunking", "jetty", "Jetty");
@@ -371,7 +371,7 @@ class HttpResourceLimitsTest {
   @Test
   void errorsJettyRaises_carryTheServersOwnMessage() {
     start(KvStore.builder().nodeId("node-1").build(), b -> b);
-    HttpFixture.Response<String> r = http.raw("PUT /v1/kv/k HTTP/1.1\r\nHost: x\r\n"
+    HttpFixture.Response<String> r = http.raw("PUT /v1/kv/k HTTP/1.1\r\nHost: 127.0.0.1\r\n"
         + "Content-Length: abc\r\nConnection: close\r\n\r\n");
     JsonNode body = assertError(r, 400, "bad_request");
     assertThat(body.get("message").asText()).isEqualTo(JsonErrorHandler.describe(400))
@@ -414,7 +414,7 @@ class HttpResourceLimitsTest {
       // The client sends the whole body (512 KiB, paced so the server has answered long before
       // the end) and reads only then, as a client that writes before it reads does.
       try {
-        out.write(("PUT /v1/kv/big HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+        out.write(("PUT /v1/kv/big HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\n")
             .getBytes(StandardCharsets.US_ASCII));
         for (int i = 0; i < 32; i++) {
           out.write(chunk);
