@@ -249,6 +249,7 @@ public final class KvHttpServer implements AutoCloseable {
     private Duration watchHeartbeat = KvHttpServerConfig.DEFAULT_WATCH_HEARTBEAT;
     private final List<MeterBinder> meterBinders = new ArrayList<>();
     private HttpTls tls;
+    private boolean console = KvHttpServerConfig.DEFAULT_CONSOLE;
 
     private Builder(KvStore store) {
       this.store = Objects.requireNonNull(store, "store");
@@ -310,6 +311,20 @@ public final class KvHttpServer implements AutoCloseable {
      */
     public Builder tls(HttpTls tls) {
       this.tls = tls;
+      return this;
+    }
+
+    /**
+     * Whether to serve the web console at {@code /ui} (default false; the standalone server turns it
+     * on). The console is static files from this jar that call the API from the browser with the
+     * user's token; its pages answer without a token so that the sign-in page can load, and carry a
+     * strict Content-Security-Policy (docs/HTTP.md, "Web console").
+     *
+     * @param console true to serve it
+     * @return this builder
+     */
+    public Builder console(boolean console) {
+      this.console = console;
       return this;
     }
 
@@ -433,7 +448,7 @@ public final class KvHttpServer implements AutoCloseable {
     public KvHttpServerConfig config() {
       return new KvHttpServerConfig(host, port, maxBodyBytes, authTokens, openHealth, idleTimeout,
           requestTimeout, shutdownTimeout, maxHeaderBytes, maxThreads, maxWatchClients,
-          watchQueueCapacity, watchHeartbeat, meterBinders, tls);
+          watchQueueCapacity, watchHeartbeat, meterBinders, tls, console);
     }
 
     /**

@@ -31,6 +31,7 @@ import java.util.Set;
  * @param meterBinders extra metrics bound to the server's registry at start (for example replication
  *     statistics)
  * @param tls the certificate and key to serve HTTPS with, or null for plain HTTP
+ * @param console whether the web console is served at {@code /ui} (see docs/HTTP.md)
  */
 public record KvHttpServerConfig(
     String host,
@@ -47,7 +48,8 @@ public record KvHttpServerConfig(
     int watchQueueCapacity,
     Duration watchHeartbeat,
     List<MeterBinder> meterBinders,
-    HttpTls tls) {
+    HttpTls tls,
+    boolean console) {
 
   /** Loopback: a node's API is private unless the operator decides otherwise. */
   public static final String DEFAULT_HOST = "127.0.0.1";
@@ -60,6 +62,11 @@ public record KvHttpServerConfig(
   public static final int DEFAULT_MAX_BODY_BYTES = 2 * 1024 * 1024;
   /** true: load balancers and orchestrators probe {@code /health} without credentials. */
   public static final boolean DEFAULT_OPEN_HEALTH = true;
+  /**
+   * false: a library adds no routes its application did not ask for (the application may serve its
+   * own {@code /ui}); the standalone server turns the console on.
+   */
+  public static final boolean DEFAULT_CONSOLE = false;
   /** 30 s: long enough for slow clients, short enough that dead connections free their threads. */
   public static final Duration DEFAULT_IDLE_TIMEOUT = Duration.ofSeconds(30);
   /**
@@ -101,6 +108,7 @@ public record KvHttpServerConfig(
    * @param watchHeartbeat positive
    * @param meterBinders extra metrics
    * @param tls HTTPS settings, or null for plain HTTP
+   * @param console whether {@code /ui} serves the web console
    */
   public KvHttpServerConfig {
     if (host == null || host.isBlank()) {
@@ -139,7 +147,8 @@ public record KvHttpServerConfig(
         + ", shutdownTimeout=" + shutdownTimeout + ", maxHeaderBytes=" + maxHeaderBytes
         + ", maxThreads=" + maxThreads + ", maxWatchClients=" + maxWatchClients
         + ", watchQueueCapacity=" + watchQueueCapacity + ", watchHeartbeat=" + watchHeartbeat
-        + ", meterBinders=" + meterBinders.size() + ", tls=" + (tls == null ? "off" : tls) + "}";
+        + ", meterBinders=" + meterBinders.size() + ", tls=" + (tls == null ? "off" : tls)
+        + ", console=" + console + "}";
   }
 
   private static void requireRange(String name, int value, int min, int max) {
