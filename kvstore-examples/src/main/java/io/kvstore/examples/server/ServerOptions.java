@@ -24,6 +24,7 @@ import java.util.Set;
  * @param tlsKeyStore PKCS12/JKS keystore for HTTPS (instead of PEM), or null
  * @param tlsKeyStorePasswordFile file holding the keystore's password, or null
  * @param clusterTls the files of mutual TLS with a cluster CA between nodes, or null for plain TCP
+ * @param console whether the HTTP server serves the web console at {@code /ui}
  */
 public record ServerOptions(
     String nodeId,
@@ -40,7 +41,8 @@ public record ServerOptions(
     Path tlsKey,
     Path tlsKeyStore,
     Path tlsKeyStorePasswordFile,
-    ClusterTlsFiles clusterTls) {
+    ClusterTlsFiles clusterTls,
+    boolean console) {
 
   /**
    * The files of cluster TLS: PEM files, or a keystore and a truststore with password files. Exactly
@@ -88,6 +90,7 @@ public record ServerOptions(
    * @param tlsKeyStore keystore, or null
    * @param tlsKeyStorePasswordFile keystore password file, or null
    * @param clusterTls cluster TLS files, or null
+   * @param console whether to serve the web console
    */
   public ServerOptions {
     join = List.copyOf(join);
@@ -95,7 +98,7 @@ public record ServerOptions(
   }
 
   /**
-   * Options without cluster secret or TLS: an open cluster and plain HTTP.
+   * Options without cluster secret or TLS: an open cluster and plain HTTP, with the web console.
    *
    * @param nodeId the node id
    * @param host bind and advertise host
@@ -110,7 +113,7 @@ public record ServerOptions(
   public ServerOptions(String nodeId, String host, int httpPort, int clusterPort, int dataPort,
       List<String> join, String clusterName, Set<String> authTokens, int maxValueBytes) {
     this(nodeId, host, httpPort, clusterPort, dataPort, join, clusterName, authTokens, maxValueBytes,
-        null, null, null, null, null, null);
+        null, null, null, null, null, null, true);
   }
 
   @Override
@@ -122,6 +125,6 @@ public record ServerOptions(
         + ", maxValueBytes=" + maxValueBytes + ", clusterSecretFile=" + clusterSecretFile
         + ", tlsCert=" + tlsCert + ", tlsKey=" + tlsKey + ", tlsKeyStore=" + tlsKeyStore
         + ", tlsKeyStorePasswordFile=" + tlsKeyStorePasswordFile + ", clusterTls=" + clusterTls
-        + "}";
+        + ", console=" + console + "}";
   }
 }

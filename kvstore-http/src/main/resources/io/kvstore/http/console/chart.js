@@ -68,12 +68,13 @@ export function drawChart(canvas, series, { windowMs, now = Date.now() }) {
   }
   ctx.textAlign = 'center';
   ctx.textBaseline = 'top';
-  const minutes = Math.round(windowMs / 60000);
-  for (let m = minutes; m >= 0; m--) {
-    const xx = Math.round(x(now - m * 60000)) + 0.5;
+  // Ticks every 10 s, 30 s or minute, whichever gives at most six.
+  const tick = [10000, 30000, 60000, 120000].find((t) => windowMs / t <= 6) || 300000;
+  for (let ago = 0; ago <= windowMs + 1; ago += tick) {
+    const xx = Math.round(x(now - ago)) + 0.5;
+    const text = ago === 0 ? 'now' : tick < 60000 ? '−' + ago / 1000 + ' s' : '−' + ago / 60000 + ' min';
     ctx.fillStyle = AXIS;
-    ctx.fillText(m === 0 ? 'now' : '−' + m + ' min', Math.min(Math.max(xx, left + 14), left + w - 10),
-      top + h + 8);
+    ctx.fillText(text, Math.min(Math.max(xx, left + 14), left + w - 10), top + h + 8);
   }
 
   ctx.save();

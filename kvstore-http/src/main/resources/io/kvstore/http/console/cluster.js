@@ -10,6 +10,7 @@ import { drawChart } from './chart.js';
 
 const POLL_MS = 2000;
 const WINDOW_MS = 5 * 60 * 1000;
+const MIN_WINDOW_MS = 30 * 1000;
 const KV_ROUTES = new Set(['/put', '/get', '/get/{key}', '/delete', '/delete/{key}',
   '/set/{key}/{value}', '/v1/kv', '/v1/kv/{key}']);
 const SERIES = [
@@ -61,7 +62,14 @@ export function redraw() {
   }
   const canvas = $('chart');
   if (canvas.clientWidth === 0) return;
-  drawChart(canvas, SERIES.map((s) => ({ ...s, points: points[s.key] })), { windowMs: WINDOW_MS });
+  // The page knows only what it sampled since it opened: the window grows from 30 s to 5 minutes.
+  const now = Date.now();
+  const span = samples.length ? now - samples[0].t : 0;
+  const windowMs = Math.min(WINDOW_MS, Math.max(MIN_WINDOW_MS, Math.ceil(span / 10000) * 10000));
+  $('chart-note').textContent = 'this node, operations per second, last '
+    + (windowMs < 60000 ? windowMs / 1000 + ' s' : Math.round(windowMs / 6000) / 10 + ' min')
+    + (windowMs < WINDOW_MS ? ' (since this page opened; up to 5 min)' : '');
+  drawChart(canvas, SERIES.map((s) => ({ ...s, points: points[s.key] })), { windowMs, now });
 }
 
 async function poll() {
@@ -214,7 +222,7 @@ function renderReplication(m, t) {
     ['Acknowledged', formatInt(v('mutations_acked_total'))],
     ['Refused by peers', formatInt(v('mutations_refused_total')), v('mutations_refused_total') > 0],
     ['Left to anti-entropy', formatInt(v('mutations_dropped_total')), v('mutations_dropped_total') > 0],
-    ['Bytes sent / received', formatBytes(v('bytes_sent_total')) + ' / ' + formatBytes(v('bytes_received_total'))],
+    ['Bytes out / in', formatBytes(v('bytes_sent_total')) + ' / ' + formatBytes(v('bytes_received_total'))],
   ]);
   stats('repl-ae', 'Anti-entropy', [
     ['Rounds', formatInt(v('antientropy_rounds_total'))],
