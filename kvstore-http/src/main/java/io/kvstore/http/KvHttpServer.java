@@ -28,8 +28,8 @@ import org.slf4j.LoggerFactory;
 /**
  * The REST facade of one {@link KvStore}: the documented API ({@code /put}, {@code /get},
  * {@code /delete}, {@code /set}), the versioned {@code /v1} API, a change stream, cluster and health
- * endpoints and Prometheus metrics. Every route, status code and error code is described in
- * {@code docs/HTTP.md}.
+ * endpoints, Prometheus metrics and, when {@link Builder#console(boolean) asked}, a web console at
+ * {@code /ui/}. Every route, status code and error code is described in {@code docs/HTTP.md}.
  *
  * <pre>{@code
  * try (KvStore store = KvStore.builder().nodeId("node-1").build();

@@ -80,7 +80,7 @@ export function relative(date, now = Date.now()) {
   const a = Math.abs(s);
   let text;
   if (a < 60) text = a + ' s';
-  else if (a < 3600) text = Math.round(a / 60) + ' min';
+  else if (Math.round(a / 60) < 60) text = Math.round(a / 60) + ' min';
   else if (a < 86400) text = decFormat.format(a / 3600) + ' h';
   else text = decFormat.format(a / 86400) + ' d';
   return s >= 0 ? 'in ' + text : text + ' ago';
