@@ -18,11 +18,13 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.TimeUnit;
 import java.util.logging.Level;
 import java.util.logging.Logger;
 import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -37,6 +39,8 @@ import org.openqa.selenium.chrome.ChromeDriver;
 import org.openqa.selenium.chrome.ChromeDriverService;
 import org.openqa.selenium.chrome.ChromeOptions;
 import org.openqa.selenium.chromium.ChromiumDriverLogLevel;
+import org.openqa.selenium.logging.LogEntry;
+import org.openqa.selenium.logging.LogType;
 
 /**
  * The web console in a real browser: headless Chromium (Debian's {@code chromium} and
@@ -86,6 +90,7 @@ class ConsoleBrowserTest {
     Files.createDirectories(SHOTS);
     ChromeOptions options = new ChromeOptions();
     options.setBinary(CHROMIUM);
+    options.setCapability("goog:loggingPrefs", Map.of("browser", "ALL"));
     options.addArguments("--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
         "--disable-gpu", "--window-size=1440,1120", "--force-device-scale-factor=1", "--lang=en-US",
         "--no-first-run", "--no-default-browser-check", "--disable-extensions",
@@ -102,6 +107,20 @@ class ConsoleBrowserTest {
         .withLogFile(SHOTS.resolve("chromedriver.log").toFile()).build();
     browser = new ChromeDriver(service, options);
     browser.manage().timeouts().scriptTimeout(Duration.ofSeconds(10));
+  }
+
+  /**
+   * The page ran without a script error or a Content-Security-Policy violation. (Refused requests,
+   * such as the 401 and 412 answers the tests provoke, are logged too and are expected.)
+   */
+  @AfterEach
+  void pageHadNoScriptErrorsOrPolicyViolations() {
+    List<String> problems = browser.manage().logs().get(LogType.BROWSER).getAll().stream()
+        .map(LogEntry::getMessage)
+        .filter(m -> m.contains("Content Security Policy") || m.contains("Uncaught")
+            || m.contains("Refused to"))
+        .toList();
+    assertThat(problems).as("browser console").isEmpty();
   }
 
   @AfterAll
