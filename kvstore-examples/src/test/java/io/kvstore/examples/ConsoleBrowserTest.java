@@ -8,15 +8,23 @@ import io.kvstore.examples.server.KvServer;
 import io.kvstore.examples.server.ServerOptions;
 import java.io.File;
 import java.io.IOException;
+import java.io.InputStream;
 import java.net.URI;
+import java.net.URISyntaxException;
 import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.security.GeneralSecurityException;
+import java.security.MessageDigest;
+import java.security.cert.Certificate;
+import java.security.cert.CertificateFactory;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Base64;
+import java.util.Comparator;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
@@ -64,10 +72,14 @@ class ConsoleBrowserTest {
   // Selenium logs through java.util.logging; keep the logger so the level sticks.
   private static final Logger SELENIUM_LOG = Logger.getLogger("org.openqa.selenium");
 
+  private static final Path TLS_CERT = resource("/tls/server-cert.pem");
+  private static final Path TLS_KEY = resource("/tls/server-key.pem");
+
   private static final List<KvServer.Node> NODES = new ArrayList<>();
   private static final HttpClient HTTP = HttpClient.newBuilder()
       .connectTimeout(Duration.ofSeconds(5)).build();
   private static WebDriver browser;
+  private static Path profile;
 
   @BeforeAll
   static void startClusterAndBrowser() throws IOException {
@@ -88,6 +100,7 @@ class ConsoleBrowserTest {
 
     SELENIUM_LOG.setLevel(Level.SEVERE);
     Files.createDirectories(SHOTS);
+    profile = Files.createTempDirectory("kvstore-console-chromium");
     ChromeOptions options = new ChromeOptions();
     options.setBinary(CHROMIUM);
     options.setCapability("goog:loggingPrefs", Map.of("browser", "ALL"));
@@ -99,7 +112,9 @@ class ConsoleBrowserTest {
         "--disable-features=Translate,OptimizationHints,MediaRouter,AutofillServerCommunication",
         // Nothing but loopback: any other request goes to a closed local port.
         "--proxy-server=http://127.0.0.1:9", "--proxy-bypass-list=127.0.0.1",
-        "--user-data-dir=" + Files.createTempDirectory("kvstore-console-chromium"));
+        // Trust exactly the test certificate's key for the HTTPS test, nothing more.
+        "--ignore-certificate-errors-spki-list=" + spkiHash(TLS_CERT),
+        "--user-data-dir=" + profile);
     // An explicit driver: Selenium Manager is never asked to find or download one.
     ChromeDriverService service = new ChromeDriverService.Builder()
         .usingDriverExecutable(new File(CHROMEDRIVER)).usingAnyFreePort()
@@ -128,10 +143,36 @@ class ConsoleBrowserTest {
     if (browser != null) {
       browser.quit();
     }
+    if (profile != null) {
+      try (var files = Files.walk(profile)) {
+        files.sorted(Comparator.reverseOrder()).forEach(f -> f.toFile().delete());
+      } catch (IOException e) {
+        System.out.println("could not remove the browser profile " + profile + ": " + e);
+      }
+    }
     for (KvServer.Node n : NODES) {
       n.close();
     }
     NODES.clear();
+  }
+
+  private static Path resource(String name) {
+    try {
+      return Path.of(ConsoleBrowserTest.class.getResource(name).toURI());
+    } catch (URISyntaxException e) {
+      throw new IllegalStateException(e);
+    }
+  }
+
+  /** Base64 of the SHA-256 of the certificate's SubjectPublicKeyInfo, as Chromium wants it. */
+  private static String spkiHash(Path pem) {
+    try (InputStream in = Files.newInputStream(pem)) {
+      Certificate cert = CertificateFactory.getInstance("X.509").generateCertificate(in);
+      return Base64.getEncoder().encodeToString(
+          MessageDigest.getInstance("SHA-256").digest(cert.getPublicKey().getEncoded()));
+    } catch (IOException | GeneralSecurityException e) {
+      throw new IllegalStateException("cannot read " + pem, e);
+    }
   }
 
   private static KvServer.Node startNode(String id, List<String> join, Set<String> tokens) {
@@ -391,12 +432,16 @@ class ConsoleBrowserTest {
     screenshot("member-gone");
   }
 
+  /** Tokens as deployed: over HTTPS (the test certificate, trusted by the browser by its key). */
   @Test
   void withTokens_thePageWithoutOne_showsTheSignInAndNothingElse() throws Exception {
     KvServer.Node secured = KvServer.Node.start(new ServerOptions("locked-1", "127.0.0.1", 0, 0, 0,
-        List.of(), "console-locked", Set.of("s3cret-token"), 1024 * 1024));
+        List.of(), "console-locked", Set.of("s3cret-token"), 1024 * 1024, null, TLS_CERT, TLS_KEY,
+        null, null, null, true));
+    String base = "https://127.0.0.1:" + secured.httpPort();
     try {
-      open(secured, "cluster");
+      browser.get("about:blank");
+      browser.get(base + "/ui/#cluster");
       await().atMost(WAIT).until(() -> byId("login").isDisplayed());
       assertThat(byId("app").isDisplayed()).isFalse();
       String visible = browser.findElement(By.tagName("body")).getText();
@@ -415,13 +460,13 @@ class ConsoleBrowserTest {
       byId("login-submit").click();
       await().atMost(WAIT).ignoreExceptions().untilAsserted(() ->
           assertThat(memberStatus("locked-1")).isEqualTo("alive"));
-      assertThat(browser.getCurrentUrl()).doesNotContain("s3cret");
+      assertThat(browser.getCurrentUrl()).startsWith("https://").doesNotContain("s3cret");
       Object stored = ((JavascriptExecutor) browser).executeScript(
           "return [sessionStorage.getItem('kvstore.console.token'), localStorage.length];");
       assertThat(stored).isEqualTo(List.of("s3cret-token", 0L));
 
       // The watch stream works with the token too (fetch() sends it; EventSource could not).
-      browser.get(url(secured) + "/ui/#live");
+      browser.get(base + "/ui/#live");
       await().atMost(WAIT).ignoreExceptions().until(() -> byId("live-prefix").isDisplayed());
       byId("live-toggle").click();
       await().atMost(WAIT).untilAsserted(() ->
