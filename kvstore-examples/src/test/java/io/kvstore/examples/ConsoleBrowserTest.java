@@ -343,6 +343,34 @@ class ConsoleBrowserTest {
   }
 
   @Test
+  void keyList_pagesThroughAPrefix_25Keys() throws Exception {
+    for (int i = 0; i < 30; i++) {
+      node(1).store().put(String.format("page/%02d", i), "v" + i);
+    }
+    node(1).store().put("pagex", "not under the prefix");
+    open(node(1), "keys");
+    type("key-prefix", "page/");
+    byId("key-search").submit();
+    await().atMost(WAIT).ignoreExceptions().untilAsserted(() -> {
+      assertThat(keysListed()).hasSize(25).startsWith("page/00").endsWith("page/24");
+      assertThat(byId("key-page").getText()).isEqualTo("keys 1–25 · more");
+    });
+    assertThat(byId("key-prev").isEnabled()).isFalse();
+    byId("key-next").click();
+    await().atMost(WAIT).ignoreExceptions().untilAsserted(() ->
+        assertThat(keysListed()).containsExactly("page/25", "page/26", "page/27", "page/28", "page/29"));
+    assertThat(byId("key-next").isEnabled()).isFalse();
+    byId("key-prev").click();
+    await().atMost(WAIT).ignoreExceptions().untilAsserted(() ->
+        assertThat(keysListed()).hasSize(25).startsWith("page/00"));
+  }
+
+  private static List<String> keysListed() {
+    return browser.findElements(By.cssSelector("#key-list button.key-item")).stream()
+        .map(b -> b.getAttribute("data-key")).toList();
+  }
+
+  @Test
   void changeMadeThroughTheApi_appearsInTheLiveList() throws Exception {
     open(node(1), "live");
     type("live-prefix", "live/");

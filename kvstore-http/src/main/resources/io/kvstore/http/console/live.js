@@ -13,7 +13,6 @@ const RETRY_MS = 2000;
 let controller = null;
 let watching = false;
 let prefix = '';
-let count = 0;
 let retryTimer = null;
 let openKey = () => {};
 
@@ -26,16 +25,11 @@ export function init({ onOpenKey }) {
   });
   $('live-clear').addEventListener('click', () => {
     $('live-body').replaceChildren();
-    count = 0;
     show('live-empty', true);
   });
   $('live-footnote').textContent = 'Keeps the last ' + MAX_EVENTS + ' events. Events of different keys may'
     + ' arrive out of order; compare versions to order them. Values are not part of the stream: open a'
     + ' key to read it.';
-}
-
-export function isWatching() {
-  return watching;
 }
 
 export function start(p) {
@@ -163,7 +157,6 @@ function addEvent(ev) {
     el('td', { class: 'mono muted', title: v ? dateTime(v.millis) + ' by ' + v.node : '', text: ev.version }),
     el('td', { class: 'muted', text: ev.origin === 'local' ? 'this node' : 'replicated' }));
   $('live-body').prepend(row);
-  count++;
   show('live-empty', false);
   trim();
 }
