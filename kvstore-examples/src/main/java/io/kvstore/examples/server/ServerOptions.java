@@ -24,6 +24,7 @@ import java.util.Set;
  * @param tlsKeyStore PKCS12/JKS keystore for HTTPS (instead of PEM), or null
  * @param tlsKeyStorePasswordFile file holding the keystore's password, or null
  * @param clusterTls the files of mutual TLS with a cluster CA between nodes, or null for plain TCP
+ * @param allowedHosts extra {@code Host} names the HTTP API answers to ({@code --allowed-host})
  * @param console whether the HTTP server serves the web console at {@code /ui}
  */
 public record ServerOptions(
@@ -42,6 +43,7 @@ public record ServerOptions(
     Path tlsKeyStore,
     Path tlsKeyStorePasswordFile,
     ClusterTlsFiles clusterTls,
+    Set<String> allowedHosts,
     boolean console) {
 
   /**
@@ -90,11 +92,41 @@ public record ServerOptions(
    * @param tlsKeyStore keystore, or null
    * @param tlsKeyStorePasswordFile keystore password file, or null
    * @param clusterTls cluster TLS files, or null
+   * @param allowedHosts extra HTTP {@code Host} names
    * @param console whether to serve the web console
    */
   public ServerOptions {
     join = List.copyOf(join);
     authTokens = Set.copyOf(authTokens);
+    allowedHosts = Set.copyOf(allowedHosts);
+  }
+
+  /**
+   * Options without extra HTTP host names.
+   *
+   * @param nodeId the node id
+   * @param host bind and advertise host
+   * @param httpPort HTTP port
+   * @param clusterPort membership port
+   * @param dataPort data-plane port
+   * @param join seeds
+   * @param clusterName cluster name
+   * @param authTokens bearer tokens
+   * @param maxValueBytes largest value
+   * @param clusterSecretFile cluster key file, or null
+   * @param tlsCert PEM certificate chain, or null
+   * @param tlsKey PEM private key, or null
+   * @param tlsKeyStore keystore, or null
+   * @param tlsKeyStorePasswordFile keystore password file, or null
+   * @param clusterTls cluster TLS files, or null
+   */
+  public ServerOptions(String nodeId, String host, int httpPort, int clusterPort, int dataPort,
+      List<String> join, String clusterName, Set<String> authTokens, int maxValueBytes,
+      Path clusterSecretFile, Path tlsCert, Path tlsKey, Path tlsKeyStore,
+      Path tlsKeyStorePasswordFile, ClusterTlsFiles clusterTls) {
+    this(nodeId, host, httpPort, clusterPort, dataPort, join, clusterName, authTokens, maxValueBytes,
+        clusterSecretFile, tlsCert, tlsKey, tlsKeyStore, tlsKeyStorePasswordFile, clusterTls,
+        Set.of());
   }
 
   /**
@@ -113,7 +145,7 @@ public record ServerOptions(
   public ServerOptions(String nodeId, String host, int httpPort, int clusterPort, int dataPort,
       List<String> join, String clusterName, Set<String> authTokens, int maxValueBytes) {
     this(nodeId, host, httpPort, clusterPort, dataPort, join, clusterName, authTokens, maxValueBytes,
-        null, null, null, null, null, null, true);
+        null, null, null, null, null, null, Set.of(), true);
   }
 
   @Override
@@ -125,6 +157,6 @@ public record ServerOptions(
         + ", maxValueBytes=" + maxValueBytes + ", clusterSecretFile=" + clusterSecretFile
         + ", tlsCert=" + tlsCert + ", tlsKey=" + tlsKey + ", tlsKeyStore=" + tlsKeyStore
         + ", tlsKeyStorePasswordFile=" + tlsKeyStorePasswordFile + ", clusterTls=" + clusterTls
-        + ", console=" + console + "}";
+        + ", allowedHosts=" + allowedHosts + ", console=" + console + "}";
   }
 }
