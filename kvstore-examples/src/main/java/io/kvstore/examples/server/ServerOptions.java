@@ -102,7 +102,7 @@ public record ServerOptions(
   }
 
   /**
-   * Options without extra HTTP host names.
+   * Options without extra HTTP host names, with the web console.
    *
    * @param nodeId the node id
    * @param host bind and advertise host
@@ -126,7 +126,36 @@ public record ServerOptions(
       Path tlsKeyStorePasswordFile, ClusterTlsFiles clusterTls) {
     this(nodeId, host, httpPort, clusterPort, dataPort, join, clusterName, authTokens, maxValueBytes,
         clusterSecretFile, tlsCert, tlsKey, tlsKeyStore, tlsKeyStorePasswordFile, clusterTls,
-        Set.of());
+        Set.of(), true);
+  }
+
+  /**
+   * Options with the web console on, as the server's default.
+   *
+   * @param nodeId the node id
+   * @param host bind and advertise host
+   * @param httpPort HTTP port
+   * @param clusterPort membership port
+   * @param dataPort data-plane port
+   * @param join seeds
+   * @param clusterName cluster name
+   * @param authTokens bearer tokens
+   * @param maxValueBytes largest value
+   * @param clusterSecretFile cluster key file, or null
+   * @param tlsCert PEM certificate chain, or null
+   * @param tlsKey PEM private key, or null
+   * @param tlsKeyStore keystore, or null
+   * @param tlsKeyStorePasswordFile keystore password file, or null
+   * @param clusterTls cluster TLS files, or null
+   * @param allowedHosts extra HTTP {@code Host} names
+   */
+  public ServerOptions(String nodeId, String host, int httpPort, int clusterPort, int dataPort,
+      List<String> join, String clusterName, Set<String> authTokens, int maxValueBytes,
+      Path clusterSecretFile, Path tlsCert, Path tlsKey, Path tlsKeyStore,
+      Path tlsKeyStorePasswordFile, ClusterTlsFiles clusterTls, Set<String> allowedHosts) {
+    this(nodeId, host, httpPort, clusterPort, dataPort, join, clusterName, authTokens, maxValueBytes,
+        clusterSecretFile, tlsCert, tlsKey, tlsKeyStore, tlsKeyStorePasswordFile, clusterTls,
+        allowedHosts, true);
   }
 
   /**
