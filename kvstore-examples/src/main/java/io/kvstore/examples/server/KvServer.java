@@ -182,6 +182,13 @@ public final class KvServer implements Callable<Integer> {
           + "(default: ${DEFAULT-VALUE}).")
   String maxValueSize;
 
+  @Option(names = "--console", negatable = true, defaultValue = "${env:KVSTORE_CONSOLE:-true}",
+      fallbackValue = "true",
+      description = "Serve the web console at /ui (default: on; --no-console turns it off). Its "
+          + "pages load without a token; everything they show comes from the API, which still "
+          + "needs one.")
+  boolean console;
+
   @CommandLine.Spec
   CommandLine.Model.CommandSpec spec;
 
@@ -302,7 +309,7 @@ public final class KvServer implements Callable<Integer> {
     }
     ServerOptions options = new ServerOptions(id, host, httpPort, clusterPort, data, seeds,
         clusterName.trim(), tokens, maxValue, clusterSecretFile, tlsCert, tlsKey, tlsKeyStore,
-        tlsKeyStorePasswordFile, clusterTls, hosts);
+        tlsKeyStorePasswordFile, clusterTls, hosts, console);
     try {
       httpTls(options);
     } catch (IllegalArgumentException e) {
@@ -567,7 +574,8 @@ public final class KvServer implements Callable<Integer> {
             .port(o.httpPort())
             .meterBinder(new ReplicationMetrics(store))
             .allowedHosts(o.allowedHosts())
-            .tls(tls);
+            .tls(tls)
+            .console(o.console());
         if (!o.authTokens().isEmpty()) {
           b.authTokens(o.authTokens());
         }
@@ -590,11 +598,12 @@ public final class KvServer implements Callable<Integer> {
             secretReloadInterval.toMillis(), TimeUnit.MILLISECONDS);
       }
       log.info("kvstore node {} ready: {}://{}:{} cluster {} data {} (cluster name '{}', "
-              + "joining {}, HTTP auth {}, cluster secret {}, cluster TLS {})", o.nodeId(),
+              + "joining {}, HTTP auth {}, cluster secret {}, cluster TLS {}, web console {})",
+          o.nodeId(),
           tls == null ? "http" : "https", o.host(), http.port(), cluster, data,
           o.clusterName(), o.join().isEmpty() ? "nobody" : o.join(),
           o.authTokens().isEmpty() ? "off" : "on", keyring == null ? "none" : keyring,
-          clusterTls == null ? "off" : clusterTls);
+          clusterTls == null ? "off" : clusterTls, o.console() ? "at /ui/" : "off");
       return new Node(store, http, reloader);
     }
 
