@@ -15,9 +15,12 @@ import java.security.NoSuchAlgorithmException;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.Collections;
+import java.util.LinkedHashMap;
 import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Locale;
+import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.Callable;
 import java.util.concurrent.CountDownLatch;
@@ -265,6 +268,7 @@ public final class KvServer implements Callable<Integer> {
         seeds.add(seed);
       }
     }
+    refuseEmptySecurityFiles();
     Set<String> tokens = authTokens();
     Set<String> hosts = new LinkedHashSet<>();
     if (allowedHosts != null) {
@@ -329,6 +333,53 @@ public final class KvServer implements Callable<Integer> {
   }
 
   /**
+   * The file flags that secure a node, with what leaving them out means. Each may come from its
+   * {@code KVSTORE_*} variable, and an unset shell variable ({@code --cluster-secret-file
+   * "$SECRET"}) arrives as an empty value, which picocli would take as "not given": the node would
+   * start less secure than its operator asked for, saying so only in a log line.
+   */
+  private static final Map<String, String> SECURITY_FILES = securityFiles();
+
+  private static Map<String, String> securityFiles() {
+    Map<String, String> files = new LinkedHashMap<>();
+    files.put("--auth-token-file", "leave the HTTP API open");
+    files.put("--tls-cert", "serve plain HTTP");
+    files.put("--tls-key", "serve plain HTTP");
+    files.put("--tls-keystore", "serve plain HTTP");
+    files.put("--tls-keystore-password-file", "serve plain HTTP");
+    files.put("--cluster-secret-file", "leave the cluster open");
+    for (String f : List.of("cert", "key", "ca", "keystore", "keystore-password-file",
+        "truststore", "truststore-password-file")) {
+      files.put("--cluster-tls-" + f, "leave the cluster without TLS");
+    }
+    return Collections.unmodifiableMap(files);
+  }
+
+  /** Refuses a security file flag or variable that is given but empty (an unset shell variable). */
+  private void refuseEmptySecurityFiles() {
+    CommandLine.ParseResult parsed = spec.commandLine().getParseResult();
+    for (Map.Entry<String, String> file : SECURITY_FILES.entrySet()) {
+      String flag = file.getKey();
+      boolean matched = parsed != null && parsed.hasMatchedOption(flag);
+      String source;
+      boolean empty;
+      if (matched) {
+        source = flag;
+        empty = parsed.matchedOption(flag).originalStringValues().stream()
+            .anyMatch(String::isBlank);
+      } else {
+        source = "KVSTORE_" + flag.substring(2).replace('-', '_').toUpperCase(Locale.ROOT);
+        String value = System.getenv(source);
+        empty = value != null && value.isBlank();
+      }
+      if (empty) {
+        throw invalid(source + " is given but empty (an unset shell variable?). That would "
+            + file.getValue() + "; name the file, or drop " + source + " to run without it");
+      }
+    }
+  }
+
+  /**
    * The HTTP tokens of {@code --auth-token}, {@code KVSTORE_AUTH_TOKEN} and {@code
    * --auth-token-file}. A source that is given but yields no token (an empty value, an unset shell
    * variable, only commas or whitespace) is an error, not an open API. No message shows a token.
@@ -336,7 +387,6 @@ public final class KvServer implements Callable<Integer> {
   private Set<String> authTokens() {
     CommandLine.ParseResult parsed = spec.commandLine().getParseResult();
     boolean tokenFlag = parsed != null && parsed.hasMatchedOption("--auth-token");
-    boolean fileFlag = parsed != null && parsed.hasMatchedOption("--auth-token-file");
     Set<String> tokens = new LinkedHashSet<>();
     if (authTokens != null) {
       String source = tokenFlag ? "--auth-token" : "KVSTORE_AUTH_TOKEN";
@@ -362,14 +412,6 @@ public final class KvServer implements Callable<Integer> {
             + "spaces: an unset shell variable?). That would leave the HTTP API open; give a token, "
             + "or drop " + source + " to run without one");
       }
-    }
-    boolean fileEmpty = authTokenFile == null
-        ? !fileFlag && System.getenv("KVSTORE_AUTH_TOKEN_FILE") != null
-        : authTokenFile.toString().isBlank();
-    if (fileEmpty) {
-      String source = fileFlag ? "--auth-token-file" : "KVSTORE_AUTH_TOKEN_FILE";
-      throw invalid(source + " is given but empty (an unset shell variable?). That would leave the "
-          + "HTTP API open; name the token file, or drop " + source + " to run without one");
     }
     if (authTokenFile != null) {
       try {
