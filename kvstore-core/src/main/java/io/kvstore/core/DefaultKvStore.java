@@ -177,7 +177,7 @@ final class DefaultKvStore implements KvStore, ReplicaStore {
     hlc.reservation(s.reservation(), s::reserve);
     s.start(hlc::current, hlc::extendLimit, () -> map.entrySet().iterator());
     StorageStatus st = s.status();
-    log.info("node {}: recovered {} records ({} keys) from {} in {} ms ({})", nodeId,
+    log.info("node {}: recovered {} records ({} entries) from {} in {} ms ({})", nodeId,
         st.recoveredEntries(), map.size(), options.dir(),
         (System.nanoTime() - started) / 1_000_000, options.durability());
     return s;

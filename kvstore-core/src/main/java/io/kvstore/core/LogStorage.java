@@ -95,6 +95,7 @@ final class LogStorage implements Storage {
   static final String MANIFEST_FILE = "MANIFEST";
   static final String CLOCK_FILE = "CLOCK";
   private static final int READ_CHUNK = 1 << 20;
+  private static final String CRASHED = "simulated crash";
   private static final int HEADER_BYTES = RecordCodec.header(RecordCodec.KIND_SEGMENT, 0).remaining();
 
   /**
@@ -167,6 +168,7 @@ final class LogStorage implements Storage {
   /** Held while forcing or closing the current segment. */
   private final ReentrantLock syncLock = new ReentrantLock();
   private final Object clockLock = new Object();
+  private final Object snapshotLock = new Object();
   private long reserved; // guarded by clockLock
   private volatile StorageException failure;
   private volatile boolean running;
@@ -617,13 +619,16 @@ final class LogStorage implements Storage {
         message, moved.size(), dir, aside);
   }
 
+  /** Sequences of the files {@code <prefix><seq><suffix>}, sorted; recovery also drops temporaries. */
   private List<Long> list(String prefix, String suffix) throws IOException {
     List<Long> out = new ArrayList<>();
     try (DirectoryStream<Path> files = Files.newDirectoryStream(dir)) {
       for (Path p : files) {
         String name = p.getFileName().toString();
         if (name.startsWith(prefix) && name.endsWith(suffix + ".tmp")) {
-          io.delete(p); // an unfinished snapshot
+          if (!running) {
+            io.delete(p); // an unfinished snapshot of the previous run
+          }
         } else if (name.startsWith(prefix) && name.endsWith(suffix)) {
           try {
             out.add(Long.parseLong(name.substring(prefix.length(), name.length() - suffix.length())));
@@ -838,12 +843,17 @@ final class LogStorage implements Storage {
     if (failure != null) {
       return List.of();
     }
-    failedSyncs.incrementAndGet();
+    boolean crash = e.getMessage() != null && e.getMessage().equals(CRASHED);
+    if (!crash) {
+      failedSyncs.incrementAndGet();
+    }
     failure = new StorageException("node " + nodeId + ": " + what + " failed (" + e + "); the store "
         + "is read-only until restarted, and the writes that were waiting for this fail (they may "
         + "or may not be on disk)", e);
-    log.error("node {}: {} failed; the store is now read-only (a failed sync is not retried: the "
+    if (!crash) {
+      log.error("node {}: {} failed; the store is now read-only (a failed sync is not retried: the "
         + "OS may have dropped the data already)", nodeId, what, e);
+    }
     List<Waiter> out = new ArrayList<>(waiters);
     waiters.clear();
     work.signalAll();
@@ -930,8 +940,17 @@ final class LogStorage implements Storage {
     }
   }
 
-  /** Rolls the log and writes a snapshot of the map; then deletes what it makes obsolete. */
+  /**
+   * Rolls the log and writes a snapshot of the map; then deletes what it makes obsolete. One at a
+   * time (the compaction thread, or a test).
+   */
   void snapshot() {
+    synchronized (snapshotLock) {
+      snapshotLocked();
+    }
+  }
+
+  private void snapshotLocked() {
     long seq;
     List<Waiter> failed = null;
     writeLock.lock();
@@ -1074,7 +1093,7 @@ final class LogStorage implements Storage {
     List<Waiter> failed;
     writeLock.lock();
     try {
-      failed = failLocked("the store (a simulated crash)", new IOException("crashed"));
+      failed = failLocked("the store (a simulated crash)", new IOException(CRASHED));
       closeQuietly(segment);
       segment = null;
     } finally {
