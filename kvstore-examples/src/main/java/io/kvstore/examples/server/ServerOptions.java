@@ -1,6 +1,7 @@
 package io.kvstore.examples.server;
 
 import io.kvstore.cluster.ClusterTls;
+import io.kvstore.core.Durability;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Set;
@@ -24,6 +25,8 @@ import java.util.Set;
  * @param tlsKeyStore PKCS12/JKS keystore for HTTPS (instead of PEM), or null
  * @param tlsKeyStorePasswordFile file holding the keystore's password, or null
  * @param clusterTls the files of mutual TLS with a cluster CA between nodes, or null for plain TCP
+ * @param dataDir the data directory, or null to keep nothing on disk ({@code --in-memory})
+ * @param durability when writes are acknowledged (null with no data directory)
  */
 public record ServerOptions(
     String nodeId,
@@ -40,7 +43,9 @@ public record ServerOptions(
     Path tlsKey,
     Path tlsKeyStore,
     Path tlsKeyStorePasswordFile,
-    ClusterTlsFiles clusterTls) {
+    ClusterTlsFiles clusterTls,
+    Path dataDir,
+    Durability durability) {
 
   /**
    * The files of cluster TLS: PEM files, or a keystore and a truststore with password files. Exactly
@@ -88,6 +93,8 @@ public record ServerOptions(
    * @param tlsKeyStore keystore, or null
    * @param tlsKeyStorePasswordFile keystore password file, or null
    * @param clusterTls cluster TLS files, or null
+   * @param dataDir the data directory, or null for memory only
+   * @param durability the durability level, or null for memory only
    */
   public ServerOptions {
     join = List.copyOf(join);
@@ -95,7 +102,35 @@ public record ServerOptions(
   }
 
   /**
-   * Options without cluster secret or TLS: an open cluster and plain HTTP.
+   * Options of a memory-only node (no data directory).
+   *
+   * @param nodeId the node id
+   * @param host bind and advertise host
+   * @param httpPort HTTP port
+   * @param clusterPort membership port
+   * @param dataPort data-plane port
+   * @param join seeds
+   * @param clusterName cluster name
+   * @param authTokens bearer tokens
+   * @param maxValueBytes largest value
+   * @param clusterSecretFile cluster key file, or null
+   * @param tlsCert PEM certificate chain, or null
+   * @param tlsKey PEM private key, or null
+   * @param tlsKeyStore keystore, or null
+   * @param tlsKeyStorePasswordFile keystore password file, or null
+   * @param clusterTls cluster TLS files, or null
+   */
+  public ServerOptions(String nodeId, String host, int httpPort, int clusterPort, int dataPort,
+      List<String> join, String clusterName, Set<String> authTokens, int maxValueBytes,
+      Path clusterSecretFile, Path tlsCert, Path tlsKey, Path tlsKeyStore,
+      Path tlsKeyStorePasswordFile, ClusterTlsFiles clusterTls) {
+    this(nodeId, host, httpPort, clusterPort, dataPort, join, clusterName, authTokens, maxValueBytes,
+        clusterSecretFile, tlsCert, tlsKey, tlsKeyStore, tlsKeyStorePasswordFile, clusterTls, null,
+        null);
+  }
+
+  /**
+   * Options without cluster secret or TLS, memory-only: an open cluster and plain HTTP.
    *
    * @param nodeId the node id
    * @param host bind and advertise host
@@ -122,6 +157,6 @@ public record ServerOptions(
         + ", maxValueBytes=" + maxValueBytes + ", clusterSecretFile=" + clusterSecretFile
         + ", tlsCert=" + tlsCert + ", tlsKey=" + tlsKey + ", tlsKeyStore=" + tlsKeyStore
         + ", tlsKeyStorePasswordFile=" + tlsKeyStorePasswordFile + ", clusterTls=" + clusterTls
-        + "}";
+        + ", dataDir=" + dataDir + ", durability=" + durability + "}";
   }
 }
