@@ -68,7 +68,11 @@ import org.slf4j.LoggerFactory;
  * the write concern is met. Reads may see a change before it is durable. Expiry and purge are not
  * logged: replay restores the put or tombstone and the sweep makes the same decision again. A failed
  * storage write or sync makes the store read-only: local writes throw {@link StorageException},
- * remote ones are refused ({@link ApplyResult#REFUSED_READ_ONLY}).
+ * remote ones are refused ({@link ApplyResult#REFUSED_READ_ONLY}). One narrow gap: the append follows
+ * the map operation, so a remote mutation that is {@link ApplyResult#IGNORED} because another thread
+ * has just stored a newer entry of its key (and has not appended it yet, a window of microseconds)
+ * gets a {@link #whenDurable()} that may not cover that newer entry; a crash in the same instant
+ * loses both. The newer write's own acknowledgement still waits for its append.
  */
 final class DefaultKvStore implements KvStore, ReplicaStore {
   private static final Logger log = LoggerFactory.getLogger(DefaultKvStore.class);

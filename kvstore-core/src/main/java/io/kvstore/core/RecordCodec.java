@@ -180,11 +180,17 @@ final class RecordCodec {
           + Math.max(0, buf.remaining() - FRAME_BYTES) + " present");
     }
     CRC32C c = new CRC32C();
-    ByteBuffer view = buf.duplicate();
-    view.limit(start + 4).position(start);
-    c.update(view);
-    view.limit(start + FRAME_BYTES + length).position(start + FRAME_BYTES);
-    c.update(view);
+    if (buf.hasArray()) {
+      int base = buf.arrayOffset();
+      c.update(buf.array(), base + start, 4);
+      c.update(buf.array(), base + start + FRAME_BYTES, length);
+    } else {
+      ByteBuffer view = buf.duplicate();
+      view.limit(start + 4).position(start);
+      c.update(view);
+      view.limit(start + FRAME_BYTES + length).position(start + FRAME_BYTES);
+      c.update(view);
+    }
     if ((int) c.getValue() != buf.getInt(start + 4)) {
       throw new DamageException(Damage.BAD, "CRC mismatch");
     }
@@ -211,7 +217,7 @@ final class RecordCodec {
         long ts = p.getLong();
         long expiresAt = r.type == DELETE ? 0 : p.getLong();
         int valueHash = r.type == EXPIRED ? p.getInt() : 0;
-        String nodeId = nodeIds.computeIfAbsent(ascii(p, p.getShort()), NodeIds::validate);
+        String nodeId = nodeId(p, p.getShort(), nodeIds);
         String key = utf8(p, p.getInt());
         byte[] value = null;
         if (r.type == PUT) {
@@ -253,8 +259,30 @@ final class RecordCodec {
     return b;
   }
 
-  private static String ascii(ByteBuffer p, int n) {
-    return new String(bytes(p, n), StandardCharsets.US_ASCII);
+  /**
+   * The node id at the position, interned: the last one decoded is kept under the key "" (not a
+   * valid node id), so a run of records from one writer allocates nothing for it.
+   */
+  private static String nodeId(ByteBuffer p, int n, Map<String, String> nodeIds) {
+    String last = nodeIds.get("");
+    if (last != null && last.length() == n && p.remaining() >= n) {
+      int at = p.position();
+      boolean same = true;
+      for (int i = 0; i < n; i++) {
+        if (p.get(at + i) != (byte) last.charAt(i)) {
+          same = false;
+          break;
+        }
+      }
+      if (same) {
+        p.position(at + n);
+        return last;
+      }
+    }
+    String id = nodeIds.computeIfAbsent(new String(bytes(p, n), StandardCharsets.US_ASCII),
+        NodeIds::validate);
+    nodeIds.put("", id);
+    return id;
   }
 
   private static String utf8(ByteBuffer p, int n) {

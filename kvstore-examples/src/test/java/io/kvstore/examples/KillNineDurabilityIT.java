@@ -22,11 +22,15 @@ import org.junit.jupiter.params.provider.ValueSource;
 
 /**
  * kill -9 of a server JVM under load: every write acknowledged (HTTP 200) before the kill is there
- * after the restart, under SYNC and INTERVAL (a process crash loses nothing the OS was given).
+ * after the restart, under SYNC and INTERVAL (a process crash loses nothing the OS was given). Four
+ * writers put new keys until at least 300 more are acknowledged, then the JVM is killed mid-request;
+ * {@code -Dkvstore.kill9.rounds=N} repeats the kill N times per level on the same data directory.
  */
 @Timeout(value = 180, unit = TimeUnit.SECONDS)
 class KillNineDurabilityIT {
   private static final int WRITERS = 4;
+  /** Kill rounds per durability level: 1 in the default build, more with -Dkvstore.kill9.rounds. */
+  private static final int ROUNDS = Integer.getInteger("kvstore.kill9.rounds", 1);
   private final HttpClient http = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(2))
       .build();
 
@@ -40,7 +44,7 @@ class KillNineDurabilityIT {
         i -> List.of("--data-dir", data.toString(), "--durability", durability))) {
       LocalCluster.Node node = cluster.nodes().get(0);
       Map<String, String> acked = new ConcurrentHashMap<>();
-      for (int round = 0; round < 2; round++) {
+      for (int round = 0; round < ROUNDS; round++) {
         AtomicBoolean stop = new AtomicBoolean();
         List<Thread> writers = new ArrayList<>();
         for (int w = 0; w < WRITERS; w++) {
@@ -75,6 +79,8 @@ class KillNineDurabilityIT {
         }
         cluster.restart(node, Duration.ofSeconds(90));
         assertThat(acked).as("writes acknowledged before the kill").isNotEmpty();
+        System.out.printf("%s kill -9 #%d: checking %d acknowledged writes%n", durability,
+            round + 1, acked.size());
         for (Map.Entry<String, String> e : acked.entrySet()) {
           HttpResponse<String> r = http.send(HttpRequest.newBuilder(
               URI.create(node.url() + "/get?key=" + e.getKey())).build(),
