@@ -287,22 +287,21 @@ public final class KvStoreBuilder {
   }
 
   /**
-   * Builds and starts the store (and its replicator).
+   * Builds and starts the store (and its replicator). With a data directory, recovers what it holds
+   * first.
    *
    * @return a running store; close it when done
    * @throws IllegalArgumentException naming the first invalid setting
+   * @throws StorageException if the data directory is in use, belongs to another node or cluster,
+   *     is corrupted (under {@link CorruptionPolicy#REFUSE}) or cannot be read or written
    */
   public KvStore build() {
     KvStoreConfig config = config();
+    LogStorage.Options storage = storageOptions();
     Replicator replicator = replicatorFactory == null
         ? Replicator.standalone(new Member(config.nodeId(), null, null, Member.Status.ALIVE))
         : Objects.requireNonNull(replicatorFactory.apply(config), "replicator factory returned null");
-    try {
-      return new DefaultKvStore(config, clock, scheduler, replicator, storageOptions());
-    } catch (RuntimeException e) {
-      replicator.close(); // never started; release what its constructor took
-      throw e;
-    }
+    return new DefaultKvStore(config, clock, scheduler, replicator, storage);
   }
 
   /** The storage settings, validated; null for a memory-only store. */

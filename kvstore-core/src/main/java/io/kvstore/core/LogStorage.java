@@ -421,14 +421,17 @@ final class LogStorage implements Storage {
         throw new Corrupt("segment " + segmentFile(segs.get(i - 1) + 1) + " is missing");
       }
     }
+    long logged = 0;
     for (int i = 0; i < segs.size(); i++) {
       boolean last = i == segs.size() - 1;
       long seq = segs.get(i);
       long end = readSegment(seq, last, sink);
+      logged += end;
       if (last) {
         openForAppend(seq, end);
       }
     }
+    bytesSinceSnapshot = logged; // so compaction after a restart counts the whole log
     if (segs.isEmpty()) {
       createSegment(first);
     }
@@ -467,6 +470,7 @@ final class LogStorage implements Storage {
     if (!ended[0]) {
       throw new Corrupt(file, Files.size(file), "the snapshot ends without its END record");
     }
+    lastSnapshotBytes = Files.size(file);
   }
 
   /** Replays one segment; returns the offset after its last good record. */
@@ -573,7 +577,6 @@ final class LogStorage implements Storage {
     segment = ch;
     segmentSeq = seq;
     segmentPos = end;
-    bytesSinceSnapshot = end;
     if (end == 0) {
       writeFully(ch, RecordCodec.header(RecordCodec.KIND_SEGMENT, seq), 0);
       ch.force(false);

@@ -35,7 +35,7 @@ class CrashRecoveryTest {
   private static final int KEYS = 16;
 
   static Stream<Long> seeds() {
-    return Seeds.someSeeds().limit(Integer.getInteger("kvstore.seeds", 40));
+    return Seeds.someSeeds().limit(Integer.getInteger("kvstore.seeds", 30));
   }
 
   private record Op(String key, Version version, String value, CompletableFuture<?> ack) {}

@@ -48,7 +48,11 @@ public class DurabilityBenchmark {
     ByteBuffer block = ByteBuffer.allocateDirect(4096);
     long position;
 
-    /** Opens the file. */
+    /**
+     * Opens the file.
+     *
+     * @throws IOException if it cannot be created
+     */
     @Setup(Level.Trial)
     public void open() throws IOException {
       dir = Files.createTempDirectory("kvstore-fsync-floor");
@@ -56,7 +60,11 @@ public class DurabilityBenchmark {
           StandardOpenOption.WRITE);
     }
 
-    /** Closes and deletes it. */
+    /**
+     * Closes and deletes it.
+     *
+     * @throws IOException if it cannot be deleted
+     */
     @TearDown(Level.Trial)
     public void close() throws IOException {
       channel.close();
@@ -96,7 +104,11 @@ public class DurabilityBenchmark {
     Path dir;
     KvStore store;
 
-    /** Opens and fills the store. */
+    /**
+     * Opens and fills the store.
+     *
+     * @throws IOException if the data directory cannot be created
+     */
     @Setup(Level.Trial)
     public void setUp() throws IOException {
       KvStoreBuilder b = KvStore.builder().nodeId("bench");
@@ -113,7 +125,11 @@ public class DurabilityBenchmark {
       }
     }
 
-    /** Closes the store and deletes its directory. */
+    /**
+     * Closes the store and deletes its directory.
+     *
+     * @throws IOException if the directory cannot be deleted
+     */
     @TearDown(Level.Trial)
     public void tearDown() throws IOException {
       store.close();
