@@ -25,6 +25,7 @@ import java.util.Set;
  * @param tlsKeyStore PKCS12/JKS keystore for HTTPS (instead of PEM), or null
  * @param tlsKeyStorePasswordFile file holding the keystore's password, or null
  * @param clusterTls the files of mutual TLS with a cluster CA between nodes, or null for plain TCP
+ * @param allowedHosts extra {@code Host} names the HTTP API answers to ({@code --allowed-host})
  * @param dataDir the data directory, or null to keep nothing on disk ({@code --in-memory})
  * @param durability when writes are acknowledged (null with no data directory)
  */
@@ -44,6 +45,7 @@ public record ServerOptions(
     Path tlsKeyStore,
     Path tlsKeyStorePasswordFile,
     ClusterTlsFiles clusterTls,
+    Set<String> allowedHosts,
     Path dataDir,
     Durability durability) {
 
@@ -93,16 +95,47 @@ public record ServerOptions(
    * @param tlsKeyStore keystore, or null
    * @param tlsKeyStorePasswordFile keystore password file, or null
    * @param clusterTls cluster TLS files, or null
+   * @param allowedHosts extra HTTP {@code Host} names
    * @param dataDir the data directory, or null for memory only
    * @param durability the durability level, or null for memory only
    */
   public ServerOptions {
     join = List.copyOf(join);
     authTokens = Set.copyOf(authTokens);
+    allowedHosts = Set.copyOf(allowedHosts);
   }
 
   /**
    * Options of a memory-only node (no data directory).
+   *
+   * @param nodeId the node id
+   * @param host bind and advertise host
+   * @param httpPort HTTP port
+   * @param clusterPort membership port
+   * @param dataPort data-plane port
+   * @param join seeds
+   * @param clusterName cluster name
+   * @param authTokens bearer tokens
+   * @param maxValueBytes largest value
+   * @param clusterSecretFile cluster key file, or null
+   * @param tlsCert PEM certificate chain, or null
+   * @param tlsKey PEM private key, or null
+   * @param tlsKeyStore keystore, or null
+   * @param tlsKeyStorePasswordFile keystore password file, or null
+   * @param clusterTls cluster TLS files, or null
+   * @param allowedHosts extra HTTP {@code Host} names
+   */
+  public ServerOptions(String nodeId, String host, int httpPort, int clusterPort, int dataPort,
+      List<String> join, String clusterName, Set<String> authTokens, int maxValueBytes,
+      Path clusterSecretFile, Path tlsCert, Path tlsKey, Path tlsKeyStore,
+      Path tlsKeyStorePasswordFile, ClusterTlsFiles clusterTls, Set<String> allowedHosts) {
+    this(nodeId, host, httpPort, clusterPort, dataPort, join, clusterName, authTokens, maxValueBytes,
+        clusterSecretFile, tlsCert, tlsKey, tlsKeyStore, tlsKeyStorePasswordFile, clusterTls,
+        allowedHosts, null, null);
+  }
+
+  /**
+   * Options without extra HTTP host names, memory-only.
    *
    * @param nodeId the node id
    * @param host bind and advertise host
@@ -125,8 +158,8 @@ public record ServerOptions(
       Path clusterSecretFile, Path tlsCert, Path tlsKey, Path tlsKeyStore,
       Path tlsKeyStorePasswordFile, ClusterTlsFiles clusterTls) {
     this(nodeId, host, httpPort, clusterPort, dataPort, join, clusterName, authTokens, maxValueBytes,
-        clusterSecretFile, tlsCert, tlsKey, tlsKeyStore, tlsKeyStorePasswordFile, clusterTls, null,
-        null);
+        clusterSecretFile, tlsCert, tlsKey, tlsKeyStore, tlsKeyStorePasswordFile, clusterTls,
+        Set.of());
   }
 
   /**
@@ -145,7 +178,7 @@ public record ServerOptions(
   public ServerOptions(String nodeId, String host, int httpPort, int clusterPort, int dataPort,
       List<String> join, String clusterName, Set<String> authTokens, int maxValueBytes) {
     this(nodeId, host, httpPort, clusterPort, dataPort, join, clusterName, authTokens, maxValueBytes,
-        null, null, null, null, null, null);
+        null, null, null, null, null, null, Set.of());
   }
 
   @Override
@@ -157,6 +190,7 @@ public record ServerOptions(
         + ", maxValueBytes=" + maxValueBytes + ", clusterSecretFile=" + clusterSecretFile
         + ", tlsCert=" + tlsCert + ", tlsKey=" + tlsKey + ", tlsKeyStore=" + tlsKeyStore
         + ", tlsKeyStorePasswordFile=" + tlsKeyStorePasswordFile + ", clusterTls=" + clusterTls
-        + ", dataDir=" + dataDir + ", durability=" + durability + "}";
+        + ", allowedHosts=" + allowedHosts + ", dataDir=" + dataDir + ", durability=" + durability
+        + "}";
   }
 }
