@@ -66,6 +66,38 @@ class DurableStoreTest {
   }
 
   @Test
+  void concurrentSyncWriters_shareSyncs() throws Exception {
+    int threads = 8;
+    int each = 50;
+    try (KvStore s = builder("n1", new ManualClock()).durability(Durability.SYNC).build()) {
+      long before = s.storage().syncs();
+      java.util.concurrent.ExecutorService pool = java.util.concurrent.Executors.newFixedThreadPool(
+          threads);
+      try {
+        List<java.util.concurrent.Future<?>> done = new java.util.ArrayList<>();
+        for (int t = 0; t < threads; t++) {
+          int id = t;
+          done.add(pool.submit(() -> {
+            for (int i = 0; i < each; i++) {
+              s.put("t" + id + "-" + i, "v"); // returns after its sync
+            }
+          }));
+        }
+        for (java.util.concurrent.Future<?> f : done) {
+          f.get(30, TimeUnit.SECONDS);
+        }
+      } finally {
+        pool.shutdownNow();
+      }
+      long syncs = s.storage().syncs() - before;
+      System.out.printf("%d blocking SYNC puts from %d threads took %d syncs%n", threads * each,
+          threads, syncs);
+      assertThat(syncs).as("syncs for %d blocking SYNC puts (group commit)", threads * each)
+          .isPositive().isLessThan(threads * each / 2);
+    }
+  }
+
+  @Test
   void secondStoreOnTheSameDirectory_isRefused() {
     ManualClock clock = new ManualClock();
     try (KvStore s = builder("n1", clock).build()) {
