@@ -465,7 +465,7 @@ class ConsoleBrowserTest {
   void withTokens_thePageWithoutOne_showsTheSignInAndNothingElse() throws Exception {
     KvServer.Node secured = KvServer.Node.start(new ServerOptions("locked-1", "127.0.0.1", 0, 0, 0,
         List.of(), "console-locked", Set.of("s3cret-token"), 1024 * 1024, null, TLS_CERT, TLS_KEY,
-        null, null, null, Set.of(), true));
+        null, null, null, Set.of(), true, null, null));
     String base = "https://127.0.0.1:" + secured.httpPort();
     try {
       browser.get("about:blank");

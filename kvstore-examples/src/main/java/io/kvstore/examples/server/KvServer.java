@@ -3,6 +3,7 @@ package io.kvstore.examples.server;
 import io.kvstore.cluster.ClusterKeyring;
 import io.kvstore.cluster.ClusterTls;
 import io.kvstore.cluster.KvCluster;
+import io.kvstore.core.Durability;
 import io.kvstore.core.KvStore;
 import io.kvstore.core.KvStoreConfig;
 import io.kvstore.http.HttpTls;
@@ -192,6 +193,22 @@ public final class KvServer implements Callable<Integer> {
           + "needs one.")
   boolean console;
 
+  @Option(names = "--data-dir", paramLabel = "<dir>", defaultValue = "${env:KVSTORE_DATA_DIR}",
+      description = "Where the node keeps its data across restarts (default: "
+          + "./kvstore-data/<node-id>, so nodes started in one folder do not collide).")
+  Path dataDir;
+
+  @Option(names = "--durability", paramLabel = "<level>",
+      defaultValue = "${env:KVSTORE_DURABILITY:-INTERVAL}",
+      description = "When a write is acknowledged: SYNC (after fsync), INTERVAL (after the write "
+          + "reaches the OS; synced every second), NONE (the OS syncs when it likes). "
+          + "Default: ${DEFAULT-VALUE}. See docs/RELIABILITY.md.")
+  Durability durability;
+
+  @Option(names = "--in-memory", defaultValue = "${env:KVSTORE_IN_MEMORY:-false}",
+      description = "Keep nothing on disk: the node starts empty after every restart.")
+  boolean inMemory;
+
   @CommandLine.Spec
   CommandLine.Model.CommandSpec spec;
 
@@ -311,9 +328,14 @@ public final class KvServer implements Callable<Integer> {
     if (clusterName == null || clusterName.isBlank()) {
       throw invalid("--cluster-name must not be empty");
     }
+    if (inMemory && dataDir != null) {
+      throw invalid("use either --in-memory or --data-dir, not both");
+    }
+    Path dir = inMemory ? null : dataDir != null ? dataDir : Path.of("kvstore-data", id);
     ServerOptions options = new ServerOptions(id, host, httpPort, clusterPort, data, seeds,
         clusterName.trim(), tokens, maxValue, clusterSecretFile, tlsCert, tlsKey, tlsKeyStore,
-        tlsKeyStorePasswordFile, clusterTls, hosts, console);
+        tlsKeyStorePasswordFile, clusterTls, hosts, console, dir,
+        dir == null ? null : durability);
     try {
       httpTls(options);
     } catch (IllegalArgumentException e) {
@@ -607,8 +629,16 @@ public final class KvServer implements Callable<Integer> {
           .membershipPort(o.clusterPort())
           .dataPort(o.dataPort())
           .seeds(o.join())
-          .store(b -> b.maxValueBytes(o.maxValueBytes()))
+          .store(b -> {
+            b.maxValueBytes(o.maxValueBytes()).dataDir(o.dataDir());
+            if (o.dataDir() != null) {
+              b.durability(o.durability());
+            }
+          })
           .build();
+      log.info("kvstore node {}: {}", o.nodeId(), o.dataDir() == null
+          ? "in memory only (--in-memory): a restart starts empty"
+          : "data in " + o.dataDir().toAbsolutePath() + ", durability " + o.durability());
       KvHttpServer http;
       try {
         KvHttpServer.Builder b = KvHttpServer.builder(store)

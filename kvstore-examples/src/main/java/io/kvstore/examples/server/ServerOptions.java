@@ -1,6 +1,7 @@
 package io.kvstore.examples.server;
 
 import io.kvstore.cluster.ClusterTls;
+import io.kvstore.core.Durability;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Set;
@@ -26,6 +27,8 @@ import java.util.Set;
  * @param clusterTls the files of mutual TLS with a cluster CA between nodes, or null for plain TCP
  * @param allowedHosts extra {@code Host} names the HTTP API answers to ({@code --allowed-host})
  * @param console whether the HTTP server serves the web console at {@code /ui}
+ * @param dataDir the data directory, or null to keep nothing on disk ({@code --in-memory})
+ * @param durability when writes are acknowledged (null with no data directory)
  */
 public record ServerOptions(
     String nodeId,
@@ -44,7 +47,9 @@ public record ServerOptions(
     Path tlsKeyStorePasswordFile,
     ClusterTlsFiles clusterTls,
     Set<String> allowedHosts,
-    boolean console) {
+    boolean console,
+    Path dataDir,
+    Durability durability) {
 
   /**
    * The files of cluster TLS: PEM files, or a keystore and a truststore with password files. Exactly
@@ -94,6 +99,8 @@ public record ServerOptions(
    * @param clusterTls cluster TLS files, or null
    * @param allowedHosts extra HTTP {@code Host} names
    * @param console whether to serve the web console
+   * @param dataDir the data directory, or null for memory only
+   * @param durability the durability level, or null for memory only
    */
   public ServerOptions {
     join = List.copyOf(join);
@@ -126,11 +133,11 @@ public record ServerOptions(
       Path tlsKeyStorePasswordFile, ClusterTlsFiles clusterTls) {
     this(nodeId, host, httpPort, clusterPort, dataPort, join, clusterName, authTokens, maxValueBytes,
         clusterSecretFile, tlsCert, tlsKey, tlsKeyStore, tlsKeyStorePasswordFile, clusterTls,
-        Set.of(), true);
+        Set.of(), true, null, null);
   }
 
   /**
-   * Options with the web console on, as the server's default.
+   * Options with the web console on, as the server's default, memory-only.
    *
    * @param nodeId the node id
    * @param host bind and advertise host
@@ -155,7 +162,7 @@ public record ServerOptions(
       Path tlsKeyStorePasswordFile, ClusterTlsFiles clusterTls, Set<String> allowedHosts) {
     this(nodeId, host, httpPort, clusterPort, dataPort, join, clusterName, authTokens, maxValueBytes,
         clusterSecretFile, tlsCert, tlsKey, tlsKeyStore, tlsKeyStorePasswordFile, clusterTls,
-        allowedHosts, true);
+        allowedHosts, true, null, null);
   }
 
   /**
@@ -174,7 +181,7 @@ public record ServerOptions(
   public ServerOptions(String nodeId, String host, int httpPort, int clusterPort, int dataPort,
       List<String> join, String clusterName, Set<String> authTokens, int maxValueBytes) {
     this(nodeId, host, httpPort, clusterPort, dataPort, join, clusterName, authTokens, maxValueBytes,
-        null, null, null, null, null, null, Set.of(), true);
+        null, null, null, null, null, null, Set.of(), true, null, null);
   }
 
   @Override
@@ -186,6 +193,7 @@ public record ServerOptions(
         + ", maxValueBytes=" + maxValueBytes + ", clusterSecretFile=" + clusterSecretFile
         + ", tlsCert=" + tlsCert + ", tlsKey=" + tlsKey + ", tlsKeyStore=" + tlsKeyStore
         + ", tlsKeyStorePasswordFile=" + tlsKeyStorePasswordFile + ", clusterTls=" + clusterTls
-        + ", allowedHosts=" + allowedHosts + ", console=" + console + "}";
+        + ", allowedHosts=" + allowedHosts + ", console=" + console + ", dataDir=" + dataDir
+        + ", durability=" + durability + "}";
   }
 }
