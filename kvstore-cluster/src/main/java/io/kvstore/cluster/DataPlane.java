@@ -33,6 +33,7 @@ import java.util.Collections;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
@@ -312,7 +313,22 @@ final class DataPlane {
           held.set(i);
         }
       }
-      send(ctx.channel(), Frames.ack(ctx.alloc(), batch.batchId(), ms.size(), held));
+      // Ack only once the applied mutations are durable (at once unless the store syncs); the
+      // storage's sync thread completes it, so the event loop never waits for a disk.
+      CompletableFuture<Void> durable = store.whenDurable().toCompletableFuture();
+      if (durable.isDone() && !durable.isCompletedExceptionally()) {
+        send(ctx.channel(), Frames.ack(ctx.alloc(), batch.batchId(), ms.size(), held));
+        return;
+      }
+      durable.whenComplete((ignored, failure) -> {
+        BitSet durableHeld = failure == null ? held : new BitSet(); // read-only now: ack nothing
+        try {
+          ctx.executor().execute(() -> send(ctx.channel(),
+              Frames.ack(ctx.alloc(), batch.batchId(), ms.size(), durableHeld)));
+        } catch (RejectedExecutionException e) {
+          // The event loop is shutting down: the connection is gone, and so is the ack.
+        }
+      });
     }
 
     private void onDigest(ChannelHandlerContext ctx, Frames.AeDigest d) {

@@ -1,5 +1,6 @@
 package io.kvstore.cluster;
 
+import io.kvstore.core.CorruptionPolicy;
 import io.kvstore.core.KvStore;
 import io.kvstore.core.KvStoreBuilder;
 import java.time.Duration;
@@ -326,8 +327,10 @@ public final class KvClusterBuilder {
   }
 
   /**
-   * Settings of the store itself (limits, TTL purge, write concern defaults...). The node id and the
-   * replicator are set by this builder and override whatever the consumer sets.
+   * Settings of the store itself (limits, TTL purge, write concern defaults, data directory and
+   * durability...). The node id, the cluster name and the replicator are set by this builder and
+   * override whatever the consumer sets; corruption found at recovery defaults to
+   * {@link CorruptionPolicy#MOVE_ASIDE} (start empty, let the peers repair the node).
    *
    * @param settings applied to the store's builder by {@link #build()}
    * @return this builder
@@ -426,8 +429,11 @@ public final class KvClusterBuilder {
   public KvStore build() {
     KvClusterConfig config = config();
     KvStoreBuilder builder = KvStore.builder();
+    // A corrupted replica must not serve or spread its data; its peers repair it. Overridable.
+    builder.onCorruption(CorruptionPolicy.MOVE_ASIDE);
     storeSettings.accept(builder);
     builder.nodeId(config.nodeId());
+    builder.clusterName(config.clusterName());
     builder.replicator(new ClusterReplicator(config, faults));
     return builder.build();
   }

@@ -12,7 +12,9 @@ public enum ApplyResult {
   /** Refused: the writer's clock is further ahead of this node's than {@code maxClockDrift}. */
   REFUSED_CLOCK_DRIFT,
   /** Refused: the key or value breaks this store's limits. */
-  REFUSED_INVALID;
+  REFUSED_INVALID,
+  /** Refused: the store is read-only after a failed write or sync of its data directory. */
+  REFUSED_READ_ONLY;
 
   /**
    * Whether the store holds this version or a newer one after the call (an acknowledgement may be

@@ -61,6 +61,18 @@ import org.slf4j.LoggerFactory;
  * from), and purges tombstones once {@code tombstoneGrace} has passed since the
  * delete's timestamp or the expiry. That deadline depends only on the entry, so every replica purges at
  * the same wall-clock time, give or take clock skew.
+ *
+ * <p><b>Durability:</b> with a data directory every change to the map (local write, remote apply,
+ * anti-entropy repair; not a merge that changed nothing) is appended to a {@link Storage} after the
+ * map operation, and the write's future completes only when both the storage says it is durable and
+ * the write concern is met. Reads may see a change before it is durable. Expiry and purge are not
+ * logged: replay restores the put or tombstone and the sweep makes the same decision again. A failed
+ * storage write or sync makes the store read-only: local writes throw {@link StorageException},
+ * remote ones are refused ({@link ApplyResult#REFUSED_READ_ONLY}). One narrow gap: the append follows
+ * the map operation, so a remote mutation that is {@link ApplyResult#IGNORED} because another thread
+ * has just stored a newer entry of its key (and has not appended it yet, a window of microseconds)
+ * gets a {@link #whenDurable()} that may not cover that newer entry; a crash in the same instant
+ * loses both. The newer write's own acknowledgement still waits for its append.
  */
 final class DefaultKvStore implements KvStore, ReplicaStore {
   private static final Logger log = LoggerFactory.getLogger(DefaultKvStore.class);
@@ -83,6 +95,9 @@ final class DefaultKvStore implements KvStore, ReplicaStore {
   private final int maxValueBytes;
   private volatile boolean closed;
   private ScheduledFuture<?> maintenanceTask;
+  /** Null for a memory-only store. */
+  private final LogStorage storage;
+  private final AtomicLong lastReadOnlyWarning = new AtomicLong(Long.MIN_VALUE / 2);
 
   private final LongAdder gets = new LongAdder();
   private final LongAdder puts = new LongAdder();
@@ -100,6 +115,11 @@ final class DefaultKvStore implements KvStore, ReplicaStore {
 
   DefaultKvStore(KvStoreConfig config, InstantSource clock, ScheduledExecutorService scheduler,
       Replicator replicator) {
+    this(config, clock, scheduler, replicator, null);
+  }
+
+  DefaultKvStore(KvStoreConfig config, InstantSource clock, ScheduledExecutorService scheduler,
+      Replicator replicator, LogStorage.Options storageOptions) {
     this.config = config;
     this.nodeId = config.nodeId();
     this.hlc = new Hlc(clock);
@@ -111,6 +131,7 @@ final class DefaultKvStore implements KvStore, ReplicaStore {
     this.graceMillis = config.tombstoneGrace().toMillis();
     this.maxKeyBytes = config.maxKeyBytes();
     this.maxValueBytes = config.maxValueBytes();
+    this.storage = storageOptions == null ? null : openStorage(storageOptions, clock);
     if (scheduler == null) {
       this.scheduler = Executors.newSingleThreadScheduledExecutor(r -> {
         Thread t = new Thread(r, "kvstore-maintenance-" + nodeId);
@@ -129,7 +150,75 @@ final class DefaultKvStore implements KvStore, ReplicaStore {
       replicator.start(this);
     } catch (RuntimeException e) {
       shutdownScheduler();
+      if (storage != null) {
+        storage.close();
+      }
       throw e;
+    }
+  }
+
+  /** Opens the data directory, replays it into the map and resumes the clock above it. */
+  private LogStorage openStorage(LogStorage.Options options, InstantSource clock) {
+    long started = System.nanoTime();
+    LogStorage s = LogStorage.open(options, nodeId, !standalone, graceMillis, clock,
+        new LogStorage.Sink() {
+          @Override
+          public void accept(String key, Entry entry) {
+            recoverEntry(key, entry);
+          }
+
+          @Override
+          public void reset() {
+            map.clear();
+            for (int i = 0; i < bucketCount; i++) {
+              digest.set(i, 0);
+            }
+            live.reset();
+            tombstones.reset();
+          }
+        });
+    hlc.observe(s.resumeAbove());
+    hlc.reservation(s.reservation(), s::reserve);
+    s.start(hlc::current, hlc::extendLimit, () -> map.entrySet().iterator());
+    StorageStatus st = s.status();
+    log.info("node {}: recovered {} records ({} entries) from {} in {} ms ({})", nodeId,
+        st.recoveredEntries(), map.size(), options.dir(),
+        (System.nanoTime() - started) / 1_000_000, options.durability());
+    return s;
+  }
+
+  private void recoverEntry(String key, Entry entry) {
+    RemoteMerge r = new RemoteMerge(entry);
+    map.compute(key, r);
+    if (r.applied) {
+      digestReplace(key, r.old, r.result);
+      countTransition(r.old, r.result);
+    }
+  }
+
+  /** Appends an applied change to the storage; completes when it is durable. */
+  private CompletableFuture<Void> persist(String key, Entry e) {
+    return storage == null ? StandaloneReplicator.DONE : storage.append(key, e);
+  }
+
+  /** Completes when both the durability step and the write concern are done. */
+  private static CompletableFuture<Void> both(CompletableFuture<Void> durable,
+      CompletableFuture<Void> replicated) {
+    if (durable == StandaloneReplicator.DONE) {
+      return replicated;
+    }
+    if (replicated == StandaloneReplicator.DONE) {
+      return durable;
+    }
+    return durable.thenCombine(replicated, (a, b) -> null);
+  }
+
+  private void checkWritable(String key) {
+    StorageException failure = storage == null ? null : storage.failure();
+    if (failure != null) {
+      Keys.validate(key, maxKeyBytes);
+      throw new StorageException("the store of node '" + nodeId + "' is read-only: "
+          + failure.getMessage(), failure);
     }
   }
 
@@ -214,10 +303,10 @@ final class DefaultKvStore implements KvStore, ReplicaStore {
     Entry e;
     try {
       e = applyLocal(key, copy, ttlOf(options), options, null);
-    } catch (StoreClosedException | ConditionFailedException failure) {
+    } catch (StoreClosedException | ConditionFailedException | StorageException failure) {
       return CompletableFuture.failedFuture(failure); // async forms fail their future
     }
-    return replicate(key, e, options).thenApply(ignored -> e.version());
+    return both(persist(key, e), replicate(key, e, options)).thenApply(ignored -> e.version());
   }
 
   @Override
@@ -227,17 +316,17 @@ final class DefaultKvStore implements KvStore, ReplicaStore {
     Entry e;
     try {
       e = applyLocal(key, null, 0, options, wasLive);
-    } catch (StoreClosedException | ConditionFailedException failure) {
+    } catch (StoreClosedException | ConditionFailedException | StorageException failure) {
       return CompletableFuture.failedFuture(failure);
     }
-    return replicate(key, e, options).thenApply(ignored -> wasLive[0]);
+    return both(persist(key, e), replicate(key, e, options)).thenApply(ignored -> wasLive[0]);
   }
 
   @Override
   public Version put(String key, byte[] value, WriteOptions options) {
     byte[] copy = checkPut(key, value, options);
     Entry e = applyLocal(key, copy, ttlOf(options), options, null);
-    awaitConcern(replicate(key, e, options), options);
+    awaitConcern(both(persist(key, e), replicate(key, e, options)), options);
     return e.version();
   }
 
@@ -246,7 +335,7 @@ final class DefaultKvStore implements KvStore, ReplicaStore {
     checkDelete(key, options);
     boolean[] wasLive = new boolean[1];
     Entry e = applyLocal(key, null, 0, options, wasLive);
-    awaitConcern(replicate(key, e, options), options);
+    awaitConcern(both(persist(key, e), replicate(key, e, options)), options);
     return wasLive[0];
   }
 
@@ -291,6 +380,7 @@ final class DefaultKvStore implements KvStore, ReplicaStore {
    * @param wasLive if not null, gets whether the key had a live value just before
    * @throws StoreClosedException if the store is closed
    * @throws ConditionFailedException if the write's condition does not hold
+   * @throws StorageException if the store is read-only after a storage failure
    * @throws IllegalArgumentException if the key is not stored and invalid
    */
   private Entry applyLocal(String key, byte[] value, long ttlMillis, WriteOptions options,
@@ -298,6 +388,9 @@ final class DefaultKvStore implements KvStore, ReplicaStore {
     if (closed) {
       Keys.validate(key, maxKeyBytes); // invalid input is reported as such, closed or not
       throw new StoreClosedException(nodeId);
+    }
+    if (storage != null) {
+      checkWritable(key);
     }
     long stamp = hlc.now();
     // For the digest of a store with a replicator; a standalone store computes it only when asked.
@@ -454,6 +547,11 @@ final class DefaultKvStore implements KvStore, ReplicaStore {
           m.version().nodeId(), problem);
       return ApplyResult.REFUSED_INVALID;
     }
+    if (storage != null && storage.failure() != null) {
+      warnRateLimited(lastReadOnlyWarning, "refused a mutation from node {}: {}",
+          m.version().nodeId(), "this store is read-only after a storage failure");
+      return ApplyResult.REFUSED_READ_ONLY;
+    }
     long wall = hlc.wallMillis();
     if (m.version().physicalMillis() - wall > maxDriftMillis) { // no overflow for any drift
       refusedDrift.increment();
@@ -469,6 +567,9 @@ final class DefaultKvStore implements KvStore, ReplicaStore {
       remoteIgnored.increment();
       return ApplyResult.IGNORED;
     }
+    if (storage != null) {
+      storage.append(m.key(), r.result); // whenDurable() tells when; a failure fails it
+    }
     digestReplace(m.key(), r.old, r.result);
     remoteApplied.increment();
     countTransition(r.old, r.result);
@@ -482,6 +583,11 @@ final class DefaultKvStore implements KvStore, ReplicaStore {
           e.value));
     }
     return ApplyResult.APPLIED;
+  }
+
+  @Override
+  public CompletableFuture<Void> whenDurable() {
+    return storage == null ? StandaloneReplicator.DONE : storage.barrier();
   }
 
   /**
@@ -653,6 +759,11 @@ final class DefaultKvStore implements KvStore, ReplicaStore {
   }
 
   @Override
+  public StorageStatus storage() {
+    return storage == null ? StorageStatus.MEMORY_ONLY : storage.status();
+  }
+
+  @Override
   public ClusterView cluster() {
     return replicator.clusterView();
   }
@@ -676,6 +787,29 @@ final class DefaultKvStore implements KvStore, ReplicaStore {
       log.warn("replicator of node {} failed to close cleanly", nodeId, e);
     }
     shutdownScheduler();
+    if (storage != null) {
+      storage.close();
+    }
+  }
+
+  /** Test hook: stops like a killed process (nothing more is written or synced). */
+  void crashForTest() {
+    synchronized (this) {
+      if (closed) {
+        return;
+      }
+      closed = true;
+    }
+    replicator.close();
+    shutdownScheduler();
+    if (storage != null) {
+      storage.crash();
+    }
+  }
+
+  /** Test hook: the storage, or null. */
+  LogStorage storageForTest() {
+    return storage;
   }
 
   private void shutdownScheduler() {

@@ -236,6 +236,16 @@ public interface KvStore extends AutoCloseable {
   StoreStats stats();
 
   /**
+   * The state of the store's disk storage: the data directory and durability, whether it is still
+   * writable (a failed write or sync turns the store read-only), and its counters.
+   *
+   * @return the status; {@link StorageStatus#isDurable()} is false for a memory-only store
+   */
+  default StorageStatus storage() {
+    return StorageStatus.MEMORY_ONLY;
+  }
+
+  /**
    * The cluster as this node sees it (just this node when standalone).
    *
    * @return the view

@@ -1,5 +1,6 @@
 package io.kvstore.core;
 
+import java.nio.file.Path;
 import java.time.Duration;
 import java.time.InstantSource;
 import java.util.Objects;
@@ -26,8 +27,94 @@ public final class KvStoreBuilder {
   private InstantSource clock = InstantSource.system();
   private ScheduledExecutorService scheduler;
   private Function<KvStoreConfig, Replicator> replicatorFactory;
+  private Path dataDir;
+  private Durability durability;
+  private Duration syncInterval = DEFAULT_SYNC_INTERVAL;
+  private CorruptionPolicy onCorruption = CorruptionPolicy.REFUSE;
+  private String clusterName;
+  private long segmentBytes = LogStorage.Options.DEFAULT_SEGMENT_BYTES;
+  private long compactBytes = LogStorage.Options.DEFAULT_COMPACT_BYTES;
+  private long clockStepMillis = LogStorage.Options.DEFAULT_CLOCK_STEP_MILLIS;
+  private FileIo fileIo = FileIo.DEFAULT;
+
+  /**
+   * 1 s: the sync period of {@link Durability#INTERVAL}, so a power loss loses at most about this
+   * much; shorter costs more syncs (each one a few hundred microseconds of disk time).
+   */
+  public static final Duration DEFAULT_SYNC_INTERVAL = Duration.ofSeconds(1);
 
   KvStoreBuilder() {}
+
+  /**
+   * Keeps the store's data in this directory across restarts (default: none, memory-only). The
+   * directory is created if needed and holds one node's data: a directory of another node id, or
+   * one in use by another store, is refused. The store recovers what the directory holds before
+   * {@link #build()} returns. See {@link Durability} for when writes are acknowledged.
+   *
+   * @param dir the data directory, or null for a memory-only store
+   * @return this builder
+   */
+  public KvStoreBuilder dataDir(Path dir) {
+    this.dataDir = dir;
+    return this;
+  }
+
+  /**
+   * When writes are acknowledged (default {@link Durability#INTERVAL}); needs a
+   * {@link #dataDir(Path) data directory}.
+   *
+   * @param durability the durability level
+   * @return this builder
+   */
+  public KvStoreBuilder durability(Durability durability) {
+    this.durability = Objects.requireNonNull(durability, "durability");
+    return this;
+  }
+
+  /**
+   * How often {@link Durability#INTERVAL} syncs the log (default 1 s, {@link #DEFAULT_SYNC_INTERVAL}).
+   *
+   * @param interval a positive duration
+   * @return this builder
+   */
+  public KvStoreBuilder syncInterval(Duration interval) {
+    this.syncInterval = interval;
+    return this;
+  }
+
+  /**
+   * What recovery does with a corrupted data directory (default {@link CorruptionPolicy#REFUSE};
+   * {@code KvClusterBuilder} sets {@link CorruptionPolicy#MOVE_ASIDE}, since peers can repair a node).
+   *
+   * @param policy the policy
+   * @return this builder
+   */
+  public KvStoreBuilder onCorruption(CorruptionPolicy policy) {
+    this.onCorruption = Objects.requireNonNull(policy, "policy");
+    return this;
+  }
+
+  /**
+   * The cluster this store belongs to, recorded in the data directory (default: none); a directory
+   * recorded for another cluster is refused. {@code KvClusterBuilder} sets it.
+   *
+   * @param name the cluster name, or null
+   * @return this builder
+   */
+  public KvStoreBuilder clusterName(String name) {
+    this.clusterName = name;
+    return this;
+  }
+
+  /** Test hook: segment and compaction sizes, the clock step, and the file system. */
+  KvStoreBuilder storageInternals(long segmentBytes, long compactBytes, long clockStepMillis,
+      FileIo io) {
+    this.segmentBytes = segmentBytes;
+    this.compactBytes = compactBytes;
+    this.clockStepMillis = clockStepMillis;
+    this.fileIo = Objects.requireNonNull(io, "io");
+    return this;
+  }
 
   /**
    * This node's id (default: {@code node-} and 8 random hex digits). Must be unique in the cluster.
@@ -200,16 +287,34 @@ public final class KvStoreBuilder {
   }
 
   /**
-   * Builds and starts the store (and its replicator).
+   * Builds and starts the store (and its replicator). With a data directory, recovers what it holds
+   * first.
    *
    * @return a running store; close it when done
    * @throws IllegalArgumentException naming the first invalid setting
+   * @throws StorageException if the data directory is in use, belongs to another node or cluster,
+   *     is corrupted (under {@link CorruptionPolicy#REFUSE}) or cannot be read or written
    */
   public KvStore build() {
     KvStoreConfig config = config();
+    LogStorage.Options storage = storageOptions();
     Replicator replicator = replicatorFactory == null
         ? Replicator.standalone(new Member(config.nodeId(), null, null, Member.Status.ALIVE))
         : Objects.requireNonNull(replicatorFactory.apply(config), "replicator factory returned null");
-    return new DefaultKvStore(config, clock, scheduler, replicator);
+    return new DefaultKvStore(config, clock, scheduler, replicator, storage);
+  }
+
+  /** The storage settings, validated; null for a memory-only store. */
+  LogStorage.Options storageOptions() {
+    if (dataDir == null) {
+      if (durability != null) {
+        throw new IllegalArgumentException("durability " + durability + " needs a dataDir; set "
+            + "one, or drop durability for a memory-only store");
+      }
+      return null;
+    }
+    KvStoreConfig.requirePositive("syncInterval", syncInterval);
+    return new LogStorage.Options(dataDir, durability == null ? Durability.INTERVAL : durability,
+        syncInterval, onCorruption, clusterName, segmentBytes, compactBytes, clockStepMillis, fileIo);
   }
 }

@@ -3,6 +3,8 @@ package io.kvstore.core;
 import java.util.BitSet;
 import java.util.Collection;
 import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionStage;
 
 /**
  * The side of a store that its {@link Replicator} sees: apply other nodes' mutations and read what
@@ -48,6 +50,20 @@ public interface ReplicaStore {
    * @return what happened; {@link ApplyResult#isHeld()} tells whether an acknowledgement is due
    */
   ApplyResult apply(Mutation mutation);
+
+  /**
+   * Completes when every mutation this store applied before the call is durable per its
+   * {@link Durability} (for a memory-only store, or INTERVAL and NONE, at once). A replicator sends
+   * the acknowledgement of a {@link #apply applied} or held mutation only after this completes, so a
+   * QUORUM write under {@link Durability#SYNC} is on disk on a quorum. It fails with a
+   * {@link StorageException} if the store turned read-only: then nothing may be acknowledged. It
+   * never blocks; its completion runs on a storage thread, so dependent actions must not block either.
+   *
+   * @return the barrier
+   */
+  default CompletionStage<Void> whenDurable() {
+    return CompletableFuture.completedFuture(null);
+  }
 
   /**
    * A snapshot of the anti-entropy digest, maintained in O(1) per change by a store with a replicator

@@ -166,7 +166,11 @@ public final class LocalCluster implements AutoCloseable {
         if (i > 0) {
           flags.addAll(List.of("--join", seed));
         }
-        flags.addAll(extraFlags.apply(i + 1));
+        List<String> extra = extraFlags.apply(i + 1);
+        if (!extra.contains("--data-dir")) {
+          flags.add("--in-memory"); // a fresh cluster every time, as before data directories
+        }
+        flags.addAll(extra);
         Node node = new Node(i + 1, flags, ports.get(i)[0], logDir.resolve("node-" + (i + 1) + ".log"));
         cluster.nodes.add(node);
         cluster.launch(node);

@@ -53,11 +53,42 @@ class KvServerFlagsTest {
     ServerOptions o = parse("--node-id", "n9", "--host", "127.0.0.2", "--http-port", "9000",
         "--cluster-port", "9100", "--data-port", "9200", "--join", "127.0.0.1:7946,127.0.0.1:7956",
         "--cluster-name", "orders", "--auth-token", "s3cret", "--auth-token", "other",
-        "--max-value-size", "64KiB");
+        "--max-value-size", "64KiB", "--in-memory");
     assertThat(o).isEqualTo(new ServerOptions("n9", "127.0.0.2", 9000, 9100, 9200,
         List.of("127.0.0.1:7946", "127.0.0.1:7956"), "orders", Set.of("s3cret", "other"),
         64 * 1024));
     assertThat(o.toString()).doesNotContain("s3cret");
+  }
+
+  @Test
+  void console_isOnByDefault_andNoConsoleTurnsItOff() {
+    assertThat(parse().console()).isTrue();
+    assertThat(parse("--no-console").console()).isFalse();
+    assertThat(parse("--console").console()).isTrue();
+  }
+
+  @Test
+  void dataDirDefault_isPerNodeIdUnderKvstoreData_withIntervalDurability() {
+    ServerOptions o = parse("--node-id", "n7");
+    assertThat(o.dataDir()).isEqualTo(java.nio.file.Path.of("kvstore-data", "n7"));
+    assertThat(o.durability()).isEqualTo(io.kvstore.core.Durability.INTERVAL);
+  }
+
+  @Test
+  void dataDirAndDurabilityFlags_areParsed_andInMemoryKeepsNothing() {
+    ServerOptions o = parse("--data-dir", "/var/lib/kv", "--durability", "sync");
+    assertThat(o.dataDir()).isEqualTo(java.nio.file.Path.of("/var/lib/kv"));
+    assertThat(o.durability()).isEqualTo(io.kvstore.core.Durability.SYNC);
+    ServerOptions m = parse("--in-memory");
+    assertThat(m.dataDir()).isNull();
+    assertThat(m.durability()).isNull();
+  }
+
+  @Test
+  void inMemoryWithDataDir_exitsWith2AndSaysWhy() {
+    Run r = execute("--in-memory", "--data-dir", "/tmp/x");
+    assertThat(r.code()).isEqualTo(2);
+    assertThat(r.err()).contains("--in-memory").contains("--data-dir");
   }
 
   @Test

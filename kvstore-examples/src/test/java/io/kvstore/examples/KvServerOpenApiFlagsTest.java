@@ -161,6 +161,25 @@ class KvServerOpenApiFlagsTest {
   }
 
   @Test
+  void emptyClusterSecurityFileFlags_exitWith2_insteadOfStartingAnOpenCluster() {
+    for (String flag : List.of("--cluster-secret-file", "--cluster-tls-ca",
+        "--cluster-tls-truststore", "--tls-cert")) {
+      Run r = execute(flag, "");
+      assertThat(r.code()).as(flag).isEqualTo(2);
+      assertThat(r.err()).as(flag).contains(flag + " is given but empty");
+    }
+  }
+
+  @Test
+  void emptyClusterSecretVariable_exitsWith2() throws Exception {
+    Run secret = child(Map.of("KVSTORE_CLUSTER_SECRET_FILE", ""), "--http-port", "0",
+        "--cluster-port", "0", "--max-value-size", "2GiB");
+    assertThat(secret.code()).isEqualTo(2);
+    assertThat(secret.err()).contains("KVSTORE_CLUSTER_SECRET_FILE is given but empty")
+        .contains("leave the cluster open");
+  }
+
+  @Test
   void emptyTokenEnvironmentVariables_exitWith2() throws Exception {
     // --max-value-size 2GiB is refused after the token flags, so a server that ignored the empty
     // variable (the bug) exits too, with another message, instead of serving.

@@ -22,6 +22,7 @@ import java.util.concurrent.TimeUnit;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 
@@ -118,8 +119,38 @@ class ReadmeQuickStartIT {
     await().atMost(Duration.ofSeconds(90)).until(() ->
         status("http://localhost:8081/ready") == 200 && status("http://localhost:8082/ready") == 200
             && membersOf(body("http://localhost:8080/v1/cluster")) == 3);
+    // The README's "Web console" section: the quick-start node serves it.
+    assertThat(readme).contains("<http://localhost:8080/ui/>");
+    assertThat(status("http://localhost:8080/ui/")).isEqualTo(200);
 
-    List<String> session = block(readme, "session");
+    runSession(block(readme, "session"));
+
+    // The restart: stop all three, start node 1 alone with its command again; its data is there.
+    stopEverything();
+    started.clear();
+    startServer(node1.get(0));
+    await().atMost(Duration.ofSeconds(90)).until(() -> status("http://localhost:8080/ready") == 200);
+    runSession(block(readme, "restart"));
+  }
+
+  /** The data directories the README's three nodes make (./kvstore-data/<node-id>). */
+  @BeforeEach
+  @AfterEach
+  void deleteReadmeDataDirs() throws IOException {
+    for (String id : List.of("127.0.0.1-7946", "127.0.0.1-7956", "127.0.0.1-7966")) {
+      Path dir = ROOT.resolve("kvstore-data").resolve(id);
+      if (Files.exists(dir)) {
+        try (var files = Files.walk(dir)) {
+          for (Path p : files.sorted(java.util.Comparator.reverseOrder()).toList()) {
+            Files.delete(p);
+          }
+        }
+      }
+    }
+  }
+
+  /** Runs a console block: lines alternate {@code $ command} and its expected output. */
+  private void runSession(List<String> session) throws Exception {
     for (int i = 0; i < session.size(); i++) {
       String line = session.get(i);
       assertThat(line).as("session lines alternate '$ command' and its output").startsWith("$ ");

@@ -46,6 +46,16 @@ final class HttpMetrics {
     storeGauge(store, "kvstore.store.live.entries", "Keys holding a value", StoreStats::liveEntries);
     storeGauge(store, "kvstore.store.tombstones", "Deleted or expired keys still remembered",
         StoreStats::tombstones);
+    FunctionCounter.builder("kvstore.storage.syncs", store, s -> s.storage().syncs())
+        .description("Syncs (fdatasync) of the data directory's log").register(registry);
+    FunctionCounter.builder("kvstore.storage.failed.syncs", store, s -> s.storage().failedSyncs())
+        .description("Failed log writes or syncs (the first turns the store read-only)")
+        .register(registry);
+    FunctionCounter.builder("kvstore.storage.log.bytes", store, s -> s.storage().logBytes())
+        .description("Bytes appended to the log").register(registry);
+    Gauge.builder("kvstore.storage.writable", store, s -> s.storage().writable() ? 1 : 0)
+        .description("1 while the store accepts writes, 0 once its storage failed")
+        .register(registry);
     Gauge.builder("kvstore.http.watch.clients", watchClients, AtomicInteger::get)
         .description("Open /v1/watch streams").register(registry);
     watchOverflows = Counter.builder("kvstore.http.watch.overflows")

@@ -31,8 +31,8 @@ import org.slf4j.LoggerFactory;
 /**
  * The REST facade of one {@link KvStore}: the documented API ({@code /put}, {@code /get},
  * {@code /delete}, {@code /set}), the versioned {@code /v1} API, a change stream, cluster and health
- * endpoints and Prometheus metrics. Every route, status code and error code is described in
- * {@code docs/HTTP.md}.
+ * endpoints, Prometheus metrics and, when {@link Builder#console(boolean) asked}, a web console at
+ * {@code /ui/}. Every route, status code and error code is described in {@code docs/HTTP.md}.
  *
  * <pre>{@code
  * try (KvStore store = KvStore.builder().nodeId("node-1").build();
@@ -261,6 +261,7 @@ public final class KvHttpServer implements AutoCloseable {
     private final List<MeterBinder> meterBinders = new ArrayList<>();
     private HttpTls tls;
     private Set<String> allowedHosts = KvHttpServerConfig.DEFAULT_ALLOWED_HOSTS;
+    private boolean console = KvHttpServerConfig.DEFAULT_CONSOLE;
     private int maxWatchClientsPerAddress =
         KvHttpServerConfig.DEFAULT_MAX_WATCH_CLIENTS_PER_ADDRESS;
     private long minRequestDataRate = KvHttpServerConfig.DEFAULT_MIN_REQUEST_DATA_RATE;
@@ -327,6 +328,20 @@ public final class KvHttpServer implements AutoCloseable {
      */
     public Builder tls(HttpTls tls) {
       this.tls = tls;
+      return this;
+    }
+
+    /**
+     * Whether to serve the web console at {@code /ui} (default false; the standalone server turns it
+     * on). The console is static files from this jar that call the API from the browser with the
+     * user's token; its pages answer without a token so that the sign-in page can load, and carry a
+     * strict Content-Security-Policy (docs/HTTP.md, "Web console").
+     *
+     * @param console true to serve it
+     * @return this builder
+     */
+    public Builder console(boolean console) {
+      this.console = console;
       return this;
     }
 
@@ -513,7 +528,7 @@ public final class KvHttpServer implements AutoCloseable {
     public KvHttpServerConfig config() {
       return new KvHttpServerConfig(host, port, maxBodyBytes, authTokens, openHealth, idleTimeout,
           requestTimeout, shutdownTimeout, maxHeaderBytes, maxThreads, maxWatchClients,
-          watchQueueCapacity, watchHeartbeat, meterBinders, tls, allowedHosts,
+          watchQueueCapacity, watchHeartbeat, meterBinders, tls, allowedHosts, console,
           maxWatchClientsPerAddress, minRequestDataRate, maxListBytes, maxConcurrentListings);
     }
 

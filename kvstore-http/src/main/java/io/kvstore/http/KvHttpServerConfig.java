@@ -35,6 +35,7 @@ import java.util.Set;
  *     the bound host and (bound to a wildcard address) this machine's name; {@code "*"} for any. The
  *     check protects an API without tokens from DNS rebinding; with tokens it applies only when this
  *     is set. See {@code docs/SECURITY.md}
+ * @param console whether the web console is served at {@code /ui} (see docs/HTTP.md)
  * @param maxWatchClientsPerAddress the most concurrent {@code /v1/watch} streams from one remote
  *     address; more get 429
  * @param minRequestDataRate the slowest a request body may arrive, in bytes per second averaged
@@ -61,6 +62,7 @@ public record KvHttpServerConfig(
     List<MeterBinder> meterBinders,
     HttpTls tls,
     Set<String> allowedHosts,
+    boolean console,
     int maxWatchClientsPerAddress,
     long minRequestDataRate,
     int maxListBytes,
@@ -77,6 +79,11 @@ public record KvHttpServerConfig(
   public static final int DEFAULT_MAX_BODY_BYTES = 2 * 1024 * 1024;
   /** true: load balancers and orchestrators probe {@code /health} without credentials. */
   public static final boolean DEFAULT_OPEN_HEALTH = true;
+  /**
+   * false: a library adds no routes its application did not ask for (the application may serve its
+   * own {@code /ui}); the standalone server turns the console on.
+   */
+  public static final boolean DEFAULT_CONSOLE = false;
   /** 30 s: long enough for slow clients, short enough that dead connections free their threads. */
   public static final Duration DEFAULT_IDLE_TIMEOUT = Duration.ofSeconds(30);
   /**
@@ -147,6 +154,7 @@ public record KvHttpServerConfig(
    * @param meterBinders extra metrics
    * @param tls HTTPS settings, or null for plain HTTP
    * @param allowedHosts host names (no port or scheme), IP addresses or {@code "*"}
+   * @param console whether {@code /ui} serves the web console
    * @param maxWatchClientsPerAddress 1 to 100,000
    * @param minRequestDataRate bytes per second, 0 (no minimum) or positive
    * @param maxListBytes 64 KiB to 1 GiB
@@ -202,7 +210,7 @@ public record KvHttpServerConfig(
         + ", maxThreads=" + maxThreads + ", maxWatchClients=" + maxWatchClients
         + ", watchQueueCapacity=" + watchQueueCapacity + ", watchHeartbeat=" + watchHeartbeat
         + ", meterBinders=" + meterBinders.size() + ", tls=" + (tls == null ? "off" : tls)
-        + ", allowedHosts=" + allowedHosts
+        + ", allowedHosts=" + allowedHosts + ", console=" + console
         + ", maxWatchClientsPerAddress=" + maxWatchClientsPerAddress
         + ", minRequestDataRate=" + minRequestDataRate + ", maxListBytes=" + maxListBytes
         + ", maxConcurrentListings=" + maxConcurrentListings + "}";

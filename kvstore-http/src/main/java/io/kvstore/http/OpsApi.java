@@ -6,6 +6,7 @@ import io.javalin.http.Context;
 import io.kvstore.core.ClusterView;
 import io.kvstore.core.KvStore;
 import io.kvstore.core.Member;
+import io.kvstore.core.StorageStatus;
 import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
 import java.util.Locale;
 import java.util.Set;
@@ -25,8 +26,12 @@ final class OpsApi {
   void health(Context ctx) {
     QueryParams.parse(ctx.queryString(), Set.of());
     ObjectNode out = Json.object();
-    out.put("status", "serving");
+    StorageStatus storage = store.storage();
+    out.put("status", storage.writable() ? "serving" : "read_only");
     out.put("node", store.config().nodeId());
+    ObjectNode disk = out.putObject("storage");
+    disk.put("durability", storage.isDurable() ? storage.durability().name() : "MEMORY");
+    disk.put("writable", storage.writable());
     Routes.json(ctx, 200, out);
   }
 

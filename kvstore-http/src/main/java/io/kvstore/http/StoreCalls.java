@@ -2,6 +2,7 @@ package io.kvstore.http;
 
 import io.kvstore.core.ConditionFailedException;
 import io.kvstore.core.KvStore;
+import io.kvstore.core.StorageException;
 import io.kvstore.core.StoreClosedException;
 import io.kvstore.core.Version;
 import io.kvstore.core.Versioned;
@@ -90,6 +91,11 @@ final class StoreCalls {
     }
     if (e instanceof StoreClosedException) {
       return new ApiError(503, "unavailable", e.getMessage());
+    }
+    if (e instanceof StorageException) {
+      // The cause names files and OS errors: for the operator's log (the store logs it).
+      return new ApiError(503, "storage_failed", "this node's disk storage failed and it is "
+          + "read-only until restarted; the write may or may not be on disk");
     }
     return e;
   }

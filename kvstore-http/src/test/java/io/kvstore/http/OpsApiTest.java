@@ -5,13 +5,21 @@ import static io.kvstore.http.HttpFixture.json;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import com.fasterxml.jackson.databind.JsonNode;
+import io.kvstore.core.Durability;
 import io.kvstore.core.KvStore;
+import io.kvstore.core.StorageException;
+import io.kvstore.core.StorageStatus;
+import io.kvstore.core.Version;
+import io.kvstore.core.WriteOptions;
 import io.micrometer.core.instrument.Gauge;
+import java.nio.file.Path;
 import java.util.Arrays;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.io.TempDir;
 
 /** Health, readiness, cluster view, metrics, and write concerns over a (fake) two-node cluster. */
 @Timeout(value = 60, unit = TimeUnit.SECONDS)
@@ -38,6 +46,46 @@ class OpsApiTest {
     assertThat(r.status()).isEqualTo(200);
     assertThat(r.header("content-type")).startsWith("application/json");
     assertThat(json(r).get("status").asText()).isEqualTo("serving");
+  }
+
+  @Test
+  void health_namesTheDurabilityOfAStoreWithADataDir(@TempDir Path dir) {
+    http = HttpFixture.start(KvStore.builder().nodeId("node-1").dataDir(dir).build());
+    JsonNode body = json(http.send("GET", "/health"));
+    assertThat(body.get("status").asText()).isEqualTo("serving");
+    assertThat(body.get("storage").get("durability").asText()).isEqualTo("INTERVAL");
+    assertThat(body.get("storage").get("writable").asBoolean()).isTrue();
+  }
+
+  @Test
+  void failedStorage_healthSaysReadOnly_writesAre503_andNoFileNameLeaks() {
+    StorageStatus failed = new StorageStatus(Path.of("/srv/kv"), Durability.SYNC, false,
+        "syncing /srv/kv/log-1.seg failed", 0, 0, 0, 1, 1, 0);
+    StorageException refusal = new StorageException("node-1: syncing /srv/kv/log-1.seg failed");
+    http = HttpFixture.start(new ForwardingKvStore(KvStore.builder().nodeId("node-1").build()) {
+      @Override
+      public StorageStatus storage() {
+        return failed;
+      }
+
+      @Override
+      public CompletableFuture<Version> putAsync(String key, byte[] value, WriteOptions options) {
+        return CompletableFuture.failedFuture(refusal);
+      }
+
+      @Override
+      public Version put(String key, byte[] value, WriteOptions options) {
+        throw refusal;
+      }
+    });
+    JsonNode health = json(http.send("GET", "/health"));
+    assertThat(health.get("status").asText()).isEqualTo("read_only");
+    assertThat(health.get("storage").get("writable").asBoolean()).isFalse();
+    HttpFixture.Response<String> put = http.send("PUT", "/v1/kv/k", "v");
+    assertError(put, 503, "storage_failed");
+    assertThat(put.body()).doesNotContain("/srv/kv");
+    assertThat(http.send("GET", "/metrics").body()).contains("kvstore_storage_writable 0.0")
+        .contains("kvstore_storage_failed_syncs_total 1.0");
   }
 
   @Test

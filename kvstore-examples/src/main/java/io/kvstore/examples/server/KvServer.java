@@ -3,6 +3,7 @@ package io.kvstore.examples.server;
 import io.kvstore.cluster.ClusterKeyring;
 import io.kvstore.cluster.ClusterTls;
 import io.kvstore.cluster.KvCluster;
+import io.kvstore.core.Durability;
 import io.kvstore.core.KvStore;
 import io.kvstore.core.KvStoreConfig;
 import io.kvstore.http.HttpTls;
@@ -15,9 +16,12 @@ import java.security.NoSuchAlgorithmException;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.Collections;
+import java.util.LinkedHashMap;
 import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Locale;
+import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.Callable;
 import java.util.concurrent.CountDownLatch;
@@ -182,6 +186,29 @@ public final class KvServer implements Callable<Integer> {
           + "(default: ${DEFAULT-VALUE}).")
   String maxValueSize;
 
+  @Option(names = "--console", negatable = true, defaultValue = "${env:KVSTORE_CONSOLE:-true}",
+      fallbackValue = "true",
+      description = "Serve the web console at /ui (default: on; --no-console turns it off). Its "
+          + "pages load without a token; everything they show comes from the API, which still "
+          + "needs one.")
+  boolean console;
+
+  @Option(names = "--data-dir", paramLabel = "<dir>", defaultValue = "${env:KVSTORE_DATA_DIR}",
+      description = "Where the node keeps its data across restarts (default: "
+          + "./kvstore-data/<node-id>, so nodes started in one folder do not collide).")
+  Path dataDir;
+
+  @Option(names = "--durability", paramLabel = "<level>",
+      defaultValue = "${env:KVSTORE_DURABILITY:-INTERVAL}",
+      description = "When a write is acknowledged: SYNC (after fsync), INTERVAL (after the write "
+          + "reaches the OS; synced every second), NONE (the OS syncs when it likes). "
+          + "Default: ${DEFAULT-VALUE}. See docs/RELIABILITY.md.")
+  Durability durability;
+
+  @Option(names = "--in-memory", defaultValue = "${env:KVSTORE_IN_MEMORY:-false}",
+      description = "Keep nothing on disk: the node starts empty after every restart.")
+  boolean inMemory;
+
   @CommandLine.Spec
   CommandLine.Model.CommandSpec spec;
 
@@ -258,6 +285,7 @@ public final class KvServer implements Callable<Integer> {
         seeds.add(seed);
       }
     }
+    refuseEmptySecurityFiles();
     Set<String> tokens = authTokens();
     Set<String> hosts = new LinkedHashSet<>();
     if (allowedHosts != null) {
@@ -300,9 +328,14 @@ public final class KvServer implements Callable<Integer> {
     if (clusterName == null || clusterName.isBlank()) {
       throw invalid("--cluster-name must not be empty");
     }
+    if (inMemory && dataDir != null) {
+      throw invalid("use either --in-memory or --data-dir, not both");
+    }
+    Path dir = inMemory ? null : dataDir != null ? dataDir : Path.of("kvstore-data", id);
     ServerOptions options = new ServerOptions(id, host, httpPort, clusterPort, data, seeds,
         clusterName.trim(), tokens, maxValue, clusterSecretFile, tlsCert, tlsKey, tlsKeyStore,
-        tlsKeyStorePasswordFile, clusterTls, hosts);
+        tlsKeyStorePasswordFile, clusterTls, hosts, console, dir,
+        dir == null ? null : durability);
     try {
       httpTls(options);
     } catch (IllegalArgumentException e) {
@@ -322,6 +355,53 @@ public final class KvServer implements Callable<Integer> {
   }
 
   /**
+   * The file flags that secure a node, with what leaving them out means. Each may come from its
+   * {@code KVSTORE_*} variable, and an unset shell variable ({@code --cluster-secret-file
+   * "$SECRET"}) arrives as an empty value, which picocli would take as "not given": the node would
+   * start less secure than its operator asked for, saying so only in a log line.
+   */
+  private static final Map<String, String> SECURITY_FILES = securityFiles();
+
+  private static Map<String, String> securityFiles() {
+    Map<String, String> files = new LinkedHashMap<>();
+    files.put("--auth-token-file", "leave the HTTP API open");
+    files.put("--tls-cert", "serve plain HTTP");
+    files.put("--tls-key", "serve plain HTTP");
+    files.put("--tls-keystore", "serve plain HTTP");
+    files.put("--tls-keystore-password-file", "serve plain HTTP");
+    files.put("--cluster-secret-file", "leave the cluster open");
+    for (String f : List.of("cert", "key", "ca", "keystore", "keystore-password-file",
+        "truststore", "truststore-password-file")) {
+      files.put("--cluster-tls-" + f, "leave the cluster without TLS");
+    }
+    return Collections.unmodifiableMap(files);
+  }
+
+  /** Refuses a security file flag or variable that is given but empty (an unset shell variable). */
+  private void refuseEmptySecurityFiles() {
+    CommandLine.ParseResult parsed = spec.commandLine().getParseResult();
+    for (Map.Entry<String, String> file : SECURITY_FILES.entrySet()) {
+      String flag = file.getKey();
+      boolean matched = parsed != null && parsed.hasMatchedOption(flag);
+      String source;
+      boolean empty;
+      if (matched) {
+        source = flag;
+        empty = parsed.matchedOption(flag).originalStringValues().stream()
+            .anyMatch(String::isBlank);
+      } else {
+        source = "KVSTORE_" + flag.substring(2).replace('-', '_').toUpperCase(Locale.ROOT);
+        String value = System.getenv(source);
+        empty = value != null && value.isBlank();
+      }
+      if (empty) {
+        throw invalid(source + " is given but empty (an unset shell variable?). That would "
+            + file.getValue() + "; name the file, or drop " + source + " to run without it");
+      }
+    }
+  }
+
+  /**
    * The HTTP tokens of {@code --auth-token}, {@code KVSTORE_AUTH_TOKEN} and {@code
    * --auth-token-file}. A source that is given but yields no token (an empty value, an unset shell
    * variable, only commas or whitespace) is an error, not an open API. No message shows a token.
@@ -329,7 +409,6 @@ public final class KvServer implements Callable<Integer> {
   private Set<String> authTokens() {
     CommandLine.ParseResult parsed = spec.commandLine().getParseResult();
     boolean tokenFlag = parsed != null && parsed.hasMatchedOption("--auth-token");
-    boolean fileFlag = parsed != null && parsed.hasMatchedOption("--auth-token-file");
     Set<String> tokens = new LinkedHashSet<>();
     if (authTokens != null) {
       String source = tokenFlag ? "--auth-token" : "KVSTORE_AUTH_TOKEN";
@@ -355,14 +434,6 @@ public final class KvServer implements Callable<Integer> {
             + "spaces: an unset shell variable?). That would leave the HTTP API open; give a token, "
             + "or drop " + source + " to run without one");
       }
-    }
-    boolean fileEmpty = authTokenFile == null
-        ? !fileFlag && System.getenv("KVSTORE_AUTH_TOKEN_FILE") != null
-        : authTokenFile.toString().isBlank();
-    if (fileEmpty) {
-      String source = fileFlag ? "--auth-token-file" : "KVSTORE_AUTH_TOKEN_FILE";
-      throw invalid(source + " is given but empty (an unset shell variable?). That would leave the "
-          + "HTTP API open; name the token file, or drop " + source + " to run without one");
     }
     if (authTokenFile != null) {
       try {
@@ -558,8 +629,16 @@ public final class KvServer implements Callable<Integer> {
           .membershipPort(o.clusterPort())
           .dataPort(o.dataPort())
           .seeds(o.join())
-          .store(b -> b.maxValueBytes(o.maxValueBytes()))
+          .store(b -> {
+            b.maxValueBytes(o.maxValueBytes()).dataDir(o.dataDir());
+            if (o.dataDir() != null) {
+              b.durability(o.durability());
+            }
+          })
           .build();
+      log.info("kvstore node {}: {}", o.nodeId(), o.dataDir() == null
+          ? "in memory only (--in-memory): a restart starts empty"
+          : "data in " + o.dataDir().toAbsolutePath() + ", durability " + o.durability());
       KvHttpServer http;
       try {
         KvHttpServer.Builder b = KvHttpServer.builder(store)
@@ -567,7 +646,8 @@ public final class KvServer implements Callable<Integer> {
             .port(o.httpPort())
             .meterBinder(new ReplicationMetrics(store))
             .allowedHosts(o.allowedHosts())
-            .tls(tls);
+            .tls(tls)
+            .console(o.console());
         if (!o.authTokens().isEmpty()) {
           b.authTokens(o.authTokens());
         }
@@ -590,11 +670,12 @@ public final class KvServer implements Callable<Integer> {
             secretReloadInterval.toMillis(), TimeUnit.MILLISECONDS);
       }
       log.info("kvstore node {} ready: {}://{}:{} cluster {} data {} (cluster name '{}', "
-              + "joining {}, HTTP auth {}, cluster secret {}, cluster TLS {})", o.nodeId(),
+              + "joining {}, HTTP auth {}, cluster secret {}, cluster TLS {}, web console {})",
+          o.nodeId(),
           tls == null ? "http" : "https", o.host(), http.port(), cluster, data,
           o.clusterName(), o.join().isEmpty() ? "nobody" : o.join(),
           o.authTokens().isEmpty() ? "off" : "on", keyring == null ? "none" : keyring,
-          clusterTls == null ? "off" : clusterTls);
+          clusterTls == null ? "off" : clusterTls, o.console() ? "at /ui/" : "off");
       return new Node(store, http, reloader);
     }
 

@@ -1,6 +1,7 @@
 package io.kvstore.examples.server;
 
 import io.kvstore.cluster.ClusterTls;
+import io.kvstore.core.Durability;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Set;
@@ -25,6 +26,9 @@ import java.util.Set;
  * @param tlsKeyStorePasswordFile file holding the keystore's password, or null
  * @param clusterTls the files of mutual TLS with a cluster CA between nodes, or null for plain TCP
  * @param allowedHosts extra {@code Host} names the HTTP API answers to ({@code --allowed-host})
+ * @param console whether the HTTP server serves the web console at {@code /ui}
+ * @param dataDir the data directory, or null to keep nothing on disk ({@code --in-memory})
+ * @param durability when writes are acknowledged (null with no data directory)
  */
 public record ServerOptions(
     String nodeId,
@@ -42,7 +46,10 @@ public record ServerOptions(
     Path tlsKeyStore,
     Path tlsKeyStorePasswordFile,
     ClusterTlsFiles clusterTls,
-    Set<String> allowedHosts) {
+    Set<String> allowedHosts,
+    boolean console,
+    Path dataDir,
+    Durability durability) {
 
   /**
    * The files of cluster TLS: PEM files, or a keystore and a truststore with password files. Exactly
@@ -91,6 +98,9 @@ public record ServerOptions(
    * @param tlsKeyStorePasswordFile keystore password file, or null
    * @param clusterTls cluster TLS files, or null
    * @param allowedHosts extra HTTP {@code Host} names
+   * @param console whether to serve the web console
+   * @param dataDir the data directory, or null for memory only
+   * @param durability the durability level, or null for memory only
    */
   public ServerOptions {
     join = List.copyOf(join);
@@ -99,7 +109,7 @@ public record ServerOptions(
   }
 
   /**
-   * Options without extra HTTP host names.
+   * Options without extra HTTP host names, with the web console.
    *
    * @param nodeId the node id
    * @param host bind and advertise host
@@ -123,11 +133,40 @@ public record ServerOptions(
       Path tlsKeyStorePasswordFile, ClusterTlsFiles clusterTls) {
     this(nodeId, host, httpPort, clusterPort, dataPort, join, clusterName, authTokens, maxValueBytes,
         clusterSecretFile, tlsCert, tlsKey, tlsKeyStore, tlsKeyStorePasswordFile, clusterTls,
-        Set.of());
+        Set.of(), true, null, null);
   }
 
   /**
-   * Options without cluster secret or TLS: an open cluster and plain HTTP.
+   * Options with the web console on, as the server's default, memory-only.
+   *
+   * @param nodeId the node id
+   * @param host bind and advertise host
+   * @param httpPort HTTP port
+   * @param clusterPort membership port
+   * @param dataPort data-plane port
+   * @param join seeds
+   * @param clusterName cluster name
+   * @param authTokens bearer tokens
+   * @param maxValueBytes largest value
+   * @param clusterSecretFile cluster key file, or null
+   * @param tlsCert PEM certificate chain, or null
+   * @param tlsKey PEM private key, or null
+   * @param tlsKeyStore keystore, or null
+   * @param tlsKeyStorePasswordFile keystore password file, or null
+   * @param clusterTls cluster TLS files, or null
+   * @param allowedHosts extra HTTP {@code Host} names
+   */
+  public ServerOptions(String nodeId, String host, int httpPort, int clusterPort, int dataPort,
+      List<String> join, String clusterName, Set<String> authTokens, int maxValueBytes,
+      Path clusterSecretFile, Path tlsCert, Path tlsKey, Path tlsKeyStore,
+      Path tlsKeyStorePasswordFile, ClusterTlsFiles clusterTls, Set<String> allowedHosts) {
+    this(nodeId, host, httpPort, clusterPort, dataPort, join, clusterName, authTokens, maxValueBytes,
+        clusterSecretFile, tlsCert, tlsKey, tlsKeyStore, tlsKeyStorePasswordFile, clusterTls,
+        allowedHosts, true, null, null);
+  }
+
+  /**
+   * Options without cluster secret or TLS: an open cluster and plain HTTP, with the web console.
    *
    * @param nodeId the node id
    * @param host bind and advertise host
@@ -142,7 +181,7 @@ public record ServerOptions(
   public ServerOptions(String nodeId, String host, int httpPort, int clusterPort, int dataPort,
       List<String> join, String clusterName, Set<String> authTokens, int maxValueBytes) {
     this(nodeId, host, httpPort, clusterPort, dataPort, join, clusterName, authTokens, maxValueBytes,
-        null, null, null, null, null, null, Set.of());
+        null, null, null, null, null, null, Set.of(), true, null, null);
   }
 
   @Override
@@ -154,6 +193,7 @@ public record ServerOptions(
         + ", maxValueBytes=" + maxValueBytes + ", clusterSecretFile=" + clusterSecretFile
         + ", tlsCert=" + tlsCert + ", tlsKey=" + tlsKey + ", tlsKeyStore=" + tlsKeyStore
         + ", tlsKeyStorePasswordFile=" + tlsKeyStorePasswordFile + ", clusterTls=" + clusterTls
-        + ", allowedHosts=" + allowedHosts + "}";
+        + ", allowedHosts=" + allowedHosts + ", console=" + console + ", dataDir=" + dataDir
+        + ", durability=" + durability + "}";
   }
 }

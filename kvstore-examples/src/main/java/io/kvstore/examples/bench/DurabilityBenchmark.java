@@ -1,0 +1,174 @@
+package io.kvstore.examples.bench;
+
+import io.kvstore.core.Durability;
+import io.kvstore.core.KvStore;
+import io.kvstore.core.KvStoreBuilder;
+import io.kvstore.core.WriteOptions;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.util.Comparator;
+import java.util.SplittableRandom;
+import java.util.concurrent.TimeUnit;
+import java.util.stream.Stream;
+import org.openjdk.jmh.annotations.Benchmark;
+import org.openjdk.jmh.annotations.BenchmarkMode;
+import org.openjdk.jmh.annotations.Fork;
+import org.openjdk.jmh.annotations.Level;
+import org.openjdk.jmh.annotations.Measurement;
+import org.openjdk.jmh.annotations.Mode;
+import org.openjdk.jmh.annotations.OutputTimeUnit;
+import org.openjdk.jmh.annotations.Param;
+import org.openjdk.jmh.annotations.Scope;
+import org.openjdk.jmh.annotations.Setup;
+import org.openjdk.jmh.annotations.State;
+import org.openjdk.jmh.annotations.TearDown;
+import org.openjdk.jmh.annotations.Warmup;
+
+/**
+ * What durability costs, in one run: the fsync floor of the disk under the data directory (a 4 KiB
+ * append and {@code fdatasync}, in a loop), then a put overwriting an existing key (100-byte values,
+ * 100,000 keys) in memory and at each {@link Durability}. Run the floor first, with {@code -t 1},
+ * then the puts at {@code -t 1} and {@code -t 2}; see docs/BENCHMARKS.md for the commands and figures.
+ * The data directory is under {@code java.io.tmpdir} ({@code -Djava.io.tmpdir=/path/on/the/disk}).
+ */
+@Warmup(iterations = 3, time = 2)
+@Measurement(iterations = 5, time = 2)
+@Fork(value = 1, jvmArgsAppend = {"-Xms2g", "-Xmx2g"})
+public class DurabilityBenchmark {
+
+  /** A file to append to and sync. */
+  @State(Scope.Thread)
+  public static class Floor {
+    Path dir;
+    FileChannel channel;
+    ByteBuffer block = ByteBuffer.allocateDirect(4096);
+    long position;
+
+    /**
+     * Opens the file.
+     *
+     * @throws IOException if it cannot be created
+     */
+    @Setup(Level.Trial)
+    public void open() throws IOException {
+      dir = Files.createTempDirectory("kvstore-fsync-floor");
+      channel = FileChannel.open(dir.resolve("floor"), StandardOpenOption.CREATE,
+          StandardOpenOption.WRITE);
+    }
+
+    /**
+     * Closes and deletes it.
+     *
+     * @throws IOException if it cannot be deleted
+     */
+    @TearDown(Level.Trial)
+    public void close() throws IOException {
+      channel.close();
+      deleteTree(dir);
+    }
+  }
+
+  /**
+   * 4 KiB appended and synced: the latency floor of a SYNC acknowledgement.
+   *
+   * @param f the file
+   * @return the position, so the work is not dead code
+   * @throws IOException if the disk fails
+   */
+  @Benchmark
+  @BenchmarkMode(Mode.SampleTime)
+  @OutputTimeUnit(TimeUnit.MICROSECONDS)
+  public long fsyncFloor(Floor f) throws IOException {
+    f.block.clear();
+    f.position += f.channel.write(f.block, f.position);
+    f.channel.force(false);
+    return f.position;
+  }
+
+  /** A store filled with the keys, in memory or durable. */
+  @State(Scope.Benchmark)
+  public static class Store {
+    /** MEMORY (no data directory), NONE, INTERVAL or SYNC. */
+    @Param({"MEMORY", "NONE", "INTERVAL", "SYNC"})
+    public String durability;
+    /** Distinct keys. */
+    @Param("100000")
+    public int keys;
+
+    String[] keyNames;
+    byte[] value = new byte[100];
+    Path dir;
+    KvStore store;
+
+    /**
+     * Opens and fills the store.
+     *
+     * @throws IOException if the data directory cannot be created
+     */
+    @Setup(Level.Trial)
+    public void setUp() throws IOException {
+      KvStoreBuilder b = KvStore.builder().nodeId("bench");
+      if (!durability.equals("MEMORY")) {
+        dir = Files.createTempDirectory("kvstore-durability-bench");
+        b.dataDir(dir).durability(Durability.valueOf(durability));
+      }
+      store = b.build();
+      keyNames = new String[keys];
+      SplittableRandom random = new SplittableRandom(42);
+      for (int i = 0; i < keys; i++) {
+        keyNames[i] = "user:" + Integer.toHexString(random.nextInt()) + ":" + i;
+        store.put(keyNames[i], value, WriteOptions.defaults());
+      }
+    }
+
+    /**
+     * Closes the store and deletes its directory.
+     *
+     * @throws IOException if the directory cannot be deleted
+     */
+    @TearDown(Level.Trial)
+    public void tearDown() throws IOException {
+      store.close();
+      if (dir != null) {
+        deleteTree(dir);
+      }
+    }
+  }
+
+  /** Each thread walks its own random key sequence. */
+  @State(Scope.Thread)
+  public static class Cursor {
+    private static final java.util.concurrent.atomic.AtomicLong SEEDS = new java.util.concurrent.atomic.AtomicLong(42);
+    private final SplittableRandom random = new SplittableRandom(SEEDS.incrementAndGet());
+
+    int next(int bound) {
+      return random.nextInt(bound);
+    }
+  }
+
+  /**
+   * A blocking put of an existing key: returns after the durability step.
+   *
+   * @param s the store
+   * @param c the key cursor
+   * @return the version's timestamp
+   */
+  @Benchmark
+  @BenchmarkMode(Mode.Throughput)
+  @OutputTimeUnit(TimeUnit.SECONDS)
+  public long put(Store s, Cursor c) {
+    return s.store.put(s.keyNames[c.next(s.keys)], s.value, WriteOptions.defaults()).timestamp();
+  }
+
+  static void deleteTree(Path dir) throws IOException {
+    try (Stream<Path> files = Files.walk(dir)) {
+      for (Path p : files.sorted(Comparator.reverseOrder()).toList()) {
+        Files.delete(p);
+      }
+    }
+  }
+}
