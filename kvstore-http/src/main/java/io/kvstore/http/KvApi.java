@@ -1,7 +1,7 @@
 package io.kvstore.http;
 
+import com.fasterxml.jackson.core.JsonGenerator;
 import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.javalin.http.Context;
 import io.kvstore.core.KvStore;
@@ -9,19 +9,25 @@ import io.kvstore.core.Version;
 import io.kvstore.core.Versioned;
 import io.kvstore.core.WriteConcern;
 import io.kvstore.core.WriteOptions;
+import java.io.ByteArrayInputStream;
+import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.io.InputStream;
 import java.nio.ByteBuffer;
 import java.nio.CharBuffer;
 import java.nio.charset.CharacterCodingException;
+import java.nio.charset.CharsetDecoder;
+import java.nio.charset.CoderResult;
 import java.nio.charset.CodingErrorAction;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.time.Instant;
-import java.util.Base64;
 import java.util.Collections;
 import java.util.Iterator;
 import java.util.List;
 import java.util.Locale;
 import java.util.Set;
+import java.util.concurrent.Semaphore;
 
 /**
  * The key-value routes: the documented API ({@code /put}, {@code /get}, {@code /delete},
@@ -29,8 +35,6 @@ import java.util.Set;
  * percent-decoded here (see {@link UrlCodec}), then validated by the store.
  */
 final class KvApi {
-  /** Total value bytes in one listing page with values; the page ends early beyond it. */
-  static final int MAX_LIST_VALUE_BYTES = 4 * 1024 * 1024;
   static final int DEFAULT_LIST_LIMIT = 100;
   static final String EXPIRES_HEADER = "Kvstore-Expires-At";
 
@@ -43,11 +47,15 @@ final class KvApi {
   private final KvStore store;
   private final KvHttpServerConfig config;
   private final StoreCalls calls;
+  private final Bodies bodies;
+  private final Semaphore listings;
 
   KvApi(KvStore store, KvHttpServerConfig config) {
     this.store = store;
     this.config = config;
     this.calls = new StoreCalls(store);
+    this.bodies = new Bodies(config);
+    this.listings = new Semaphore(config.maxConcurrentListings());
   }
 
   // ---- the documented API ----------------------------------------------------------------------
@@ -55,7 +63,7 @@ final class KvApi {
   void put(Context ctx) {
     QueryParams.parse(ctx.queryString(), NONE);
     Bodies.requireJson(ctx);
-    JsonNode body = Json.parse(Bodies.read(ctx, config.maxBodyBytes(), Routes.deadline(ctx, config)));
+    JsonNode body = Json.parse(bodies.read(ctx, Routes.deadline(ctx, config)));
     if (!body.isObject()) {
       throw new ApiError(400, "invalid_json", "the body must be a JSON object like "
           + "{\"key\": \"k\", \"value\": \"v\"}, not " + typeOf(body));
@@ -197,7 +205,7 @@ final class KvApi {
       throw new ApiError(400, "invalid_precondition",
           "on writes only If-None-Match: * (create only) is supported");
     }
-    byte[] value = Bodies.read(ctx, config.maxBodyBytes(), Routes.deadline(ctx, config));
+    byte[] value = bodies.read(ctx, Routes.deadline(ctx, config));
     if (ifMatch != null) {
       options = options.ifVersion(matchingVersion(key, ifMatch));
     } else if (ifNoneMatch != null) {
@@ -293,51 +301,139 @@ final class KvApi {
         throw ApiError.invalidParameter("values must be true or false, was '" + text + "'");
       }
     }
+    if (!listings.tryAcquire()) {
+      throw new ApiError(503, "too_many_listings", "this server is already building "
+          + config.maxConcurrentListings() + " listings (maxConcurrentListings); try again shortly")
+          .header("Retry-After", "1");
+    }
+    try {
+      respondList(ctx, prefix, startAfter, limit, max, values);
+    } finally {
+      listings.release();
+    }
+  }
+
+  /**
+   * Writes one page as JSON into a buffer that never grows past {@code maxListBytes} (unless the
+   * page's first item alone is larger: a page always makes progress). Each item's encoded size is
+   * computed before it is written, escapes included, so a value of control bytes (6 bytes of JSON
+   * each) counts for what it costs.
+   */
+  private void respondList(Context ctx, String prefix, String startAfter, int limit, int max,
+      boolean values) {
     // One more than asked tells whether another page follows.
     int fetch = limit < max ? limit + 1 : limit;
     List<Versioned> page = store.scan(prefix, startAfter, fetch);
-    ArrayNode items = Json.MAPPER.createArrayNode();
-    long valueBytes = 0;
+    long budget = config.maxListBytes();
+    Page out = new Page();
     String last = null;
     int taken = 0;
-    for (Versioned v : page) {
-      if (taken == limit || (values && taken > 0 && valueBytes + v.valueLength()
-          > MAX_LIST_VALUE_BYTES)) {
-        break;
+    try (JsonGenerator json = Json.MAPPER.getFactory().createGenerator(out)) {
+      json.writeStartObject();
+      json.writeStringField("prefix", prefix);
+      json.writeArrayFieldStart("items");
+      // What the closing part costs at most: ],"nextStartAfter":"<key>"} (or null).
+      long tailBase = 24;
+      for (Versioned v : page) {
+        if (taken == limit) {
+          break;
+        }
+        byte[] key = v.key().getBytes(StandardCharsets.UTF_8);
+        String version = v.version().toString();
+        String expires = v.expiresAt().map(Instant::toString).orElse(null);
+        byte[] value = values ? v.value() : null;
+        boolean text = value != null && isUtf8(value);
+        long item = (taken > 0 ? 1 : 0) + 7 + 2 + escapedLength(key) + 11 + 2 + version.length()
+            + (expires == null ? 0 : 13 + 2 + expires.length())
+            + (value == null ? 0 : text ? 9 + 2 + escapedLength(value)
+                : 15 + 2 + 4L * ((value.length + 2) / 3))
+            + 1;
+        json.flush();
+        if (taken > 0 && out.size() + item + tailBase + escapedLength(key) > budget) {
+          break;
+        }
+        json.writeStartObject();
+        json.writeFieldName("key");
+        json.writeUTF8String(key, 0, key.length);
+        json.writeStringField("version", version);
+        if (expires != null) {
+          json.writeStringField("expiresAt", expires);
+        }
+        if (value != null) {
+          if (text) {
+            json.writeFieldName("value");
+            json.writeUTF8String(value, 0, value.length);
+          } else {
+            json.writeFieldName("valueBase64");
+            json.writeBinary(value);
+          }
+        }
+        json.writeEndObject();
+        last = v.key();
+        taken++;
       }
-      ObjectNode item = items.addObject();
-      item.put("key", v.key());
-      item.put("version", v.version().toString());
-      v.expiresAt().ifPresent(at -> item.put("expiresAt", at.toString()));
-      if (values) {
-        putValue(item, v.value());
-        valueBytes += v.valueLength();
+      json.writeEndArray();
+      boolean more = taken < page.size() || (fetch == limit && page.size() == limit);
+      if (more) {
+        json.writeStringField("nextStartAfter", last);
+      } else {
+        json.writeNullField("nextStartAfter");
       }
-      last = v.key();
-      taken++;
+      json.writeEndObject();
+    } catch (IOException e) {
+      throw new IllegalStateException("writing JSON to memory failed", e);
     }
-    boolean more = taken < page.size() || (fetch == limit && page.size() == limit);
-    ObjectNode out = Json.object();
-    out.put("prefix", prefix);
-    out.set("items", items);
-    if (more) {
-      out.put("nextStartAfter", last);
-    } else {
-      out.putNull("nextStartAfter");
-    }
-    Routes.json(ctx, 200, out);
+    ctx.status(200).contentType(Json.CONTENT_TYPE);
+    ctx.res().setContentLength(out.size());
+    ctx.result(out.asInput());
   }
 
-  /** Valid UTF-8 as {@code value}; anything else as {@code valueBase64}. */
-  private static void putValue(ObjectNode item, byte[] value) {
-    try {
-      String text = StandardCharsets.UTF_8.newDecoder()
-          .onMalformedInput(CodingErrorAction.REPORT)
-          .onUnmappableCharacter(CodingErrorAction.REPORT)
-          .decode(ByteBuffer.wrap(value)).toString();
-      item.put("value", text);
-    } catch (CharacterCodingException e) {
-      item.put("valueBase64", Base64.getEncoder().encodeToString(value));
+  /** A byte buffer whose contents are read in place, without the copy of {@code toByteArray}. */
+  private static final class Page extends ByteArrayOutputStream {
+    Page() {
+      super(8192);
+    }
+
+    InputStream asInput() {
+      return new ByteArrayInputStream(buf, 0, count);
+    }
+  }
+
+  /**
+   * The length of valid UTF-8 {@code bytes} as the body of a JSON string written by Jackson:
+   * a quote, a backslash and the five control characters with short escapes (backspace, tab, line
+   * feed, form feed, carriage return) take 2 bytes, other control characters 6 (a backslash, "u"
+   * and four hex digits), everything else (non-ASCII included) itself.
+   */
+  static long escapedLength(byte[] bytes) {
+    long n = 0;
+    for (byte b : bytes) {
+      if (b < 0 || b >= 0x20) {
+        n += b == '"' || b == '\\' ? 2 : 1;
+      } else {
+        n += b == '\b' || b == '\t' || b == '\n' || b == '\f' || b == '\r' ? 2 : 6;
+      }
+    }
+    return n;
+  }
+
+  /** Whether {@code bytes} are valid UTF-8, checked without decoding them into one big string. */
+  static boolean isUtf8(byte[] bytes) {
+    CharsetDecoder decoder = StandardCharsets.UTF_8.newDecoder()
+        .onMalformedInput(CodingErrorAction.REPORT)
+        .onUnmappableCharacter(CodingErrorAction.REPORT);
+    ByteBuffer in = ByteBuffer.wrap(bytes);
+    CharBuffer chars = CharBuffer.allocate(Math.min(bytes.length + 1, 4096));
+    while (true) {
+      CoderResult r = decoder.decode(in, chars, true);
+      if (r.isError()) {
+        return false;
+      }
+      if (r.isUnderflow()) {
+        chars.clear();
+        return !decoder.flush(chars).isError();
+      }
+      chars.clear();
     }
   }
 

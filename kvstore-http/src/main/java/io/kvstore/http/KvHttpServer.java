@@ -20,7 +20,10 @@ import org.eclipse.jetty.server.SecureRequestCustomizer;
 import org.eclipse.jetty.server.SslConnectionFactory;
 import org.eclipse.jetty.util.ssl.SslContextFactory;
 import org.eclipse.jetty.server.ServerConnector;
+import org.eclipse.jetty.server.handler.EagerContentHandler;
+import org.eclipse.jetty.server.handler.EagerContentHandler.RetainedContentLoaderFactory;
 import org.eclipse.jetty.server.handler.GracefulHandler;
+import org.eclipse.jetty.server.handler.MinimumDataRateHandler;
 import org.eclipse.jetty.util.thread.QueuedThreadPool;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -108,6 +111,12 @@ public final class KvHttpServer implements AutoCloseable {
         cfg.jetty.threadPool = threads;
         cfg.jetty.modifyServer(server -> {
           server.setErrorHandler(errors);
+          // Requests wait for their body without a thread (up to a buffer's worth; see Bodies).
+          server.insertHandler(new EagerContentHandler(new RetainedContentLoaderFactory()));
+          if (config.minRequestDataRate() > 0) {
+            // Outside the eager loader, so a body trickled while it waits is cut too.
+            server.insertHandler(new MinimumDataRateHandler(config.minRequestDataRate(), 0));
+          }
           server.insertHandler(new GracefulHandler());
           server.setStopTimeout(config.shutdownTimeout().toMillis());
         });
@@ -253,6 +262,11 @@ public final class KvHttpServer implements AutoCloseable {
     private HttpTls tls;
     private Set<String> allowedHosts = KvHttpServerConfig.DEFAULT_ALLOWED_HOSTS;
     private boolean console = KvHttpServerConfig.DEFAULT_CONSOLE;
+    private int maxWatchClientsPerAddress =
+        KvHttpServerConfig.DEFAULT_MAX_WATCH_CLIENTS_PER_ADDRESS;
+    private long minRequestDataRate = KvHttpServerConfig.DEFAULT_MIN_REQUEST_DATA_RATE;
+    private int maxListBytes = KvHttpServerConfig.DEFAULT_MAX_LIST_BYTES;
+    private int maxConcurrentListings = KvHttpServerConfig.DEFAULT_MAX_CONCURRENT_LISTINGS;
 
     private Builder(KvStore store) {
       this.store = Objects.requireNonNull(store, "store");
@@ -414,13 +428,61 @@ public final class KvHttpServer implements AutoCloseable {
     }
 
     /**
-     * The most concurrent watch streams (default 64).
+     * The most concurrent watch streams (default 64). Streams hold no request thread.
      *
-     * @param clients 0 to {@code maxThreads - 4}
+     * @param clients 0 to 100,000
      * @return this builder
      */
     public Builder maxWatchClients(int clients) {
       this.maxWatchClients = clients;
+      return this;
+    }
+
+    /**
+     * The most concurrent watch streams from one remote address (default 8); more get 429
+     * {@code too_many_watchers_from_address}.
+     *
+     * @param clients 1 to 100,000
+     * @return this builder
+     */
+    public Builder maxWatchClientsPerAddress(int clients) {
+      this.maxWatchClientsPerAddress = clients;
+      return this;
+    }
+
+    /**
+     * The slowest a request body may arrive, in bytes per second averaged from its first byte
+     * (default 1024); a slower body gets 408 {@code timeout}.
+     *
+     * @param bytesPerSecond 0 for no minimum, or positive
+     * @return this builder
+     */
+    public Builder minRequestDataRate(long bytesPerSecond) {
+      this.minRequestDataRate = bytesPerSecond;
+      return this;
+    }
+
+    /**
+     * The most bytes of JSON in one {@code GET /v1/kv} page (default 4 MiB); the page ends early,
+     * with {@code nextStartAfter}, before it would grow beyond this.
+     *
+     * @param bytes 64 KiB to 1 GiB
+     * @return this builder
+     */
+    public Builder maxListBytes(int bytes) {
+      this.maxListBytes = bytes;
+      return this;
+    }
+
+    /**
+     * The most {@code GET /v1/kv} listings built at once (default 4); more get 503
+     * {@code too_many_listings} with {@code Retry-After}.
+     *
+     * @param listings 1 to 10,000
+     * @return this builder
+     */
+    public Builder maxConcurrentListings(int listings) {
+      this.maxConcurrentListings = listings;
       return this;
     }
 
@@ -466,7 +528,8 @@ public final class KvHttpServer implements AutoCloseable {
     public KvHttpServerConfig config() {
       return new KvHttpServerConfig(host, port, maxBodyBytes, authTokens, openHealth, idleTimeout,
           requestTimeout, shutdownTimeout, maxHeaderBytes, maxThreads, maxWatchClients,
-          watchQueueCapacity, watchHeartbeat, meterBinders, tls, allowedHosts, console);
+          watchQueueCapacity, watchHeartbeat, meterBinders, tls, allowedHosts, console,
+          maxWatchClientsPerAddress, minRequestDataRate, maxListBytes, maxConcurrentListings);
     }
 
     /**

@@ -22,7 +22,7 @@ import java.util.Set;
  * @param shutdownTimeout how long {@link KvHttpServer#close()} waits for in-flight requests
  * @param maxHeaderBytes the largest request line plus headers; a longer URL gets 414, longer headers
  *     431
- * @param maxThreads the most request threads (each open watch stream holds one)
+ * @param maxThreads the most request threads (watch streams hold none; at most half read bodies)
  * @param maxWatchClients the most concurrent {@code /v1/watch} streams; more get 503
  * @param watchQueueCapacity changes buffered per watch stream; a client that falls further behind is
  *     disconnected
@@ -36,6 +36,14 @@ import java.util.Set;
  *     check protects an API without tokens from DNS rebinding; with tokens it applies only when this
  *     is set. See {@code docs/SECURITY.md}
  * @param console whether the web console is served at {@code /ui} (see docs/HTTP.md)
+ * @param maxWatchClientsPerAddress the most concurrent {@code /v1/watch} streams from one remote
+ *     address; more get 429
+ * @param minRequestDataRate the slowest a request body may arrive, in bytes per second averaged
+ *     from its first byte (0: no minimum); slower bodies get 408
+ * @param maxListBytes the most bytes of JSON one {@code GET /v1/kv} page may take; a page ends
+ *     early (with {@code nextStartAfter}) before it would grow beyond this
+ * @param maxConcurrentListings the most {@code GET /v1/kv} listings built at once; more get 503
+ *     with {@code Retry-After}
  */
 public record KvHttpServerConfig(
     String host,
@@ -54,7 +62,11 @@ public record KvHttpServerConfig(
     List<MeterBinder> meterBinders,
     HttpTls tls,
     Set<String> allowedHosts,
-    boolean console) {
+    boolean console,
+    int maxWatchClientsPerAddress,
+    long minRequestDataRate,
+    int maxListBytes,
+    int maxConcurrentListings) {
 
   /** Loopback: a node's API is private unless the operator decides otherwise. */
   public static final String DEFAULT_HOST = "127.0.0.1";
@@ -86,10 +98,33 @@ public record KvHttpServerConfig(
    * headers; a bigger limit only helps abusive clients.
    */
   public static final int DEFAULT_MAX_HEADER_BYTES = 16 * 1024;
-  /** 200 request threads: requests are short; watch streams hold a thread each. */
+  /**
+   * 200 request threads: requests are short; watch streams and requests waiting for their body
+   * hold none, and at most half of them read bodies at once.
+   */
   public static final int DEFAULT_MAX_THREADS = 200;
-  /** 64 watch streams, well under {@link #DEFAULT_MAX_THREADS}, so watchers cannot starve requests. */
+  /** 64 watch streams: each costs a listener, a bounded queue and a connection, no thread. */
   public static final int DEFAULT_MAX_WATCH_CLIENTS = 64;
+  /**
+   * 8 watch streams per remote address: plenty for one client, and one client cannot take every
+   * slot. Behind a proxy every client shares its address: raise it there.
+   */
+  public static final int DEFAULT_MAX_WATCH_CLIENTS_PER_ADDRESS = 8;
+  /**
+   * 1 KiB/s: far slower than any working link, fast enough that a body trickled to hold a
+   * connection is cut within seconds rather than at {@code requestTimeout}.
+   */
+  public static final long DEFAULT_MIN_REQUEST_DATA_RATE = 1024;
+  /**
+   * 4 MiB of JSON per listing page: values that escape badly (control bytes take 6 bytes each)
+   * end the page sooner; the first item of a page is always sent, however large.
+   */
+  public static final int DEFAULT_MAX_LIST_BYTES = 4 * 1024 * 1024;
+  /**
+   * 4 listings at once: with {@link #DEFAULT_MAX_LIST_BYTES} and 1 MiB values, listings hold at
+   * most a few tens of MiB of heap together.
+   */
+  public static final int DEFAULT_MAX_CONCURRENT_LISTINGS = 4;
   /** 1024 buffered changes per watch stream: a burst is absorbed, a stalled client is dropped. */
   public static final int DEFAULT_WATCH_QUEUE_CAPACITY = 1024;
   /** 15 s: keeps proxies from closing idle streams and notices vanished clients within that time. */
@@ -113,13 +148,17 @@ public record KvHttpServerConfig(
    * @param shutdownTimeout zero or positive
    * @param maxHeaderBytes 1 KiB to 1 MiB
    * @param maxThreads 8 to 10,000
-   * @param maxWatchClients 0 to {@code maxThreads - 4}
+   * @param maxWatchClients 0 to 100,000
    * @param watchQueueCapacity 1 to 1,000,000
    * @param watchHeartbeat positive
    * @param meterBinders extra metrics
    * @param tls HTTPS settings, or null for plain HTTP
    * @param allowedHosts host names (no port or scheme), IP addresses or {@code "*"}
    * @param console whether {@code /ui} serves the web console
+   * @param maxWatchClientsPerAddress 1 to 100,000
+   * @param minRequestDataRate bytes per second, 0 (no minimum) or positive
+   * @param maxListBytes 64 KiB to 1 GiB
+   * @param maxConcurrentListings 1 to 10,000
    */
   public KvHttpServerConfig {
     if (host == null || host.isBlank()) {
@@ -143,7 +182,14 @@ public record KvHttpServerConfig(
     }
     requireRange("maxHeaderBytes", maxHeaderBytes, 1024, 1024 * 1024);
     requireRange("maxThreads", maxThreads, 8, 10_000);
-    requireRange("maxWatchClients", maxWatchClients, 0, maxThreads - 4);
+    requireRange("maxWatchClients", maxWatchClients, 0, 100_000);
+    requireRange("maxWatchClientsPerAddress", maxWatchClientsPerAddress, 1, 100_000);
+    if (minRequestDataRate < 0) {
+      throw new IllegalArgumentException("minRequestDataRate must be 0 (no minimum) or positive, "
+          + "was " + minRequestDataRate);
+    }
+    requireRange("maxListBytes", maxListBytes, 64 * 1024, 1024 * 1024 * 1024);
+    requireRange("maxConcurrentListings", maxConcurrentListings, 1, 10_000);
     requireRange("watchQueueCapacity", watchQueueCapacity, 1, 1_000_000);
     requirePositive("watchHeartbeat", watchHeartbeat);
     meterBinders = List.copyOf(Objects.requireNonNull(meterBinders, "meterBinders"));
@@ -164,7 +210,10 @@ public record KvHttpServerConfig(
         + ", maxThreads=" + maxThreads + ", maxWatchClients=" + maxWatchClients
         + ", watchQueueCapacity=" + watchQueueCapacity + ", watchHeartbeat=" + watchHeartbeat
         + ", meterBinders=" + meterBinders.size() + ", tls=" + (tls == null ? "off" : tls)
-        + ", allowedHosts=" + allowedHosts + ", console=" + console + "}";
+        + ", allowedHosts=" + allowedHosts + ", console=" + console
+        + ", maxWatchClientsPerAddress=" + maxWatchClientsPerAddress
+        + ", minRequestDataRate=" + minRequestDataRate + ", maxListBytes=" + maxListBytes
+        + ", maxConcurrentListings=" + maxConcurrentListings + "}";
   }
 
   private static void requireRange(String name, int value, int min, int max) {

@@ -11,6 +11,8 @@ import io.javalin.router.EndpointNotFound;
 import io.kvstore.core.KvStore;
 import io.kvstore.core.KvStoreException;
 import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
+import jakarta.servlet.http.HttpServletResponse;
+import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
@@ -39,6 +41,10 @@ final class Routes {
   private static final String START = "kvstore.start";
   private static final String ROUTE = "kvstore.route";
   private static final String REQUEST_ID = "kvstore.requestId";
+  private static final long FATAL_LOG_INTERVAL_NANOS = 10_000_000_000L;
+  /** The 500 body for when even building one fails (out of memory): allocated once, at start. */
+  private static final byte[] FATAL_BODY = Json.bytes(Json.error("internal",
+      "the server failed to handle this request (out of memory?); its log has the details"));
   private static final Set<String> METRIC_METHODS =
       Set.of("GET", "HEAD", "PUT", "POST", "DELETE", "PATCH", "OPTIONS");
 
@@ -61,6 +67,7 @@ final class Routes {
   private final List<byte[]> tokenDigests = new ArrayList<>();
   private final String idPrefix = Long.toHexString(ThreadLocalRandom.current().nextLong() >>> 40);
   private final AtomicLong ids = new AtomicLong();
+  private final AtomicLong lastFatalLog = new AtomicLong(System.nanoTime() - FATAL_LOG_INTERVAL_NANOS);
 
   Routes(KvStore store, KvHttpServerConfig config, HttpMetrics metrics, Watches watches,
       PrometheusMeterRegistry registry) {
@@ -150,9 +157,48 @@ final class Routes {
     cfg.routes.before(this::before);
     cfg.routes.exception(ApiError.class, (e, ctx) -> writeError(ctx, e));
     cfg.routes.exception(EndpointNotFound.class, (e, ctx) -> noRoute(ctx));
+    // Javalin's own texts are not the API's: the code and message are ours.
     cfg.routes.exception(HttpResponseException.class, (e, ctx) -> writeError(ctx,
-        new ApiError(e.getStatus(), JsonErrorHandler.codeFor(e.getStatus()), e.getMessage())));
+        new ApiError(e.getStatus(), JsonErrorHandler.codeFor(e.getStatus()),
+            JsonErrorHandler.describe(e.getStatus()))));
     cfg.routes.exception(Exception.class, this::unexpected);
+    cfg.router.javaLangErrorHandler(this::fatal);
+  }
+
+  /**
+   * An {@link Error} thrown while handling a request (typically {@link OutOfMemoryError}): the
+   * documented JSON 500, written from a body prepared at start if even that small allocation fails.
+   * Javalin's default would answer 500 with an empty body.
+   */
+  private void fatal(HttpServletResponse res, Error error) {
+    String id = res.getHeader("X-Request-Id");
+    long now = System.nanoTime();
+    long last = lastFatalLog.get();
+    if (now - last > FATAL_LOG_INTERVAL_NANOS && lastFatalLog.compareAndSet(last, now)) {
+      log.error("request {} failed with {} (logged at most every 10 s)", id, error.toString(),
+          error);
+    } else {
+      log.debug("request {} failed with {}", id, error.toString());
+    }
+    if (res.isCommitted()) {
+      return; // the client sees the connection end early; nothing else can be said
+    }
+    byte[] body;
+    try {
+      res.resetBuffer();
+      body = Json.bytes(Json.error("internal", "the server failed to handle this request; its log "
+          + "has the details under request id " + id).put("requestId", id));
+    } catch (Error | RuntimeException again) {
+      body = FATAL_BODY;
+    }
+    try {
+      res.setStatus(500);
+      res.setContentType(Json.CONTENT_TYPE);
+      res.setContentLength(body.length);
+      res.getOutputStream().write(body);
+    } catch (IOException | RuntimeException e) {
+      log.debug("could not write the 500 of request {}: {}", id, e.toString());
+    }
   }
 
   private void before(Context ctx) {
