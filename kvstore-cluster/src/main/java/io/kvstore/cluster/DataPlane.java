@@ -22,6 +22,7 @@ import io.netty.channel.socket.nio.NioServerSocketChannel;
 import io.netty.handler.codec.LengthFieldBasedFrameDecoder;
 import io.netty.handler.codec.LengthFieldPrepender;
 import io.netty.handler.codec.TooLongFrameException;
+import io.netty.util.ReferenceCountUtil;
 import io.netty.util.concurrent.DefaultThreadFactory;
 import io.netty.util.concurrent.GlobalEventExecutor;
 import io.netty.util.concurrent.ScheduledFuture;
@@ -87,11 +88,13 @@ final class DataPlane {
           @Override
           protected void initChannel(SocketChannel ch) {
             accepted.add(ch);
+            FrameAuthenticator authenticator = new FrameAuthenticator(node.nodeId(),
+                node.counters(), node::keyring);
             ch.pipeline().addLast(
                 new LengthFieldBasedFrameDecoder(Frames.MAX_FRAME_BYTES, 0, 4, 0, 4),
                 new LengthFieldPrepender(4),
-                new FrameAuthenticator(node.nodeId(), node.counters(), node::keyring),
-                new InboundHandler());
+                authenticator,
+                new InboundHandler(authenticator));
             node.secure(ch, false);
           }
         });
@@ -119,6 +122,13 @@ final class DataPlane {
 
   /** The server side of one connection. */
   private final class InboundHandler extends ChannelInboundHandlerAdapter {
+    private final FrameAuthenticator authenticator;
+    /**
+     * Set when this handler decides to close the connection. The close may not take effect at once
+     * (a HELLO_REJECT is flushed first; TLS sends its close_notify), and the frame decoder still
+     * delivers the frames it holds from the same read: none of them may be acted on.
+     */
+    private boolean closing;
     private String peer;
     private ScheduledFuture<?> handshakeTimer;
     /** Between HELLO_OK and a valid AUTH (keyring clusters only). */
@@ -127,6 +137,15 @@ final class DataPlane {
     private byte[] transcript;
     private final Map<Long, DigestParts> digests = new HashMap<>();
     private final AtomicInteger aeTasks = new AtomicInteger();
+
+    InboundHandler(FrameAuthenticator authenticator) {
+      this.authenticator = authenticator;
+    }
+
+    private void close(ChannelHandlerContext ctx) {
+      closing = true;
+      ctx.close();
+    }
 
     @Override
     public void channelActive(ChannelHandlerContext ctx) {
@@ -144,6 +163,10 @@ final class DataPlane {
 
     @Override
     public void channelRead(ChannelHandlerContext ctx, Object msg) {
+      if (closing || !ctx.channel().isActive() || authenticator.isPoisoned()) {
+        ReferenceCountUtil.release(msg);
+        return;
+      }
       ByteBuf buf = (ByteBuf) msg;
       Frames.Frame frame;
       try {
@@ -161,7 +184,7 @@ final class DataPlane {
         } else if (peer == null) {
           handshake(ctx, frame);
         } else if (!node.faults().dataPlane().allows(peer, node.nodeId())) {
-          ctx.close();
+          close(ctx);
         } else {
           dispatch(ctx, frame);
         }
@@ -228,7 +251,7 @@ final class DataPlane {
         return;
       }
       if (!node.faults().dataPlane().allows(hello.nodeId(), node.nodeId())) {
-        ctx.close();
+        close(ctx);
         return;
       }
       byte[] nonce = new byte[Frames.NONCE_BYTES];
@@ -271,6 +294,7 @@ final class DataPlane {
       node.counters().handshakeFailures.increment();
       warnings.warn("node {}: refused a data-plane connection from {}: it {}", node.nodeId(),
           ctx.channel().remoteAddress(), problem);
+      closing = true;
       if (reason != null) {
         ctx.writeAndFlush(Frames.helloReject(ctx.alloc(), reason, problem))
             .addListener(f -> ctx.close());
@@ -372,7 +396,7 @@ final class DataPlane {
       node.counters().malformedFrames.increment();
       warnings.warn("node {}: {} on the data-plane connection from {}; closing it", node.nodeId(),
           problem, ctx.channel().remoteAddress());
-      ctx.close();
+      close(ctx);
     }
 
     @Override
@@ -382,7 +406,7 @@ final class DataPlane {
       } else {
         log.debug("node {}: data-plane connection from {} failed: {}", node.nodeId(),
             ctx.channel().remoteAddress(), cause.toString());
-        ctx.close();
+        close(ctx);
       }
     }
 

@@ -130,11 +130,13 @@ final class PeerLink {
         .handler(new ChannelInitializer<SocketChannel>() {
           @Override
           protected void initChannel(SocketChannel ch) {
+            FrameAuthenticator authenticator = new FrameAuthenticator(node.nodeId(),
+                node.counters(), node::keyring);
             ch.pipeline().addLast(
                 new LengthFieldBasedFrameDecoder(Frames.MAX_FRAME_BYTES, 0, 4, 0, 4),
                 new LengthFieldPrepender(4),
-                new FrameAuthenticator(node.nodeId(), node.counters(), node::keyring),
-                new ClientHandler());
+                authenticator,
+                new ClientHandler(authenticator));
             node.secure(ch, true);
           }
         });
@@ -405,11 +407,23 @@ final class PeerLink {
 
   /** The client side of one connection: handshake, then acks and anti-entropy answers. */
   private final class ClientHandler extends ChannelInboundHandlerAdapter {
+    private final FrameAuthenticator authenticator;
+    /** Set when this handler closes the connection: later frames of the same read are dropped. */
+    private boolean closing;
     private boolean handshook;
     private ScheduledFuture<?> handshakeTimer;
     private byte[] nonce;
     private ClusterKeyring.Key key;
     private byte[] transcript;
+
+    ClientHandler(FrameAuthenticator authenticator) {
+      this.authenticator = authenticator;
+    }
+
+    private void close(ChannelHandlerContext ctx) {
+      closing = true;
+      ctx.close();
+    }
 
     @Override
     public void channelActive(ChannelHandlerContext ctx) {
@@ -437,6 +451,10 @@ final class PeerLink {
 
     @Override
     public void channelRead(ChannelHandlerContext ctx, Object msg) {
+      if (closing || !ctx.channel().isActive() || authenticator.isPoisoned()) {
+        ReferenceCountUtil.release(msg);
+        return;
+      }
       ByteBuf buf = (ByteBuf) msg;
       Frames.Frame frame;
       try {
@@ -446,7 +464,7 @@ final class PeerLink {
         node.counters().malformedFrames.increment();
         warnings.warn("node {}: malformed frame from {}: {}; closing the connection", node.nodeId(),
             nodeId, e.getMessage());
-        ctx.close();
+        close(ctx);
         return;
       } finally {
         buf.release();
@@ -456,7 +474,7 @@ final class PeerLink {
         return;
       }
       if (!node.faults().dataPlane().allows(nodeId, node.nodeId())) {
-        ctx.close();
+        close(ctx);
         return;
       }
       if (frame instanceof Frames.Ack ack) {
@@ -482,7 +500,7 @@ final class PeerLink {
         node.counters().malformedFrames.increment();
         warnings.warn("node {}: unexpected {} from {}; closing the connection", node.nodeId(),
             frame.getClass().getSimpleName(), nodeId);
-        ctx.close();
+        close(ctx);
       }
     }
 
@@ -517,7 +535,7 @@ final class PeerLink {
       node.counters().handshakeFailures.increment();
       warnings.warn("node {}: data-plane peer at {} {}; closing the connection", node.nodeId(),
           dataAddress(), problem);
-      ctx.close();
+      close(ctx);
     }
 
     /** Checks the accepting node's proof that it holds our key. */
@@ -565,7 +583,7 @@ final class PeerLink {
       } else {
         log.debug("node {}: connection to {} failed: {}", node.nodeId(), nodeId, cause.toString());
       }
-      ctx.close();
+      close(ctx);
     }
   }
 }

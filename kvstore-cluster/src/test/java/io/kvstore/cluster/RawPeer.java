@@ -75,10 +75,15 @@ final class RawPeer implements AutoCloseable {
 
   /** Reads the next data-plane frame. */
   Frames.Frame read() throws IOException {
+    return Frames.decode(Unpooled.wrappedBuffer(readBody()));
+  }
+
+  /** Reads the next frame's body as it is on the wire (with its tag, on an authenticated link). */
+  byte[] readBody() throws IOException {
     int length = in.readInt();
     byte[] body = new byte[length];
     in.readFully(body);
-    return Frames.decode(Unpooled.wrappedBuffer(body));
+    return body;
   }
 
   /** Whether the other side closed the connection (reading until end of stream or a reset). */
