@@ -12,7 +12,6 @@ import io.netty.channel.ChannelOption;
 import io.netty.channel.WriteBufferWaterMark;
 import io.netty.channel.socket.SocketChannel;
 import io.netty.channel.socket.nio.NioSocketChannel;
-import io.netty.handler.codec.LengthFieldBasedFrameDecoder;
 import io.netty.handler.codec.LengthFieldPrepender;
 import io.netty.handler.codec.TooLongFrameException;
 import io.netty.util.ReferenceCountUtil;
@@ -132,11 +131,13 @@ final class PeerLink {
           protected void initChannel(SocketChannel ch) {
             FrameAuthenticator authenticator = new FrameAuthenticator(node.nodeId(),
                 node.counters(), node::keyring);
+            GuardedFrameDecoder decoder = new GuardedFrameDecoder(Frames.MAX_FRAME_BYTES,
+                Frames.MAX_HANDSHAKE_FRAME_BYTES, null);
             ch.pipeline().addLast(
-                new LengthFieldBasedFrameDecoder(Frames.MAX_FRAME_BYTES, 0, 4, 0, 4),
+                decoder,
                 new LengthFieldPrepender(4),
                 authenticator,
-                new ClientHandler(authenticator));
+                new ClientHandler(authenticator, decoder));
             node.secure(ch, true);
           }
         });
@@ -408,6 +409,7 @@ final class PeerLink {
   /** The client side of one connection: handshake, then acks and anti-entropy answers. */
   private final class ClientHandler extends ChannelInboundHandlerAdapter {
     private final FrameAuthenticator authenticator;
+    private final GuardedFrameDecoder decoder;
     /** Set when this handler closes the connection: later frames of the same read are dropped. */
     private boolean closing;
     private boolean handshook;
@@ -416,8 +418,9 @@ final class PeerLink {
     private ClusterKeyring.Key key;
     private byte[] transcript;
 
-    ClientHandler(FrameAuthenticator authenticator) {
+    ClientHandler(FrameAuthenticator authenticator, GuardedFrameDecoder decoder) {
       this.authenticator = authenticator;
+      this.decoder = decoder;
     }
 
     private void close(ChannelHandlerContext ctx) {
@@ -521,6 +524,7 @@ final class PeerLink {
             return; // the (injected) network is cut: the channel is closed
           }
           handshook = true;
+          decoder.authenticated();
           if (handshakeTimer != null) {
             handshakeTimer.cancel(false);
           }
@@ -554,7 +558,7 @@ final class PeerLink {
           transcript)), true)) {
         return false;
       }
-      ctx.pipeline().get(FrameAuthenticator.class).activate(key, transcript, true);
+      authenticator.activate(key, transcript, true);
       return true;
     }
 
@@ -577,7 +581,7 @@ final class PeerLink {
 
     @Override
     public void exceptionCaught(ChannelHandlerContext ctx, Throwable cause) {
-      if (cause instanceof TooLongFrameException) {
+      if (cause instanceof TooLongFrameException || cause instanceof GuardedFrameDecoder.Refused) {
         node.counters().malformedFrames.increment();
         warnings.warn("node {}: oversized frame from {}: {}", node.nodeId(), nodeId, cause.getMessage());
       } else {

@@ -320,4 +320,32 @@ class ClusterSecurityTest {
       }
     }
   }
+
+  /**
+   * Regression: HELLO_REJECT told a peer without the key the cluster's name ("this node to
+   * 'secure'") and whether the key id it named exists. With a keyring every refusal is one generic
+   * answer; the reason is in the node's log only.
+   */
+  @Test
+  void when_aPeerHasNotProvedTheKey_then_everyRefusalIsTheSameGenericAnswer() throws IOException {
+    TestCluster.Node target = cluster.node("s1");
+    List<ByteBuf[]> attempts = List.of(
+        new ByteBuf[] {hello(Frames.AUTH_NONE, "")},
+        new ByteBuf[] {hello(Frames.AUTH_HMAC_SHA256, "k-unknown")},
+        new ByteBuf[] {Frames.hello(ALLOC, "other-cluster", "intruder", new byte[Frames.NONCE_BYTES],
+            Frames.AUTH_HMAC_SHA256, "k1".getBytes(StandardCharsets.US_ASCII))},
+        new ByteBuf[] {Frames.hello(ALLOC, CLUSTER, "s1", new byte[Frames.NONCE_BYTES],
+            Frames.AUTH_HMAC_SHA256, "k1".getBytes(StandardCharsets.US_ASCII))},
+        new ByteBuf[] {hello(Frames.AUTH_HMAC_SHA256, "k1"), Frames.auth(ALLOC, new byte[32])});
+    for (ByteBuf[] frames : attempts) {
+      try (RawPeer peer = new RawPeer(target.replicator().dataAddress())) {
+        peer.send(frames);
+        List<Frames.Frame> got = answers(peer);
+        assertThat(got).last().isInstanceOfSatisfying(Frames.HelloReject.class, r -> {
+          assertThat(r.reason()).isEqualTo(Frames.RejectReason.AUTH_FAILED);
+          assertThat(r.message()).isEqualTo(DataPlane.GENERIC_REFUSAL);
+        });
+      }
+    }
+  }
 }

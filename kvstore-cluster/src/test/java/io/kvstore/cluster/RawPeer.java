@@ -86,6 +86,34 @@ final class RawPeer implements AutoCloseable {
     return body;
   }
 
+  /** Whether the other side closes the connection within the time (reading and discarding). */
+  boolean closedWithin(java.time.Duration time) throws IOException {
+    int before = socket.getSoTimeout();
+    long deadline = System.nanoTime() + time.toNanos();
+    try {
+      while (true) {
+        long left = (deadline - System.nanoTime()) / 1_000_000;
+        if (left <= 0) {
+          return false;
+        }
+        socket.setSoTimeout((int) Math.max(1, left));
+        try {
+          if (in.read() < 0) {
+            return true;
+          }
+        } catch (SocketTimeoutException e) {
+          return false;
+        } catch (IOException e) {
+          return true; // connection reset
+        }
+      }
+    } finally {
+      if (!socket.isClosed()) {
+        socket.setSoTimeout(before);
+      }
+    }
+  }
+
   /** Whether the other side closed the connection (reading until end of stream or a reset). */
   boolean closedByPeer() {
     try {
