@@ -360,7 +360,7 @@ public final class KvClusterBuilder {
    * How long an inbound membership connection may go without delivering a message before it is
    * closed (default 60 s); a member reconnects when it next sends.
    *
-   * @param timeout a positive duration, not shorter than the handshake timeout
+   * @param timeout a positive duration (the first message is timed by the handshake timeout)
    * @return this builder
    */
   public KvClusterBuilder membershipIdleTimeout(Duration timeout) {

@@ -271,10 +271,6 @@ public record KvClusterConfig(
     requireRange("maxUnauthenticatedConnectionsPerAddress", maxUnauthenticatedConnectionsPerAddress,
         1, maxInboundConnections);
     requirePositive("membershipIdleTimeout", membershipIdleTimeout);
-    if (membershipIdleTimeout.compareTo(handshakeTimeout) < 0) {
-      throw new IllegalArgumentException("membershipIdleTimeout (" + membershipIdleTimeout
-          + ") must not be shorter than handshakeTimeout (" + handshakeTimeout + ")");
-    }
     for (Duration d : List.of(pingInterval, syncInterval, joinTimeout, metadataTimeout, gossipInterval,
         connectTimeout)) {
       if (d.toMillis() > Integer.MAX_VALUE) {

@@ -106,16 +106,23 @@ class PortBudgetTest {
           assertThat(oneTooMany.closedWithin(PROMPTLY))
               .as("connection %d from one address to %s", MAX_PER_ADDRESS + 1, address).isTrue();
         }
-        int room = MAX_CONNECTIONS - guard.openConnections();
-        for (int i = 0; i < room; i++) {
-          held.add(from("127.0.0.2", address));
+        // MAX_CONNECTIONS more, at most 3 per address (under the per-address cap): with the four
+        // above, at least four of them find the port full, whatever the members' own connections
+        // do meanwhile.
+        List<RawPeer> more = new ArrayList<>();
+        for (int i = 0; i < MAX_CONNECTIONS; i++) {
+          more.add(from("127.0.0." + (2 + i / 3), address));
         }
-        await().atMost(PROMPTLY).until(() -> guard.openConnections() == MAX_CONNECTIONS);
-        try (RawPeer oneTooMany = from("127.0.0.3", address)) {
-          assertThat(oneTooMany.closedWithin(PROMPTLY))
-              .as("connection %d to %s", MAX_CONNECTIONS + 1, address).isTrue();
+        held.addAll(more);
+        await().atMost(PROMPTLY).until(() ->
+            node.stats().inboundConnectionsRefused() >= refused + 1 + MAX_PER_ADDRESS);
+        assertThat(guard.openConnections()).isLessThanOrEqualTo(MAX_CONNECTIONS);
+        int closed = 0;
+        for (RawPeer p : more) {
+          closed += p.closedWithin(Duration.ofMillis(50)) ? 1 : 0;
         }
-        assertThat(node.stats().inboundConnectionsRefused()).isGreaterThanOrEqualTo(refused + 2);
+        assertThat(closed).as("connections over maxInboundConnections to %s", address)
+            .isGreaterThanOrEqualTo(MAX_PER_ADDRESS);
       } finally {
         closeAll(held);
       }
