@@ -12,7 +12,7 @@ checks after each that both nodes list each other and that a write on node 2 is 
 Prints one JSON report. Every loop is bounded; both servers are stopped at the end.
 
 Usage (from the repository root, after building kvstore-examples/target/kvstore-server.jar):
-    python3 scripts/cluster-flood.py [--idle 500] [--partial 300] [--sources 50] [--seed 1]
+    python3 scripts/cluster-flood.py [--idle 500] [--partial 300] [--sources 50] [--seed 1] [--jar J]
 """
 import argparse
 import base64
@@ -162,7 +162,11 @@ def main():
     p.add_argument("--partial", type=int, default=300)
     p.add_argument("--sources", type=int, default=50)
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--jar", default="kvstore-examples/target/kvstore-server.jar",
+                   help="the server jar (default: %(default)s)")
     args = p.parse_args()
+    global JAR
+    JAR = args.jar
     if not os.path.exists(JAR):
         raise SystemExit(f"build {JAR} first: ./mvnw -B -pl kvstore-examples -am package -DskipTests")
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
