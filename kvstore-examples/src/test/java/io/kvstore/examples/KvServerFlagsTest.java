@@ -61,6 +61,13 @@ class KvServerFlagsTest {
   }
 
   @Test
+  void console_isOnByDefault_andNoConsoleTurnsItOff() {
+    assertThat(parse().console()).isTrue();
+    assertThat(parse("--no-console").console()).isFalse();
+    assertThat(parse("--console").console()).isTrue();
+  }
+
+  @Test
   void nodeIdDefault_dependsOnHostAndPortOnly() {
     assertThat(parse("--cluster-port", "7956").nodeId()).isEqualTo("127.0.0.1-7956");
     assertThat(KvServer.defaultNodeId("::1", 7946)).isEqualTo("__1-7946");

@@ -65,6 +65,14 @@ class KvServerSecurityFlagsTest {
     return server.options();
   }
 
+  /** A secret file only its owner may read: the server refuses ones every user may read. */
+  private static Path secretFile(Path path, String content) throws java.io.IOException {
+    Files.writeString(path, content);
+    Files.setPosixFilePermissions(path,
+        java.nio.file.attribute.PosixFilePermissions.fromString("rw-------"));
+    return path;
+  }
+
   private static String key(int seed) {
     byte[] b = new byte[32];
     for (int i = 0; i < b.length; i++) {
@@ -75,8 +83,8 @@ class KvServerSecurityFlagsTest {
 
   @Test
   void securityFlags_areParsed_andFilesChecked(@TempDir Path dir) throws Exception {
-    Path secret = Files.writeString(dir.resolve("cluster.key"), "k1 " + key(1) + "\n");
-    Path tokens = Files.writeString(dir.resolve("tokens"), "# ops\ntok-a\n\ntok-b\n");
+    Path secret = secretFile(dir.resolve("cluster.key"), "k1 " + key(1) + "\n");
+    Path tokens = secretFile(dir.resolve("tokens"), "# ops\ntok-a\n\ntok-b\n");
     ServerOptions o = parse("--cluster-secret-file", secret.toString(), "--auth-token-file",
         tokens.toString(), "--tls-cert", TLS.resolve("server-cert.pem").toString(), "--tls-key",
         TLS.resolve("server-key.pem").toString());
@@ -189,9 +197,9 @@ class KvServerSecurityFlagsTest {
   @Test
   void twoSecuredNodes_formACluster_serveHttps_andPickUpARotatedKeyFile(@TempDir Path dir)
       throws Exception {
-    Path secret1 = Files.writeString(dir.resolve("n1.key"), "old " + key(1) + "\n");
-    Path secret2 = Files.writeString(dir.resolve("n2.key"), "old " + key(1) + "\n");
-    Path tokens = Files.writeString(dir.resolve("tokens"), "t0k\n");
+    Path secret1 = secretFile(dir.resolve("n1.key"), "old " + key(1) + "\n");
+    Path secret2 = secretFile(dir.resolve("n2.key"), "old " + key(1) + "\n");
+    Path tokens = secretFile(dir.resolve("tokens"), "t0k\n");
     String[] tls = {"--tls-cert", TLS.resolve("server-cert.pem").toString(), "--tls-key",
         TLS.resolve("server-key.pem").toString(), "--auth-token-file", tokens.toString()};
     Duration reload = Duration.ofMillis(200);

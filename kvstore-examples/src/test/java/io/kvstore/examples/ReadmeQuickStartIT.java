@@ -118,6 +118,9 @@ class ReadmeQuickStartIT {
     await().atMost(Duration.ofSeconds(90)).until(() ->
         status("http://localhost:8081/ready") == 200 && status("http://localhost:8082/ready") == 200
             && membersOf(body("http://localhost:8080/v1/cluster")) == 3);
+    // The README's "Web console" section: the quick-start node serves it.
+    assertThat(readme).contains("<http://localhost:8080/ui/>");
+    assertThat(status("http://localhost:8080/ui/")).isEqualTo(200);
 
     List<String> session = block(readme, "session");
     for (int i = 0; i < session.size(); i++) {

@@ -28,8 +28,8 @@ import org.slf4j.LoggerFactory;
 /**
  * The REST facade of one {@link KvStore}: the documented API ({@code /put}, {@code /get},
  * {@code /delete}, {@code /set}), the versioned {@code /v1} API, a change stream, cluster and health
- * endpoints and Prometheus metrics. Every route, status code and error code is described in
- * {@code docs/HTTP.md}.
+ * endpoints, Prometheus metrics and, when {@link Builder#console(boolean) asked}, a web console at
+ * {@code /ui/}. Every route, status code and error code is described in {@code docs/HTTP.md}.
  *
  * <pre>{@code
  * try (KvStore store = KvStore.builder().nodeId("node-1").build();
@@ -89,6 +89,7 @@ public final class KvHttpServer implements AutoCloseable {
     state = State.STARTED;
     JsonErrorHandler errors = new JsonErrorHandler();
     Routes routes = new Routes(store, config, metrics, watches, registry);
+    OriginGuard guard = OriginGuard.of(config);
     QueuedThreadPool threads = new QueuedThreadPool(config.maxThreads(), 4,
         (int) Math.min(Integer.MAX_VALUE, Duration.ofMinutes(1).toMillis()));
     threads.setName("kvstore-http");
@@ -140,6 +141,7 @@ public final class KvHttpServer implements AutoCloseable {
         });
         cfg.requestLogger.http(routes::onRequestDone);
         routes.register(cfg);
+        cfg.routes.before(guard::check);
       });
       app.start();
     } catch (RuntimeException e) {
@@ -249,6 +251,8 @@ public final class KvHttpServer implements AutoCloseable {
     private Duration watchHeartbeat = KvHttpServerConfig.DEFAULT_WATCH_HEARTBEAT;
     private final List<MeterBinder> meterBinders = new ArrayList<>();
     private HttpTls tls;
+    private Set<String> allowedHosts = KvHttpServerConfig.DEFAULT_ALLOWED_HOSTS;
+    private boolean console = KvHttpServerConfig.DEFAULT_CONSOLE;
 
     private Builder(KvStore store) {
       this.store = Objects.requireNonNull(store, "store");
@@ -310,6 +314,35 @@ public final class KvHttpServer implements AutoCloseable {
      */
     public Builder tls(HttpTls tls) {
       this.tls = tls;
+      return this;
+    }
+
+    /**
+     * Whether to serve the web console at {@code /ui} (default false; the standalone server turns it
+     * on). The console is static files from this jar that call the API from the browser with the
+     * user's token; its pages answer without a token so that the sign-in page can load, and carry a
+     * strict Content-Security-Policy (docs/HTTP.md, "Web console").
+     *
+     * @param console true to serve it
+     * @return this builder
+     */
+    public Builder console(boolean console) {
+      this.console = console;
+      return this;
+    }
+
+    /**
+     * More {@code Host} names the node answers to (default none). Without tokens the node answers
+     * only to IP addresses, {@code localhost}, the bound host and, bound to {@code 0.0.0.0}, this
+     * machine's host name, so that a web page cannot reach it through DNS rebinding; add the other
+     * names clients use here, or {@code "*"} for any. With tokens, setting this turns the same check
+     * on. See {@code docs/SECURITY.md}.
+     *
+     * @param hosts host names without port or scheme, IP addresses, or {@code "*"}
+     * @return this builder
+     */
+    public Builder allowedHosts(Set<String> hosts) {
+      this.allowedHosts = Objects.requireNonNull(hosts, "hosts");
       return this;
     }
 
@@ -433,7 +466,7 @@ public final class KvHttpServer implements AutoCloseable {
     public KvHttpServerConfig config() {
       return new KvHttpServerConfig(host, port, maxBodyBytes, authTokens, openHealth, idleTimeout,
           requestTimeout, shutdownTimeout, maxHeaderBytes, maxThreads, maxWatchClients,
-          watchQueueCapacity, watchHeartbeat, meterBinders, tls);
+          watchQueueCapacity, watchHeartbeat, meterBinders, tls, allowedHosts, console);
     }
 
     /**

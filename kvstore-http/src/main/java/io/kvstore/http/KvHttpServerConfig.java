@@ -31,6 +31,11 @@ import java.util.Set;
  * @param meterBinders extra metrics bound to the server's registry at start (for example replication
  *     statistics)
  * @param tls the certificate and key to serve HTTPS with, or null for plain HTTP
+ * @param allowedHosts {@code Host} names the node answers to besides IP addresses, {@code localhost},
+ *     the bound host and (bound to a wildcard address) this machine's name; {@code "*"} for any. The
+ *     check protects an API without tokens from DNS rebinding; with tokens it applies only when this
+ *     is set. See {@code docs/SECURITY.md}
+ * @param console whether the web console is served at {@code /ui} (see docs/HTTP.md)
  */
 public record KvHttpServerConfig(
     String host,
@@ -47,7 +52,9 @@ public record KvHttpServerConfig(
     int watchQueueCapacity,
     Duration watchHeartbeat,
     List<MeterBinder> meterBinders,
-    HttpTls tls) {
+    HttpTls tls,
+    Set<String> allowedHosts,
+    boolean console) {
 
   /** Loopback: a node's API is private unless the operator decides otherwise. */
   public static final String DEFAULT_HOST = "127.0.0.1";
@@ -60,6 +67,11 @@ public record KvHttpServerConfig(
   public static final int DEFAULT_MAX_BODY_BYTES = 2 * 1024 * 1024;
   /** true: load balancers and orchestrators probe {@code /health} without credentials. */
   public static final boolean DEFAULT_OPEN_HEALTH = true;
+  /**
+   * false: a library adds no routes its application did not ask for (the application may serve its
+   * own {@code /ui}); the standalone server turns the console on.
+   */
+  public static final boolean DEFAULT_CONSOLE = false;
   /** 30 s: long enough for slow clients, short enough that dead connections free their threads. */
   public static final Duration DEFAULT_IDLE_TIMEOUT = Duration.ofSeconds(30);
   /**
@@ -82,6 +94,11 @@ public record KvHttpServerConfig(
   public static final int DEFAULT_WATCH_QUEUE_CAPACITY = 1024;
   /** 15 s: keeps proxies from closing idle streams and notices vanished clients within that time. */
   public static final Duration DEFAULT_WATCH_HEARTBEAT = Duration.ofSeconds(15);
+  /**
+   * No extra names: IP addresses, {@code localhost}, the bound host and, bound to a wildcard address,
+   * this machine's host name are enough on a laptop; other names a node is reached by are a decision.
+   */
+  public static final Set<String> DEFAULT_ALLOWED_HOSTS = Set.of();
 
   /**
    * Validates every field; the message names the field and the value.
@@ -101,6 +118,8 @@ public record KvHttpServerConfig(
    * @param watchHeartbeat positive
    * @param meterBinders extra metrics
    * @param tls HTTPS settings, or null for plain HTTP
+   * @param allowedHosts host names (no port or scheme), IP addresses or {@code "*"}
+   * @param console whether {@code /ui} serves the web console
    */
   public KvHttpServerConfig {
     if (host == null || host.isBlank()) {
@@ -128,6 +147,11 @@ public record KvHttpServerConfig(
     requireRange("watchQueueCapacity", watchQueueCapacity, 1, 1_000_000);
     requirePositive("watchHeartbeat", watchHeartbeat);
     meterBinders = List.copyOf(Objects.requireNonNull(meterBinders, "meterBinders"));
+    Set<String> hosts = new java.util.LinkedHashSet<>();
+    for (String entry : Objects.requireNonNull(allowedHosts, "allowedHosts")) {
+      hosts.add(OriginGuard.normalizeAllowedHost(entry));
+    }
+    allowedHosts = java.util.Collections.unmodifiableSet(hosts);
   }
 
   @Override
@@ -139,7 +163,8 @@ public record KvHttpServerConfig(
         + ", shutdownTimeout=" + shutdownTimeout + ", maxHeaderBytes=" + maxHeaderBytes
         + ", maxThreads=" + maxThreads + ", maxWatchClients=" + maxWatchClients
         + ", watchQueueCapacity=" + watchQueueCapacity + ", watchHeartbeat=" + watchHeartbeat
-        + ", meterBinders=" + meterBinders.size() + ", tls=" + (tls == null ? "off" : tls) + "}";
+        + ", meterBinders=" + meterBinders.size() + ", tls=" + (tls == null ? "off" : tls)
+        + ", allowedHosts=" + allowedHosts + ", console=" + console + "}";
   }
 
   private static void requireRange(String name, int value, int min, int max) {

@@ -91,6 +91,12 @@ final class Routes {
     exact("/health", getAndHead(ops::health));
     exact("/ready", getAndHead(ops::ready));
     exact("/metrics", getAndHead(ops::metrics));
+    if (config.console()) {
+      Console console = new Console();
+      exact(Console.PATH, getAndHead(console::redirect));
+      keyed("/ui/{file}", Console.PREFIX,
+          getAndHead(ctx -> console.serve(ctx, rest(ctx, Console.PREFIX))));
+    }
   }
 
   private static Map<String, Handler> getAndHead(Handler h) {
@@ -158,7 +164,12 @@ final class Routes {
     if (route != null) {
       ctx.attribute(ROUTE, route.template());
     }
-    if (!tokenDigests.isEmpty()
+    // The console's files hold no data and must load before the user has given a token.
+    boolean consoleFile = config.console() && Console.isConsolePath(ctx.req().getRequestURI());
+    if (consoleFile) {
+      Console.secure(ctx);
+    }
+    if (!tokenDigests.isEmpty() && !consoleFile
         && !(config.openHealth() && ctx.req().getRequestURI().equals("/health"))) {
       authenticate(ctx);
     }

@@ -69,7 +69,7 @@ class HttpErrorsTest {
   void wrongMethod_is405WithAllow_andStoresNothing(String method, String path, String allow) {
     start();
     HttpFixture.Snapshot before = http.snapshot();
-    HttpFixture.Response<String> r = http.raw(method + " " + path + " HTTP/1.1\r\nHost: x\r\n"
+    HttpFixture.Response<String> r = http.raw(method + " " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\n"
         + "Content-Length: 1\r\nConnection: close\r\n\r\nv");
 
     if (method.equals("HEAD")) {
@@ -108,7 +108,7 @@ class HttpErrorsTest {
     start(KvStore.builder().nodeId("node-1").build(), b -> b.maxHeaderBytes(4096));
     HttpFixture.Snapshot before = http.snapshot();
     HttpFixture.Response<String> r = http.raw("PUT /v1/kv/" + "a".repeat(5000)
-        + " HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nConnection: close\r\n\r\nv");
+        + " HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 1\r\nConnection: close\r\n\r\nv");
     assertError(r, 414, "uri_too_long");
     assertThat(http.snapshot()).isEqualTo(before);
   }
@@ -117,7 +117,7 @@ class HttpErrorsTest {
   void headersOverTheLimit_is431Json() {
     start(KvStore.builder().nodeId("node-1").build(), b -> b.maxHeaderBytes(4096));
     HttpFixture.Snapshot before = http.snapshot();
-    HttpFixture.Response<String> r = http.raw("PUT /v1/kv/k HTTP/1.1\r\nHost: x\r\nX-Big: "
+    HttpFixture.Response<String> r = http.raw("PUT /v1/kv/k HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: "
         + "b".repeat(5000) + "\r\nContent-Length: 1\r\nConnection: close\r\n\r\nv");
     assertError(r, 431, "headers_too_large");
     assertThat(http.snapshot()).isEqualTo(before);
@@ -127,9 +127,9 @@ class HttpErrorsTest {
   void pathClimbingAboveTheRoot_is400Json() {
     start();
     HttpFixture.Snapshot before = http.snapshot();
-    assertError(http.raw("GET /get/%2e%2e/%2e%2e/x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
+    assertError(http.raw("GET /get/%2e%2e/%2e%2e/x HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"),
         400, "bad_request");
-    assertError(http.raw("PUT /../x HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n"
+    assertError(http.raw("PUT /../x HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n"
         + "Connection: close\r\n\r\n"), 400, "bad_request");
     assertThat(http.snapshot()).isEqualTo(before);
   }
@@ -138,7 +138,7 @@ class HttpErrorsTest {
   void malformedRequest_is400Json() {
     start();
     HttpFixture.Snapshot before = http.snapshot();
-    assertError(http.raw("PUT /v1/kv/k HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n"
+    assertError(http.raw("PUT /v1/kv/k HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: abc\r\n"
         + "Connection: close\r\n\r\n"), 400, "bad_request");
     assertThat(http.snapshot()).isEqualTo(before);
   }
@@ -176,7 +176,7 @@ class HttpErrorsTest {
     try (Socket s = new Socket("127.0.0.1", http.server.port())) {
       s.setSoTimeout(20_000);
       OutputStream out = s.getOutputStream();
-      out.write(("PUT /v1/kv/slow HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n"
+      out.write(("PUT /v1/kv/slow HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 10\r\n"
           + "Connection: close\r\n\r\nab").getBytes(StandardCharsets.ISO_8859_1));
       out.flush();
 
@@ -196,7 +196,7 @@ class HttpErrorsTest {
     try (Socket s = new Socket("127.0.0.1", http.server.port())) {
       s.setSoTimeout(20_000);
       OutputStream out = s.getOutputStream();
-      out.write(("PUT /v1/kv/slow HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n"
+      out.write(("PUT /v1/kv/slow HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 1000\r\n"
           + "Connection: close\r\n\r\n").getBytes(StandardCharsets.ISO_8859_1));
       out.flush();
       // One byte every 50 ms: never idle, but far too slow.

@@ -128,7 +128,7 @@ class HttpsTest {
     byte[] junk = new byte[400];
     new Random(5).nextBytes(junk);
     for (byte[] bytes : new byte[][] {
-        "PUT /v1/kv/plain HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer t0ken\r\nContent-Length: 1\r\n\r\nv"
+        "PUT /v1/kv/plain HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer t0ken\r\nContent-Length: 1\r\n\r\nv"
             .getBytes(StandardCharsets.US_ASCII), junk}) {
       try (Socket socket = new Socket("127.0.0.1", server.port())) {
         socket.setSoTimeout(10_000);

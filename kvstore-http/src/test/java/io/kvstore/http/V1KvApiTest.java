@@ -329,7 +329,7 @@ class V1KvApiTest {
       assertThat(r.statusCode()).as(path).isEqualTo(413);
       assertThat(r.body()).contains("\"body_too_large\"");
     }
-    HttpFixture.Response<String> raw = http.raw("PUT /v1/kv/big HTTP/1.1\r\nHost: x\r\n"
+    HttpFixture.Response<String> raw = http.raw("PUT /v1/kv/big HTTP/1.1\r\nHost: 127.0.0.1\r\n"
         + "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
         + ("7d0\r\n" + "y".repeat(2000) + "\r\n").repeat(2) + "0\r\n\r\n");
     assertError(raw, 413, "body_too_large");
@@ -338,7 +338,7 @@ class V1KvApiTest {
 
   @Test
   void put_chunkedBodyUnderLimit_isStored() {
-    HttpFixture.Response<String> r = http.raw("PUT /v1/kv/chunked HTTP/1.1\r\nHost: x\r\n"
+    HttpFixture.Response<String> r = http.raw("PUT /v1/kv/chunked HTTP/1.1\r\nHost: 127.0.0.1\r\n"
         + "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\nhello\r\n6\r\n world\r\n"
         + "0\r\n\r\n");
     assertThat(r.status()).isEqualTo(200);
@@ -362,13 +362,13 @@ class V1KvApiTest {
       "/v1/kv/trailing/|trailing/",
       "/v1/kv/key=x|key=x"})
   void keysInPath_areDecodedOnceAndStoredExactly(String path, String key) {
-    HttpFixture.Response<String> put = http.raw("PUT " + path + " HTTP/1.1\r\nHost: x\r\n"
+    HttpFixture.Response<String> put = http.raw("PUT " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\n"
         + "Content-Length: 5\r\nConnection: close\r\n\r\nvalue");
     assertThat(put.status()).as(put.toString()).isEqualTo(200);
     assertThat(json(put).get("key").asText()).isEqualTo(key);
     assertThat(http.store.getString(key)).contains("value");
 
-    HttpFixture.Response<String> get = http.raw("GET " + path + " HTTP/1.1\r\nHost: x\r\n"
+    HttpFixture.Response<String> get = http.raw("GET " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\n"
         + "Connection: close\r\n\r\n");
     assertThat(get.status()).isEqualTo(200);
     assertThat(get.body()).isEqualTo("value");
@@ -391,7 +391,7 @@ class V1KvApiTest {
       "POST /set/k/%FF", "PUT /v1/kv/a%00b", "PUT /v1/kv/k?ttl=%FF", "PUT /put?%zz"})
   void invalidUtf8OrBadPercentEncoding_is400Json(String request) {
     HttpFixture.Snapshot before = http.snapshot();
-    HttpFixture.Response<String> r = http.raw(request + " HTTP/1.1\r\nHost: x\r\n"
+    HttpFixture.Response<String> r = http.raw(request + " HTTP/1.1\r\nHost: 127.0.0.1\r\n"
         + "Content-Length: 1\r\nConnection: close\r\n\r\nv");
     assertError(r, 400, "bad_request");
     assertThat(http.snapshot()).isEqualTo(before);
@@ -402,7 +402,7 @@ class V1KvApiTest {
     HttpFixture.Snapshot before = http.snapshot();
     byte[] request = concat("PUT /v1/kv/a".getBytes(StandardCharsets.ISO_8859_1),
         new byte[] {(byte) 0xff, (byte) 0xfe},
-        (" HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nConnection: close\r\n\r\nv")
+        (" HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 1\r\nConnection: close\r\n\r\nv")
             .getBytes(StandardCharsets.ISO_8859_1));
     HttpFixture.Response<String> r = http.raw(request);
     assertError(r, 400, "bad_request");
@@ -411,7 +411,7 @@ class V1KvApiTest {
 
   @Test
   void rawSpaceInPath_is400Json() {
-    HttpFixture.Response<String> r = http.raw("GET /v1/kv/a b HTTP/1.1\r\nHost: x\r\n"
+    HttpFixture.Response<String> r = http.raw("GET /v1/kv/a b HTTP/1.1\r\nHost: 127.0.0.1\r\n"
         + "Connection: close\r\n\r\n");
     assertThat(r.status()).isEqualTo(400);
     assertThat(r.header("content-type")).startsWith("application/json");

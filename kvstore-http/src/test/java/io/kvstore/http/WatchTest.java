@@ -59,7 +59,7 @@ class WatchTest {
       socket.connect(new InetSocketAddress("127.0.0.1", http.server.port()), 5000);
       socket.setSoTimeout(30_000);
       OutputStream out = socket.getOutputStream();
-      out.write(("GET /v1/watch" + query + " HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n"
+      out.write(("GET /v1/watch" + query + " HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n"
           + "Connection: close\r\n\r\n").getBytes(StandardCharsets.ISO_8859_1));
       out.flush();
       in = socket.getInputStream();

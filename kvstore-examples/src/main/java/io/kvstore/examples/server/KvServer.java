@@ -8,11 +8,8 @@ import io.kvstore.core.KvStoreConfig;
 import io.kvstore.http.HttpTls;
 import io.kvstore.http.KvHttpServer;
 import java.io.IOException;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.attribute.PosixFilePermission;
-import java.nio.file.attribute.PosixFilePermissions;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
 import java.time.Duration;
@@ -53,6 +50,8 @@ public final class KvServer implements Callable<Integer> {
   private static final Logger log = LoggerFactory.getLogger(KvServer.class);
   private static final Pattern SIZE = Pattern.compile("(\\d+)\\s*(b|kib|kb|k|mib|mb|m)?",
       Pattern.CASE_INSENSITIVE);
+  private static final Pattern HOST_NAME = Pattern.compile(
+      "\\*|[A-Za-z0-9_-]+(\\.[A-Za-z0-9_-]+)*\\.?|\\[[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*]");
 
   @Option(names = "--node-id", paramLabel = "<id>", defaultValue = "${env:KVSTORE_NODE_ID}",
       description = "Unique node id (default: derived from host and cluster port, stable across "
@@ -92,14 +91,23 @@ public final class KvServer implements Callable<Integer> {
   @Option(names = "--auth-token", paramLabel = "<token>", split = ",",
       defaultValue = "${env:KVSTORE_AUTH_TOKEN}",
       description = "Require this bearer token on the HTTP API (repeat or comma-separate for "
-          + "several; default: open).")
+          + "several; default: open). Shows in the process list: prefer --auth-token-file or "
+          + "KVSTORE_AUTH_TOKEN. Given but empty (an unset shell variable) is an error.")
   List<String> authTokens;
 
   @Option(names = "--auth-token-file", paramLabel = "<file>",
       defaultValue = "${env:KVSTORE_AUTH_TOKEN_FILE}",
       description = "Read HTTP bearer tokens from this file, one per line (keeps them out of the "
-          + "process list, unlike --auth-token).")
+          + "process list, unlike --auth-token). Refused if every user may read it (chmod 600).")
   Path authTokenFile;
+
+  @Option(names = "--allowed-host", paramLabel = "<host>[,<host>...]", split = ",",
+      defaultValue = "${env:KVSTORE_ALLOWED_HOST}",
+      description = "A Host name the HTTP API answers to besides IP addresses, localhost, --host "
+          + "and (with --host 0.0.0.0) this machine's name; repeat for several, '*' for any. "
+          + "Without a token, requests for other names are refused (DNS rebinding protection); with "
+          + "a token, setting it turns the same check on.")
+  List<String> allowedHosts;
 
   @Option(names = "--cluster-secret-file", paramLabel = "<file>",
       defaultValue = "${env:KVSTORE_CLUSTER_SECRET_FILE}",
@@ -173,6 +181,13 @@ public final class KvServer implements Callable<Integer> {
       description = "Largest value accepted, in bytes or with a KiB/MiB suffix "
           + "(default: ${DEFAULT-VALUE}).")
   String maxValueSize;
+
+  @Option(names = "--console", negatable = true, defaultValue = "${env:KVSTORE_CONSOLE:-true}",
+      fallbackValue = "true",
+      description = "Serve the web console at /ui (default: on; --no-console turns it off). Its "
+          + "pages load without a token; everything they show comes from the API, which still "
+          + "needs one.")
+  boolean console;
 
   @CommandLine.Spec
   CommandLine.Model.CommandSpec spec;
@@ -250,26 +265,19 @@ public final class KvServer implements Callable<Integer> {
         seeds.add(seed);
       }
     }
-    Set<String> tokens = new LinkedHashSet<>();
-    if (authTokens != null) {
-      for (String t : authTokens) {
-        if (!t.isBlank()) {
-          tokens.add(t.trim());
+    Set<String> tokens = authTokens();
+    Set<String> hosts = new LinkedHashSet<>();
+    if (allowedHosts != null) {
+      for (String h : allowedHosts) {
+        String name = h.strip();
+        if (name.isEmpty()) {
+          continue;
         }
-      }
-    }
-    if (authTokenFile != null) {
-      try {
-        for (String line : Files.readAllLines(authTokenFile, StandardCharsets.UTF_8)) {
-          if (!line.isBlank() && !line.strip().startsWith("#")) {
-            tokens.add(line.strip());
-          }
+        if (!HOST_NAME.matcher(name).matches()) {
+          throw invalid("--allowed-host wants a host name or IP address without scheme, port or "
+              + "path (for example kv1.example.com), or '*', got '" + name + "'");
         }
-      } catch (IOException | RuntimeException e) {
-        throw invalid("--auth-token-file: cannot read " + authTokenFile + ": " + e.getMessage());
-      }
-      if (tokens.isEmpty()) {
-        throw invalid("--auth-token-file " + authTokenFile + " holds no token");
+        hosts.add(name);
       }
     }
     if (clusterSecretFile != null) {
@@ -301,7 +309,7 @@ public final class KvServer implements Callable<Integer> {
     }
     ServerOptions options = new ServerOptions(id, host, httpPort, clusterPort, data, seeds,
         clusterName.trim(), tokens, maxValue, clusterSecretFile, tlsCert, tlsKey, tlsKeyStore,
-        tlsKeyStorePasswordFile, clusterTls);
+        tlsKeyStorePasswordFile, clusterTls, hosts, console);
     try {
       httpTls(options);
     } catch (IllegalArgumentException e) {
@@ -318,6 +326,61 @@ public final class KvServer implements Callable<Integer> {
       }
     }
     return options;
+  }
+
+  /**
+   * The HTTP tokens of {@code --auth-token}, {@code KVSTORE_AUTH_TOKEN} and {@code
+   * --auth-token-file}. A source that is given but yields no token (an empty value, an unset shell
+   * variable, only commas or whitespace) is an error, not an open API. No message shows a token.
+   */
+  private Set<String> authTokens() {
+    CommandLine.ParseResult parsed = spec.commandLine().getParseResult();
+    boolean tokenFlag = parsed != null && parsed.hasMatchedOption("--auth-token");
+    boolean fileFlag = parsed != null && parsed.hasMatchedOption("--auth-token-file");
+    Set<String> tokens = new LinkedHashSet<>();
+    if (authTokens != null) {
+      String source = tokenFlag ? "--auth-token" : "KVSTORE_AUTH_TOKEN";
+      if (tokenFlag) {
+        log.warn("--auth-token on the command line shows the token to every user of this machine "
+            + "(ps, /proc/<pid>/cmdline); use --auth-token-file or KVSTORE_AUTH_TOKEN instead");
+      }
+      int n = 0;
+      for (String t : authTokens) {
+        n++;
+        String token = t.strip();
+        if (token.isEmpty()) {
+          continue;
+        }
+        if (!SecretFiles.isToken(token)) {
+          throw invalid(source + ": token " + n + " is not printable ASCII without spaces (not "
+              + "shown)");
+        }
+        tokens.add(token);
+      }
+      if (tokens.isEmpty()) {
+        throw invalid(source + " is given but holds no token (it is empty, or only commas and "
+            + "spaces: an unset shell variable?). That would leave the HTTP API open; give a token, "
+            + "or drop " + source + " to run without one");
+      }
+    }
+    boolean fileEmpty = authTokenFile == null
+        ? !fileFlag && System.getenv("KVSTORE_AUTH_TOKEN_FILE") != null
+        : authTokenFile.toString().isBlank();
+    if (fileEmpty) {
+      String source = fileFlag ? "--auth-token-file" : "KVSTORE_AUTH_TOKEN_FILE";
+      throw invalid(source + " is given but empty (an unset shell variable?). That would leave the "
+          + "HTTP API open; name the token file, or drop " + source + " to run without one");
+    }
+    if (authTokenFile != null) {
+      try {
+        tokens.addAll(SecretFiles.readTokens(authTokenFile));
+      } catch (IOException e) {
+        throw invalid("--auth-token-file: cannot read " + authTokenFile + ": " + e);
+      } catch (IllegalArgumentException e) {
+        throw invalid("--auth-token-file: " + e.getMessage());
+      }
+    }
+    return tokens;
   }
 
   /** The cluster TLS flags, checked to come in one complete set; null when none is given. */
@@ -347,25 +410,16 @@ public final class KvServer implements Callable<Integer> {
   }
 
   /**
-   * Reads a cluster key file, warning when other users may read it.
+   * Reads a cluster key file, refusing it when every user may read it and warning when its group may.
    *
    * @param file the key file
    * @return the keyring
    * @throws IOException if it cannot be read
-   * @throws IllegalArgumentException if its content is not a valid keyring
+   * @throws IllegalArgumentException if its content is not a valid keyring, or others may read it
    */
   public static ClusterKeyring loadKeyring(Path file) throws IOException {
     ClusterKeyring ring = ClusterKeyring.fromFile(file);
-    try {
-      Set<PosixFilePermission> perms = Files.getPosixFilePermissions(file);
-      if (perms.contains(PosixFilePermission.OTHERS_READ)
-          || perms.contains(PosixFilePermission.GROUP_READ)) {
-        log.warn("cluster key file {} is readable by other users ({}); chmod 600 it", file,
-            PosixFilePermissions.toString(perms));
-      }
-    } catch (UnsupportedOperationException e) {
-      // not a POSIX file system: nothing to check
-    }
+    SecretFiles.checkPermissions(file);
     return ring;
   }
 
@@ -383,8 +437,7 @@ public final class KvServer implements Callable<Integer> {
     if (o.tlsKeyStore() != null) {
       String password;
       try {
-        List<String> lines = Files.readAllLines(o.tlsKeyStorePasswordFile(), StandardCharsets.UTF_8);
-        password = lines.isEmpty() ? "" : lines.get(0);
+        password = SecretFiles.readPassword(o.tlsKeyStorePasswordFile());
       } catch (IOException e) {
         throw new IllegalArgumentException("cannot read the keystore password file "
             + o.tlsKeyStorePasswordFile() + ": " + e, e);
@@ -520,7 +573,9 @@ public final class KvServer implements Callable<Integer> {
             .host(o.host())
             .port(o.httpPort())
             .meterBinder(new ReplicationMetrics(store))
-            .tls(tls);
+            .allowedHosts(o.allowedHosts())
+            .tls(tls)
+            .console(o.console());
         if (!o.authTokens().isEmpty()) {
           b.authTokens(o.authTokens());
         }
@@ -543,11 +598,12 @@ public final class KvServer implements Callable<Integer> {
             secretReloadInterval.toMillis(), TimeUnit.MILLISECONDS);
       }
       log.info("kvstore node {} ready: {}://{}:{} cluster {} data {} (cluster name '{}', "
-              + "joining {}, HTTP auth {}, cluster secret {}, cluster TLS {})", o.nodeId(),
+              + "joining {}, HTTP auth {}, cluster secret {}, cluster TLS {}, web console {})",
+          o.nodeId(),
           tls == null ? "http" : "https", o.host(), http.port(), cluster, data,
           o.clusterName(), o.join().isEmpty() ? "nobody" : o.join(),
           o.authTokens().isEmpty() ? "off" : "on", keyring == null ? "none" : keyring,
-          clusterTls == null ? "off" : clusterTls);
+          clusterTls == null ? "off" : clusterTls, o.console() ? "at /ui/" : "off");
       return new Node(store, http, reloader);
     }
 

@@ -24,6 +24,8 @@ import java.util.Set;
  * @param tlsKeyStore PKCS12/JKS keystore for HTTPS (instead of PEM), or null
  * @param tlsKeyStorePasswordFile file holding the keystore's password, or null
  * @param clusterTls the files of mutual TLS with a cluster CA between nodes, or null for plain TCP
+ * @param allowedHosts extra {@code Host} names the HTTP API answers to ({@code --allowed-host})
+ * @param console whether the HTTP server serves the web console at {@code /ui}
  */
 public record ServerOptions(
     String nodeId,
@@ -40,7 +42,9 @@ public record ServerOptions(
     Path tlsKey,
     Path tlsKeyStore,
     Path tlsKeyStorePasswordFile,
-    ClusterTlsFiles clusterTls) {
+    ClusterTlsFiles clusterTls,
+    Set<String> allowedHosts,
+    boolean console) {
 
   /**
    * The files of cluster TLS: PEM files, or a keystore and a truststore with password files. Exactly
@@ -88,14 +92,74 @@ public record ServerOptions(
    * @param tlsKeyStore keystore, or null
    * @param tlsKeyStorePasswordFile keystore password file, or null
    * @param clusterTls cluster TLS files, or null
+   * @param allowedHosts extra HTTP {@code Host} names
+   * @param console whether to serve the web console
    */
   public ServerOptions {
     join = List.copyOf(join);
     authTokens = Set.copyOf(authTokens);
+    allowedHosts = Set.copyOf(allowedHosts);
   }
 
   /**
-   * Options without cluster secret or TLS: an open cluster and plain HTTP.
+   * Options without extra HTTP host names, with the web console.
+   *
+   * @param nodeId the node id
+   * @param host bind and advertise host
+   * @param httpPort HTTP port
+   * @param clusterPort membership port
+   * @param dataPort data-plane port
+   * @param join seeds
+   * @param clusterName cluster name
+   * @param authTokens bearer tokens
+   * @param maxValueBytes largest value
+   * @param clusterSecretFile cluster key file, or null
+   * @param tlsCert PEM certificate chain, or null
+   * @param tlsKey PEM private key, or null
+   * @param tlsKeyStore keystore, or null
+   * @param tlsKeyStorePasswordFile keystore password file, or null
+   * @param clusterTls cluster TLS files, or null
+   */
+  public ServerOptions(String nodeId, String host, int httpPort, int clusterPort, int dataPort,
+      List<String> join, String clusterName, Set<String> authTokens, int maxValueBytes,
+      Path clusterSecretFile, Path tlsCert, Path tlsKey, Path tlsKeyStore,
+      Path tlsKeyStorePasswordFile, ClusterTlsFiles clusterTls) {
+    this(nodeId, host, httpPort, clusterPort, dataPort, join, clusterName, authTokens, maxValueBytes,
+        clusterSecretFile, tlsCert, tlsKey, tlsKeyStore, tlsKeyStorePasswordFile, clusterTls,
+        Set.of(), true);
+  }
+
+  /**
+   * Options with the web console on, as the server's default.
+   *
+   * @param nodeId the node id
+   * @param host bind and advertise host
+   * @param httpPort HTTP port
+   * @param clusterPort membership port
+   * @param dataPort data-plane port
+   * @param join seeds
+   * @param clusterName cluster name
+   * @param authTokens bearer tokens
+   * @param maxValueBytes largest value
+   * @param clusterSecretFile cluster key file, or null
+   * @param tlsCert PEM certificate chain, or null
+   * @param tlsKey PEM private key, or null
+   * @param tlsKeyStore keystore, or null
+   * @param tlsKeyStorePasswordFile keystore password file, or null
+   * @param clusterTls cluster TLS files, or null
+   * @param allowedHosts extra HTTP {@code Host} names
+   */
+  public ServerOptions(String nodeId, String host, int httpPort, int clusterPort, int dataPort,
+      List<String> join, String clusterName, Set<String> authTokens, int maxValueBytes,
+      Path clusterSecretFile, Path tlsCert, Path tlsKey, Path tlsKeyStore,
+      Path tlsKeyStorePasswordFile, ClusterTlsFiles clusterTls, Set<String> allowedHosts) {
+    this(nodeId, host, httpPort, clusterPort, dataPort, join, clusterName, authTokens, maxValueBytes,
+        clusterSecretFile, tlsCert, tlsKey, tlsKeyStore, tlsKeyStorePasswordFile, clusterTls,
+        allowedHosts, true);
+  }
+
+  /**
+   * Options without cluster secret or TLS: an open cluster and plain HTTP, with the web console.
    *
    * @param nodeId the node id
    * @param host bind and advertise host
@@ -110,7 +174,7 @@ public record ServerOptions(
   public ServerOptions(String nodeId, String host, int httpPort, int clusterPort, int dataPort,
       List<String> join, String clusterName, Set<String> authTokens, int maxValueBytes) {
     this(nodeId, host, httpPort, clusterPort, dataPort, join, clusterName, authTokens, maxValueBytes,
-        null, null, null, null, null, null);
+        null, null, null, null, null, null, Set.of(), true);
   }
 
   @Override
@@ -122,6 +186,6 @@ public record ServerOptions(
         + ", maxValueBytes=" + maxValueBytes + ", clusterSecretFile=" + clusterSecretFile
         + ", tlsCert=" + tlsCert + ", tlsKey=" + tlsKey + ", tlsKeyStore=" + tlsKeyStore
         + ", tlsKeyStorePasswordFile=" + tlsKeyStorePasswordFile + ", clusterTls=" + clusterTls
-        + "}";
+        + ", allowedHosts=" + allowedHosts + ", console=" + console + "}";
   }
 }
