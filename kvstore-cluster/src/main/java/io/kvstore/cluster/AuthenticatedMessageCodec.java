@@ -46,6 +46,11 @@ final class AuthenticatedMessageCodec implements MessageCodec {
   static final Duration MAX_CLOCK_SKEW = Duration.ofMinutes(2);
   static final int MAX_NONCES = 200_000;
 
+  /** The envelope header's size for a key id of this many bytes: everything before the JSON. */
+  static int headerBytes(int keyIdLength) {
+    return 4 + 1 + keyIdLength + 8 + NONCE_BYTES + Crypto.MAC_BYTES;
+  }
+
   private final MessageCodec inner;
   private final Supplier<ClusterKeyring> keyring;
   private final byte[] clusterName;

@@ -129,10 +129,11 @@ public final class ClusterKeyring {
       }
       requireSecret(secret, "key line " + (i + 1));
       String id = tokens.length == 2 ? tokens[0] : fingerprint(secret);
-      try {
-        requireId(id);
-      } catch (IllegalArgumentException e) {
-        throw new IllegalArgumentException("key line " + (i + 1) + ": " + e.getMessage());
+      if (!isValidId(id)) {
+        // Never echo the token: a line '<secret> <secret2>' puts a secret where the id belongs.
+        java.util.Arrays.fill(secret, (byte) 0);
+        throw new IllegalArgumentException("key line " + (i + 1) + ": the key id (the first word)"
+            + " must be 1 to 32 characters of A-Z a-z 0-9 . _ - (the line is not shown)");
       }
       if (keys.containsKey(id)) {
         throw new IllegalArgumentException("key line " + (i + 1) + ": key id '" + id

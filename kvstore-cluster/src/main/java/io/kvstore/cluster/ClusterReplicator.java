@@ -105,6 +105,8 @@ public final class ClusterReplicator implements Replicator {
   private Membership membership;
   /** Null without TLS. */
   private final TlsChannels tls;
+  private final InboundGuard membershipGuard;
+  private final InboundGuard dataGuard;
   private volatile String dataAddress;
 
   /** A member known to the control thread. */
@@ -133,6 +135,8 @@ public final class ClusterReplicator implements Replicator {
     this.keyring = config.keyring();
     this.tls = config.tls() == null ? null : new TlsChannels(config.tls(), config.nodeId(),
         config.handshakeTimeout(), stats.tlsFailures);
+    this.membershipGuard = InboundGuard.membership(config, stats);
+    this.dataGuard = InboundGuard.dataPlane(config, stats);
     this.self = new Member(config.nodeId(), null, null, Member.Status.ALIVE);
     this.members = List.of(self);
   }
@@ -172,7 +176,7 @@ public final class ClusterReplicator implements Replicator {
       membership = new Membership(config,
           new NodeMetadata(id, dataAddress, Frames.PROTOCOL_VERSION, config.clusterName()), faults,
           stats.membershipMessagesRefused::increment, this::keyring,
-          stats.authenticationFailures::increment, tls);
+          stats.authenticationFailures::increment, tls, membershipGuard);
       membership.start(change -> execute(() -> onChange(change)));
       self = new Member(id, membership.address(), dataAddress, Member.Status.ALIVE);
       execute(this::rebuild);
@@ -435,6 +439,14 @@ public final class ClusterReplicator implements Replicator {
 
   Stats counters() {
     return stats;
+  }
+
+  InboundGuard dataGuard() {
+    return dataGuard;
+  }
+
+  InboundGuard membershipGuard() {
+    return membershipGuard;
   }
 
   FaultHooks faults() {

@@ -19,9 +19,9 @@ import io.netty.channel.group.DefaultChannelGroup;
 import io.netty.channel.nio.NioEventLoopGroup;
 import io.netty.channel.socket.SocketChannel;
 import io.netty.channel.socket.nio.NioServerSocketChannel;
-import io.netty.handler.codec.LengthFieldBasedFrameDecoder;
 import io.netty.handler.codec.LengthFieldPrepender;
 import io.netty.handler.codec.TooLongFrameException;
+import io.netty.util.ReferenceCountUtil;
 import io.netty.util.concurrent.DefaultThreadFactory;
 import io.netty.util.concurrent.GlobalEventExecutor;
 import io.netty.util.concurrent.ScheduledFuture;
@@ -52,11 +52,19 @@ import org.slf4j.LoggerFactory;
  * counted; nothing a peer sends can throw out of a handler. With {@link ClusterTls}, TLS comes first:
  * a connection reaches the HELLO only after a TLS handshake in which the peer proved a certificate of
  * the cluster CA.
+ *
+ * <p>Before the handshake completes a connection is held to the port's pre-authentication budget
+ * ({@link InboundGuard}: connection caps, frames of at most {@value Frames#MAX_HANDSHAKE_FRAME_BYTES}
+ * bytes, the handshake timeout). With a keyring every HELLO_REJECT says only AUTH_FAILED, "{@value
+ * #GENERIC_REFUSAL}": a peer that has not proved the key learns neither the cluster's name nor
+ * whether the key id it named exists; the real reason goes to this node's log.
  */
 final class DataPlane {
   private static final Logger log = LoggerFactory.getLogger(DataPlane.class);
   private static final SecureRandom NONCES = new SecureRandom();
   static final int MAX_AE_TASKS_PER_CONNECTION = 4;
+  /** The only HELLO_REJECT text a node with a keyring sends: the peer has proved nothing yet. */
+  static final String GENERIC_REFUSAL = "handshake refused";
   /** The most keys one anti-entropy answer lists; more differing buckets wait for the next round. */
   static final int MAX_KEYS_PER_ROUND = 100_000;
 
@@ -88,11 +96,17 @@ final class DataPlane {
           @Override
           protected void initChannel(SocketChannel ch) {
             accepted.add(ch);
+            FrameAuthenticator authenticator = new FrameAuthenticator(node.nodeId(),
+                node.counters(), node::keyring);
+            GuardedFrameDecoder decoder = new GuardedFrameDecoder(Frames.MAX_FRAME_BYTES,
+                Frames.MAX_HANDSHAKE_FRAME_BYTES, null);
+            InboundGuard.Connection guard = node.dataGuard().newConnection(decoder);
             ch.pipeline().addLast(
-                new LengthFieldBasedFrameDecoder(Frames.MAX_FRAME_BYTES, 0, 4, 0, 4),
+                decoder,
                 new LengthFieldPrepender(4),
-                new FrameAuthenticator(node.nodeId(), node.counters(), node::keyring),
-                new InboundHandler());
+                guard,
+                authenticator,
+                new InboundHandler(authenticator, guard));
             node.secure(ch, false);
           }
         });
@@ -120,6 +134,14 @@ final class DataPlane {
 
   /** The server side of one connection. */
   private final class InboundHandler extends ChannelInboundHandlerAdapter {
+    private final FrameAuthenticator authenticator;
+    private final InboundGuard.Connection guard;
+    /**
+     * Set when this handler decides to close the connection. The close may not take effect at once
+     * (a HELLO_REJECT is flushed first; TLS sends its close_notify), and the frame decoder still
+     * delivers the frames it holds from the same read: none of them may be acted on.
+     */
+    private boolean closing;
     private String peer;
     private ScheduledFuture<?> handshakeTimer;
     /** Between HELLO_OK and a valid AUTH (keyring clusters only). */
@@ -128,6 +150,16 @@ final class DataPlane {
     private byte[] transcript;
     private final Map<Long, DigestParts> digests = new HashMap<>();
     private final AtomicInteger aeTasks = new AtomicInteger();
+
+    InboundHandler(FrameAuthenticator authenticator, InboundGuard.Connection guard) {
+      this.authenticator = authenticator;
+      this.guard = guard;
+    }
+
+    private void close(ChannelHandlerContext ctx) {
+      closing = true;
+      ctx.close();
+    }
 
     @Override
     public void channelActive(ChannelHandlerContext ctx) {
@@ -145,6 +177,10 @@ final class DataPlane {
 
     @Override
     public void channelRead(ChannelHandlerContext ctx, Object msg) {
+      if (closing || !ctx.channel().isActive() || authenticator.isPoisoned()) {
+        ReferenceCountUtil.release(msg);
+        return;
+      }
       ByteBuf buf = (ByteBuf) msg;
       Frames.Frame frame;
       try {
@@ -162,7 +198,7 @@ final class DataPlane {
         } else if (peer == null) {
           handshake(ctx, frame);
         } else if (!node.faults().dataPlane().allows(peer, node.nodeId())) {
-          ctx.close();
+          close(ctx);
         } else {
           dispatch(ctx, frame);
         }
@@ -229,7 +265,7 @@ final class DataPlane {
         return;
       }
       if (!node.faults().dataPlane().allows(hello.nodeId(), node.nodeId())) {
-        ctx.close();
+        close(ctx);
         return;
       }
       byte[] nonce = new byte[Frames.NONCE_BYTES];
@@ -246,6 +282,7 @@ final class DataPlane {
       }
       peer = hello.nodeId();
       handshakeTimer.cancel(false);
+      guard.authenticated();
       send(ctx.channel(), Frames.helloOk(ctx.alloc(), version, node.nodeId(), nonce));
     }
 
@@ -255,7 +292,8 @@ final class DataPlane {
         authFailed(ctx, "failed the challenge (it does not hold the key it named)");
         return;
       }
-      ctx.pipeline().get(FrameAuthenticator.class).activate(authKey, transcript, false);
+      authenticator.activate(authKey, transcript, false);
+      guard.authenticated();
       peer = unauthenticatedPeer;
       authKey = null;
       transcript = null;
@@ -272,7 +310,13 @@ final class DataPlane {
       node.counters().handshakeFailures.increment();
       warnings.warn("node {}: refused a data-plane connection from {}: it {}", node.nodeId(),
           ctx.channel().remoteAddress(), problem);
-      if (reason != null) {
+      closing = true;
+      if (reason != null && node.keyring() != null) {
+        // The peer has not proved the key: tell it nothing about this cluster (its name, its key
+        // ids, its versions). The reason is in this node's log.
+        ctx.writeAndFlush(Frames.helloReject(ctx.alloc(), Frames.RejectReason.AUTH_FAILED,
+            GENERIC_REFUSAL)).addListener(f -> ctx.close());
+      } else if (reason != null) {
         ctx.writeAndFlush(Frames.helloReject(ctx.alloc(), reason, problem))
             .addListener(f -> ctx.close());
       } else {
@@ -388,7 +432,7 @@ final class DataPlane {
       node.counters().malformedFrames.increment();
       warnings.warn("node {}: {} on the data-plane connection from {}; closing it", node.nodeId(),
           problem, ctx.channel().remoteAddress());
-      ctx.close();
+      close(ctx);
     }
 
     @Override
@@ -398,7 +442,7 @@ final class DataPlane {
       } else {
         log.debug("node {}: data-plane connection from {} failed: {}", node.nodeId(),
             ctx.channel().remoteAddress(), cause.toString());
-        ctx.close();
+        close(ctx);
       }
     }
 

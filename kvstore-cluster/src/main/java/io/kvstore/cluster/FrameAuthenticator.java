@@ -6,6 +6,7 @@ import io.netty.buffer.Unpooled;
 import io.netty.channel.ChannelDuplexHandler;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelPromise;
+import io.netty.util.ReferenceCountUtil;
 import java.io.ByteArrayOutputStream;
 import java.io.DataOutputStream;
 import java.io.IOException;
@@ -31,8 +32,11 @@ import org.slf4j.LoggerFactory;
  * <p><b>Frames</b>: from then on every frame in each direction carries a trailing 32-byte
  * {@code HMAC(K_dir, seq ‖ frame)}, with a per-direction key derived by HKDF from {@code K} and the
  * transcript, and an implicit sequence number counting frames from 0. A forged, altered, replayed,
- * reordered, dropped or truncated frame fails the check; the connection is then closed, the failure
- * counted ({@code authenticationFailures}) and logged at most every 10 s. A frame is also refused once
+ * reordered, dropped or truncated frame fails the check; the connection is then poisoned for good:
+ * it is closed, the failure counted ({@code authenticationFailures}) and logged at most every 10 s, and
+ * every later frame (including those the frame decoder already holds from the same read, which Netty
+ * still delivers after the close) is released unread. The handler behind this one checks
+ * {@link #isPoisoned()} as well, so nothing reaches the protocol once a check has failed. A frame is also refused once
  * the key its connection was authenticated with is no longer in this node's keyring (after a rotation),
  * so the peer reconnects with its current key. Tags are computed on the channel's event loop, in write
  * order, which is the order frames reach the socket.
@@ -50,6 +54,8 @@ final class FrameAuthenticator extends ChannelDuplexHandler {
   private Mac recv;
   private long sendSeq;
   private long recvSeq;
+  /** Set by the first failed check; never cleared. */
+  private boolean poisoned;
   private final byte[] seqBytes = new byte[8];
 
   FrameAuthenticator(String nodeId, Stats stats, Supplier<ClusterKeyring> keyring) {
@@ -108,8 +114,17 @@ final class FrameAuthenticator extends ChannelDuplexHandler {
 
   // ---- per frame -------------------------------------------------------------------------------
 
+  /** Whether a frame failed its check on this connection (then nothing more is let through). */
+  boolean isPoisoned() {
+    return poisoned;
+  }
+
   @Override
   public void channelRead(ChannelHandlerContext ctx, Object msg) {
+    if (poisoned) {
+      ReferenceCountUtil.release(msg);
+      return;
+    }
     if (recv == null || !(msg instanceof ByteBuf buf)) {
       ctx.fireChannelRead(msg);
       return;
@@ -122,10 +137,10 @@ final class FrameAuthenticator extends ChannelDuplexHandler {
     }
     if (problem != null) {
       buf.release();
+      poisoned = true;
       stats.authenticationFailures.increment();
       warnings.warn("node {}: data-plane connection with {}: {}; closing it", nodeId,
           ctx.channel().remoteAddress(), problem);
-      recv = null;
       ctx.close();
       return;
     }

@@ -51,6 +51,13 @@ final class Frames {
   /** The largest configurable batch target; keeps batches of small mutations well below a frame. */
   static final int MAX_BATCH_BYTES_LIMIT = 1024 * 1024;
   static final int LENGTH_FIELD_BYTES = 4;
+  /**
+   * 4 KiB: the largest frame either side accepts before the handshake is complete. HELLO, HELLO_OK,
+   * HELLO_REJECT and AUTH are all well under it (the largest legal HELLO, with a 64-byte cluster
+   * name, node id and 256-byte auth field, is under 500 bytes); only then may frames reach
+   * {@link #MAX_FRAME_BYTES}.
+   */
+  static final int MAX_HANDSHAKE_FRAME_BYTES = 4 * 1024;
 
   static final int NONCE_BYTES = 16;
   static final int MAX_AUTH_BYTES = 256;

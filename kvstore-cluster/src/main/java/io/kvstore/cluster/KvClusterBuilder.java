@@ -44,6 +44,10 @@ public final class KvClusterBuilder {
   private int maxBatchBytes = KvClusterConfig.DEFAULT_MAX_BATCH_BYTES;
   private long maxInFlightBytesPerPeer = KvClusterConfig.DEFAULT_MAX_IN_FLIGHT_BYTES_PER_PEER;
   private Duration leaveTimeout = KvClusterConfig.DEFAULT_LEAVE_TIMEOUT;
+  private int maxInboundConnections = KvClusterConfig.DEFAULT_MAX_INBOUND_CONNECTIONS;
+  private int maxUnauthenticatedConnectionsPerAddress =
+      KvClusterConfig.DEFAULT_MAX_UNAUTHENTICATED_CONNECTIONS_PER_ADDRESS;
+  private Duration membershipIdleTimeout = KvClusterConfig.DEFAULT_MEMBERSHIP_IDLE_TIMEOUT;
   private Consumer<KvStoreBuilder> storeSettings = b -> { };
   private FaultHooks faults = FaultHooks.NONE;
   private ClusterKeyring keyring;
@@ -268,7 +272,9 @@ public final class KvClusterBuilder {
   }
 
   /**
-   * How long a new data-plane connection may take to shake hands (default 5 s).
+   * How long a new connection may take to authenticate (default 5 s): on the data port, to complete
+   * the handshake; on the membership port, to deliver its first valid message. Slower ones are
+   * closed and counted.
    *
    * @param timeout a positive duration
    * @return this builder
@@ -323,6 +329,43 @@ public final class KvClusterBuilder {
    */
   public KvClusterBuilder leaveTimeout(Duration timeout) {
     this.leaveTimeout = timeout;
+    return this;
+  }
+
+  /**
+   * The most inbound connections each cluster port holds at once (default 256); one more is closed
+   * on arrival and counted ({@code inboundConnectionsRefused}).
+   *
+   * @param connections at least 1
+   * @return this builder
+   */
+  public KvClusterBuilder maxInboundConnections(int connections) {
+    this.maxInboundConnections = connections;
+    return this;
+  }
+
+  /**
+   * The most not-yet-authenticated inbound connections from one remote IP address that each cluster
+   * port holds (default 16); one more from that address is closed on arrival and counted.
+   * Authenticated connections (members) do not count against it.
+   *
+   * @param connections 1 to {@code maxInboundConnections}
+   * @return this builder
+   */
+  public KvClusterBuilder maxUnauthenticatedConnectionsPerAddress(int connections) {
+    this.maxUnauthenticatedConnectionsPerAddress = connections;
+    return this;
+  }
+
+  /**
+   * How long an inbound membership connection may go without delivering a message before it is
+   * closed (default 60 s); a member reconnects when it next sends.
+   *
+   * @param timeout a positive duration (the first message is timed by the handshake timeout)
+   * @return this builder
+   */
+  public KvClusterBuilder membershipIdleTimeout(Duration timeout) {
+    this.membershipIdleTimeout = timeout;
     return this;
   }
 
@@ -403,7 +446,8 @@ public final class KvClusterBuilder {
         pingTimeout, pingRequestMembers, suspicionMultiplier, syncInterval, joinTimeout,
         metadataTimeout, gossipInterval, antiEntropyInterval, antiEntropyTimeout, connectTimeout,
         handshakeTimeout, reconnectBackoffMin, reconnectBackoffMax, maxBatchBytes,
-        maxInFlightBytesPerPeer, leaveTimeout, keyring, tls);
+        maxInFlightBytesPerPeer, leaveTimeout, maxInboundConnections,
+        maxUnauthenticatedConnectionsPerAddress, membershipIdleTimeout, keyring, tls);
   }
 
   /**

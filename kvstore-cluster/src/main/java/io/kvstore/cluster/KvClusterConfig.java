@@ -74,6 +74,9 @@ public record KvClusterConfig(
     int maxBatchBytes,
     long maxInFlightBytesPerPeer,
     Duration leaveTimeout,
+    int maxInboundConnections,
+    int maxUnauthenticatedConnectionsPerAddress,
+    Duration membershipIdleTimeout,
     ClusterKeyring keyring,
     ClusterTls tls) {
 
@@ -149,6 +152,28 @@ public record KvClusterConfig(
   public static final long DEFAULT_MAX_IN_FLIGHT_BYTES_PER_PEER = 32L * 1024 * 1024;
   /** 5 s: how long {@code close()} waits for the leave announcement to spread. */
   public static final Duration DEFAULT_LEAVE_TIMEOUT = Duration.ofSeconds(5);
+  /**
+   * 256 per port. A member keeps one inbound connection per port from each other member (ScaleCube
+   * caches one connection per address, the data plane one link per peer), so this serves clusters of
+   * well over a hundred members with room for reconnections; it bounds what strangers can hold: at
+   * most 256 × the pre-authentication frame limit (64 KiB on the membership port, 4 KiB on the data
+   * port) of buffered bytes per port, each for at most {@code handshakeTimeout}.
+   */
+  public static final int DEFAULT_MAX_INBOUND_CONNECTIONS = 256;
+  /**
+   * 16 per remote address and port. Only connections that have not authenticated yet count, and a
+   * member authenticates within milliseconds of connecting, so members sharing one address (a NAT, or
+   * every node of a test on 127.0.0.1) are not limited by it; one address cannot take more than 16
+   * of the {@link #DEFAULT_MAX_INBOUND_CONNECTIONS} slots with connections that prove nothing.
+   */
+  public static final int DEFAULT_MAX_UNAUTHENTICATED_CONNECTIONS_PER_ADDRESS = 16;
+  /**
+   * 60 s. With the default timings a member pings each other member at least every few seconds in
+   * clusters of up to ~30 members; a connection silent for a minute is from a member that no longer
+   * talks to this node (or a stranger); closing it frees its slot, and a member reconnects when it
+   * next sends.
+   */
+  public static final Duration DEFAULT_MEMBERSHIP_IDLE_TIMEOUT = Duration.ofSeconds(60);
 
   /** The largest data-plane frame: a value at the store's hard limit plus room for key and headers. */
   public static final int MAX_FRAME_BYTES = Frames.MAX_FRAME_BYTES;
@@ -183,6 +208,10 @@ public record KvClusterConfig(
    * @param maxBatchBytes target frame size
    * @param maxInFlightBytesPerPeer per-peer memory bound
    * @param leaveTimeout graceful leave wait
+   * @param maxInboundConnections inbound connections per cluster port
+   * @param maxUnauthenticatedConnectionsPerAddress unauthenticated inbound connections per remote
+   *     address and port
+   * @param membershipIdleTimeout how long an inbound membership connection may stay silent
    * @param keyring the cluster keyring, or null for none
    * @param tls the cluster TLS settings, or null for plain TCP
    */
@@ -238,6 +267,10 @@ public record KvClusterConfig(
           + (2L * MAX_FRAME_BYTES) + " (two of the largest frames), was " + maxInFlightBytesPerPeer);
     }
     requirePositive("leaveTimeout", leaveTimeout);
+    requireRange("maxInboundConnections", maxInboundConnections, 1, 1_000_000);
+    requireRange("maxUnauthenticatedConnectionsPerAddress", maxUnauthenticatedConnectionsPerAddress,
+        1, maxInboundConnections);
+    requirePositive("membershipIdleTimeout", membershipIdleTimeout);
     for (Duration d : List.of(pingInterval, syncInterval, joinTimeout, metadataTimeout, gossipInterval,
         connectTimeout)) {
       if (d.toMillis() > Integer.MAX_VALUE) {

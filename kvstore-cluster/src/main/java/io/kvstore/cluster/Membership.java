@@ -49,15 +49,18 @@ final class Membership {
   private final Supplier<ClusterKeyring> keyring;
   private final Runnable onAuthFailure;
   private final TlsChannels tls;
+  private final InboundGuard guard;
 
   /**
    * @param keyring the current keyring; when the config has none, messages are not authenticated
    * @param onAuthFailure called once per message that fails authentication
    * @param tls puts the membership connections under TLS; null for plain TCP
+   * @param guard the pre-authentication budget of the membership port
    */
   Membership(KvClusterConfig config, NodeMetadata self, FaultHooks faults,
       Runnable onRefusedMessage, Supplier<ClusterKeyring> keyring, Runnable onAuthFailure,
-      TlsChannels tls) {
+      TlsChannels tls, InboundGuard guard) {
+    this.guard = guard;
     this.config = config;
     this.self = self;
     this.faults = faults;
@@ -98,7 +101,8 @@ final class Membership {
             .maxFrameLength(AuthenticatedMessageCodec.MAX_ENVELOPE_BYTES)
             .connectTimeout(millis(config.connectTimeout()))
             .transportFactory(new MembershipTransportFactory(config.host(),
-                faults.membershipTransport(), tls)))
+                faults.membershipTransport(), tls, guard,
+                config.keyring() == null ? null : keyring)))
         .failureDetector(f -> f
             .pingInterval(millis(config.pingInterval()))
             .pingTimeout(millis(config.pingTimeout()))

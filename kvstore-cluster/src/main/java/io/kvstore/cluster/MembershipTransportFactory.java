@@ -13,6 +13,7 @@ import io.scalecube.transport.netty.Sender;
 import io.scalecube.transport.netty.TransportImpl;
 import io.scalecube.transport.netty.TransportImpl.ReceiverContext;
 import io.scalecube.transport.netty.TransportImpl.SenderContext;
+import java.util.function.Supplier;
 import java.util.function.UnaryOperator;
 import reactor.core.publisher.Mono;
 import reactor.netty.Connection;
@@ -28,40 +29,72 @@ import reactor.netty.tcp.TcpServer;
  * ours. A connection that delivers a message the codec refuses (garbage, wrong shape, failed
  * authentication) is closed. With {@link ClusterTls}, TLS sits in front of the framing on both the
  * accepting and the connecting side ({@link TlsChannels}).
+ *
+ * <p>Accepted connections are held to the port's pre-authentication budget ({@link InboundGuard}):
+ * connection caps, a first message within the handshake timeout and then one at least every
+ * {@code membershipIdleTimeout}, a first message of at most {@value #MAX_FIRST_MESSAGE_BYTES} bytes,
+ * and (with a keyring) each envelope header checked before its body is buffered. A connection counts
+ * as authenticated from the first message the codec accepts (with a keyring: one with a valid tag).
  */
 final class MembershipTransportFactory implements TransportFactory {
   private static final int LENGTH_FIELD_BYTES = 4;
+  /**
+   * 64 KiB: the largest frame accepted on an inbound connection before it delivered a valid message.
+   * A member's first message on a new connection is a ping, a gossip or a membership sync; a sync
+   * lists every member in roughly 200 bytes of JSON each, so this leaves room for clusters of about
+   * 300 members, while 256 strangers that name a real key id but cannot prove it buffer at most
+   * 16 MiB in all.
+   */
+  static final int MAX_FIRST_MESSAGE_BYTES = 64 * 1024;
 
   private final String bindHost;
   private final UnaryOperator<Transport> decorator;
   private final TlsChannels tls;
+  private final InboundGuard guard;
+  private final Supplier<ClusterKeyring> keyring;
 
   /**
    * @param bindHost the address to listen on
    * @param decorator wraps the transport (the identity, except in fault-injection tests)
    * @param tls puts every connection under TLS; null for plain TCP
+   * @param guard the pre-authentication budget of accepted connections
+   * @param keyring checks each inbound envelope header against it; null without a keyring
    */
-  MembershipTransportFactory(String bindHost, UnaryOperator<Transport> decorator, TlsChannels tls) {
+  MembershipTransportFactory(String bindHost, UnaryOperator<Transport> decorator, TlsChannels tls,
+      InboundGuard guard, Supplier<ClusterKeyring> keyring) {
     this.bindHost = bindHost;
     this.decorator = decorator;
     this.tls = tls;
+    this.guard = guard;
+    this.keyring = keyring;
   }
 
   @Override
   public Transport createTransport(TransportConfig config) {
     Transport transport = new TransportImpl(config.messageCodec(),
-        new BoundReceiver(bindHost, config, tls), new TcpSender(config, tls),
+        new BoundReceiver(bindHost, config, tls, guard, keyring), new TcpSender(config, tls),
         config.addressMapper());
     return decorator.apply(transport);
   }
 
-  private static void initChannel(Channel channel, int maxFrameLength, TlsChannels tls,
-      boolean client) {
+  private static void initClientChannel(Channel channel, int maxFrameLength, TlsChannels tls) {
     channel.pipeline().addFirst(new LengthFieldBasedFrameDecoder(
         maxFrameLength, 0, LENGTH_FIELD_BYTES, 0, LENGTH_FIELD_BYTES));
     channel.pipeline().addFirst(new LengthFieldPrepender(LENGTH_FIELD_BYTES));
     if (tls != null) {
-      tls.install(channel, "membership", client);
+      tls.install(channel, "membership", true);
+    }
+  }
+
+  private static void initServerChannel(Channel channel, int maxFrameLength, TlsChannels tls,
+      InboundGuard guard, Supplier<ClusterKeyring> keyring) {
+    GuardedFrameDecoder decoder = new GuardedFrameDecoder(maxFrameLength,
+        Math.min(maxFrameLength, MAX_FIRST_MESSAGE_BYTES), keyring);
+    channel.pipeline().addFirst(guard.newConnection(decoder));
+    channel.pipeline().addFirst(decoder);
+    channel.pipeline().addFirst(new LengthFieldPrepender(LENGTH_FIELD_BYTES));
+    if (tls != null) {
+      tls.install(channel, "membership", false);
     }
   }
 
@@ -70,11 +103,16 @@ final class MembershipTransportFactory implements TransportFactory {
     private final String host;
     private final TransportConfig config;
     private final TlsChannels tls;
+    private final InboundGuard guard;
+    private final Supplier<ClusterKeyring> keyring;
 
-    BoundReceiver(String host, TransportConfig config, TlsChannels tls) {
+    BoundReceiver(String host, TransportConfig config, TlsChannels tls, InboundGuard guard,
+        Supplier<ClusterKeyring> keyring) {
       this.host = host;
       this.config = config;
       this.tls = tls;
+      this.guard = guard;
+      this.keyring = keyring;
     }
 
     @Override
@@ -88,13 +126,15 @@ final class MembershipTransportFactory implements TransportFactory {
             .childOption(ChannelOption.TCP_NODELAY, true)
             .childOption(ChannelOption.SO_KEEPALIVE, true)
             .doOnChannelInit((observer, channel, remote) ->
-                initChannel(channel, config.maxFrameLength(), tls, false))
+                initServerChannel(channel, config.maxFrameLength(), tls, guard, keyring))
             .handle((in, out) -> in.receive().retain().doOnNext(buf -> {
               ScaleCubeMessageCodec.takeRefused();
               receiver.onMessage(buf);
               if (ScaleCubeMessageCodec.takeRefused()) {
                 // Garbage, a forgery or a replay: nothing more from this connection is trusted.
                 in.withConnection(Connection::dispose);
+              } else {
+                in.withConnection(c -> InboundGuard.authenticated(c.channel()));
               }
             }).then())
             .bind()
@@ -125,7 +165,7 @@ final class MembershipTransportFactory implements TransportFactory {
             .option(ChannelOption.SO_KEEPALIVE, true)
             .option(ChannelOption.CONNECT_TIMEOUT_MILLIS, config.connectTimeout())
             .doOnChannelInit((observer, channel, remote) ->
-                initChannel(channel, config.maxFrameLength(), tls, true))
+                initClientChannel(channel, config.maxFrameLength(), tls))
             .connect()
             .cast(Connection.class);
       });

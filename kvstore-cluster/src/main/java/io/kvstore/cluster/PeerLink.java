@@ -12,7 +12,6 @@ import io.netty.channel.ChannelOption;
 import io.netty.channel.WriteBufferWaterMark;
 import io.netty.channel.socket.SocketChannel;
 import io.netty.channel.socket.nio.NioSocketChannel;
-import io.netty.handler.codec.LengthFieldBasedFrameDecoder;
 import io.netty.handler.codec.LengthFieldPrepender;
 import io.netty.handler.codec.TooLongFrameException;
 import io.netty.util.ReferenceCountUtil;
@@ -130,11 +129,15 @@ final class PeerLink {
         .handler(new ChannelInitializer<SocketChannel>() {
           @Override
           protected void initChannel(SocketChannel ch) {
+            FrameAuthenticator authenticator = new FrameAuthenticator(node.nodeId(),
+                node.counters(), node::keyring);
+            GuardedFrameDecoder decoder = new GuardedFrameDecoder(Frames.MAX_FRAME_BYTES,
+                Frames.MAX_HANDSHAKE_FRAME_BYTES, null);
             ch.pipeline().addLast(
-                new LengthFieldBasedFrameDecoder(Frames.MAX_FRAME_BYTES, 0, 4, 0, 4),
+                decoder,
                 new LengthFieldPrepender(4),
-                new FrameAuthenticator(node.nodeId(), node.counters(), node::keyring),
-                new ClientHandler());
+                authenticator,
+                new ClientHandler(authenticator, decoder));
             node.secure(ch, true);
           }
         });
@@ -405,11 +408,25 @@ final class PeerLink {
 
   /** The client side of one connection: handshake, then acks and anti-entropy answers. */
   private final class ClientHandler extends ChannelInboundHandlerAdapter {
+    private final FrameAuthenticator authenticator;
+    private final GuardedFrameDecoder decoder;
+    /** Set when this handler closes the connection: later frames of the same read are dropped. */
+    private boolean closing;
     private boolean handshook;
     private ScheduledFuture<?> handshakeTimer;
     private byte[] nonce;
     private ClusterKeyring.Key key;
     private byte[] transcript;
+
+    ClientHandler(FrameAuthenticator authenticator, GuardedFrameDecoder decoder) {
+      this.authenticator = authenticator;
+      this.decoder = decoder;
+    }
+
+    private void close(ChannelHandlerContext ctx) {
+      closing = true;
+      ctx.close();
+    }
 
     @Override
     public void channelActive(ChannelHandlerContext ctx) {
@@ -437,6 +454,10 @@ final class PeerLink {
 
     @Override
     public void channelRead(ChannelHandlerContext ctx, Object msg) {
+      if (closing || !ctx.channel().isActive() || authenticator.isPoisoned()) {
+        ReferenceCountUtil.release(msg);
+        return;
+      }
       ByteBuf buf = (ByteBuf) msg;
       Frames.Frame frame;
       try {
@@ -446,7 +467,7 @@ final class PeerLink {
         node.counters().malformedFrames.increment();
         warnings.warn("node {}: malformed frame from {}: {}; closing the connection", node.nodeId(),
             nodeId, e.getMessage());
-        ctx.close();
+        close(ctx);
         return;
       } finally {
         buf.release();
@@ -456,7 +477,7 @@ final class PeerLink {
         return;
       }
       if (!node.faults().dataPlane().allows(nodeId, node.nodeId())) {
-        ctx.close();
+        close(ctx);
         return;
       }
       if (frame instanceof Frames.Ack ack) {
@@ -482,7 +503,7 @@ final class PeerLink {
         node.counters().malformedFrames.increment();
         warnings.warn("node {}: unexpected {} from {}; closing the connection", node.nodeId(),
             frame.getClass().getSimpleName(), nodeId);
-        ctx.close();
+        close(ctx);
       }
     }
 
@@ -503,6 +524,7 @@ final class PeerLink {
             return; // the (injected) network is cut: the channel is closed
           }
           handshook = true;
+          decoder.authenticated();
           if (handshakeTimer != null) {
             handshakeTimer.cancel(false);
           }
@@ -517,7 +539,7 @@ final class PeerLink {
       node.counters().handshakeFailures.increment();
       warnings.warn("node {}: data-plane peer at {} {}; closing the connection", node.nodeId(),
           dataAddress(), problem);
-      ctx.close();
+      close(ctx);
     }
 
     /** Checks the accepting node's proof that it holds our key. */
@@ -536,7 +558,7 @@ final class PeerLink {
           transcript)), true)) {
         return false;
       }
-      ctx.pipeline().get(FrameAuthenticator.class).activate(key, transcript, true);
+      authenticator.activate(key, transcript, true);
       return true;
     }
 
@@ -559,13 +581,13 @@ final class PeerLink {
 
     @Override
     public void exceptionCaught(ChannelHandlerContext ctx, Throwable cause) {
-      if (cause instanceof TooLongFrameException) {
+      if (cause instanceof TooLongFrameException || cause instanceof GuardedFrameDecoder.Refused) {
         node.counters().malformedFrames.increment();
         warnings.warn("node {}: oversized frame from {}: {}", node.nodeId(), nodeId, cause.getMessage());
       } else {
         log.debug("node {}: connection to {} failed: {}", node.nodeId(), nodeId, cause.toString());
       }
-      ctx.close();
+      close(ctx);
     }
   }
 }

@@ -31,6 +31,13 @@ package io.kvstore.cluster;
  *     that failed (no certificate, one not signed by the cluster CA or expired, a peer not speaking
  *     TLS at all, a timeout, a connection closed mid-handshake) and TLS connections broken by a TLS error afterwards (an alert, a record
  *     that does not decrypt); each closed its connection
+ * @param inboundConnectionsRefused inbound connections on either cluster port closed on arrival
+ *     because {@code maxInboundConnections} or {@code maxUnauthenticatedConnectionsPerAddress} was
+ *     reached
+ * @param membershipConnectionsTimedOut inbound membership connections closed because no valid
+ *     message arrived within {@code handshakeTimeout} of connecting or within
+ *     {@code membershipIdleTimeout} of the last one (data-plane handshake timeouts count as
+ *     {@code handshakeFailures})
  * @param connectedPeers peers this node currently has a working outgoing connection to
  */
 public record ReplicationStats(
@@ -51,4 +58,6 @@ public record ReplicationStats(
     long membershipMessagesRefused,
     long authenticationFailures,
     long tlsFailures,
+    long inboundConnectionsRefused,
+    long membershipConnectionsTimedOut,
     int connectedPeers) {}

@@ -22,6 +22,8 @@ final class Stats {
   final LongAdder membershipMessagesRefused = new LongAdder();
   final LongAdder authenticationFailures = new LongAdder();
   final LongAdder tlsFailures = new LongAdder();
+  final LongAdder inboundConnectionsRefused = new LongAdder();
+  final LongAdder membershipConnectionsTimedOut = new LongAdder();
   private final IntSupplier connectedPeers;
 
   Stats(IntSupplier connectedPeers) {
@@ -44,6 +46,7 @@ final class Stats {
         mutationsDropped.sum(), aeRounds.sum(), aeRoundsFailed.sum(), aeKeysPushed.sum(),
         aeKeysPulled.sum(), malformedFrames.sum(), handshakeFailures.sum(),
         membershipMessagesRefused.sum(), authenticationFailures.sum(), tlsFailures.sum(),
+        inboundConnectionsRefused.sum(), membershipConnectionsTimedOut.sum(),
         connectedPeers.getAsInt());
   }
 }

@@ -2,6 +2,7 @@ package io.kvstore.cluster;
 
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
+import static org.assertj.core.api.Assertions.catchThrowable;
 
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
@@ -104,5 +105,50 @@ class ClusterKeyringTest {
     assertThatThrownBy(() -> ClusterKeyring.fromFile(huge)).hasMessageContaining("larger");
     assertThatThrownBy(() -> ClusterKeyring.fromFile(dir.resolve("missing")))
         .isInstanceOf(IOException.class);
+  }
+
+  /** Every message of a throwable and its causes, so nothing hides in a wrapped exception. */
+  static String allMessages(Throwable t) {
+    StringBuilder all = new StringBuilder();
+    for (Throwable c = t; c != null; c = c.getCause()) {
+      all.append(c).append('\n');
+    }
+    return all.toString();
+  }
+
+  /**
+   * Regression: a key line '&lt;secret&gt; &lt;secret2&gt;' printed the first secret as the
+   * invalid key id ("was '5z3ev...'"). No parse error may contain any part of a secret.
+   */
+  @Test
+  void parseErrors_neverContainTheSecrets_ofAMalformedLine(@TempDir Path dir) throws IOException {
+    String s1 = b64(secret(11));
+    String s2 = b64(secret(12));
+    String shortSecret = b64(new byte[16]);
+    String notBase64 = s1.substring(0, 20) + "!*" + s1.substring(22);
+    String[] files = {
+        s1 + " " + s2,
+        s1 + " " + s2 + " " + s1,
+        "k1 " + notBase64,
+        notBase64,
+        shortSecret,
+        "k1 " + shortSecret,
+        s2 + "\t" + shortSecret,
+        "k1 " + s1 + "\n" + s1 + " " + s2,
+        "k1 " + s1 + "\nk1 " + s2,
+    };
+    for (String text : files) {
+      Path file = Files.writeString(dir.resolve("keys"), text);
+      for (Throwable error : new Throwable[] {
+          catchThrowable(() -> ClusterKeyring.parse(text)),
+          catchThrowable(() -> ClusterKeyring.fromFile(file))}) {
+        assertThat(error).as("error for %s", text).isInstanceOf(IllegalArgumentException.class);
+        String messages = allMessages(error);
+        for (String secret : new String[] {s1, s2, shortSecret, notBase64}) {
+          assertThat(messages).as("error for a malformed key file").doesNotContain(
+              secret.substring(0, 8), secret.substring(secret.length() - 12, secret.length() - 4));
+        }
+      }
+    }
   }
 }

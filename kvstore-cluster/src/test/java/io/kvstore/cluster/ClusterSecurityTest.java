@@ -10,10 +10,16 @@ import io.kvstore.core.WriteConcern;
 import io.kvstore.core.WriteOptions;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.ByteBufAllocator;
+import io.netty.buffer.ByteBufUtil;
+import io.netty.buffer.Unpooled;
+import io.netty.channel.embedded.EmbeddedChannel;
 import java.io.IOException;
+import java.net.InetAddress;
+import java.net.ServerSocket;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.BitSet;
 import java.util.List;
 import java.util.Random;
 import java.util.Set;
@@ -205,6 +211,141 @@ class ClusterSecurityTest {
     for (TestCluster.Node n : cluster.nodes()) {
       assertThat(n.store().getString("after-garbage")).hasValue("v1");
       assertThat(n.memberIds()).containsExactly("s1", "s2", "s3");
+    }
+  }
+
+  private static byte[] bytes(ByteBuf frame) {
+    try {
+      return ByteBufUtil.getBytes(frame);
+    } finally {
+      frame.release();
+    }
+  }
+
+  /** A frame as the side activated on {@code tagger} puts it on the wire: body plus tag. */
+  private static byte[] tagged(EmbeddedChannel tagger, ByteBuf frame) {
+    tagger.writeOutbound(frame);
+    return bytes(tagger.readOutbound());
+  }
+
+  private static EmbeddedChannel tagger(byte[] transcript, boolean client) {
+    EmbeddedChannel tagger = new EmbeddedChannel(new FrameAuthenticator("test", new Stats(() -> 0),
+        () -> KEYRING));
+    tagger.pipeline().get(FrameAuthenticator.class).activate(KEYRING.primary(), transcript, client);
+    return tagger;
+  }
+
+  /**
+   * Regression (server side): after a frame failed its tag check, the frames behind it in the same
+   * TCP write passed unchecked; an untagged MUTATIONS frame was applied and replicated.
+   */
+  @Test
+  void when_aFrameFailsItsTag_then_theUntaggedFrameBehindItInTheSameWrite_isDropped_serverSide()
+      throws IOException {
+    TestCluster.Node target = cluster.node("s3");
+    long before = target.stats().authenticationFailures();
+    byte[] nonce = new byte[Frames.NONCE_BYTES];
+    new Random(7).nextBytes(nonce);
+    try (RawPeer peer = new RawPeer(target.replicator().dataAddress())) {
+      peer.send(Frames.hello(ALLOC, CLUSTER, "intruder", nonce, Frames.AUTH_HMAC_SHA256,
+          "k1".getBytes(StandardCharsets.US_ASCII)));
+      Frames.HelloOk ok = (Frames.HelloOk) peer.read();
+      byte[] transcript = FrameAuthenticator.transcript(ok.version(), CLUSTER, "intruder",
+          ok.nodeId(), nonce, ok.nonce(), "k1");
+      byte[] auth = bytes(Frames.auth(ALLOC, FrameAuthenticator.clientProof(KEYRING.primary(),
+          transcript)));
+      EmbeddedChannel tagger = tagger(transcript, true);
+      peer.sendFrames(auth, tagged(tagger, mutation("poison-tagged")), new byte[8],
+          bytes(mutation("poison-untagged")));
+      assertThat(peer.closedByPeer()).isTrue();
+    }
+    await().atMost(Duration.ofSeconds(10)).until(() ->
+        target.store().getString("poison-tagged").isPresent());
+    await().during(Duration.ofMillis(500)).atMost(Duration.ofSeconds(2)).until(() ->
+        cluster.nodes().stream().allMatch(n -> n.store().getString("poison-untagged").isEmpty()));
+    assertThat(target.stats().authenticationFailures()).isGreaterThan(before);
+  }
+
+  /**
+   * Regression (client side): the same bypass on a node's outgoing link: an untagged ACK behind a
+   * frame with a bad tag was taken as the peer's acknowledgement.
+   */
+  @Test
+  void when_aFrameFailsItsTag_then_theUntaggedAckBehindItInTheSameRead_isDropped_clientSide()
+      throws Exception {
+    ClusterReplicator node = s1().replicator();
+    long acked = node.stats().mutationsAcked();
+    long failures = node.stats().authenticationFailures();
+    try (ServerSocket fake = new ServerSocket(0, 4, InetAddress.getByName(TestCluster.HOST))) {
+      PeerLink link = new PeerLink(node, "fake-member", "fake",
+          TestCluster.HOST + ":" + fake.getLocalPort());
+      try {
+        link.start();
+        try (RawPeer peer = new RawPeer(fake.accept())) {
+          Frames.Hello hello = (Frames.Hello) peer.read();
+          byte[] nonce = new byte[Frames.NONCE_BYTES];
+          new Random(8).nextBytes(nonce);
+          byte[] transcript = FrameAuthenticator.transcript(Frames.PROTOCOL_VERSION, CLUSTER,
+              hello.nodeId(), "fake", hello.nonce(), nonce, "k1");
+          peer.send(Frames.helloOk(ALLOC, Frames.PROTOCOL_VERSION, "fake", nonce,
+              Frames.AUTH_HMAC_SHA256, FrameAuthenticator.serverProof(KEYRING.primary(),
+                  transcript)));
+          assertThat(peer.read()).isInstanceOf(Frames.Auth.class);
+          await().atMost(Duration.ofSeconds(5)).until(link::isReady);
+          Mutation m = Mutation.put("poison-ack", "v".getBytes(StandardCharsets.UTF_8),
+              Version.of(System.currentTimeMillis(), 0, "s1"), 0);
+          link.enqueue(new PeerLink.Outgoing(m, Frames.mutationSize(m), null));
+          Frames.MutationBatch batch = null;
+          while (batch == null) { // skip the anti-entropy round the link starts when it is up
+            byte[] sent = peer.readBody();
+            if (Frames.decode(Unpooled.wrappedBuffer(sent, 0, sent.length
+                - FrameAuthenticator.TAG_BYTES)) instanceof Frames.MutationBatch b
+                && !b.isAntiEntropy()) {
+              batch = b;
+            }
+          }
+          BitSet held = new BitSet();
+          held.set(0);
+          EmbeddedChannel tagger = tagger(transcript, false);
+          peer.sendFrames(tagged(tagger, Frames.ack(ALLOC, 999_999, 0, new BitSet())), new byte[8],
+              bytes(Frames.ack(ALLOC, batch.batchId(), 1, held)));
+          assertThat(peer.closedByPeer()).isTrue();
+        }
+        await().atMost(Duration.ofSeconds(5)).until(() ->
+            node.stats().authenticationFailures() > failures);
+        await().during(Duration.ofMillis(500)).atMost(Duration.ofSeconds(2)).until(() ->
+            node.stats().mutationsAcked() == acked);
+      } finally {
+        link.close();
+      }
+    }
+  }
+
+  /**
+   * Regression: HELLO_REJECT told a peer without the key the cluster's name ("this node to
+   * 'secure'") and whether the key id it named exists. With a keyring every refusal is one generic
+   * answer; the reason is in the node's log only.
+   */
+  @Test
+  void when_aPeerHasNotProvedTheKey_then_everyRefusalIsTheSameGenericAnswer() throws IOException {
+    TestCluster.Node target = cluster.node("s1");
+    List<ByteBuf[]> attempts = List.of(
+        new ByteBuf[] {hello(Frames.AUTH_NONE, "")},
+        new ByteBuf[] {hello(Frames.AUTH_HMAC_SHA256, "k-unknown")},
+        new ByteBuf[] {Frames.hello(ALLOC, "other-cluster", "intruder", new byte[Frames.NONCE_BYTES],
+            Frames.AUTH_HMAC_SHA256, "k1".getBytes(StandardCharsets.US_ASCII))},
+        new ByteBuf[] {Frames.hello(ALLOC, CLUSTER, "s1", new byte[Frames.NONCE_BYTES],
+            Frames.AUTH_HMAC_SHA256, "k1".getBytes(StandardCharsets.US_ASCII))},
+        new ByteBuf[] {hello(Frames.AUTH_HMAC_SHA256, "k1"), Frames.auth(ALLOC, new byte[32])});
+    for (ByteBuf[] frames : attempts) {
+      try (RawPeer peer = new RawPeer(target.replicator().dataAddress())) {
+        peer.send(frames);
+        List<Frames.Frame> got = answers(peer);
+        assertThat(got).last().isInstanceOfSatisfying(Frames.HelloReject.class, r -> {
+          assertThat(r.reason()).isEqualTo(Frames.RejectReason.AUTH_FAILED);
+          assertThat(r.message()).isEqualTo(DataPlane.GENERIC_REFUSAL);
+        });
+      }
     }
   }
 }

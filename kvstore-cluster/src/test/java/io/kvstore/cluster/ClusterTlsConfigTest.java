@@ -2,13 +2,16 @@ package io.kvstore.cluster;
 
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
+import static org.assertj.core.api.Assertions.catchThrowable;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.Base64;
+import java.util.List;
 import java.util.concurrent.TimeUnit;
+import org.assertj.core.api.ThrowableAssert.ThrowingCallable;
 import org.bouncycastle.asn1.x509.KeyPurposeId;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -160,5 +163,33 @@ class ClusterTlsConfigTest {
     assertThat(ClusterReplicator.isOpen(KvCluster.builder().keyring(keyring).config())).isFalse();
     assertThat(ClusterReplicator.isOpen(KvCluster.builder().keyring(keyring).tls(tls).config()))
         .isFalse();
+  }
+
+  /** No error of loading stores with password files shows the password, whatever is mixed up. */
+  @Test
+  void passwordFileErrors_neverContainThePassword() throws Exception {
+    String secret = "Pw-7xQ2mZr9vLk3s";
+    Path pw = Files.writeString(dir.resolve("leak.pw"), secret + "\n" + secret + "\n");
+    Path pwAsJks = Files.writeString(dir.resolve("leak.jks"), secret + "\n");
+    Path pwAsP12 = Files.writeString(dir.resolve("leak.p12"), secret + "\n");
+    Path good = Files.writeString(dir.resolve("good.pw"), TestPki.PASSWORD + "\n");
+    List<ThrowingCallable> attempts = List.of(
+        () -> ClusterTls.keyStoreWithPasswordFiles(pki.keyStore("n1"), pw, pki.trustStore(), good),
+        () -> ClusterTls.keyStoreWithPasswordFiles(pki.keyStore("n1"), good, pki.trustStore(), pw),
+        () -> ClusterTls.keyStoreWithPasswordFiles(pwAsJks, pw, pki.trustStore(), good),
+        () -> ClusterTls.keyStoreWithPasswordFiles(pwAsP12, pw, pki.trustStore(), good),
+        () -> ClusterTls.keyStoreWithPasswordFiles(pki.keyStore("n1"), good, pwAsP12, pw),
+        () -> ClusterTls.keyStoreWithPasswordFiles(pki.keyStore("n1"), good, pki.trustStore(),
+            dir.resolve("missing.pw")),
+        () -> ClusterTls.pem(pw, pki.privateKey("n1"), pki.caCertificate()),
+        () -> ClusterTls.pem(pki.certificate("n1"), pw, pki.caCertificate()),
+        () -> ClusterTls.keyStore(pki.keyStore("n1"), secret.toCharArray(), pki.trustStore(),
+            password()));
+    for (ThrowingCallable attempt : attempts) {
+      Throwable error = catchThrowable(attempt);
+      assertThat(error).isInstanceOf(IllegalArgumentException.class);
+      assertThat(ClusterKeyringTest.allMessages(error)).doesNotContain(secret.substring(0, 8),
+          secret.substring(8));
+    }
   }
 }

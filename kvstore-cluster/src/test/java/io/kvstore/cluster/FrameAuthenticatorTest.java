@@ -6,6 +6,7 @@ import io.netty.buffer.ByteBuf;
 import io.netty.buffer.ByteBufUtil;
 import io.netty.buffer.Unpooled;
 import io.netty.channel.embedded.EmbeddedChannel;
+import io.netty.handler.codec.LengthFieldBasedFrameDecoder;
 import java.nio.charset.StandardCharsets;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicReference;
@@ -149,6 +150,33 @@ class FrameAuthenticatorTest {
     serverRing.set(ClusterKeyring.of("k2", ClusterKeyringTest.secret(2)));
     server.writeInbound(Unpooled.wrappedBuffer(sent("after")));
     assertThat(server.isOpen()).isFalse();
+    assertThat(serverStats.authenticationFailures.sum()).isEqualTo(1);
+  }
+
+  /**
+   * Regression: after a failed check the authenticator dropped its receive state, so the frames the
+   * decoder still held from the same read passed unchecked (an untagged MUTATIONS frame pipelined
+   * behind a bad one was applied).
+   */
+  @Test
+  void afterAFailedCheck_laterFramesOfTheSameRead_areDropped() {
+    activate();
+    FrameAuthenticator checker = new FrameAuthenticator("s", serverStats, serverRing::get);
+    EmbeddedChannel decoding = new EmbeddedChannel(
+        new LengthFieldBasedFrameDecoder(Frames.MAX_FRAME_BYTES, 0, 4, 0, 4), checker);
+    checker.activate(RING.primary(), transcript(new byte[16]), false);
+    ByteBuf read = Unpooled.buffer();
+    for (byte[] body : new byte[][] {sent("tagged"), new byte[8],
+        "untagged".getBytes(StandardCharsets.UTF_8), sent("tagged-after")}) {
+      read.writeInt(body.length).writeBytes(body);
+    }
+    decoding.writeInbound(read);
+    ByteBuf first = decoding.readInbound();
+    assertThat(first.toString(StandardCharsets.UTF_8)).isEqualTo("tagged");
+    first.release();
+    Object leaked = decoding.readInbound();
+    assertThat(leaked).as("a frame behind the failed one").isNull();
+    assertThat(decoding.isOpen()).isFalse();
     assertThat(serverStats.authenticationFailures.sum()).isEqualTo(1);
   }
 }

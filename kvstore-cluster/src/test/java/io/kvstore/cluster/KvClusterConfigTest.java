@@ -34,6 +34,25 @@ class KvClusterConfigTest {
     assertThat(c.antiEntropyInterval()).isEqualTo(KvClusterConfig.DEFAULT_ANTI_ENTROPY_INTERVAL);
     assertThat(c.maxInFlightBytesPerPeer())
         .isEqualTo(KvClusterConfig.DEFAULT_MAX_IN_FLIGHT_BYTES_PER_PEER);
+    assertThat(c.maxInboundConnections()).isEqualTo(256);
+    assertThat(c.maxUnauthenticatedConnectionsPerAddress()).isEqualTo(16);
+    assertThat(c.membershipIdleTimeout()).isEqualTo(Duration.ofSeconds(60));
+  }
+
+  @Test
+  void connectionBudget_isValidated_namingTheSetting() {
+    assertThatThrownBy(() -> config(b -> b.maxInboundConnections(0)))
+        .hasMessageContaining("maxInboundConnections");
+    assertThatThrownBy(() -> config(b -> b.maxInboundConnections(8)
+        .maxUnauthenticatedConnectionsPerAddress(9)))
+        .hasMessageContaining("maxUnauthenticatedConnectionsPerAddress must be between 1 and 8");
+    assertThatThrownBy(() -> config(b -> b.membershipIdleTimeout(Duration.ZERO)))
+        .hasMessageContaining("membershipIdleTimeout");
+    KvClusterConfig c = config(b -> b.maxInboundConnections(8)
+        .maxUnauthenticatedConnectionsPerAddress(2).membershipIdleTimeout(Duration.ofSeconds(1)));
+    assertThat(c.maxInboundConnections()).isEqualTo(8);
+    assertThat(c.maxUnauthenticatedConnectionsPerAddress()).isEqualTo(2);
+    assertThat(c.membershipIdleTimeout()).isEqualTo(Duration.ofSeconds(1));
   }
 
   @Test

@@ -75,10 +75,43 @@ final class RawPeer implements AutoCloseable {
 
   /** Reads the next data-plane frame. */
   Frames.Frame read() throws IOException {
+    return Frames.decode(Unpooled.wrappedBuffer(readBody()));
+  }
+
+  /** Reads the next frame's body as it is on the wire (with its tag, on an authenticated link). */
+  byte[] readBody() throws IOException {
     int length = in.readInt();
     byte[] body = new byte[length];
     in.readFully(body);
-    return Frames.decode(Unpooled.wrappedBuffer(body));
+    return body;
+  }
+
+  /** Whether the other side closes the connection within the time (reading and discarding). */
+  boolean closedWithin(java.time.Duration time) throws IOException {
+    int before = socket.getSoTimeout();
+    long deadline = System.nanoTime() + time.toNanos();
+    try {
+      while (true) {
+        long left = (deadline - System.nanoTime()) / 1_000_000;
+        if (left <= 0) {
+          return false;
+        }
+        socket.setSoTimeout((int) Math.max(1, left));
+        try {
+          if (in.read() < 0) {
+            return true;
+          }
+        } catch (SocketTimeoutException e) {
+          return false;
+        } catch (IOException e) {
+          return true; // connection reset
+        }
+      }
+    } finally {
+      if (!socket.isClosed()) {
+        socket.setSoTimeout(before);
+      }
+    }
   }
 
   /** Whether the other side closed the connection (reading until end of stream or a reset). */

@@ -50,6 +50,15 @@ final class ReplicationMetrics implements MeterBinder {
         s -> s.handshakeFailures());
     counter(r, "tls.failures", "failed cluster TLS handshakes and TLS errors, both planes",
         s -> s.tlsFailures());
+    counter(r, "membership.messages.refused", "membership messages refused unread",
+        s -> s.membershipMessagesRefused());
+    counter(r, "authentication.failures", "failed cluster-secret checks, both planes",
+        s -> s.authenticationFailures());
+    counter(r, "connections.refused", "inbound cluster connections closed on arrival (caps)",
+        s -> s.inboundConnectionsRefused());
+    counter(r, "membership.connections.timedout",
+        "inbound membership connections closed for sending no valid message in time",
+        s -> s.membershipConnectionsTimedOut());
     Gauge.builder("kvstore.replication.peers.connected", this,
             m -> m.read(s -> s.connectedPeers()))
         .description("peers with a working outgoing connection").register(r);
