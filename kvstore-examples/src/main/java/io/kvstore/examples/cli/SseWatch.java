@@ -3,14 +3,14 @@ package io.kvstore.examples.cli;
 import com.fasterxml.jackson.databind.JsonNode;
 import java.io.IOException;
 import java.net.http.HttpResponse;
+import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.ExecutionException;
+import java.util.concurrent.CompletionException;
 import java.util.concurrent.Flow;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.TimeoutException;
 
 /**
  * One {@code /v1/watch} stream: the HTTP client pushes the body's lines into a queue on its own
@@ -20,7 +20,7 @@ import java.util.concurrent.TimeoutException;
  */
 final class SseWatch implements AutoCloseable {
   /** A line of the stream, or the end of it (with the error that ended it, if any). */
-  private record Item(String line, Throwable end) {}
+  private record Item(String line, Throwable end, int status) {}
 
   private final NodeClient client;
   private final String prefix;
@@ -43,39 +43,46 @@ final class SseWatch implements AutoCloseable {
    */
   int run(Integer maxEvents, Duration bound, Sink sink, Runnable onWatching) {
     long deadline = bound == null ? Long.MAX_VALUE : System.nanoTime() + bound.toNanos();
+    // The handler runs when the headers arrive; the future itself completes only at the end of
+    // the body, so the status travels through the queue ahead of the lines.
+    HttpResponse.BodyHandler<Void> handler = info -> {
+      lines.add(new Item(null, null, info.statusCode()));
+      return HttpResponse.BodySubscribers.fromLineSubscriber(new Lines());
+    };
     CompletableFuture<HttpResponse<Void>> response = client.exchangeAsync(
-        client.request("/v1/watch?prefix=" + NodeClient.query(prefix)).timeout(
-            Duration.ofDays(365)).GET().build(),
-        HttpResponse.BodyHandlers.fromLineSubscriber(new Lines()));
-    HttpResponse<Void> res;
+        client.request("/v1/watch?prefix=" + NodeClient.query(prefix))
+            .timeout(Duration.ofDays(365)).GET().build(), handler);
+    response.whenComplete((r, e) -> {
+      if (e != null) {
+        lines.add(new Item(null, e instanceof CompletionException && e.getCause() != null
+            ? e.getCause() : e, 0));
+      }
+    });
     try {
       long wait = Math.min(NodeClient.REQUEST_TIMEOUT.toNanos(), deadline - System.nanoTime());
-      res = response.get(Math.max(wait, 0), TimeUnit.NANOSECONDS);
-    } catch (TimeoutException e) {
-      response.cancel(true);
-      if (bound != null && System.nanoTime() >= deadline) {
-        return KvCli.OK;
+      Item first = lines.poll(Math.max(wait, 0), TimeUnit.NANOSECONDS);
+      if (first == null) {
+        response.cancel(true);
+        if (bound != null && System.nanoTime() >= deadline) {
+          return KvCli.OK;
+        }
+        throw client.unreachable("no answer within " + NodeClient.REQUEST_TIMEOUT.toSeconds()
+            + " s");
       }
-      throw client.unreachable("no answer within " + NodeClient.REQUEST_TIMEOUT.toSeconds() + " s");
-    } catch (ExecutionException e) {
-      throw client.failureOf(e.getCause());
-    } catch (InterruptedException e) {
-      Thread.currentThread().interrupt();
-      return KvCli.OK;
-    }
-    if (res.statusCode() / 100 != 2) {
-      // fromLineSubscriber delivers the error body as lines too.
-      StringBuilder body = new StringBuilder();
-      Item i;
-      try {
+      if (first.status() == 0) {
+        throw client.failureOf(first.end());
+      }
+      if (first.status() / 100 != 2) {
+        StringBuilder body = new StringBuilder();
+        Item i;
         while ((i = lines.poll(5, TimeUnit.SECONDS)) != null && i.line() != null) {
           body.append(i.line());
         }
-      } catch (InterruptedException e) {
-        Thread.currentThread().interrupt();
+        throw client.failure(first.status(), body.toString().getBytes(StandardCharsets.UTF_8));
       }
-      throw client.failure(res.statusCode(), body.toString().getBytes(
-          java.nio.charset.StandardCharsets.UTF_8));
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      return KvCli.OK;
     }
     int events = 0;
     String type = "message";
@@ -89,6 +96,9 @@ final class SseWatch implements AutoCloseable {
         Item item = lines.poll(left, TimeUnit.NANOSECONDS);
         if (item == null) {
           return KvCli.OK;
+        }
+        if (item.line() == null && item.status() == 0) {
+          throw client.failureOf(item.end());
         }
         if (item.line() == null) {
           throw client.unreachable(item.end() == null ? "the node ended the watch stream"
@@ -152,17 +162,17 @@ final class SseWatch implements AutoCloseable {
 
     @Override
     public void onNext(String line) {
-      lines.add(new Item(line, null));
+      lines.add(new Item(line, null, -1));
     }
 
     @Override
     public void onError(Throwable t) {
-      lines.add(new Item(null, t));
+      lines.add(new Item(null, t, -1));
     }
 
     @Override
     public void onComplete() {
-      lines.add(new Item(null, null));
+      lines.add(new Item(null, null, -1));
     }
   }
 }
