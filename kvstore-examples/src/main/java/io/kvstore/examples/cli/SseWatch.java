@@ -26,6 +26,11 @@ final class SseWatch implements AutoCloseable {
   private final String prefix;
   private final BlockingQueue<Item> lines = new LinkedBlockingQueue<>();
   private volatile Flow.Subscription subscription;
+  /**
+   * Lines requested ahead of printing: the queue holds at most this many, so a slow stdout slows
+   * the stream and the node, not this process's memory, deals with a client that falls behind.
+   */
+  private static final int WINDOW = 64;
 
   SseWatch(NodeClient client, String prefix) {
     this.client = client;
@@ -76,6 +81,7 @@ final class SseWatch implements AutoCloseable {
         StringBuilder body = new StringBuilder();
         Item i;
         while ((i = lines.poll(5, TimeUnit.SECONDS)) != null && i.line() != null) {
+          requestOne();
           body.append(i.line());
         }
         throw client.failure(first.status(), body.toString().getBytes(StandardCharsets.UTF_8));
@@ -104,6 +110,7 @@ final class SseWatch implements AutoCloseable {
           throw client.unreachable(item.end() == null ? "the node ended the watch stream"
               : "the watch stream broke: " + item.end().getMessage());
         }
+        requestOne();
         String line = item.line();
         if (line.startsWith(":")) {
           if (line.startsWith(": watching")) {
@@ -145,6 +152,13 @@ final class SseWatch implements AutoCloseable {
     }
   }
 
+  private void requestOne() {
+    Flow.Subscription s = subscription;
+    if (s != null) {
+      s.request(1);
+    }
+  }
+
   @Override
   public void close() {
     Flow.Subscription s = subscription;
@@ -157,7 +171,7 @@ final class SseWatch implements AutoCloseable {
     @Override
     public void onSubscribe(Flow.Subscription s) {
       subscription = s;
-      s.request(Long.MAX_VALUE);
+      s.request(WINDOW);
     }
 
     @Override
