@@ -159,7 +159,8 @@ public final class KvCli implements Callable<Integer> {
 
   @Override
   public Integer call() {
-    spec.commandLine().usage(spec.commandLine().getOut());
+    spec.commandLine().getErr().println("kv: name a command");
+    spec.commandLine().usage(spec.commandLine().getErr());
     return USAGE;
   }
 

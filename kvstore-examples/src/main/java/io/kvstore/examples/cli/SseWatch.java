@@ -19,6 +19,12 @@ import java.util.concurrent.TimeUnit;
  * and frees the node's watch slot.
  */
 final class SseWatch implements AutoCloseable {
+  /**
+   * Lines requested ahead of printing: the queue holds at most this many, so a slow stdout slows
+   * the stream and the node, not this process's memory, deals with a client that falls behind.
+   */
+  private static final int WINDOW = 64;
+
   /** A line of the stream, or the end of it (with the error that ended it, if any). */
   private record Item(String line, Throwable end, int status) {}
 
@@ -26,11 +32,6 @@ final class SseWatch implements AutoCloseable {
   private final String prefix;
   private final BlockingQueue<Item> lines = new LinkedBlockingQueue<>();
   private volatile Flow.Subscription subscription;
-  /**
-   * Lines requested ahead of printing: the queue holds at most this many, so a slow stdout slows
-   * the stream and the node, not this process's memory, deals with a client that falls behind.
-   */
-  private static final int WINDOW = 64;
 
   SseWatch(NodeClient client, String prefix) {
     this.client = client;

@@ -252,7 +252,9 @@ class KvCliTest {
     assertThat(kv("get", "").code()).isEqualTo(KvCli.USAGE);
     assertThat(kv("--url", "ftp://x", "health").code()).isEqualTo(KvCli.USAGE);
     assertThat(kv("list", "--limit", "0").code()).isEqualTo(KvCli.USAGE);
-    assertThat(kv().code()).isEqualTo(KvCli.USAGE);
+    Run none = kv();
+    assertThat(none.code()).isEqualTo(KvCli.USAGE);
+    assertThat(none.err()).contains("name a command").contains("Commands:");
     assertThat(kv("--help").code()).isZero();
   }
 
@@ -268,6 +270,20 @@ class KvCliTest {
         .doesNotContain("Exception").doesNotContain("\tat ");
     assertThat(kvWith(new byte[0], Map.of("KVSTORE_URL", "http://127.0.0.1:" + port), "health")
         .code()).isEqualTo(KvCli.UNREACHABLE);
+  }
+
+  @Test
+  void nodeAnswering5xx_exits3WithItsMessage() {
+    KvStore closed = KvStore.builder().nodeId("cli-closed").build();
+    try (KvHttpServer server = KvHttpServer.builder(closed).port(0).build().start()) {
+      closed.close();
+      Run r = kv("--url", "http://127.0.0.1:" + server.port(), "put", "t12/k", "v");
+      assertThat(r.code()).as(r.err()).isEqualTo(KvCli.UNREACHABLE);
+      assertThat(r.err()).startsWith("kv: ").doesNotContain("\tat ");
+      Run json = kv("--url", "http://127.0.0.1:" + server.port(), "-o", "json", "put", "t12/k",
+          "v");
+      assertThat(json.err()).contains("\"error\"");
+    }
   }
 
   @Test
