@@ -17,6 +17,7 @@ import java.nio.charset.CodingErrorAction;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.security.GeneralSecurityException;
 import java.time.Duration;
 import java.time.format.DateTimeParseException;
 import java.util.ArrayList;
@@ -25,6 +26,7 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.concurrent.Callable;
+import javax.net.ssl.SSLContext;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
@@ -70,6 +72,11 @@ public final class KvCli implements Callable<Integer> {
       description = "File holding the bearer token (its first token; default: "
           + "$KVSTORE_TOKEN_FILE). Refused if every user may read it (chmod 600).")
   Path tokenFile;
+
+  @Option(names = "--cacert", paramLabel = "<pem>", scope = ScopeType.INHERIT,
+      description = "Trust only the CA certificate(s) in this PEM file for an https --url "
+          + "(default: $KVSTORE_CACERT, else the JDK's trusted CAs).")
+  Path caCert;
 
   @Option(names = {"-o", "--output"}, paramLabel = "text|json", scope = ScopeType.INHERIT,
       defaultValue = "text", description = "Output format (default: ${DEFAULT-VALUE}).")
@@ -210,7 +217,19 @@ public final class KvCli implements Callable<Integer> {
         throw usage(sub, source + ": " + e.getMessage());
       }
     }
-    client = new NodeClient(base, token);
+    Path ca = caCert;
+    if (ca == null && env.get("KVSTORE_CACERT") != null && !env.get("KVSTORE_CACERT").isBlank()) {
+      ca = Path.of(env.get("KVSTORE_CACERT"));
+    }
+    SSLContext tls = null;
+    if (ca != null) {
+      try {
+        tls = NodeClient.trusting(ca);
+      } catch (IOException | GeneralSecurityException e) {
+        throw usage(sub, "--cacert: cannot use " + ca + " as CA certificates: " + e.getMessage());
+      }
+    }
+    client = new NodeClient(base, token, tls);
     return client;
   }
 

@@ -3,6 +3,7 @@ package io.kvstore.examples.cli;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import java.io.IOException;
+import java.io.InputStream;
 import java.net.ConnectException;
 import java.net.URI;
 import java.net.URLEncoder;
@@ -12,9 +13,18 @@ import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
 import java.net.http.HttpTimeoutException;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.security.GeneralSecurityException;
+import java.security.KeyStore;
+import java.security.cert.Certificate;
+import java.security.cert.CertificateFactory;
 import java.time.Duration;
+import java.util.Collection;
 import java.util.concurrent.CompletableFuture;
+import javax.net.ssl.SSLContext;
 import javax.net.ssl.SSLException;
+import javax.net.ssl.TrustManagerFactory;
 
 /**
  * The CLI's side of the {@code /v1} API over {@code java.net.http}: builds requests (keys
@@ -31,11 +41,38 @@ final class NodeClient {
   private final String token;
   private final HttpClient http;
 
-  NodeClient(URI base, String token) {
+  NodeClient(URI base, String token, SSLContext tls) {
     this.base = base;
     this.token = token;
-    this.http = HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1)
-        .connectTimeout(CONNECT_TIMEOUT).followRedirects(HttpClient.Redirect.NEVER).build();
+    HttpClient.Builder b = HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1)
+        .connectTimeout(CONNECT_TIMEOUT).followRedirects(HttpClient.Redirect.NEVER);
+    if (tls != null) {
+      b.sslContext(tls);
+    }
+    this.http = b.build();
+  }
+
+  /** A TLS context that trusts exactly the certificates of a PEM file. */
+  static SSLContext trusting(Path pem) throws IOException, GeneralSecurityException {
+    Collection<? extends Certificate> certs;
+    try (InputStream in = Files.newInputStream(pem)) {
+      certs = CertificateFactory.getInstance("X.509").generateCertificates(in);
+    }
+    if (certs.isEmpty()) {
+      throw new GeneralSecurityException("no certificate in it");
+    }
+    KeyStore store = KeyStore.getInstance(KeyStore.getDefaultType());
+    store.load(null, null);
+    int i = 0;
+    for (Certificate c : certs) {
+      store.setCertificateEntry("ca-" + i++, c);
+    }
+    TrustManagerFactory tmf = TrustManagerFactory.getInstance(
+        TrustManagerFactory.getDefaultAlgorithm());
+    tmf.init(store);
+    SSLContext ctx = SSLContext.getInstance("TLS");
+    ctx.init(null, tmf.getTrustManagers(), null);
+    return ctx;
   }
 
   URI base() {

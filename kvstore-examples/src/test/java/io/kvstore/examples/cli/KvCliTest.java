@@ -6,6 +6,7 @@ import static org.awaitility.Awaitility.await;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.kvstore.core.KvStore;
+import io.kvstore.http.HttpTls;
 import io.kvstore.http.KvHttpServer;
 import java.io.ByteArrayInputStream;
 import java.io.ByteArrayOutputStream;
@@ -283,6 +284,27 @@ class KvCliTest {
       Run json = kv("--url", "http://127.0.0.1:" + server.port(), "-o", "json", "put", "t12/k",
           "v");
       assertThat(json.err()).contains("\"error\"");
+    }
+  }
+
+  @Test
+  void https_withCacertServed_withoutItTheTlsFailureExits3() throws Exception {
+    Path tls = Path.of("src", "test", "resources", "tls");
+    KvStore tlsStore = KvStore.builder().nodeId("cli-tls").build();
+    try (KvHttpServer server = KvHttpServer.builder(tlsStore).port(0)
+        .tls(HttpTls.pem(tls.resolve("server-cert.pem"), tls.resolve("server-key.pem")))
+        .build().start()) {
+      String https = "https://localhost:" + server.port();
+      Run ok = kv("--url", https, "--cacert", tls.resolve("server-cert.pem").toString(), "put",
+          "t13/k", "v");
+      assertThat(ok.code()).as(ok.err()).isZero();
+      Run untrusted = kv("--url", https, "health");
+      assertThat(untrusted.code()).isEqualTo(KvCli.UNREACHABLE);
+      assertThat(untrusted.err()).startsWith("kv: cannot reach the node at " + https + ": TLS");
+      assertThat(kv("--url", https, "--cacert", tls.resolve("README.md").toString(), "health")
+          .code()).isEqualTo(KvCli.USAGE);
+    } finally {
+      tlsStore.close();
     }
   }
 
