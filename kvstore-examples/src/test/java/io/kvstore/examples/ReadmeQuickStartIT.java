@@ -28,8 +28,8 @@ import org.junit.jupiter.api.Timeout;
 
 /**
  * Runs the README's quick start as written: the commands that start nodes 1, 2 and 3 (with the
- * README's ports), the curl session (comparing each output, versions aside), {@code --help}, and the
- * local-cluster launcher. If the README changes, this test runs the new commands. The build half of
+ * README's ports), the curl session and its twin with the {@code kv} client (comparing each output,
+ * versions aside), {@code --help}, and the local-cluster launcher. If the README changes, this test runs the new commands. The build half of
  * the first command ({@code ./mvnw -B -q package -DskipTests}) is what produced the jar under test.
  */
 @Timeout(value = 300, unit = TimeUnit.SECONDS)
@@ -124,6 +124,7 @@ class ReadmeQuickStartIT {
     assertThat(status("http://localhost:8080/ui/")).isEqualTo(200);
 
     runSession(block(readme, "session"));
+    runCliSession(readme);
 
     // The restart: stop all three, start node 1 alone with its command again; its data is there.
     stopEverything();
@@ -169,6 +170,51 @@ class ReadmeQuickStartIT {
             assertThat(normalize(run(command))).as("output of: %s", command).isEqualTo(want));
       }
     }
+  }
+
+  /** The CLI twin of the session: the README's alias, then each '$ kv ...' line as written. */
+  private void runCliSession(String readme) throws Exception {
+    List<String> alias = block(readme, "cli-alias");
+    assertThat(alias).containsExactly("alias kv='" + JAR_CMD + " cli'");
+    List<String> cli = block(readme, "cli-session");
+    for (int i = 0; i < cli.size(); i++) {
+      String line = cli.get(i);
+      assertThat(line).as("CLI session lines alternate '$ kv ...' and its output")
+          .startsWith("$ kv ");
+      List<String> expected = new ArrayList<>();
+      while (i + 1 < cli.size() && !cli.get(i + 1).startsWith("$ ")) {
+        expected.add(cli.get(++i));
+      }
+      String command = line.substring(2);
+      String want = normalize(String.join("\n", expected));
+      if (command.matches("kv( --url \\S+)? (put|delete) .*")) {
+        assertThat(normalize(runKv(command))).as("output of: %s", command).isEqualTo(want);
+      } else {
+        await().atMost(Duration.ofSeconds(10)).untilAsserted(() ->
+            assertThat(normalize(runKv(command))).as("output of: %s", command).isEqualTo(want));
+      }
+    }
+  }
+
+  /**
+   * Runs a README CLI line with {@code kv} defined as the alias says, but with this build's java
+   * and jar, from the repository root, without the caller's {@code KVSTORE_*} variables.
+   */
+  private static String runKv(String command) throws Exception {
+    List<String> kv = new ArrayList<>(LocalCluster.serverCommand());
+    kv.add("cli");
+    StringBuilder fn = new StringBuilder("kv() { ");
+    for (String part : kv) {
+      fn.append('\'').append(part.replace("'", "'\\''")).append("' ");
+    }
+    fn.append("\"$@\"; }; ");
+    ProcessBuilder pb = new ProcessBuilder("bash", "-c", fn + command).directory(ROOT.toFile())
+        .redirectErrorStream(true);
+    pb.environment().keySet().removeIf(k -> k.startsWith("KVSTORE_"));
+    Process p = pb.start();
+    String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+    assertThat(p.waitFor(30, TimeUnit.SECONDS)).isTrue();
+    return out;
   }
 
   @Test

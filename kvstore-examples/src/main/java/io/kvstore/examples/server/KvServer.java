@@ -49,7 +49,8 @@ import picocli.CommandLine.Option;
     description = "Runs one kvstore node: the REST API on --http-port, cluster membership on "
         + "--cluster-port and replication on --data-port.%n"
         + "Each flag may also be set as an environment variable KVSTORE_<FLAG>, "
-        + "e.g. KVSTORE_HTTP_PORT=8081.")
+        + "e.g. KVSTORE_HTTP_PORT=8081.",
+    footer = "%nThe command-line client: java -jar kvstore-server.jar cli --help")
 public final class KvServer implements Callable<Integer> {
   private static final Logger log = LoggerFactory.getLogger(KvServer.class);
   private static final Pattern SIZE = Pattern.compile("(\\d+)\\s*(b|kib|kb|k|mib|mb|m)?",
@@ -217,9 +218,14 @@ public final class KvServer implements Callable<Integer> {
   /**
    * Parses the flags, starts the node and serves until SIGTERM or SIGINT.
    *
-   * @param args the flags; {@code --help} lists them
+   * @param args the flags; {@code --help} lists them. {@code cli <command>} runs the
+   *     command-line client instead ({@link io.kvstore.examples.cli.KvCli}).
    */
   public static void main(String[] args) {
+    if (args.length > 0 && args[0].equals("cli")) {
+      io.kvstore.examples.cli.KvCli.main(Arrays.copyOfRange(args, 1, args.length));
+      return;
+    }
     int code = commandLine(new KvServer()).execute(args);
     if (code != 0) {
       System.exit(code);

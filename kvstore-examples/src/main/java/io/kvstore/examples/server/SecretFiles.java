@@ -23,7 +23,7 @@ import org.slf4j.LoggerFactory;
  * content: a secret must not reach a terminal, a log or a CI transcript because its file was
  * malformed.
  */
-final class SecretFiles {
+public final class SecretFiles {
   private static final Logger log = LoggerFactory.getLogger(SecretFiles.class);
   /** Token and password files are a few lines; anything bigger is the wrong file. */
   static final int MAX_BYTES = 64 * 1024;
@@ -67,7 +67,7 @@ final class SecretFiles {
    *     than 64 KiB, holds no token or may be read by every user; the message never shows a line
    * @throws IOException if it cannot be read
    */
-  static Set<String> readTokens(Path file) throws IOException {
+  public static Set<String> readTokens(Path file) throws IOException {
     String text = readText(file);
     Set<String> tokens = new LinkedHashSet<>();
     List<String> lines = text.lines().toList();
