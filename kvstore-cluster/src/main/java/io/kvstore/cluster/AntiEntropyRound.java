@@ -12,6 +12,8 @@ import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.Executor;
 import java.util.concurrent.TimeUnit;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * One anti-entropy round this node starts with one peer, over this node's outgoing connection.
@@ -31,10 +33,23 @@ import java.util.concurrent.TimeUnit;
  * harmless, and memory on both sides stays within a frame or two besides the key lists. Every wait has
  * the round's step timeout. Computation runs on the node's anti-entropy executor, never on a network
  * thread; frames arrive through {@link #onFrame} from the link's event loop.
+ *
+ * <p>A long round shows progress at INFO, at most every {@link #PROGRESS_INTERVAL_NANOS} ("catch-up
+ * from p1: 12000 entries received (~20000 estimated)"), and a round that moved at least
+ * {@value #SUMMARY_THRESHOLD} entries ends with a summary line; the steady state logs nothing.
  */
 final class AntiEntropyRound {
   static final int DIGEST_CHUNK = 16 * 1024;
   static final int PULL_KEYS = 512;
+  /** A round that moves at least this many entries logs a summary at INFO. */
+  static final int SUMMARY_THRESHOLD = 1_000;
+  /** The least time between two progress lines of one round. */
+  static final long PROGRESS_INTERVAL_NANOS = TimeUnit.SECONDS.toNanos(5);
+
+  private static final Logger log = LoggerFactory.getLogger(AntiEntropyRound.class);
+
+  /** Tests shorten the progress interval; production rounds use {@link #PROGRESS_INTERVAL_NANOS}. */
+  static volatile long progressIntervalNanos = PROGRESS_INTERVAL_NANOS;
 
   /** What a completed round found. */
   record Outcome(boolean more, int pushed, int pulled) {}
@@ -54,9 +69,16 @@ final class AntiEntropyRound {
   private int pushed;
   private int pulled;
   private volatile String failure;
+  private final String self;
+  // Progress, touched only on the anti-entropy executor (one step at a time).
+  private long startedNanos;
+  private long lastProgressNanos;
+  private int toPull;
+  private int toPush;
 
-  AntiEntropyRound(long roundId, PeerLink link, ReplicaStore store, Executor executor,
+  AntiEntropyRound(String self, long roundId, PeerLink link, ReplicaStore store, Executor executor,
       long stepTimeoutMillis, int maxBatchBytes) {
+    this.self = self;
     this.roundId = roundId;
     this.link = link;
     this.store = store;
@@ -67,6 +89,8 @@ final class AntiEntropyRound {
 
   /** Runs the round; call on the anti-entropy executor. */
   CompletableFuture<Outcome> run() {
+    startedNanos = System.nanoTime();
+    lastProgressNanos = startedNanos;
     long[] buckets = store.digest().toArray();
     for (int from = 0; from < buckets.length; from += DIGEST_CHUNK) {
       int n = Math.min(DIGEST_CHUNK, buckets.length - from);
@@ -88,9 +112,37 @@ final class AntiEntropyRound {
       plan = AntiEntropy.compare(mine, theirs);
       theirs.clear();
     }
+    toPush = plan.push().size();
+    toPull = plan.pull().size();
     return push(plan.push(), 0)
         .thenComposeAsync(v -> pull(plan.pull(), 0), executor)
-        .thenApply(v -> new Outcome(more, pushed, pulled));
+        .thenApply(v -> summarize(new Outcome(more, pushed, pulled)));
+  }
+
+  /** Logs how far a long round has come, at most once per progress interval. */
+  private void progress() {
+    long now = System.nanoTime();
+    if (now - lastProgressNanos < progressIntervalNanos) {
+      return;
+    }
+    lastProgressNanos = now;
+    if (toPull > 0) {
+      log.info("node {}: catch-up from {}: {} entries received (~{} estimated{})", self,
+          link.nodeId, pulled, toPull, more ? " in this round, more to follow" : "");
+    }
+    if (toPush > 0) {
+      log.info("node {}: catch-up of {}: {} entries sent (~{} estimated{})", self, link.nodeId,
+          pushed, toPush, more ? " in this round, more to follow" : "");
+    }
+  }
+
+  private Outcome summarize(Outcome o) {
+    if (o.pulled() + o.pushed() >= SUMMARY_THRESHOLD) {
+      log.info("node {}: anti-entropy round with {} done in {} ms: {} entries received, {} sent{}",
+          self, link.nodeId, (System.nanoTime() - startedNanos) / 1_000_000, o.pulled(),
+          o.pushed(), o.more() ? "; more differ, the next round follows at once" : "");
+    }
+    return o;
   }
 
   private CompletableFuture<Void> push(List<String> keys, int from) {
@@ -117,6 +169,7 @@ final class AntiEntropyRound {
     int count = batch.size();
     return timed(link.pushAe(batch, bytes)).thenComposeAsync(ack -> {
       pushed += count;
+      progress();
       return push(keys, next);
     }, executor);
   }
@@ -153,6 +206,7 @@ final class AntiEntropyRound {
         store.apply(m);
       }
       pulled += resp.mutations().size();
+      progress();
       return pull(keys, from + resp.processed());
     }, executor);
   }

@@ -693,8 +693,8 @@ public final class ClusterReplicator implements Replicator {
   }
 
   private void startRound(PeerLink link) {
-    AntiEntropyRound round = new AntiEntropyRound(roundIds.incrementAndGet(), link, store,
-        antiEntropy, config.antiEntropyTimeout().toMillis(), config.maxBatchBytes());
+    AntiEntropyRound round = new AntiEntropyRound(config.nodeId(), roundIds.incrementAndGet(),
+        link, store, antiEntropy, config.antiEntropyTimeout().toMillis(), config.maxBatchBytes());
     currentRound = round;
     link.setRound(round);
     CompletableFuture<AntiEntropyRound.Outcome> outcome;

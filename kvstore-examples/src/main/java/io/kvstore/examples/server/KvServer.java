@@ -210,6 +210,22 @@ public final class KvServer implements Callable<Integer> {
       description = "Keep nothing on disk: the node starts empty after every restart.")
   boolean inMemory;
 
+  @Option(names = "--log-level", paramLabel = "<level>", defaultValue = "${env:KVSTORE_LOG_LEVEL}",
+      description = "Root log level: trace, debug, info, warn, error or off (default: info, or what "
+          + "--log-config sets).")
+  String logLevel;
+
+  @Option(names = "--log-format", paramLabel = "text|json",
+      defaultValue = "${env:KVSTORE_LOG_FORMAT:-text}",
+      description = "Log lines on standard error as readable text (time, level, node id, logger, "
+          + "message) or one JSON object per line (default: ${DEFAULT-VALUE}).")
+  ServerLogging.Format logFormat;
+
+  @Option(names = "--log-config", paramLabel = "<file>", defaultValue = "${env:KVSTORE_LOG_CONFIG}",
+      description = "A Logback XML configuration that replaces the built-in one (%%property{nodeId} "
+          + "is the node id); -Dlogback.configurationFile works too.")
+  Path logConfig;
+
   @CommandLine.Spec
   CommandLine.Model.CommandSpec spec;
 
@@ -559,8 +575,32 @@ public final class KvServer implements Callable<Integer> {
     return new CommandLine.ParameterException(spec.commandLine(), message);
   }
 
+  /**
+   * Applies the log flags; runs before anything else logs, so even the first line has their format.
+   *
+   * @throws CommandLine.ParameterException for an invalid log flag (exit code 2)
+   */
+  void configureLogging() {
+    ch.qos.logback.classic.Level level = null;
+    if (logLevel != null) {
+      try {
+        level = ServerLogging.parseLevel(logLevel);
+      } catch (IllegalArgumentException e) {
+        throw invalid("--log-level " + e.getMessage());
+      }
+    }
+    String id = nodeId != null && !nodeId.isBlank() ? nodeId.trim()
+        : defaultNodeId(host, clusterPort);
+    try {
+      ServerLogging.configure(level, logFormat, logConfig, id);
+    } catch (IllegalArgumentException e) {
+      throw invalid("--log-config: " + e.getMessage());
+    }
+  }
+
   @Override
   public Integer call() {
+    configureLogging();
     ServerOptions options = options();
     Node node = Node.start(options);
     Thread hook = new Thread(() -> {
