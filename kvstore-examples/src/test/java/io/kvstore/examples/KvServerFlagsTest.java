@@ -1,38 +1,21 @@
 package io.kvstore.examples;
 
+import static io.kvstore.examples.ServerCommand.child;
+import static io.kvstore.examples.ServerCommand.execute;
+import static io.kvstore.examples.ServerCommand.parse;
 import static org.assertj.core.api.Assertions.assertThat;
 
+import io.kvstore.examples.ServerCommand.Run;
 import io.kvstore.examples.server.KvServer;
 import io.kvstore.examples.server.ServerOptions;
-import java.io.PrintWriter;
-import java.io.StringWriter;
 import java.util.List;
 import java.util.Set;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
-import picocli.CommandLine;
 
 /** The server's flags: defaults, parsing, and exit code 2 with a clear message for bad ones. */
 @Timeout(30)
 class KvServerFlagsTest {
-
-  private record Run(int code, String out, String err) {}
-
-  private static Run execute(String... args) {
-    CommandLine cl = KvServer.commandLine(new KvServer());
-    StringWriter out = new StringWriter();
-    StringWriter err = new StringWriter();
-    cl.setOut(new PrintWriter(out));
-    cl.setErr(new PrintWriter(err));
-    int code = cl.execute(args);
-    return new Run(code, out.toString(), err.toString());
-  }
-
-  private static ServerOptions parse(String... args) {
-    KvServer server = new KvServer();
-    KvServer.commandLine(server).parseArgs(args);
-    return server.options();
-  }
 
   @Test
   void noFlags_giveASingleNodeOnLoopback8080WithStableIdAndDataPortAfterClusterPort() {
@@ -140,20 +123,6 @@ class KvServerFlagsTest {
     Run r = execute("--version");
     assertThat(r.code()).isZero();
     assertThat(r.out()).contains("kvstore-server");
-  }
-
-  private static Run child(java.util.Map<String, String> env, String... args) throws Exception {
-    java.util.List<String> cmd = new java.util.ArrayList<>(java.util.List.of(
-        java.nio.file.Path.of(System.getProperty("java.home"), "bin", "java").toString(),
-        "-cp", System.getProperty("java.class.path"), KvServer.class.getName()));
-    cmd.addAll(java.util.List.of(args));
-    ProcessBuilder pb = new ProcessBuilder(cmd).redirectErrorStream(true);
-    pb.environment().putAll(env);
-    Process p = pb.start();
-    String out = new String(p.getInputStream().readAllBytes(),
-        java.nio.charset.StandardCharsets.UTF_8);
-    assertThat(p.waitFor(30, java.util.concurrent.TimeUnit.SECONDS)).isTrue();
-    return new Run(p.exitValue(), out, out);
   }
 
   @Test

@@ -1,20 +1,23 @@
 package io.kvstore.examples;
 
+import static io.kvstore.examples.ServerCommand.child;
+import static io.kvstore.examples.ServerCommand.execute;
+import static io.kvstore.examples.ServerCommand.parse;
+import static io.kvstore.examples.ServerCommand.tlsDir;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import io.kvstore.examples.ServerCommand.Run;
 import io.kvstore.examples.server.KvServer;
 import io.kvstore.examples.server.ServerOptions;
 import io.kvstore.http.HttpTls;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
-import java.io.InputStream;
 import java.io.OutputStream;
 import java.io.PrintStream;
 import java.io.PrintWriter;
 import java.io.StringWriter;
 import java.net.Socket;
-import java.net.URISyntaxException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -45,36 +48,15 @@ class KvServerOpenApiFlagsTest {
   private static final String SECRET = "S3cr3t-t0ken-7f9a2c";
   private static final Path TLS = tlsDir();
 
-  private static Path tlsDir() {
-    try {
-      return Path.of(KvServerOpenApiFlagsTest.class.getResource("/tls/server.p12").toURI())
-          .getParent();
-    } catch (URISyntaxException e) {
-      throw new IllegalStateException(e);
-    }
-  }
-
-  private record Run(int code, String err) {}
-
   /**
    * Runs the server's command line with {@code args} and {@code --max-value-size 2GiB}, which is
    * refused after every flag these tests are about: so if {@code args} were accepted (the bug), the
    * run still ends, with another message, instead of starting a node.
    */
   private static Run execute(String... args) {
-    CommandLine cl = KvServer.commandLine(new KvServer());
-    StringWriter err = new StringWriter();
-    cl.setOut(new PrintWriter(new StringWriter()));
-    cl.setErr(new PrintWriter(err));
     List<String> all = new ArrayList<>(List.of(args));
     all.addAll(List.of("--http-port", "0", "--cluster-port", "0", "--max-value-size", "2GiB"));
-    return new Run(cl.execute(all.toArray(new String[0])), err.toString());
-  }
-
-  private static ServerOptions parse(String... args) {
-    KvServer server = new KvServer();
-    KvServer.commandLine(server).parseArgs(args);
-    return server.options();
+    return ServerCommand.execute(all.toArray(new String[0]));
   }
 
   /** What the loggers (slf4j-simple, on System.err) print while {@code action} runs. */
@@ -129,35 +111,6 @@ class KvServerOpenApiFlagsTest {
         "ok," + SECRET + " x");
     assertThat(spaced.code()).isEqualTo(2);
     assertThat(spaced.err()).contains("token 2 is not printable ASCII").doesNotContain(SECRET);
-  }
-
-  /** The server in a child JVM with this environment; killed if it is still running after 20 s. */
-  private static Run child(Map<String, String> env, String... args) throws Exception {
-    List<String> cmd = new ArrayList<>(List.of(
-        Path.of(System.getProperty("java.home"), "bin", "java").toString(),
-        "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", "-Xshare:auto",
-        "-cp", System.getProperty("java.class.path"), KvServer.class.getName()));
-    cmd.addAll(List.of(args));
-    ProcessBuilder pb = new ProcessBuilder(cmd).redirectErrorStream(true);
-    pb.environment().keySet().removeIf(k -> k.startsWith("KVSTORE_"));
-    pb.environment().putAll(env);
-    Process p = pb.start();
-    ByteArrayOutputStream out = new ByteArrayOutputStream();
-    Thread reader = new Thread(() -> {
-      try (InputStream in = p.getInputStream()) {
-        in.transferTo(out);
-      } catch (IOException e) {
-        // the process ended
-      }
-    });
-    reader.start();
-    boolean exited = p.waitFor(20, TimeUnit.SECONDS);
-    if (!exited) {
-      p.destroyForcibly().waitFor(5, TimeUnit.SECONDS);
-    }
-    reader.join(5_000);
-    assertThat(exited).as("the server exited by itself; output: %s", out).isTrue();
-    return new Run(p.exitValue(), out.toString(StandardCharsets.UTF_8));
   }
 
   @Test

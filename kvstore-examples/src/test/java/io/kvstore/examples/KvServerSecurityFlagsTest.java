@@ -1,18 +1,19 @@
 package io.kvstore.examples;
 
+import static io.kvstore.examples.ServerCommand.execute;
+import static io.kvstore.examples.ServerCommand.parse;
+import static io.kvstore.examples.ServerCommand.tlsDir;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.awaitility.Awaitility.await;
 
+import io.kvstore.examples.ServerCommand.Run;
 import io.kvstore.cluster.KvCluster;
 import io.kvstore.cluster.TestPki;
 import io.kvstore.core.Member;
 import io.kvstore.examples.server.KvServer;
 import io.kvstore.examples.server.ServerOptions;
 import java.io.InputStream;
-import java.io.PrintWriter;
-import java.io.StringWriter;
 import java.net.URI;
-import java.net.URISyntaxException;
 import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
@@ -29,7 +30,6 @@ import javax.net.ssl.TrustManagerFactory;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
-import picocli.CommandLine;
 
 /**
  * The server's security flags: cluster key file (validated, never echoed, re-read while running),
@@ -39,31 +39,6 @@ import picocli.CommandLine;
 @Timeout(value = 120, unit = TimeUnit.SECONDS)
 class KvServerSecurityFlagsTest {
   private static final Path TLS = tlsDir();
-
-  private static Path tlsDir() {
-    try {
-      return Path.of(KvServerSecurityFlagsTest.class.getResource("/tls/server.p12").toURI())
-          .getParent();
-    } catch (URISyntaxException e) {
-      throw new IllegalStateException(e);
-    }
-  }
-
-  private record Run(int code, String err) {}
-
-  private static Run execute(String... args) {
-    CommandLine cl = KvServer.commandLine(new KvServer());
-    StringWriter err = new StringWriter();
-    cl.setOut(new PrintWriter(new StringWriter()));
-    cl.setErr(new PrintWriter(err));
-    return new Run(cl.execute(args), err.toString());
-  }
-
-  private static ServerOptions parse(String... args) {
-    KvServer server = new KvServer();
-    KvServer.commandLine(server).parseArgs(args);
-    return server.options();
-  }
 
   /** A secret file only its owner may read: the server refuses ones every user may read. */
   private static Path secretFile(Path path, String content) throws java.io.IOException {

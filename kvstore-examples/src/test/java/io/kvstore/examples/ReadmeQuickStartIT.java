@@ -150,48 +150,48 @@ class ReadmeQuickStartIT {
     }
   }
 
-  /** Runs a console block: lines alternate {@code $ command} and its expected output. */
+  /** A way to run one README command line and return what it printed. */
+  @FunctionalInterface
+  private interface Shell {
+    String run(String command) throws Exception;
+  }
+
+  /** Runs a curl console block: lines alternate {@code $ command} and its expected output. */
   private void runSession(List<String> session) throws Exception {
-    for (int i = 0; i < session.size(); i++) {
-      String line = session.get(i);
-      assertThat(line).as("session lines alternate '$ command' and its output").startsWith("$ ");
-      List<String> expected = new ArrayList<>();
-      while (i + 1 < session.size() && !session.get(i + 1).startsWith("$ ")) {
-        expected.add(session.get(++i));
-      }
-      String command = line.substring(2);
-      String want = normalize(String.join("\n", expected));
-      if (command.contains(" -X ")) {
-        // A write runs once, as a person would type it.
-        assertThat(normalize(run(command))).as("output of: %s", command).isEqualTo(want);
-      } else {
-        // Replication is asynchronous at write concern ONE: a read may be retried briefly.
-        await().atMost(Duration.ofSeconds(10)).untilAsserted(() ->
-            assertThat(normalize(run(command))).as("output of: %s", command).isEqualTo(want));
-      }
-    }
+    runSession(session, "$ ", ReadmeQuickStartIT::run, command -> command.contains(" -X "));
   }
 
   /** The CLI twin of the session: the README's alias, then each '$ kv ...' line as written. */
   private void runCliSession(String readme) throws Exception {
     List<String> alias = block(readme, "cli-alias");
     assertThat(alias).containsExactly("alias kv='" + JAR_CMD + " cli'");
-    List<String> cli = block(readme, "cli-session");
-    for (int i = 0; i < cli.size(); i++) {
-      String line = cli.get(i);
-      assertThat(line).as("CLI session lines alternate '$ kv ...' and its output")
-          .startsWith("$ kv ");
+    runSession(block(readme, "cli-session"), "$ kv ", ReadmeQuickStartIT::runKv,
+        command -> command.matches("kv( --url \\S+)? (put|delete) .*"));
+  }
+
+  /**
+   * Runs a console block whose lines alternate a command (starting with {@code prompt}) and its
+   * expected output. A write runs once, as a person would type it; a read may be retried briefly,
+   * since replication at write concern ONE is asynchronous.
+   */
+  private void runSession(List<String> session, String prompt, Shell shell,
+      java.util.function.Predicate<String> isWrite) throws Exception {
+    for (int i = 0; i < session.size(); i++) {
+      String line = session.get(i);
+      assertThat(line).as("session lines alternate '%s...' and its output", prompt)
+          .startsWith(prompt);
       List<String> expected = new ArrayList<>();
-      while (i + 1 < cli.size() && !cli.get(i + 1).startsWith("$ ")) {
-        expected.add(cli.get(++i));
+      while (i + 1 < session.size() && !session.get(i + 1).startsWith("$ ")) {
+        expected.add(session.get(++i));
       }
       String command = line.substring(2);
       String want = normalize(String.join("\n", expected));
-      if (command.matches("kv( --url \\S+)? (put|delete) .*")) {
-        assertThat(normalize(runKv(command))).as("output of: %s", command).isEqualTo(want);
+      if (isWrite.test(command)) {
+        assertThat(normalize(shell.run(command))).as("output of: %s", command).isEqualTo(want);
       } else {
         await().atMost(Duration.ofSeconds(10)).untilAsserted(() ->
-            assertThat(normalize(runKv(command))).as("output of: %s", command).isEqualTo(want));
+            assertThat(normalize(shell.run(command))).as("output of: %s", command)
+                .isEqualTo(want));
       }
     }
   }

@@ -1,26 +1,25 @@
 package io.kvstore.examples.server;
 
+import static io.kvstore.examples.ServerCommand.child;
+import static io.kvstore.examples.ServerCommand.execute;
 import static org.assertj.core.api.Assertions.assertThat;
 
+import io.kvstore.examples.ServerCommand.Run;
 import ch.qos.logback.classic.Level;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import java.io.ByteArrayOutputStream;
-import java.io.PrintWriter;
-import java.io.StringWriter;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
-import picocli.CommandLine;
 
 /** The server's logging: formats, level, node id on every thread, config files, bad flags. */
 @Timeout(30)
@@ -132,16 +131,6 @@ class ServerLoggingTest {
     assertThat(lines()).isEmpty();
   }
 
-  private record Run(int code, String err) {}
-
-  private static Run execute(String... args) {
-    CommandLine cl = KvServer.commandLine(new KvServer());
-    StringWriter err = new StringWriter();
-    cl.setOut(new PrintWriter(new StringWriter()));
-    cl.setErr(new PrintWriter(err));
-    return new Run(cl.execute(args), err.toString());
-  }
-
   @Test
   void badLogFlags_exitWith2_withAClearMessage() throws Exception {
     Run level = execute("--log-level", "loud");
@@ -164,23 +153,6 @@ class ServerLoggingTest {
     assertThat(badFile.code()).isEqualTo(2);
     assertThat(badFile.err()).contains("--log-config: " + broken
         + " is not a valid Logback configuration");
-  }
-
-  private static Run child(List<String> jvmArgs, String... args) throws Exception {
-    List<String> cmd = new ArrayList<>(List.of(
-        Path.of(System.getProperty("java.home"), "bin", "java").toString(),
-        "-cp", System.getProperty("java.class.path")));
-    cmd.addAll(jvmArgs);
-    cmd.add(KvServer.class.getName());
-    cmd.addAll(List.of(args));
-    ProcessBuilder pb = new ProcessBuilder(cmd).redirectErrorStream(true);
-    pb.environment().remove("KVSTORE_LOG_LEVEL");
-    pb.environment().remove("KVSTORE_LOG_FORMAT");
-    pb.environment().remove("KVSTORE_LOG_CONFIG");
-    Process p = pb.start();
-    String text = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
-    assertThat(p.waitFor(30, TimeUnit.SECONDS)).isTrue();
-    return new Run(p.exitValue(), text);
   }
 
   @Test
