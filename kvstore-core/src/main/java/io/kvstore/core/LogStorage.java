@@ -178,6 +178,10 @@ final class LogStorage implements Storage {
   private final AtomicLong failedSyncs = new AtomicLong();
   private final AtomicLong snapshots = new AtomicLong();
   private long recoveredEntries;
+  /** How often a long recovery logs its progress; tests shorten it. */
+  static volatile long progressIntervalNanos = 5_000_000_000L;
+  /** Progress of the replay, for a person waiting on a large recovery. */
+  private RecoveryProgress progress = new RecoveryProgress(0);
   private long truncatedTailBytes;
   private long recoveredMaxTimestamp;
   private long resumeAbove;
@@ -416,6 +420,11 @@ final class LogStorage implements Storage {
     } else if (!segs.isEmpty()) {
       first = segs.get(0);
     }
+    long total = snaps.isEmpty() ? 0 : Files.size(snapshotFile(snaps.get(snaps.size() - 1)));
+    for (long seg : segs) {
+      total += Files.size(segmentFile(seg));
+    }
+    progress = new RecoveryProgress(total);
     for (int i = 1; i < segs.size(); i++) {
       if (segs.get(i) != segs.get(i - 1) + 1) {
         throw new Corrupt("segment " + segmentFile(segs.get(i - 1) + 1) + " is missing");
@@ -515,6 +524,50 @@ final class LogStorage implements Storage {
     sink.accept(r.key, r.entry);
   }
 
+  /**
+   * Logs, at most every {@link #progressIntervalNanos} (5 s), how far the replay is (records and bytes of the
+   * snapshot and segments), so a recovery that takes more than a few seconds is seen to move. Reads
+   * the clock once every {@value #PROGRESS_EVERY} records only.
+   */
+  private final class RecoveryProgress {
+    private static final int PROGRESS_EVERY = 8192;
+    private final long totalBytes;
+    private final long started = System.nanoTime();
+    private long lastLog = started;
+    private long doneBytes;
+    private Path file;
+    private long fileOffset;
+    private int sinceCheck;
+
+    private static String mib(long bytes) {
+      return String.format(java.util.Locale.ROOT, "%.1f", bytes / 1048576.0);
+    }
+
+    RecoveryProgress(long totalBytes) {
+      this.totalBytes = totalBytes;
+    }
+
+    void at(Path current, long offset) {
+      if (!current.equals(file)) {
+        doneBytes += fileOffset;
+        file = current;
+      }
+      fileOffset = offset;
+      if (++sinceCheck < PROGRESS_EVERY) {
+        return;
+      }
+      sinceCheck = 0;
+      long now = System.nanoTime();
+      if (now - lastLog >= progressIntervalNanos) {
+        lastLog = now;
+        long done = doneBytes + fileOffset;
+        log.info("node {}: recovering from {}: {} records read, {} of {} MiB ({}%, {} s)", nodeId,
+            dir, recoveredEntries, mib(done), mib(totalBytes),
+            totalBytes == 0 ? 100 : done * 100 / totalBytes, (now - started) / 1_000_000_000L);
+      }
+    }
+  }
+
   private record Failure(long offset, RecordCodec.DamageException damage) {}
 
   @FunctionalInterface
@@ -538,6 +591,7 @@ final class LogStorage implements Storage {
           long offset = bufStart + buf.position();
           RecordCodec.Record r = RecordCodec.decode(buf, nodeIds);
           visitor.visit(r, offset);
+          progress.at(file, offset);
         } catch (RecordCodec.DamageException e) {
           if (e.damage == RecordCodec.Damage.BAD || eof) {
             return new Failure(bufStart + buf.position(), e);

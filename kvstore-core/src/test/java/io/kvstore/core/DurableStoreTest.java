@@ -66,6 +66,31 @@ class DurableStoreTest {
   }
 
   @Test
+  void aLongRecovery_logsItsProgress() {
+    ManualClock clock = new ManualClock();
+    try (KvStore s = builder("n1", clock).durability(Durability.NONE).build()) {
+      for (int i = 0; i < 20_000; i++) {
+        s.put("k" + i, "v" + i);
+      }
+    }
+    java.io.PrintStream original = System.err;
+    java.io.ByteArrayOutputStream err = new java.io.ByteArrayOutputStream();
+    long interval = LogStorage.progressIntervalNanos;
+    LogStorage.progressIntervalNanos = 0;
+    System.setErr(new java.io.PrintStream(err, true, StandardCharsets.UTF_8));
+    try (KvStore s = builder("n1", clock).build()) {
+      assertThat(s.size()).isEqualTo(20_000);
+    } finally {
+      System.setErr(original);
+      LogStorage.progressIntervalNanos = interval;
+    }
+    // slf4j-simple writes to System.err: one line per 8,192 records with the interval at 0.
+    assertThat(err.toString(StandardCharsets.UTF_8))
+        .containsPattern("node n1: recovering from .*: \\d+ records read, [\\d.]+ of [\\d.]+ MiB "
+            + "\\(\\d+%, \\d+ s\\)");
+  }
+
+  @Test
   void concurrentSyncWriters_shareSyncs() throws Exception {
     int threads = 8;
     int each = 50;
