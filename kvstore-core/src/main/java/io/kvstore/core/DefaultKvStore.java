@@ -24,6 +24,7 @@ import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.atomic.AtomicLongArray;
 import java.util.concurrent.atomic.LongAdder;
+import java.util.concurrent.locks.ReentrantLock;
 import java.util.function.BiFunction;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -68,15 +69,21 @@ import org.slf4j.LoggerFactory;
  * the write concern is met. Reads may see a change before it is durable. Expiry and purge are not
  * logged: replay restores the put or tombstone and the sweep makes the same decision again. A failed
  * storage write or sync makes the store read-only: local writes throw {@link StorageException},
- * remote ones are refused ({@link ApplyResult#REFUSED_READ_ONLY}). One narrow gap: the append follows
- * the map operation, so a remote mutation that is {@link ApplyResult#IGNORED} because another thread
- * has just stored a newer entry of its key (and has not appended it yet, a window of microseconds)
- * gets a {@link #whenDurable()} that may not cover that newer entry; a crash in the same instant
- * loses both. The newer write's own acknowledgement still waits for its append.
+ * remote ones are refused ({@link ApplyResult#REFUSED_READ_ONLY}).
+ *
+ * <p><b>Map operation and append are one step per key:</b> a durable store holds a lock stripe of the
+ * key from before the map operation until the append is done. Without it a remote mutation
+ * {@link ApplyResult#IGNORED} because another thread had just stored a newer entry of its key (not
+ * appended yet) would get a {@link #whenDurable()} that covers neither: the replica acknowledges the
+ * older version as held, a power loss in that instant loses both, and a QUORUM write counted this
+ * replica among its copies. With the stripe, an ignoring merge runs only once whatever beat it is in
+ * the log, so the barrier covers it. The appends are serialized under the log's lock anyway, so the
+ * stripes cost an uncontended lock per write.
  */
 final class DefaultKvStore implements KvStore, ReplicaStore {
   private static final Logger log = LoggerFactory.getLogger(DefaultKvStore.class);
   private static final long WARN_INTERVAL_MILLIS = 10_000;
+  private static final int APPEND_STRIPES = 64;
 
   private final KvStoreConfig config;
   private final String nodeId;
@@ -97,6 +104,10 @@ final class DefaultKvStore implements KvStore, ReplicaStore {
   private ScheduledFuture<?> maintenanceTask;
   /** Null for a memory-only store. */
   private final LogStorage storage;
+  /** Held from a change's map operation to its append (durable stores only; null otherwise). */
+  private final ReentrantLock[] appendStripes;
+  /** Test seam: runs between a change's map operation and its append, under the stripe. */
+  private volatile Runnable beforeAppendForTest;
   private final AtomicLong lastReadOnlyWarning = new AtomicLong(Long.MIN_VALUE / 2);
 
   private final LongAdder gets = new LongAdder();
@@ -132,6 +143,7 @@ final class DefaultKvStore implements KvStore, ReplicaStore {
     this.maxKeyBytes = config.maxKeyBytes();
     this.maxValueBytes = config.maxValueBytes();
     this.storage = storageOptions == null ? null : openStorage(storageOptions, clock);
+    this.appendStripes = storage == null ? null : newStripes(APPEND_STRIPES);
     if (scheduler == null) {
       this.scheduler = Executors.newSingleThreadScheduledExecutor(r -> {
         Thread t = new Thread(r, "kvstore-maintenance-" + nodeId);
@@ -196,10 +208,44 @@ final class DefaultKvStore implements KvStore, ReplicaStore {
     }
   }
 
-  /** Appends an applied change to the storage; completes when it is durable. */
-  private CompletableFuture<Void> persist(String key, Entry e) {
-    return storage == null ? StandaloneReplicator.DONE : storage.append(key, e);
+  private static ReentrantLock[] newStripes(int n) {
+    ReentrantLock[] locks = new ReentrantLock[n];
+    for (int i = 0; i < n; i++) {
+      locks[i] = new ReentrantLock();
+    }
+    return locks;
   }
+
+  /** The key's stripe, locked; null for a memory-only store. */
+  private ReentrantLock lockStripe(String key) {
+    if (appendStripes == null) {
+      return null;
+    }
+    int h = key.hashCode();
+    ReentrantLock l = appendStripes[(h ^ (h >>> 16)) & (APPEND_STRIPES - 1)];
+    l.lock();
+    return l;
+  }
+
+  /** Appends a change just stored in the map (under its stripe); completes when it is durable. */
+  private CompletableFuture<Void> appendStored(String key, Entry e) {
+    if (storage == null) {
+      return StandaloneReplicator.DONE;
+    }
+    Runnable hook = beforeAppendForTest;
+    if (hook != null) {
+      hook.run();
+    }
+    return storage.append(key, e);
+  }
+
+  /** Test seam: runs between a change's map operation and its append (null to clear). */
+  void beforeAppendForTest(Runnable hook) {
+    beforeAppendForTest = hook;
+  }
+
+  /** A local change stored in the map and the future of its append. */
+  private record Stored(Entry entry, CompletableFuture<Void> durable) {}
 
   /** Completes when both the durability step and the write concern are done. */
   private static CompletableFuture<Void> both(CompletableFuture<Void> durable,
@@ -300,42 +346,44 @@ final class DefaultKvStore implements KvStore, ReplicaStore {
   @Override
   public CompletableFuture<Version> putAsync(String key, byte[] value, WriteOptions options) {
     byte[] copy = checkPut(key, value, options);
-    Entry e;
+    Stored st;
     try {
-      e = applyLocal(key, copy, ttlOf(options), options, null);
+      st = applyLocal(key, copy, ttlOf(options), options, null);
     } catch (StoreClosedException | ConditionFailedException | StorageException failure) {
       return CompletableFuture.failedFuture(failure); // async forms fail their future
     }
-    return both(persist(key, e), replicate(key, e, options)).thenApply(ignored -> e.version());
+    Entry e = st.entry();
+    return both(st.durable(), replicate(key, e, options)).thenApply(ignored -> e.version());
   }
 
   @Override
   public CompletableFuture<Boolean> deleteAsync(String key, WriteOptions options) {
     checkDelete(key, options);
     boolean[] wasLive = new boolean[1];
-    Entry e;
+    Stored st;
     try {
-      e = applyLocal(key, null, 0, options, wasLive);
+      st = applyLocal(key, null, 0, options, wasLive);
     } catch (StoreClosedException | ConditionFailedException | StorageException failure) {
       return CompletableFuture.failedFuture(failure);
     }
-    return both(persist(key, e), replicate(key, e, options)).thenApply(ignored -> wasLive[0]);
+    return both(st.durable(), replicate(key, st.entry(), options))
+        .thenApply(ignored -> wasLive[0]);
   }
 
   @Override
   public Version put(String key, byte[] value, WriteOptions options) {
     byte[] copy = checkPut(key, value, options);
-    Entry e = applyLocal(key, copy, ttlOf(options), options, null);
-    awaitConcern(both(persist(key, e), replicate(key, e, options)), options);
-    return e.version();
+    Stored st = applyLocal(key, copy, ttlOf(options), options, null);
+    awaitConcern(both(st.durable(), replicate(key, st.entry(), options)), options);
+    return st.entry().version();
   }
 
   @Override
   public boolean delete(String key, WriteOptions options) {
     checkDelete(key, options);
     boolean[] wasLive = new boolean[1];
-    Entry e = applyLocal(key, null, 0, options, wasLive);
-    awaitConcern(both(persist(key, e), replicate(key, e, options)), options);
+    Stored st = applyLocal(key, null, 0, options, wasLive);
+    awaitConcern(both(st.durable(), replicate(key, st.entry(), options)), options);
     return wasLive[0];
   }
 
@@ -383,7 +431,7 @@ final class DefaultKvStore implements KvStore, ReplicaStore {
    * @throws StorageException if the store is read-only after a storage failure
    * @throws IllegalArgumentException if the key is not stored and invalid
    */
-  private Entry applyLocal(String key, byte[] value, long ttlMillis, WriteOptions options,
+  private Stored applyLocal(String key, byte[] value, long ttlMillis, WriteOptions options,
       boolean[] wasLive) {
     if (closed) {
       Keys.validate(key, maxKeyBytes); // invalid input is reported as such, closed or not
@@ -395,6 +443,28 @@ final class DefaultKvStore implements KvStore, ReplicaStore {
     long stamp = hlc.now();
     // For the digest of a store with a replicator; a standalone store computes it only when asked.
     int valueHash = standalone || value == null ? 0 : Hashing.value(value);
+    Entry next;
+    CompletableFuture<Void> durable;
+    ReentrantLock stripe = lockStripe(key);
+    try {
+      next = storeLocal(key, value, ttlMillis, options, wasLive, stamp, valueHash);
+      durable = appendStored(key, next);
+    } finally {
+      if (stripe != null) {
+        stripe.unlock();
+      }
+    }
+    if (!listeners.isEmpty()) {
+      listeners.fire(new ChangeEvent(value == null ? ChangeEvent.Type.DELETE
+          : ChangeEvent.Type.PUT, key, next.version(), ChangeEvent.Origin.LOCAL, value));
+    }
+    return new Stored(next, durable);
+  }
+
+  /** The compare-and-set loop of a local write (under the key's stripe in a durable store). */
+  private Entry storeLocal(String key, byte[] value, long ttlMillis, WriteOptions options,
+      boolean[] wasLive, long firstStamp, int valueHash) {
+    long stamp = firstStamp;
     while (true) {
       Entry cur = map.get(key);
       if (cur == null) {
@@ -426,10 +496,6 @@ final class DefaultKvStore implements KvStore, ReplicaStore {
         digestReplace(key, cur, next);
         (value == null ? deletes : puts).increment();
         countTransition(cur, next);
-        if (!listeners.isEmpty()) {
-          listeners.fire(new ChangeEvent(value == null ? ChangeEvent.Type.DELETE
-              : ChangeEvent.Type.PUT, key, next.version(), ChangeEvent.Origin.LOCAL, value));
-        }
         return next;
       }
     }
@@ -562,13 +628,22 @@ final class DefaultKvStore implements KvStore, ReplicaStore {
     }
     hlc.observe(m.version().timestamp());
     RemoteMerge r = new RemoteMerge(Entry.of(m)); // hashes the value outside the map's lock
-    map.compute(m.key(), r);
+    // Under the stripe: if this merge is ignored, whatever beat it is appended already, so
+    // whenDurable() covers it (see the class comment).
+    ReentrantLock stripe = lockStripe(m.key());
+    try {
+      map.compute(m.key(), r);
+      if (r.applied) {
+        appendStored(m.key(), r.result); // whenDurable() tells when; a failure fails it
+      }
+    } finally {
+      if (stripe != null) {
+        stripe.unlock();
+      }
+    }
     if (!r.applied) {
       remoteIgnored.increment();
       return ApplyResult.IGNORED;
-    }
-    if (storage != null) {
-      storage.append(m.key(), r.result); // whenDurable() tells when; a failure fails it
     }
     digestReplace(m.key(), r.old, r.result);
     remoteApplied.increment();

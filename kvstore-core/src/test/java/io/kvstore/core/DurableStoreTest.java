@@ -2,6 +2,7 @@ package io.kvstore.core;
 
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
+import static org.awaitility.Awaitility.await;
 
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
@@ -10,8 +11,13 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicReference;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
@@ -232,6 +238,68 @@ class DurableStoreTest {
     try (KvStore s = builder("n1", clock).build()) {
       assertThat(s.getString("r")).hasValue("x");
       assertThat(s.storage().recoveredEntries()).isEqualTo(1);
+    }
+  }
+
+  @Test
+  void remoteMutationIgnoredForANewerUnappendedEntry_isNotDurableBeforeThatEntry()
+      throws Exception {
+    ManualClock clock = new ManualClock();
+    Mutation older = Mutation.put("k", utf8("old"), Version.of(ManualClock.T0, 0, "peer"), 0);
+    Mutation newer = Mutation.put("k", utf8("new"), Version.of(ManualClock.T0 + 1, 0, "peer2"), 0);
+    FaultyFileIo io = new FaultyFileIo(7);
+    DefaultKvStore s = (DefaultKvStore) builder("n1", clock).durability(Durability.SYNC)
+        .storageInternals(1 << 20, 1 << 20, 2_000, io).build();
+    ExecutorService pool = Executors.newFixedThreadPool(2);
+    CountDownLatch winnerStored = new CountDownLatch(1);
+    CountDownLatch releaseWinner = new CountDownLatch(1);
+    try {
+      // The newer entry is in the map and held before its append.
+      s.beforeAppendForTest(() -> {
+        s.beforeAppendForTest(null);
+        winnerStored.countDown();
+        awaitQuietly(releaseWinner);
+      });
+      Future<ApplyResult> winner = pool.submit(() -> s.apply(newer));
+      assertThat(winnerStored.await(10, TimeUnit.SECONDS)).isTrue();
+      // The older one is ignored; its whenDurable() is what the data plane acks on.
+      AtomicReference<Thread> ackThread = new AtomicReference<>();
+      CompletableFuture<Void> acked = CompletableFuture.supplyAsync(() -> {
+        ackThread.set(Thread.currentThread());
+        assertThat(s.apply(older)).isEqualTo(ApplyResult.IGNORED);
+        return s.whenDurable().toCompletableFuture();
+      }, pool).thenCompose(f -> f);
+      await().atMost(Duration.ofSeconds(10)).until(() -> acked.isDone()
+          || (ackThread.get() != null && ackThread.get().getState() == Thread.State.WAITING));
+      boolean ackedBeforeTheWinnerWasAppended = acked.isDone();
+      if (!ackedBeforeTheWinnerWasAppended) {
+        releaseWinner.countDown();
+        acked.get(10, TimeUnit.SECONDS);
+      }
+      // Power loss right after the ack: unsynced writes are gone.
+      io.crash();
+      s.crashForTest();
+      releaseWinner.countDown();
+      winner.get(10, TimeUnit.SECONDS);
+      io.losePower();
+      try (KvStore r = builder("n1", clock).build()) {
+        assertThat(r.getString("k"))
+            .as("the replica acked \"old\" as held (acked before the newer entry's append: %s)",
+                ackedBeforeTheWinnerWasAppended)
+            .hasValue("new");
+      }
+    } finally {
+      releaseWinner.countDown();
+      pool.shutdownNow();
+      s.close();
+    }
+  }
+
+  private static void awaitQuietly(CountDownLatch latch) {
+    try {
+      latch.await(10, TimeUnit.SECONDS);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
     }
   }
 
