@@ -57,6 +57,7 @@ final class AntiEntropyRound {
   record Outcome(boolean more, int pushed, int pulled) {}
 
   final long roundId;
+  private final ReplicationEngine.Context ctx;
   private final PeerLink link;
   private final ReplicaStore store;
   private final Executor executor;
@@ -81,6 +82,7 @@ final class AntiEntropyRound {
   private int toPush;
 
   AntiEntropyRound(ReplicationEngine.Context ctx, long roundId, PeerLink link) {
+    this.ctx = ctx;
     this.self = ctx.nodeId();
     this.roundId = roundId;
     this.link = link;
@@ -151,7 +153,7 @@ final class AntiEntropyRound {
   }
 
   private CompletableFuture<Void> push(List<String> keys, int from) {
-    Chunker.Mutations batch = Chunker.mutations(store, keys, from, maxBatchBytes);
+    Chunker.Mutations batch = Chunker.mutations(ctx, keys, from);
     if (batch.mutations().isEmpty()) {
       return CompletableFuture.completedFuture(null);
     }

@@ -41,15 +41,18 @@ final class Chunker {
 
   /**
    * Reads the current mutations of the keys from {@code from} on, as many as fit in
-   * {@code maxBytes} (at least one); keys the store no longer holds are skipped but covered.
+   * {@code maxBatchBytes} (at least one); keys the store no longer holds are skipped but covered.
    */
-  static Mutations mutations(ReplicaStore store, List<String> keys, int from, int maxBytes) {
+  static Mutations mutations(ReplicationEngine.Context ctx, List<String> keys, int from) {
+    ReplicaStore store = ctx.store();
+    int maxBytes = ctx.settings().maxBatchBytes();
+    boolean dropTombstones = ctx.bug() == ReplicationEngine.Bug.AE_DROPS_TOMBSTONES;
     List<Mutation> out = new ArrayList<>();
     int bytes = 0;
     int i = from;
     for (; i < keys.size(); i++) {
       List<Mutation> ms = store.mutations(List.of(keys.get(i)));
-      if (!ms.isEmpty()) {
+      if (!ms.isEmpty() && !(dropTombstones && ms.get(0).isDelete())) {
         int size = Frames.mutationSize(ms.get(0));
         if (!out.isEmpty() && bytes + size > maxBytes) {
           break;

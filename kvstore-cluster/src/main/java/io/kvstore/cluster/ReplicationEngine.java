@@ -59,7 +59,11 @@ final class ReplicationEngine {
   enum Bug {
     NONE,
     /** Counts a fan-out mutation as acknowledged by a peer as soon as it is sent, not when acked. */
-    ACK_ON_SEND
+    ACK_ON_SEND,
+    /** A peer acknowledges a fan-out batch as held at once and applies it 10 ms later. */
+    ACK_BEFORE_APPLY,
+    /** Anti-entropy sends puts only: a tombstone never reaches a replica the fan-out missed. */
+    AE_DROPS_TOMBSTONES
   }
 
   /** The protocol's limits and timing. */
@@ -403,6 +407,13 @@ final class ReplicationEngine {
     private void applyBatch(Frames.MutationBatch batch) {
       ReplicaStore store = ctx.store();
       List<Mutation> ms = batch.mutations();
+      if (ctx.bug() == Bug.ACK_BEFORE_APPLY && !batch.isAntiEntropy()) {
+        BitSet all = new BitSet(ms.size());
+        all.set(0, ms.size());
+        channel.send(Frames.ack(channel.alloc(), batch.batchId(), ms.size(), all), true);
+        ctx.control().schedule(() -> ms.forEach(store::apply), 10);
+        return;
+      }
       BitSet held = new BitSet(ms.size());
       for (int i = 0; i < ms.size(); i++) {
         if (store.apply(ms.get(i)).isHeld()) {
@@ -533,8 +544,7 @@ final class ReplicationEngine {
     }
 
     private void answerPull(Frames.AePull pull) {
-      Chunker.Mutations m = Chunker.mutations(ctx.store(), pull.keys(), 0,
-          ctx.settings().maxBatchBytes());
+      Chunker.Mutations m = Chunker.mutations(ctx, pull.keys(), 0);
       channel.send(Frames.aePullResponse(channel.alloc(), pull.roundId(), m.next(), m.mutations(),
           m.bytes()), true);
     }
