@@ -1,7 +1,6 @@
 package io.kvstore.cluster;
 
 import io.kvstore.core.ChangeEvent;
-import io.kvstore.core.Digest;
 import io.kvstore.core.KvStore;
 import io.kvstore.core.Version;
 import io.kvstore.core.WriteConcern;
@@ -168,7 +167,7 @@ final class EngineSimulation implements AutoCloseable {
     }
     net.heal();
     net.faults = SimNetwork.Faults.none();
-    boolean converged = net.clock.runUntil(this::converged, CONVERGE_MILLIS);
+    boolean converged = net.clock.runUntil(net::converged, CONVERGE_MILLIS);
     if (violation != null) {
       throw new AssertionError(describe() + ": " + violation);
     }
@@ -193,19 +192,6 @@ final class EngineSimulation implements AutoCloseable {
     }
   }
 
-  private boolean converged() {
-    Digest first = null;
-    for (SimNetwork.SimNode n : net.nodes()) {
-      Digest d = n.replica.digest();
-      if (first == null) {
-        first = d;
-      } else if (!first.equals(d)) {
-        return false;
-      }
-    }
-    return true;
-  }
-
   private String states() {
     StringBuilder b = new StringBuilder();
     for (SimNetwork.SimNode n : net.nodes()) {
@@ -214,32 +200,10 @@ final class EngineSimulation implements AutoCloseable {
     return b.append("\n  model: ").append(modelVersion).toString();
   }
 
-  /** What the run exercised, summed over the nodes. */
+  /** What the run exercised. */
   String summary() {
-    long sent = 0;
-    long ackedMutations = 0;
-    long dropped = 0;
-    long rounds = 0;
-    long roundsFailed = 0;
-    long pushed = 0;
-    long pulled = 0;
-    long malformed = 0;
-    for (SimNetwork.SimNode n : net.nodes()) {
-      ReplicationStats s = n.stats.snapshot();
-      sent += s.mutationsSent();
-      ackedMutations += s.mutationsAcked();
-      dropped += s.mutationsDropped();
-      rounds += s.antiEntropyRounds();
-      roundsFailed += s.antiEntropyRoundsFailed();
-      pushed += s.antiEntropyKeysPushed();
-      pulled += s.antiEntropyKeysPulled();
-      malformed += s.malformedFrames();
-    }
-    return "writes " + writes + " (" + acked + " completed, " + failed + " failed), t="
-        + net.clock.now() + " ms, " + net.framesDelivered() + " frames delivered; mutations sent "
-        + sent + ", acked " + ackedMutations + ", dropped " + dropped + "; anti-entropy rounds "
-        + rounds + " (+" + roundsFailed + " failed), keys pushed " + pushed + ", pulled " + pulled
-        + "; protocol errors " + malformed;
+    return "writes " + writes + " (" + acked + " completed, " + failed + " failed), "
+        + net.summary();
   }
 
   KvStore store(int i) {

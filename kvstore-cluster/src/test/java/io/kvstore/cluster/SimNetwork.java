@@ -68,6 +68,8 @@ final class SimNetwork implements AutoCloseable {
     long reorderMillis;
     long minDelayMillis = 1;
     long maxDelayMillis = 1;
+    /** The chance that a fan-out MUTATIONS frame (not an anti-entropy push) is lost. */
+    double fanOutLoss;
 
     static Faults none() {
       return new Faults();
@@ -75,8 +77,9 @@ final class SimNetwork implements AutoCloseable {
 
     @Override
     public String toString() {
-      return String.format("loss %.2f, duplication %.2f, delay %d-%d ms, reorder %.2f by <= %d ms",
-          loss, duplication, minDelayMillis, maxDelayMillis, reorder, reorderMillis);
+      return String.format("loss %.2f, duplication %.2f, delay %d-%d ms, reorder %.2f by <= %d ms%s",
+          loss, duplication, minDelayMillis, maxDelayMillis, reorder, reorderMillis,
+          fanOutLoss > 0 ? String.format(", fan-out loss %.2f", fanOutLoss) : "");
     }
   }
 
@@ -116,6 +119,8 @@ final class SimNetwork implements AutoCloseable {
     final int index;
     final long skewMillis;
     long offsetMillis;
+    /** When set, the node's clock shows exactly this (the test drives it); else virtual time. */
+    Long fixedMillis;
     KvStore store;
     ReplicaStore replica;
     ReplicationEngine engine;
@@ -131,6 +136,9 @@ final class SimNetwork implements AutoCloseable {
     }
 
     long millis() {
+      if (fixedMillis != null) {
+        return fixedMillis;
+      }
       return EPOCH.toEpochMilli() + clock.now() + skewMillis + offsetMillis;
     }
 
@@ -140,11 +148,16 @@ final class SimNetwork implements AutoCloseable {
     }
   }
 
-  /** Starts a node (empty) and connects it to every running node. */
+  /**
+   * Starts a node (empty) and connects it to every running node; an id whose node was closed starts
+   * a new incarnation of it (a node restarted empty).
+   */
   SimNode addNode(String id, long skewMillis) {
-    if (nodes.containsKey(id)) {
-      throw new IllegalArgumentException("node " + id + " exists");
+    SimNode old = nodes.get(id);
+    if (old != null && !old.closed) {
+      throw new IllegalArgumentException("node " + id + " is running");
     }
+    nodes.remove(id);
     SimNode n = new SimNode(id, nodes.size(), skewMillis);
     nodes.put(id, n);
     InstantSource time = new InstantSource() {
@@ -270,6 +283,45 @@ final class SimNetwork implements AutoCloseable {
     cuts.clear();
   }
 
+  /** Cuts the pair of nodes (both ways), closing their connections. */
+  void cut(String a, String b) {
+    cuts.add(pair(a, b));
+    for (Conn c : List.copyOf(conns)) {
+      if (isCut(c.from, c.to)) {
+        c.close();
+      }
+    }
+  }
+
+  /** Whether every running node has the same digest. */
+  boolean converged() {
+    io.kvstore.core.Digest first = null;
+    for (SimNode n : nodes()) {
+      io.kvstore.core.Digest d = n.replica.digest();
+      if (first == null) {
+        first = d;
+      } else if (!first.equals(d)) {
+        return false;
+      }
+    }
+    return true;
+  }
+
+  /**
+   * Runs until every digest agrees, for at most that many anti-entropy intervals of virtual time.
+   *
+   * @return the virtual milliseconds it took
+   * @throws IllegalStateException if the digests still differ
+   */
+  long runUntilConverged(int maxIntervals) {
+    long start = clock.now();
+    if (!clock.runUntil(this::converged, maxIntervals * settings.antiEntropyInterval().toMillis())) {
+      throw new IllegalStateException("digests still differ after " + maxIntervals
+          + " anti-entropy intervals (" + (clock.now() - start) + " ms of virtual time)");
+    }
+    return clock.now() - start;
+  }
+
   boolean isPartitioned() {
     return !cuts.isEmpty();
   }
@@ -354,6 +406,11 @@ final class SimNetwork implements AutoCloseable {
         if (random.nextDouble() < faults.loss) {
           return true;
         }
+        if (faults.fanOutLoss > 0 && client && random.nextDouble() < faults.fanOutLoss
+            && Frames.decode(Unpooled.wrappedBuffer(bytes)) instanceof Frames.MutationBatch b
+            && !b.isAntiEntropy()) {
+          return true;
+        }
         int copies = random.nextDouble() < faults.duplication ? 2 : 1;
         for (int i = 0; i < copies; i++) {
           long delay = faults.minDelayMillis + (faults.maxDelayMillis > faults.minDelayMillis
@@ -404,6 +461,33 @@ final class SimNetwork implements AutoCloseable {
         return client ? to.id : from.id;
       }
     }
+  }
+
+  /** The nodes' counters, summed, and the frames delivered. */
+  String summary() {
+    long sent = 0;
+    long acked = 0;
+    long dropped = 0;
+    long rounds = 0;
+    long roundsFailed = 0;
+    long pushed = 0;
+    long pulled = 0;
+    long malformed = 0;
+    for (SimNode n : nodes()) {
+      ReplicationStats st = n.stats.snapshot();
+      sent += st.mutationsSent();
+      acked += st.mutationsAcked();
+      dropped += st.mutationsDropped();
+      rounds += st.antiEntropyRounds();
+      roundsFailed += st.antiEntropyRoundsFailed();
+      pushed += st.antiEntropyKeysPushed();
+      pulled += st.antiEntropyKeysPulled();
+      malformed += st.malformedFrames();
+    }
+    return "t=" + clock.now() + " ms, " + framesDelivered + " frames delivered; fan-out mutations "
+        + "sent " + sent + ", acked " + acked + ", dropped " + dropped + "; anti-entropy rounds "
+        + rounds + " (+" + roundsFailed + " failed), keys pushed " + pushed + ", pulled " + pulled
+        + "; protocol errors " + malformed;
   }
 
   /** Frames delivered so far. */
