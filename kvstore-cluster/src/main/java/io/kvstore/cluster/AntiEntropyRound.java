@@ -257,7 +257,7 @@ final class AntiEntropyRound {
 
   /** Fails the step if it takes longer than the step timeout (timed on the engine's scheduler). */
   private <T> CompletableFuture<T> timed(CompletableFuture<T> f) {
-    EngineScheduler.Cancellable timer = timers.schedule(() -> f.completeExceptionally(
+    Cancellable timer = timers.schedule(() -> f.completeExceptionally(
         new TimeoutException("peer " + link.nodeId + " did not answer within "
             + stepTimeoutMillis + " ms")), stepTimeoutMillis);
     f.whenComplete((v, e) -> timer.cancel());

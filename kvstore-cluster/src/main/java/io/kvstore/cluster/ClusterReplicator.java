@@ -421,13 +421,13 @@ public final class ClusterReplicator implements Replicator {
     return link;
   }
 
-  private EngineScheduler.Cancellable schedule(Runnable task, long delayMillis) {
+  private Cancellable schedule(Runnable task, long delayMillis) {
     try {
       ScheduledFuture<?> f = control.schedule(() -> runSafely(task), delayMillis,
           TimeUnit.MILLISECONDS);
       return () -> f.cancel(false);
     } catch (RejectedExecutionException e) {
-      return EngineScheduler.Cancellable.NONE; // closing
+      return Cancellable.NONE; // closing
     }
   }
 

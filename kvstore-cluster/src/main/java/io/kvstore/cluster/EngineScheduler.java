@@ -8,15 +8,6 @@ package io.kvstore.cluster;
  * the scheduler carries on. After the node closes, new tasks are silently not run.
  */
 interface EngineScheduler {
-  /** A scheduled task that has not run yet can be cancelled; cancelling later does nothing. */
-  @FunctionalInterface
-  interface Cancellable {
-    /** Cancellable that does nothing (for a task that was never scheduled). */
-    Cancellable NONE = () -> { };
-
-    void cancel();
-  }
-
   /**
    * Runs a task on the control thread after a delay.
    *

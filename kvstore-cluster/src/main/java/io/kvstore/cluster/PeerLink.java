@@ -12,6 +12,7 @@ import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.function.Consumer;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -103,19 +104,7 @@ final class PeerLink {
     }
     channel = null;
     // Unacknowledged fan-out goes back in the queue; anti-entropy pushes fail with their round.
-    for (Iterator<Map.Entry<Long, Batch>> it = inflight.entrySet().iterator(); it.hasNext(); ) {
-      Batch b = it.next().getValue();
-      it.remove();
-      if (b.aeAck != null) {
-        b.aeAck.completeExceptionally(new IllegalStateException("connection to " + nodeId + " lost"));
-      } else {
-        queue.addAll(b.items);
-      }
-    }
-    AntiEntropyRound r = round;
-    if (r != null) {
-      r.fail("connection to " + nodeId + " lost");
-    }
+    endInflight("connection to " + nodeId + " lost", queue::add);
     if (closed) {
       failQueued("left the cluster");
     }
@@ -297,22 +286,28 @@ final class PeerLink {
     if (ch != null) {
       ch.close();
     }
-    AntiEntropyRound r = round;
-    if (r != null) {
-      r.fail("peer " + nodeId + " left");
-    }
+    endInflight("peer " + nodeId + " left", o -> drop(o, "left the cluster"));
+    failQueued("left the cluster");
+  }
+
+  /**
+   * Ends every sent batch still waiting for its ack, and the round: anti-entropy pushes fail, each
+   * fan-out mutation goes to {@code fanOut}.
+   */
+  private void endInflight(String why, Consumer<Outgoing> fanOut) {
     for (Iterator<Map.Entry<Long, Batch>> it = inflight.entrySet().iterator(); it.hasNext(); ) {
       Batch b = it.next().getValue();
       it.remove();
       if (b.aeAck != null) {
-        b.aeAck.completeExceptionally(new IllegalStateException("peer " + nodeId + " left"));
+        b.aeAck.completeExceptionally(new IllegalStateException(why));
       } else {
-        for (Outgoing o : b.items) {
-          drop(o, "left the cluster");
-        }
+        b.items.forEach(fanOut);
       }
     }
-    failQueued("left the cluster");
+    AntiEntropyRound r = round;
+    if (r != null) {
+      r.fail(why);
+    }
   }
 
   private void failQueued(String why) {

@@ -27,7 +27,7 @@ final class WriteTracker {
   private int outstanding;
   private boolean done;
   private String lastProblem;
-  private EngineScheduler.Cancellable timer;
+  private Cancellable timer;
 
   WriteTracker(WriteConcern concern, int required, int replicas, int outstanding, Duration timeout,
       Executor callbacks) {
@@ -43,7 +43,7 @@ final class WriteTracker {
     return future;
   }
 
-  synchronized void setTimer(EngineScheduler.Cancellable timer) {
+  synchronized void setTimer(Cancellable timer) {
     if (done) {
       timer.cancel();
     } else {

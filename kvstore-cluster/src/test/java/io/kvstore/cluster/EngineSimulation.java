@@ -69,13 +69,8 @@ final class EngineSimulation implements AutoCloseable {
     for (int k = 0; k < 6 + rnd.nextInt(10); k++) {
       keys.add("k" + k);
     }
-    SimNetwork.Faults f = new SimNetwork.Faults();
-    f.loss = rnd.nextDouble() * 0.2;
-    f.duplication = rnd.nextDouble() * 0.1;
-    f.minDelayMillis = 1;
-    f.maxDelayMillis = 1 + rnd.nextInt(15);
-    f.reorder = rnd.nextDouble() * 0.3;
-    f.reorderMillis = 1 + rnd.nextInt(30);
+    SimNetwork.Faults f = SimNetwork.Faults.of(rnd.nextDouble() * 0.2, rnd.nextDouble() * 0.1, 1,
+        1 + rnd.nextInt(15), rnd.nextDouble() * 0.3, 1 + rnd.nextInt(30));
     net.faults = f;
     faultsAtStart = f.toString();
   }

@@ -111,14 +111,8 @@ final class LwwSimulation implements AutoCloseable {
   }
 
   private SimNetwork.Faults randomFaults() {
-    SimNetwork.Faults f = new SimNetwork.Faults();
-    f.loss = rnd.nextDouble() * 0.3;
-    f.duplication = rnd.nextDouble() * 0.2;
-    f.minDelayMillis = 1;
-    f.maxDelayMillis = 1 + rnd.nextInt(5);
-    f.reorder = rnd.nextDouble() * 0.3;
-    f.reorderMillis = 1 + rnd.nextInt(10);
-    return f;
+    return SimNetwork.Faults.of(rnd.nextDouble() * 0.3, rnd.nextDouble() * 0.2, 1,
+        1 + rnd.nextInt(5), rnd.nextDouble() * 0.3, 1 + rnd.nextInt(10));
   }
 
   KvStore store(String id) {

@@ -127,12 +127,7 @@ class LwwSimulationTest {
   @MethodSource("fanOutLostSeeds")
   void when_everyFanOutIsLost_then_antiEntropyAloneConvergesToTheLwwModel(long seed) {
     LwwSimulation.Settings settings = new LwwSimulation.Settings();
-    SimNetwork.Faults faults = new SimNetwork.Faults();
-    faults.duplication = 0.1;
-    faults.minDelayMillis = 1;
-    faults.maxDelayMillis = 3;
-    faults.reorder = 0.2;
-    faults.reorderMillis = 5;
+    SimNetwork.Faults faults = SimNetwork.Faults.of(0, 0.1, 1, 3, 0.2, 5);
     faults.fanOutLoss = 1.0;
     settings.faults = faults;
     settings.partitionChangeRate = 0;

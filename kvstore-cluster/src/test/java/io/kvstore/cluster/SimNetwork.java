@@ -75,6 +75,19 @@ final class SimNetwork implements AutoCloseable {
       return new Faults();
     }
 
+    /** Faults without fan-out loss. */
+    static Faults of(double loss, double duplication, long minDelayMillis, long maxDelayMillis,
+        double reorder, long reorderMillis) {
+      Faults f = new Faults();
+      f.loss = loss;
+      f.duplication = duplication;
+      f.minDelayMillis = minDelayMillis;
+      f.maxDelayMillis = maxDelayMillis;
+      f.reorder = reorder;
+      f.reorderMillis = reorderMillis;
+      return f;
+    }
+
     @Override
     public String toString() {
       return String.format("loss %.2f, duplication %.2f, delay %d-%d ms, reorder %.2f by <= %d ms%s",

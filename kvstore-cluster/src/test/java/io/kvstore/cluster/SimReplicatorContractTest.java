@@ -40,13 +40,7 @@ class SimReplicatorContractTest extends ReplicatorContract {
     private long offsetMillis;
 
     SimFixture(int count) {
-      SimNetwork.Faults f = new SimNetwork.Faults();
-      f.duplication = 0.2;
-      f.minDelayMillis = 1;
-      f.maxDelayMillis = 3;
-      f.reorder = 0.2;
-      f.reorderMillis = 5;
-      net.faults = f;
+      net.faults = SimNetwork.Faults.of(0, 0.2, 1, 3, 0.2, 5);
       for (int i = 0; i < count; i++) {
         addNode();
       }
