@@ -235,6 +235,10 @@ final class DataPlane {
     public String remote() {
       return peer + "@" + ch.remoteAddress();
     }
+
+    Handshakes.Env env() {
+      return env;
+    }
   }
 
   /** Applies the (injected) loss, duplication and delay to one fan-out frame. */
@@ -248,14 +252,46 @@ final class DataPlane {
     }
   }
 
+  /**
+   * What both session handlers share: nothing a frame causes may throw out of the pipeline (it
+   * would reach Netty's tail and be logged there); it closes the connection instead.
+   */
+  private abstract static class Session extends ChannelInboundHandlerAdapter {
+    final NettyPeerChannel channel;
+
+    Session(NettyPeerChannel channel) {
+      this.channel = channel;
+    }
+
+    @Override
+    public final void channelRead(ChannelHandlerContext ctx, Object msg) {
+      Frames.Frame frame = (Frames.Frame) msg;
+      try {
+        onFrame(ctx, frame);
+      } catch (RuntimeException e) {
+        log.warn("node {}: handling {} from {} failed; closing the connection",
+            channel.env().nodeId(), frame.getClass().getSimpleName(), channel.remote(), e);
+        channel.close();
+      }
+    }
+
+    abstract void onFrame(ChannelHandlerContext ctx, Frames.Frame frame);
+
+    @Override
+    public void exceptionCaught(ChannelHandlerContext ctx, Throwable cause) {
+      log.debug("node {}: data-plane connection with {} failed: {}", channel.env().nodeId(),
+          channel.remote(), cause.toString());
+      channel.close();
+    }
+  }
+
   /** After the handshake, on an outgoing connection: frames to the link. */
-  private final class ClientSession extends ChannelInboundHandlerAdapter {
+  private final class ClientSession extends Session {
     private final Connector connector;
-    private final NettyPeerChannel channel;
 
     ClientSession(Connector connector, NettyPeerChannel channel) {
+      super(channel);
       this.connector = connector;
-      this.channel = channel;
     }
 
     @Override
@@ -264,8 +300,7 @@ final class DataPlane {
     }
 
     @Override
-    public void channelRead(ChannelHandlerContext ctx, Object msg) {
-      Frames.Frame frame = (Frames.Frame) msg;
+    void onFrame(ChannelHandlerContext ctx, Frames.Frame frame) {
       PeerLink link = connector.link;
       if (!env.faults().dataPlane().allows(link.nodeId, env.nodeId())) {
         channel.close();
@@ -292,18 +327,16 @@ final class DataPlane {
   }
 
   /** After the handshake, on an accepted connection: frames to the engine's responder. */
-  private final class ServerSession extends ChannelInboundHandlerAdapter {
+  private final class ServerSession extends Session {
     private final ReplicationEngine.Responder responder;
-    private final NettyPeerChannel channel;
 
     ServerSession(ReplicationEngine.Responder responder, NettyPeerChannel channel) {
+      super(channel);
       this.responder = responder;
-      this.channel = channel;
     }
 
     @Override
-    public void channelRead(ChannelHandlerContext ctx, Object msg) {
-      Frames.Frame frame = (Frames.Frame) msg;
+    void onFrame(ChannelHandlerContext ctx, Frames.Frame frame) {
       if (!env.faults().dataPlane().allows(responder.peer, env.nodeId())) {
         channel.close();
       } else if (frame instanceof Frames.MutationBatch batch && !batch.isAntiEntropy()) {
