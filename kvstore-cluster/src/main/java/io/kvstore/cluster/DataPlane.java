@@ -252,11 +252,8 @@ final class DataPlane {
     }
   }
 
-  /**
-   * What both session handlers share: nothing a frame causes may throw out of the pipeline (it
-   * would reach Netty's tail and be logged there); it closes the connection instead.
-   */
-  private abstract static class Session extends ChannelInboundHandlerAdapter {
+  /** What both session handlers share: a failure closes the connection. */
+  private abstract static class Session extends FrameHandler {
     final NettyPeerChannel channel;
 
     Session(NettyPeerChannel channel) {
@@ -264,18 +261,11 @@ final class DataPlane {
     }
 
     @Override
-    public final void channelRead(ChannelHandlerContext ctx, Object msg) {
-      Frames.Frame frame = (Frames.Frame) msg;
-      try {
-        onFrame(ctx, frame);
-      } catch (RuntimeException e) {
-        log.warn("node {}: handling {} from {} failed; closing the connection",
-            channel.env().nodeId(), frame.getClass().getSimpleName(), channel.remote(), e);
-        channel.close();
-      }
+    final void failed(ChannelHandlerContext ctx, Frames.Frame frame, RuntimeException e) {
+      log.warn("node {}: handling {} from {} failed; closing the connection",
+          channel.env().nodeId(), frame.getClass().getSimpleName(), channel.remote(), e);
+      channel.close();
     }
-
-    abstract void onFrame(ChannelHandlerContext ctx, Frames.Frame frame);
 
     @Override
     public void exceptionCaught(ChannelHandlerContext ctx, Throwable cause) {

@@ -4,7 +4,6 @@ import io.kvstore.core.NodeIds;
 import io.netty.buffer.ByteBuf;
 import io.netty.channel.ChannelHandler;
 import io.netty.channel.ChannelHandlerContext;
-import io.netty.channel.ChannelInboundHandlerAdapter;
 import io.netty.util.concurrent.ScheduledFuture;
 import java.nio.charset.StandardCharsets;
 import java.security.SecureRandom;
@@ -77,7 +76,7 @@ final class Handshakes {
   }
 
   /** Shared: the timer, the success step and the failure bookkeeping. */
-  private abstract static class Side extends ChannelInboundHandlerAdapter {
+  private abstract static class Side extends FrameHandler {
     final Env env;
     final FrameReader reader;
     final GuardedFrameDecoder decoder;
@@ -117,20 +116,13 @@ final class Handshakes {
     }
 
     @Override
-    public final void channelRead(ChannelHandlerContext ctx, Object msg) {
-      Frames.Frame frame = (Frames.Frame) msg;
-      try {
-        onFrame(ctx, frame);
-      } catch (RuntimeException e) {
-        env.stats().handshakeFailures.increment();
-        warnings.warn("node {}: cannot handle {} in the handshake with {}: {}; closing",
-            env.nodeId(), frame.getClass().getSimpleName(), ctx.channel().remoteAddress(),
-            e.toString());
-        reader.close(ctx);
-      }
+    final void failed(ChannelHandlerContext ctx, Frames.Frame frame, RuntimeException e) {
+      env.stats().handshakeFailures.increment();
+      warnings.warn("node {}: cannot handle {} in the handshake with {}: {}; closing",
+          env.nodeId(), frame.getClass().getSimpleName(), ctx.channel().remoteAddress(),
+          e.toString());
+      reader.close(ctx);
     }
-
-    abstract void onFrame(ChannelHandlerContext ctx, Frames.Frame frame);
 
     @Override
     public void channelInactive(ChannelHandlerContext ctx) {
