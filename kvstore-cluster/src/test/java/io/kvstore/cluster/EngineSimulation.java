@@ -18,9 +18,9 @@ import java.util.TreeMap;
 import java.util.concurrent.CompletableFuture;
 
 /**
- * One run of the deterministic simulation over real engines ({@link SimNetwork}): 3 to 5 nodes with
- * skewed clocks; a seeded workload of puts and deletes on a small key space at write concerns ONE,
- * QUORUM and ALL; seeded loss, duplication, delay, reordering and changing partitions; then heal and
+ * One run of the deterministic simulation over real engines ({@link SimNetwork}): 3 to 5 nodes (and
+ * in half the runs one more that joins empty halfway and must catch up) with skewed clocks; a
+ * seeded workload of puts and deletes on a small key space at write concerns ONE, QUORUM and ALL; seeded loss, duplication, delay, reordering and changing partitions; then heal and
  * quiescence. Everything random comes from the seed (the workload's stream here, the network's in
  * {@link SimNetwork}), so one seed replays one schedule exactly.
  *
@@ -49,6 +49,7 @@ final class EngineSimulation implements AutoCloseable {
   private final Map<String, String> modelValue = new TreeMap<>();
   private final Map<String, Version> lastLocal = new TreeMap<>();
   private final String faultsAtStart;
+  private boolean joined;
   int acked;
   int failed;
   int writes;
@@ -59,12 +60,7 @@ final class EngineSimulation implements AutoCloseable {
     this.net = new SimNetwork(seed, SimNetwork.smallSettings(), bug, b -> b);
     int n = 3 + rnd.nextInt(3);
     for (int i = 1; i <= n; i++) {
-      SimNetwork.SimNode node = net.addNode("n" + i, rnd.nextInt(4_001) - 2_000);
-      node.store.addListener("", e -> {
-        if (e.origin() == ChangeEvent.Origin.LOCAL) {
-          lastLocal.put(node.id, e.version());
-        }
-      });
+      addNode("n" + i);
     }
     for (int k = 0; k < 6 + rnd.nextInt(10); k++) {
       keys.add("k" + k);
@@ -75,15 +71,32 @@ final class EngineSimulation implements AutoCloseable {
     faultsAtStart = f.toString();
   }
 
-  String describe() {
-    return "seed=" + seed + " (replay: -D" + SEED_PROPERTY + "=" + seed + "; " + net.nodes().size()
-        + " nodes, " + faultsAtStart + ")";
+  private void addNode(String id) {
+    SimNetwork.SimNode node = net.addNode(id, rnd.nextInt(4_001) - 2_000);
+    node.store.addListener("", e -> {
+      if (e.origin() == ChangeEvent.Origin.LOCAL) {
+        lastLocal.put(node.id, e.version());
+      }
+    });
   }
 
-  /** The workload under faults and changing partitions. */
+  String describe() {
+    return "seed=" + seed + " (replay: -D" + SEED_PROPERTY + "=" + seed + "; " + net.nodes().size()
+        + " nodes" + (joined ? " (the last joined late)" : "") + ", " + faultsAtStart + ")";
+  }
+
+  /**
+   * The workload under faults and changing partitions; in half the runs an empty node joins halfway
+   * and must catch up.
+   */
   void chaos(int operations) {
     net.clock.runFor(50);
+    boolean lateJoiner = rnd.nextBoolean();
     for (int i = 0; i < operations && violation == null; i++) {
+      if (lateJoiner && i == operations / 2) {
+        addNode("n" + (net.nodes().size() + 1));
+        joined = true;
+      }
       double r = rnd.nextDouble();
       if (r < 0.03) {
         randomPartition();
