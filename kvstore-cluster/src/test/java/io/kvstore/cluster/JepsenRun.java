@@ -144,7 +144,7 @@ final class JepsenRun {
     static Config ackBeforeSync(long seed) {
       return new Config(seed, 3, Duration.ZERO, true, 2, Duration.ofMillis(20),
           Duration.ofSeconds(1), Duration.ofSeconds(2), Durability.INTERVAL, true,
-          List.of(FaultKind.POWER_LOSS), Duration.ofMillis(1_500));
+          List.of(FaultKind.POWER_LOSS), Duration.ofSeconds(1));
     }
   }
 
