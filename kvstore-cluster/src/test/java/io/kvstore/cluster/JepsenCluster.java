@@ -233,12 +233,17 @@ final class JepsenCluster implements AutoCloseable {
       network.partition(List.of(n.id()), others(n.id()));
     }
     List<Thread> stoppers = new ArrayList<>();
+    List<Throwable> failures = new java.util.concurrent.CopyOnWriteArrayList<>();
     for (Node n : nodes) {
       Thread t = new Thread(() -> {
-        if (powerLoss) {
-          n.disk().losePower(n.store());
-        } else {
-          n.disk().crash(n.store());
+        try {
+          if (powerLoss) {
+            n.disk().losePower(n.store());
+          } else {
+            n.disk().crash(n.store());
+          }
+        } catch (RuntimeException | Error e) {
+          failures.add(e);
         }
       }, "crash-" + n.id());
       t.start();
@@ -254,6 +259,11 @@ final class JepsenCluster implements AutoCloseable {
       if (t.isAlive()) {
         throw new IllegalStateException(t.getName() + " did not finish within 30 s");
       }
+    }
+    if (!failures.isEmpty()) {
+      IllegalStateException e = new IllegalStateException("crashing the cluster failed");
+      failures.forEach(e::addSuppressed);
+      throw e;
     }
     return nodes;
   }
