@@ -5,6 +5,7 @@ import static org.awaitility.Awaitility.await;
 import io.kvstore.core.Durability;
 import io.kvstore.core.KvStore;
 import io.kvstore.core.Member;
+import io.kvstore.core.StorageStatus;
 import io.kvstore.core.WriteConcern;
 import io.kvstore.core.WriteConcernException;
 import io.kvstore.core.WriteOptions;
@@ -151,7 +152,7 @@ final class JepsenRun {
   /** The outcome of a run. */
   record Report(Config config, List<String> faultLog, List<Long> convergenceMillis,
       HistoryChecker.Verdict verdict, Map<FaultKind, Integer> faultsRun, int pausesDetected,
-      int quorumBelowFullMajority, long elapsedMillis) {
+      int quorumBelowFullMajority, long elapsedMillis, long durableRestarts, long tornTailBytes) {
     boolean ok() {
       return verdict.ok();
     }
@@ -176,6 +177,7 @@ final class JepsenRun {
           + "QUORUM acknowledgements checked on the replicas: %d; pauses detected by the others: %d%n"
           + "QUORUM acks held by fewer than a majority of all %d nodes (the writer saw a smaller "
           + "cluster): %d%n"
+          + "restarts on a data directory: %d; torn log tails dropped by their recovery: %d bytes%n"
           + "convergence after heal (ms): p50 %d, p99 %d, max %d (n=%d)",
           config.seed(), config.nodes(), config.durability() == null ? "memory-only"
               : config.durability() + (config.acksDurable() ? ", acks checked as durable"
@@ -186,7 +188,7 @@ final class JepsenRun {
               ? " (BROKEN VARIANT: the nodes run " + config.durability() + ")" : "",
           f.oneLostToCrash(), f.quorumLostToCrash(),
           f.quorumChecked(), pausesDetected, config.nodes(), quorumBelowFullMajority,
-          percentile(50), percentile(99), percentile(100),
+          durableRestarts, tornTailBytes, percentile(50), percentile(99), percentile(100),
           convergenceMillis.size());
     }
 
@@ -212,6 +214,8 @@ final class JepsenRun {
   private final CountDownLatch abort = new CountDownLatch(1);
   private final List<Client> clients = new ArrayList<>();
   private int pausesDetected;
+  private long durableRestarts;
+  private long tornTailBytes;
   private long origin;
 
   /**
@@ -268,7 +272,7 @@ final class JepsenRun {
           && o.outcome == HistoryOp.Outcome.OK && o.holders < majority).count();
       return new Report(config, List.copyOf(faultLog), List.copyOf(convergence), verdict,
           Map.copyOf(faultsRun), pausesDetected, belowMajority,
-          (System.nanoTime() - started) / 1_000_000);
+          (System.nanoTime() - started) / 1_000_000, durableRestarts, tornTailBytes);
     } finally {
       abort.countDown();
       cluster.close();
@@ -566,11 +570,28 @@ final class JepsenRun {
     }
     try {
       await().atMost(Duration.ofSeconds(30)).until(() -> again.store().cluster().isReady());
-      note("  %s restarted %s, ready after %d ms", id, restartedHow(),
-          (System.nanoTime() - t0) / 1_000_000);
+      note("  %s restarted %s, ready after %d ms%s", id, restartedHow(),
+          (System.nanoTime() - t0) / 1_000_000, recovered(List.of(again)));
     } catch (ConditionTimeoutException e) {
       note("  %s restarted %s, NOT ready within 30 s", id, restartedHow());
     }
+  }
+
+  /** What the restarted durable nodes read back, and the torn tails their recovery dropped. */
+  private String recovered(List<JepsenCluster.Node> nodes) {
+    if (!cluster.durable()) {
+      return "";
+    }
+    long entries = 0;
+    long torn = 0;
+    for (JepsenCluster.Node n : nodes) {
+      StorageStatus st = n.store().storage();
+      entries += st.recoveredEntries();
+      torn += st.truncatedTailBytes();
+    }
+    durableRestarts += nodes.size();
+    tornTailBytes += torn;
+    return String.format(" (recovered %d entries; torn tails dropped: %d bytes)", entries, torn);
   }
 
   private String restartedHow() {
@@ -605,8 +626,8 @@ final class JepsenRun {
     try {
       await().atMost(Duration.ofSeconds(30)).until(() -> again.stream()
           .allMatch(n -> n.store().cluster().isReady()));
-      note("  all nodes restarted on their data directories, ready after %d ms",
-          (System.nanoTime() - t0) / 1_000_000);
+      note("  all nodes restarted on their data directories, ready after %d ms%s",
+          (System.nanoTime() - t0) / 1_000_000, recovered(again));
     } catch (ConditionTimeoutException e) {
       note("  all nodes restarted on their data directories, NOT all ready within 30 s");
     }
