@@ -82,26 +82,29 @@ final class JepsenCluster implements AutoCloseable {
   private final List<Node> killed = new java.util.concurrent.CopyOnWriteArrayList<>();
   private final Path dataRoot;
   private final Durability durability;
+  private final Duration syncInterval;
   private final long diskSeed;
   private final AtomicLong incarnations = new AtomicLong();
 
   /** A memory-only cluster: a restarted node comes back empty. */
   JepsenCluster(String clusterName, FaultNetwork network, Duration maxClockDrift) {
-    this(clusterName, network, maxClockDrift, null, null, 0);
+    this(clusterName, network, maxClockDrift, null, null, null, 0);
   }
 
   /**
    * @param dataRoot parent of the nodes' data directories, or null for a memory-only cluster
    * @param durability the nodes' durability (with a data root)
+   * @param syncInterval the sync period of INTERVAL nodes, or null for the default
    * @param diskSeed seeds the power-loss disks (each incarnation's disk gets its own seed from it)
    */
   JepsenCluster(String clusterName, FaultNetwork network, Duration maxClockDrift, Path dataRoot,
-      Durability durability, long diskSeed) {
+      Durability durability, Duration syncInterval, long diskSeed) {
     this.clusterName = clusterName;
     this.network = network;
     this.maxClockDrift = maxClockDrift;
     this.dataRoot = dataRoot;
     this.durability = dataRoot == null ? null : java.util.Objects.requireNonNull(durability);
+    this.syncInterval = syncInterval;
     this.diskSeed = diskSeed;
   }
 
@@ -140,6 +143,9 @@ final class JepsenCluster implements AutoCloseable {
           b.clock(clock).maxClockDrift(maxClockDrift);
           if (disk != null) {
             disk.install(b.dataDir(dataRoot.resolve(id)).durability(durability));
+            if (syncInterval != null) {
+              b.syncInterval(syncInterval);
+            }
           }
         })
         .faultHooks(network.hooksFor(id))
