@@ -156,7 +156,8 @@ final class JepsenRun {
   /** The outcome of a run. */
   record Report(Config config, List<String> faultLog, List<Long> convergenceMillis,
       HistoryChecker.Verdict verdict, Map<FaultKind, Integer> faultsRun, int pausesDetected,
-      int quorumBelowFullMajority, long elapsedMillis, long durableRestarts, long tornTailBytes) {
+      int quorumBelowFullMajority, long elapsedMillis, long durableRestarts, long tornTailBytes,
+      long burstWrites) {
     boolean ok() {
       return verdict.ok();
     }
@@ -181,7 +182,8 @@ final class JepsenRun {
           + "QUORUM acknowledgements checked on the replicas: %d; pauses detected by the others: %d%n"
           + "QUORUM acks held by fewer than a majority of all %d nodes (the writer saw a smaller "
           + "cluster): %d%n"
-          + "restarts on a data directory: %d; torn log tails dropped by their recovery: %d bytes%n"
+          + "restarts on a data directory: %d; torn log tails dropped by their recovery: %d bytes; "
+          + "burst writes issued right before whole-cluster crashes: %d%n"
           + "convergence after heal (ms): p50 %d, p99 %d, max %d (n=%d)",
           config.seed(), config.nodes(), config.durability() == null ? "memory-only"
               : config.durability() + (config.acksDurable() ? ", acks checked as durable"
@@ -192,7 +194,7 @@ final class JepsenRun {
               ? " (BROKEN VARIANT: the nodes run " + config.durability() + ")" : "",
           f.oneLostToCrash(), f.quorumLostToCrash(),
           f.quorumChecked(), pausesDetected, config.nodes(), quorumBelowFullMajority,
-          durableRestarts, tornTailBytes, percentile(50), percentile(99), percentile(100),
+          durableRestarts, tornTailBytes, burstWrites, percentile(50), percentile(99), percentile(100),
           convergenceMillis.size());
     }
 
@@ -219,6 +221,10 @@ final class JepsenRun {
   private final List<Client> clients = new ArrayList<>();
   private int pausesDetected;
   private long durableRestarts;
+  private final AtomicLong bursts = new AtomicLong();
+  private final List<CompletableFuture<?>> burstWrites = new ArrayList<>();
+  /** Writes the nemesis issues on every node right before a whole-cluster crash. */
+  private static final int BURST_PER_NODE = 40;
   private long tornTailBytes;
   private long origin;
 
@@ -273,10 +279,10 @@ final class JepsenRun {
       }
       int majority = config.nodes() / 2 + 1;
       int belowMajority = (int) history.stream().filter(o -> o.concern == WriteConcern.QUORUM
-          && o.outcome == HistoryOp.Outcome.OK && o.holders < majority).count();
+          && o.outcome == HistoryOp.Outcome.OK && o.required > 0 && o.holders < majority).count();
       return new Report(config, List.copyOf(faultLog), List.copyOf(convergence), verdict,
           Map.copyOf(faultsRun), pausesDetected, belowMajority,
-          (System.nanoTime() - started) / 1_000_000, durableRestarts, tornTailBytes);
+          (System.nanoTime() - started) / 1_000_000, durableRestarts, tornTailBytes, bursts.get());
     } finally {
       abort.countDown();
       cluster.close();
@@ -389,6 +395,7 @@ final class JepsenRun {
         throw new IllegalStateException(e);
       }
     }
+    awaitBursts();
     long healed = healEverything(round);
     long converged = awaitConvergence(healed);
     convergence.add(converged);
@@ -598,6 +605,73 @@ final class JepsenRun {
     return String.format(" (recovered %d entries; torn tails dropped: %d bytes)", entries, torn);
   }
 
+  /**
+   * Right before a whole-cluster crash: {@value #BURST_PER_NODE} asynchronous QUORUM puts of fresh
+   * keys on every node, not awaited, so the crash finds appended records whose sync (and
+   * acknowledgement) is still under way: what a power loss tears. Recorded like client writes; each
+   * ends when its future does (acknowledged ones must survive like any other).
+   */
+  private int burst() {
+    int issued = 0;
+    WriteOptions options = WriteOptions.concern(WriteConcern.QUORUM).withTimeout(config.writeTimeout());
+    for (JepsenCluster.Node n : cluster.runningNodes()) {
+      for (int i = 0; i < BURST_PER_NODE; i++) {
+        String key = "b/" + n.id() + "/" + bursts.incrementAndGet();
+        String value = "burst-" + i;
+        HistoryOp op = new HistoryOp(opIds.incrementAndGet(), "nemesis", n.id(), HistoryOp.Kind.PUT,
+            key, value, WriteConcern.QUORUM, System.nanoTime());
+        op.durableAck = config.acksDurable();
+        history.add(op);
+        JepsenCluster.clearLocalVersion();
+        CompletableFuture<?> f;
+        try {
+          f = n.store().putAsync(key, value.getBytes(StandardCharsets.UTF_8), options);
+        } catch (RuntimeException e) {
+          f = CompletableFuture.failedFuture(e);
+        }
+        op.version = JepsenCluster.lastLocalVersion();
+        issued++;
+        burstWrites.add(f.handle((v, e) -> {
+          finishBurst(op, e);
+          return null;
+        }));
+      }
+    }
+    return issued;
+  }
+
+  private void finishBurst(HistoryOp op, Throwable e) {
+    if (op.outcome != HistoryOp.Outcome.PENDING) {
+      return;
+    }
+    op.error = e == null ? null : e.toString();
+    op.crashesAtEnd = kills.get();
+    op.endNanos = System.nanoTime();
+    op.outcome = e == null && op.version != null ? HistoryOp.Outcome.OK
+        : op.version != null ? HistoryOp.Outcome.UNKNOWN : HistoryOp.Outcome.FAILED;
+  }
+
+  /** Before a check: every burst write has ended (a stuck one is recorded unknown). */
+  private void awaitBursts() {
+    try {
+      CompletableFuture.allOf(burstWrites.toArray(CompletableFuture[]::new))
+          .get(config.writeTimeout().toMillis() + 10_000, TimeUnit.MILLISECONDS);
+    } catch (ExecutionException | TimeoutException e) {
+      note("burst writes still pending at the check: recorded unknown");
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new IllegalStateException(e);
+    }
+    for (HistoryOp op : history) {
+      if (op.outcome == HistoryOp.Outcome.PENDING && "nemesis".equals(op.client)) {
+        op.error = "never completed";
+        op.endNanos = System.nanoTime();
+        op.outcome = op.version != null ? HistoryOp.Outcome.UNKNOWN : HistoryOp.Outcome.FAILED;
+      }
+    }
+    burstWrites.clear();
+  }
+
   private String restartedHow() {
     return cluster.durable() ? "on its data directory" : "empty";
   }
@@ -607,6 +681,7 @@ final class JepsenRun {
    * down for {@code downMillis}, then every node restarted on its data directory.
    */
   private void crashCluster(boolean powerLoss, long downMillis) {
+    int burst = burst();
     List<JepsenCluster.Node> crashed = cluster.crashAll(powerLoss);
     int crash;
     stillPicture.writeLock().lock();
@@ -616,8 +691,9 @@ final class JepsenRun {
     } finally {
       stillPicture.writeLock().unlock();
     }
-    note("  crash %d: all %d nodes %s", crash, crashed.size(),
-        powerLoss ? "lost their power (unsynced writes dropped or torn)" : "killed (kill -9)");
+    note("  crash %d: all %d nodes %s, %d burst writes issued just before", crash, crashed.size(),
+        powerLoss ? "lost their power (unsynced writes dropped or torn)" : "killed (kill -9)",
+        burst);
     quiet(downMillis);
     long t0 = System.nanoTime();
     List<JepsenCluster.Node> again;
