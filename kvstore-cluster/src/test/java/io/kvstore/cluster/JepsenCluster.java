@@ -21,11 +21,13 @@ import java.util.ArrayList;
 import java.util.BitSet;
 import java.util.List;
 import java.util.Map;
+import java.util.Objects;
 import java.util.Optional;
 import java.util.Set;
 import java.util.TreeMap;
 import java.util.TreeSet;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.stream.Collectors;
 
@@ -79,7 +81,7 @@ final class JepsenCluster implements AutoCloseable {
   private final List<String> ids = new ArrayList<>();
   private final Map<String, Node> running = new ConcurrentHashMap<>();
   private final Map<String, SkewedClock> clocks = new ConcurrentHashMap<>();
-  private final List<Node> killed = new java.util.concurrent.CopyOnWriteArrayList<>();
+  private final List<Node> killed = new CopyOnWriteArrayList<>();
   private final Path dataRoot;
   private final Durability durability;
   private final Duration syncInterval;
@@ -103,7 +105,7 @@ final class JepsenCluster implements AutoCloseable {
     this.network = network;
     this.maxClockDrift = maxClockDrift;
     this.dataRoot = dataRoot;
-    this.durability = dataRoot == null ? null : java.util.Objects.requireNonNull(durability);
+    this.durability = dataRoot == null ? null : Objects.requireNonNull(durability);
     this.syncInterval = syncInterval;
     this.diskSeed = diskSeed;
   }
@@ -229,8 +231,9 @@ final class JepsenCluster implements AutoCloseable {
    * cluster back.
    *
    * @param powerLoss a power loss (unsynced writes dropped or torn) instead of kill -9
+   * @param lastMoment runs on each node's crashing thread right before its disk crashes
    */
-  List<Node> crashAll(boolean powerLoss) {
+  List<Node> crashAll(boolean powerLoss, java.util.function.Consumer<Node> lastMoment) {
     if (!durable()) {
       throw new IllegalStateException("a memory-only cluster would lose everything");
     }
@@ -239,10 +242,11 @@ final class JepsenCluster implements AutoCloseable {
       network.partition(List.of(n.id()), others(n.id()));
     }
     List<Thread> stoppers = new ArrayList<>();
-    List<Throwable> failures = new java.util.concurrent.CopyOnWriteArrayList<>();
+    List<Throwable> failures = new CopyOnWriteArrayList<>();
     for (Node n : nodes) {
       Thread t = new Thread(() -> {
         try {
+          lastMoment.accept(n);
           if (powerLoss) {
             n.disk().losePower(n.store());
           } else {

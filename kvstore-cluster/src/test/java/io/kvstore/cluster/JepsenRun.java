@@ -19,6 +19,7 @@ import java.util.EnumMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
+import java.util.Queue;
 import java.util.Random;
 import java.util.Set;
 import java.util.concurrent.CompletableFuture;
@@ -62,8 +63,9 @@ import org.slf4j.LoggerFactory;
  * directory), so nothing is marked.
  *
  * <p><b>Whole-cluster crashes</b> (durable runs only): every link is cut, then every node's disk
- * crashes at once, while clients are writing: {@code CLUSTER_CRASH} like kill -9 (what was written
- * to the OS stays), {@code POWER_LOSS} through the {@link io.kvstore.core.testing.PowerLossDisk}
+ * crashes at once, while clients are writing, each right after a burst of unawaited ONE writes on
+ * that node (so there are records appended but not yet synced): {@code CLUSTER_CRASH} like kill -9
+ * (what was written to the OS stays), {@code POWER_LOSS} through the {@link io.kvstore.core.testing.PowerLossDisk}
  * (unsynced writes dropped or torn). Then every node restarts on its directory. Under SYNC no
  * acknowledged write may be lost to either; the checker counts the QUORUM ones no node holds at the
  * end ({@code SYNC_QUORUM_LOST}), and a write acknowledged under SYNC is never excused by a crash.
@@ -157,7 +159,7 @@ final class JepsenRun {
   record Report(Config config, List<String> faultLog, List<Long> convergenceMillis,
       HistoryChecker.Verdict verdict, Map<FaultKind, Integer> faultsRun, int pausesDetected,
       int quorumBelowFullMajority, long elapsedMillis, long durableRestarts, long tornTailBytes,
-      long burstWrites) {
+      long burstWrites, long burstAcknowledged) {
     boolean ok() {
       return verdict.ok();
     }
@@ -183,7 +185,7 @@ final class JepsenRun {
           + "QUORUM acks held by fewer than a majority of all %d nodes (the writer saw a smaller "
           + "cluster): %d%n"
           + "restarts on a data directory: %d; torn log tails dropped by their recovery: %d bytes; "
-          + "burst writes issued right before whole-cluster crashes: %d%n"
+          + "burst writes issued right before whole-cluster crashes: %d (acknowledged %d)%n"
           + "convergence after heal (ms): p50 %d, p99 %d, max %d (n=%d)",
           config.seed(), config.nodes(), config.durability() == null ? "memory-only"
               : config.durability() + (config.acksDurable() ? ", acks checked as durable"
@@ -194,8 +196,8 @@ final class JepsenRun {
               ? " (BROKEN VARIANT: the nodes run " + config.durability() + ")" : "",
           f.oneLostToCrash(), f.quorumLostToCrash(),
           f.quorumChecked(), pausesDetected, config.nodes(), quorumBelowFullMajority,
-          durableRestarts, tornTailBytes, burstWrites, percentile(50), percentile(99), percentile(100),
-          convergenceMillis.size());
+          durableRestarts, tornTailBytes, burstWrites, burstAcknowledged, percentile(50),
+          percentile(99), percentile(100), convergenceMillis.size());
     }
 
     /** What a failure prints: seed, replay hint, schedule, the violations and their history. */
@@ -222,8 +224,8 @@ final class JepsenRun {
   private int pausesDetected;
   private long durableRestarts;
   private final AtomicLong bursts = new AtomicLong();
-  private final List<CompletableFuture<?>> burstWrites = new ArrayList<>();
-  /** Writes the nemesis issues on every node right before a whole-cluster crash. */
+  private final Queue<CompletableFuture<?>> burstWrites = new ConcurrentLinkedQueue<>();
+  /** Writes the nemesis issues on each node right before its disk crashes with the cluster. */
   private static final int BURST_PER_NODE = 40;
   private long tornTailBytes;
   private long origin;
@@ -282,7 +284,9 @@ final class JepsenRun {
           && o.outcome == HistoryOp.Outcome.OK && o.required > 0 && o.holders < majority).count();
       return new Report(config, List.copyOf(faultLog), List.copyOf(convergence), verdict,
           Map.copyOf(faultsRun), pausesDetected, belowMajority,
-          (System.nanoTime() - started) / 1_000_000, durableRestarts, tornTailBytes, bursts.get());
+          (System.nanoTime() - started) / 1_000_000, durableRestarts, tornTailBytes, bursts.get(),
+          history.stream().filter(o -> "nemesis".equals(o.client)
+              && o.outcome == HistoryOp.Outcome.OK).count());
     } finally {
       abort.countDown();
       cluster.close();
@@ -606,38 +610,35 @@ final class JepsenRun {
   }
 
   /**
-   * Right before a whole-cluster crash: {@value #BURST_PER_NODE} asynchronous QUORUM puts of fresh
-   * keys on every node, not awaited, so the crash finds appended records whose sync (and
-   * acknowledgement) is still under way: what a power loss tears. Recorded like client writes; each
-   * ends when its future does (acknowledged ones must survive like any other).
+   * On a node's crashing thread, its links already cut, right before its disk crashes:
+   * {@value #BURST_PER_NODE} asynchronous ONE puts of fresh keys, not awaited, so the crash finds
+   * appended records whose sync is still under way: what a power loss tears. A ONE write is
+   * acknowledged once its node's durability step is done (under SYNC: synced), so every one of them
+   * acknowledged before the crash must survive it. Recorded like client writes; each ends when its
+   * future does.
    */
-  private int burst() {
-    int issued = 0;
-    WriteOptions options = WriteOptions.concern(WriteConcern.QUORUM).withTimeout(config.writeTimeout());
-    for (JepsenCluster.Node n : cluster.runningNodes()) {
-      for (int i = 0; i < BURST_PER_NODE; i++) {
-        String key = "b/" + n.id() + "/" + bursts.incrementAndGet();
-        String value = "burst-" + i;
-        HistoryOp op = new HistoryOp(opIds.incrementAndGet(), "nemesis", n.id(), HistoryOp.Kind.PUT,
-            key, value, WriteConcern.QUORUM, System.nanoTime());
-        op.durableAck = config.acksDurable();
-        history.add(op);
-        JepsenCluster.clearLocalVersion();
-        CompletableFuture<?> f;
-        try {
-          f = n.store().putAsync(key, value.getBytes(StandardCharsets.UTF_8), options);
-        } catch (RuntimeException e) {
-          f = CompletableFuture.failedFuture(e);
-        }
-        op.version = JepsenCluster.lastLocalVersion();
-        issued++;
-        burstWrites.add(f.handle((v, e) -> {
-          finishBurst(op, e);
-          return null;
-        }));
+  private void burst(JepsenCluster.Node n) {
+    WriteOptions options = WriteOptions.concern(WriteConcern.ONE).withTimeout(config.writeTimeout());
+    for (int i = 0; i < BURST_PER_NODE; i++) {
+      String key = "b/" + n.id() + "/" + bursts.incrementAndGet();
+      String value = "burst-" + i;
+      HistoryOp op = new HistoryOp(opIds.incrementAndGet(), "nemesis", n.id(), HistoryOp.Kind.PUT,
+          key, value, WriteConcern.ONE, System.nanoTime());
+      op.durableAck = config.acksDurable();
+      history.add(op);
+      JepsenCluster.clearLocalVersion();
+      CompletableFuture<?> f;
+      try {
+        f = n.store().putAsync(key, value.getBytes(StandardCharsets.UTF_8), options);
+      } catch (RuntimeException e) {
+        f = CompletableFuture.failedFuture(e);
       }
+      op.version = JepsenCluster.lastLocalVersion();
+      burstWrites.add(f.handle((v, e) -> {
+        finishBurst(op, e);
+        return null;
+      }));
     }
-    return issued;
   }
 
   private void finishBurst(HistoryOp op, Throwable e) {
@@ -681,8 +682,9 @@ final class JepsenRun {
    * down for {@code downMillis}, then every node restarted on its data directory.
    */
   private void crashCluster(boolean powerLoss, long downMillis) {
-    int burst = burst();
-    List<JepsenCluster.Node> crashed = cluster.crashAll(powerLoss);
+    long burstsBefore = bursts.get();
+    List<JepsenCluster.Node> crashed = cluster.crashAll(powerLoss, this::burst);
+    long burst = bursts.get() - burstsBefore;
     int crash;
     stillPicture.writeLock().lock();
     try {

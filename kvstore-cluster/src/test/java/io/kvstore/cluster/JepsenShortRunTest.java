@@ -47,9 +47,7 @@ class JepsenShortRunTest {
     HistoryChecker.Figures f = report.verdict().figures();
     assertThat(f.okOne()).as(report.failureMessage()).isGreaterThan(100);
     assertThat(f.okQuorum()).as(report.failureMessage()).isGreaterThan(100);
-    // Every client QUORUM ack is checked on the replicas; the burst writes before a crash are not.
-    assertThat(f.quorumChecked()).isBetween((int) (f.okQuorum() - report.burstWrites()),
-        f.okQuorum());
+    assertThat(f.quorumChecked()).isEqualTo(f.okQuorum());
     assertThat(report.burstWrites()).isGreaterThan(0);
     assertThat(f.syncQuorumLost()).as(report.failureMessage()).isZero();
     assertThat(f.syncQuorumAcked()).isEqualTo(f.okQuorum());
