@@ -10,6 +10,9 @@
  *   <li>{@link io.kvstore.core.testing.ManualClock}, {@link io.kvstore.core.testing.Seeds},
  *       {@link io.kvstore.core.testing.SeedInFailures}, {@link io.kvstore.core.testing.Replicas}: injected
  *       time, replayable seeds ({@code -Dkvstore.seed=N}), and a replica's full state.
+ *   <li>{@link io.kvstore.core.testing.PowerLossDisk}: the disk under a durable store, to crash it
+ *       (kill -9) or cut its power (unsynced writes dropped, torn or reordered) and restart it on its
+ *       data directory.
  * </ul>
  *
  * <p>Core has no network of its own: the deterministic multi-node simulation lives in kvstore-cluster's
