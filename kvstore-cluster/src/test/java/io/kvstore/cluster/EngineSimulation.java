@@ -21,7 +21,8 @@ import java.util.concurrent.CompletableFuture;
  * One run of the deterministic simulation over real engines ({@link SimNetwork}): 3 to 5 nodes (and
  * in half the runs one more that joins empty halfway and must catch up) with skewed clocks; a
  * seeded workload of puts and deletes on a small key space at write concerns ONE, QUORUM and ALL;
- * seeded loss, duplication, delay, reordering and changing partitions; then heal and quiescence. Everything random comes from the seed (the workload's stream here, the network's in
+ * seeded loss, duplication, delay, reordering and changing partitions; then heal and quiescence.
+ * Everything random comes from the seed (the workload's stream here, the network's in
  * {@link SimNetwork}), so one seed replays one schedule exactly.
  *
  * <p>Checks, each failure message starting with the seed:
