@@ -3,7 +3,7 @@ package io.kvstore.cluster;
 import org.awaitility.Awaitility;
 
 import io.kvstore.core.KvStore;
-import io.kvstore.core.ReplicaStore;
+import io.kvstore.core.spi.ReplicaStore;
 import io.kvstore.core.testing.ManualClock;
 import io.kvstore.core.testing.ReplicatorContract;
 import java.time.Duration;

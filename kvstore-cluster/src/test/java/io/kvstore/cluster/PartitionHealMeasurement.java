@@ -1,7 +1,7 @@
 package io.kvstore.cluster;
 
 import io.kvstore.core.KvStore;
-import io.kvstore.core.ReplicaStore;
+import io.kvstore.core.spi.ReplicaStore;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.List;

@@ -3,10 +3,10 @@ package io.kvstore.cluster;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.awaitility.Awaitility.await;
 
-import io.kvstore.core.ApplyResult;
-import io.kvstore.core.Digest;
-import io.kvstore.core.Mutation;
-import io.kvstore.core.ReplicaStore;
+import io.kvstore.core.spi.ApplyResult;
+import io.kvstore.core.spi.Digest;
+import io.kvstore.core.spi.Mutation;
+import io.kvstore.core.spi.ReplicaStore;
 import io.kvstore.core.Version;
 import io.kvstore.core.testing.Replicas;
 import java.nio.charset.StandardCharsets;

@@ -1,5 +1,12 @@
 package io.kvstore.core;
 
+import io.kvstore.core.spi.Replicator;
+import io.kvstore.core.spi.ReplicaStore;
+import io.kvstore.core.spi.Mutation;
+import io.kvstore.core.spi.Digest;
+import io.kvstore.core.spi.KeyVersion;
+import io.kvstore.core.spi.ApplyResult;
+import io.kvstore.core.spi.Hashing;
 import java.time.Duration;
 import java.time.InstantSource;
 import java.util.ArrayList;
@@ -705,12 +712,12 @@ final class DefaultKvStore implements KvStore, ReplicaStore {
         copy[Digest.bucketOfHash(keyHash, bucketCount)] ^=
             Hashing.entry(keyHash, e.timestamp, e.nodeId, e.fingerprint());
       });
-      return Digest.wrap(copy);
+      return Digest.of(copy);
     }
     for (int i = 0; i < bucketCount; i++) {
       copy[i] = digest.get(i);
     }
-    return Digest.wrap(copy);
+    return Digest.of(copy);
   }
 
   @Override

@@ -1,5 +1,9 @@
 package io.kvstore.core;
 
+import io.kvstore.core.spi.Replicator;
+import io.kvstore.core.spi.ReplicaStore;
+import io.kvstore.core.spi.Mutation;
+import io.kvstore.core.spi.ApplyResult;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
@@ -108,8 +112,8 @@ class CoreRegressionTest {
   void hugeWriteTimeout_overflowedTheBlockingGuardAndFailedAtOnce() throws Exception {
     CompletableFuture<Void> replicated = new CompletableFuture<>();
     Replicator slow = new Replicator() {
-      private final Replicator standalone = Replicator.standalone(
-          new Member("n1", null, null, Member.Status.ALIVE));
+      private final Replicator standalone = new StandaloneReplicator(
+            ClusterView.standalone(new Member("n1", null, null, Member.Status.ALIVE)));
 
       @Override
       public void start(ReplicaStore store) {}

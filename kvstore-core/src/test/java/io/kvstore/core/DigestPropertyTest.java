@@ -1,5 +1,10 @@
 package io.kvstore.core;
 
+import io.kvstore.core.spi.Mutation;
+import io.kvstore.core.spi.Digest;
+import io.kvstore.core.spi.KeyVersion;
+import io.kvstore.core.spi.AntiEntropy;
+import io.kvstore.core.spi.ApplyResult;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import java.util.ArrayList;

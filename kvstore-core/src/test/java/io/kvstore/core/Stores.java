@@ -1,5 +1,11 @@
 package io.kvstore.core;
 
+import io.kvstore.core.spi.Replicator;
+import io.kvstore.core.spi.ReplicaStore;
+import io.kvstore.core.spi.Mutation;
+import io.kvstore.core.spi.Digest;
+import io.kvstore.core.spi.KeyVersion;
+import io.kvstore.core.spi.ApplyResult;
 import java.time.Duration;
 import java.time.InstantSource;
 import java.util.ArrayList;
