@@ -58,13 +58,14 @@ import org.slf4j.LoggerFactory;
  * {@link ClusterView#isReady()} turns true, and stays true, once the node has completed an
  * anti-entropy round with a peer, or, finding no peer, once the initial join window has passed.
  */
-public final class ClusterReplicator implements Replicator {
+final class ClusterReplicator implements Replicator {
   private static final Logger log = LoggerFactory.getLogger(ClusterReplicator.class);
   private static final CompletableFuture<Void> DONE = CompletableFuture.completedFuture(null);
 
   private final KvClusterConfig config;
   private final FaultHooks faults;
   private final Stats stats = new Stats(this::connectedPeers);
+  private final ClusterNode handle = new ClusterNode(this);
   private final View view = new View();
   private final CopyOnWriteArrayList<Consumer<MembershipEvent>> listeners =
       new CopyOnWriteArrayList<>();
@@ -623,6 +624,11 @@ public final class ClusterReplicator implements Replicator {
   }
 
   /** The replicator behind a view, for {@link KvCluster#replicator}. */
+  /** The public handle of this node ({@link KvCluster#node}). */
+  ClusterNode handle() {
+    return handle;
+  }
+
   static ClusterReplicator owning(ClusterView view) {
     return view instanceof View v ? v.owner() : null;
   }

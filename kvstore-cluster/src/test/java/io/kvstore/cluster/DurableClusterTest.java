@@ -93,7 +93,7 @@ class DurableClusterTest {
     try (TestCluster cluster = TestCluster.start("gated", "g", 1)) {
       ClusterReplicator inner = KvCluster.builder().nodeId("g2").clusterName("gated")
           .host(TestCluster.HOST).membershipPort(0).dataPort(0)
-          .seeds(cluster.node("g1").membershipAddress()).buildReplicator();
+          .seeds(cluster.node("g1").membershipAddress()).buildClusterReplicator();
       AtomicReference<GatedStore> gated = new AtomicReference<>();
       Replicator wrapper = new Replicator() {
         @Override

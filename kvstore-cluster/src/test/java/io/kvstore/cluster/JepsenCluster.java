@@ -153,7 +153,7 @@ final class JepsenCluster implements AutoCloseable {
         .faultHooks(network.hooksFor(id))
         .build();
     store.addListener("", JepsenCluster::capture);
-    ClusterReplicator replicator = KvCluster.replicator(store).orElseThrow();
+    ClusterReplicator replicator = java.util.Objects.requireNonNull(ClusterReplicator.owning(store.cluster()));
     network.register(id, replicator.membershipAddress());
     Node node = new Node(id, store, replicator, disk);
     running.put(id, node);

@@ -78,7 +78,7 @@ class CoreRegressionTest {
       clock.advance(Duration.ofDays(365 * 100));
       assertThat(s.getVersioned("k")).hasValueSatisfying(e -> assertThat(e.version()).isEqualTo(v));
       assertThat(events).hasSize(1);
-      assertThat(Stores.rawState(s).get("k").expiresAtMillis()).isPositive();
+      assertThat(Stores.rawState(s.replicaView()).get("k").expiresAtMillis()).isPositive();
     }
   }
 

@@ -159,7 +159,7 @@ final class Stores {
   record View(TreeMap<String, String> entries, Digest digest) {}
 
   static View view(KvStore store) {
-    ReplicaStore replica = (ReplicaStore) store;
+    ReplicaStore replica = ReplicaViews.of(store);
     TreeMap<String, String> entries = new TreeMap<>();
     heldVersions(replica).forEach((k, v) ->
         entries.put(k, v + " = " + store.get(k).map(Stores::hex).orElse("-")));
