@@ -201,6 +201,12 @@ final class LogStorage implements Storage {
    * before their force. CrashRecoveryTest checks that its seeded power losses catch it.
    */
   static volatile boolean ackSyncBeforeForceForTest;
+  /**
+   * Test seam, a deliberately broken variant: the sync thread forces up to the last reservation, not
+   * to the watermark of completed copies, so a SYNC write is acknowledged while an earlier one is still
+   * being copied. DurableStoreTest checks that it is caught.
+   */
+  static volatile boolean ignoreCopyWatermarkForTest;
   /** Progress of the replay, for a person waiting on a large recovery. */
   private RecoveryProgress progress = new RecoveryProgress(0);
   private long truncatedTailBytes;
@@ -906,6 +912,9 @@ final class LogStorage implements Storage {
   }
 
   private CompletableFuture<Void> waitForSync(long position) {
+    if (synced >= position) {
+      return StandaloneReplicator.DONE; // a force already covered it
+    }
     CompletableFuture<Void> done = new CompletableFuture<>();
     Waiter w = new Waiter(position, done);
     incoming.add(w);
@@ -1128,7 +1137,8 @@ final class LogStorage implements Storage {
       if (seg == null || seg.closed) {
         return false; // the roll forced it, or the close will
       }
-      int to = (int) Math.min(seg.done.get(), (long) seg.forced + MAX_SYNC_BYTES);
+      long copied = ignoreCopyWatermarkForTest ? seg.top() : seg.done.get();
+      int to = (int) Math.min(copied, (long) seg.forced + MAX_SYNC_BYTES);
       if (to <= seg.forced) {
         return false;
       }

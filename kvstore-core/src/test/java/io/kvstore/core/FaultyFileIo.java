@@ -71,6 +71,16 @@ final class FaultyFileIo implements FileIo {
     return droppedOps;
   }
 
+  private volatile Runnable beforeNextMappedWrite;
+
+  /**
+   * Runs {@code hook} in the writing thread before the next write through a mapping (once), after
+   * the writer reserved its space: a test holds a copy there to see what waits for it.
+   */
+  void beforeNextMappedWrite(Runnable hook) {
+    beforeNextMappedWrite = hook;
+  }
+
   /** Dirty pages of mapped files dropped at the power loss. */
   int droppedPages() {
     return droppedPages;
@@ -331,6 +341,11 @@ final class FaultyFileIo implements FileIo {
 
     @Override
     public void put(int offset, ByteBuffer src) {
+      Runnable hook = beforeNextMappedWrite;
+      if (hook != null && offset > 0) {
+        beforeNextMappedWrite = null;
+        hook.run();
+      }
       try {
         enter();
       } catch (IOException e) {
