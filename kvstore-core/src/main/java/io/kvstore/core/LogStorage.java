@@ -58,18 +58,28 @@ import org.slf4j.LoggerFactory;
  * New files are made durable in their directory (the directory is synced after every create and
  * rename); whole-file replacements go through a temporary file, a sync and an atomic rename.
  *
- * <p><b>Writes:</b> the writer thread encodes its record and appends it under a lock with one
- * {@code write}; that is the acknowledgement point of {@link Durability#INTERVAL} and
- * {@link Durability#NONE} (a crash of the process loses nothing the OS has). Under
- * {@link Durability#SYNC} the append also queues a waiter at its log position, and a sync thread
- * forces the log, as soon as the previous force ended, covering everything written by then, and
- * completes the waiters up to that position: group commit without an artificial wait, each batch being
- * what arrived during one sync. Under INTERVAL the sync thread forces once per interval. A segment is
- * forced before the next one is started, so only the last segment can ever hold unsynced data.
+ * <p><b>Writes</b> go into memory-mapped segments, preallocated at their full size (sparsely: the
+ * file reads as zeros past the data, and a zero length is where recovery stops). A writer encodes its
+ * record, reserves its bytes with a CAS on the segment's next offset and copies them in, in parallel
+ * with the other writers: no lock, no system call. Copies finish out of order, so the segment keeps a
+ * watermark, the offset below which every reservation is copied; nothing counts as written above it
+ * (recovery stops at the first gap, so a record after a gap is as good as lost). Under
+ * {@link Durability#INTERVAL} and {@link Durability#NONE} a write is acknowledged once the watermark
+ * passes it: a killed process loses nothing, the page cache has it. Under {@link Durability#SYNC} it
+ * then waits for a sync thread that, as soon as a write waits and the previous force ended, forces the
+ * segment up to the watermark (at most 8 MiB at once) and completes every waiter below it in one go:
+ * group commit without an artificial wait, each batch being what was copied during one force. Under
+ * INTERVAL the sync thread forces once per interval. A record that does not fit seals the segment (a
+ * flag in the same atomic offset): its writer waits for the copies below, forces and unmaps the
+ * segment, and starts the next one, sized for the record if that is larger than a segment; the
+ * others wait for it. So records never span segments and only the last segment can ever hold unsynced
+ * data. Closed segments are unmapped at once (through {@code Unsafe.invokeCleaner}, else by the
+ * garbage collector), so their files can be deleted and their memory is released.
  *
  * <p><b>A failed write or sync is not retried</b> (after a failed {@code fsync} Linux may already have
  * dropped the dirty pages, so a retry that succeeds proves nothing): every waiting write fails, every
- * later one is refused, the store reads on and reports it ({@link StorageStatus}, the log).
+ * later one is refused, the store reads on and reports it ({@link StorageStatus}, the log). The same
+ * for a fault while copying into a mapping (a full disk under a sparse segment shows up that way).
  *
  * <p><b>Snapshots and compaction:</b> when the log since the last snapshot outgrows both the
  * configured size and the last snapshot, the log is rolled to segment S first and then the map is
@@ -80,8 +90,10 @@ import org.slf4j.LoggerFactory;
  * deleted, so the log stays within about twice the live data.
  *
  * <p><b>Recovery:</b> the newest complete snapshot (one that never got its final rename is ignored),
- * then the segments from its sequence on, in order. A damaged or zero-filled tail of the last segment
- * is what a crash during a write leaves; it is truncated, counted and logged (under SYNC nothing in it
+ * then the segments from its sequence on, in order. A segment ends at a zero length followed by
+ * nothing but zeros (its preallocated rest). A damaged tail of the last segment, or one with data after
+ * a zero gap (a power loss kept a later page and dropped an earlier one), is what a crash during a
+ * write leaves; it is truncated, counted and logged (under SYNC nothing in it
  * was acknowledged). Damage anywhere else (a snapshot, an earlier segment, a missing segment, a
  * damaged clock file) cannot come from a crash: by the {@link CorruptionPolicy} the store refuses to
  * start with the file and the offset, or moves the files aside and starts empty.
@@ -117,7 +129,8 @@ final class LogStorage implements Storage {
    * @param syncInterval the sync period of {@link Durability#INTERVAL}
    * @param onCorruption what recovery does with a corrupted directory
    * @param clusterName recorded in the manifest; a directory of another cluster is refused (or null)
-   * @param segmentBytes a segment is rolled once it passes this size
+   * @param segmentBytes the size of a segment (mapped and preallocated at once); a record that does
+   *     not fit rolls to the next one
    * @param compactBytes a snapshot is taken once the log since the last one passes this size (and the
    *     last snapshot's size)
    * @param clockStepMillis how far ahead the clock is reserved
@@ -1021,7 +1034,9 @@ final class LogStorage implements Storage {
    * {@code roll} false); returns the sealed segment and its end, or null if the storage failed or
    * closed.
    */
-  private long[] seal(boolean roll) {
+  private record Sealed(Segment segment, long end) {}
+
+  private Sealed seal(boolean roll) {
     while (true) {
       Segment seg = current;
       if (failure != null || seg == null) {
@@ -1034,7 +1049,7 @@ final class LogStorage implements Storage {
         if (roll && rollAndAppend(seg, p, null).isCompletedExceptionally()) {
           return null;
         }
-        return new long[] {seg.seq, p};
+        return new Sealed(seg, p);
       }
     }
   }
@@ -1284,11 +1299,11 @@ final class LogStorage implements Storage {
   }
 
   private void snapshotLocked() {
-    long[] sealed = seal(true);
+    Sealed sealed = seal(true);
     if (sealed == null) {
       return;
     }
-    long seq = sealed[0] + 1;
+    long seq = sealed.segment().seq + 1;
     Segment rolledTo = current;
     if (rolledTo != null && rolledTo.seq == seq) {
       snapshotBase = rolledTo.base;
@@ -1304,6 +1319,9 @@ final class LogStorage implements Storage {
         long count = 0;
         Iterator<Map.Entry<String, Entry>> it = snapshotSource.get();
         while (it.hasNext()) {
+          if (!running && syncer != null) {
+            throw new SnapshotAbandoned();
+          }
           Map.Entry<String, Entry> me = it.next();
           ByteBuffer rec = RecordCodec.encode(me.getKey(), me.getValue());
           if (rec.remaining() > buf.remaining()) {
@@ -1349,8 +1367,24 @@ final class LogStorage implements Storage {
       lastSnapshotBytes = bytes;
       snapshots.incrementAndGet();
       log.debug("node {}: snapshot {} written, {} bytes", nodeId, file, bytes);
+    } catch (SnapshotAbandoned e) {
+      try {
+        io.delete(tmp);
+      } catch (IOException ignored) {
+        // an unfinished snapshot is deleted by the next recovery
+      }
+      log.debug("node {}: snapshot {} abandoned: the store is closing", nodeId, file);
     } catch (IOException e) {
       fail("writing the snapshot " + file, e);
+    }
+  }
+
+  /** A snapshot stopped because the store closes (the log it would compact is intact). */
+  private static final class SnapshotAbandoned extends IOException {
+    private static final long serialVersionUID = 1L;
+
+    SnapshotAbandoned() {
+      super("the store is closing", null);
     }
   }
 
@@ -1372,20 +1406,21 @@ final class LogStorage implements Storage {
   @Override
   public void close() {
     stopThreads();
-    Segment seg = current;
-    long[] sealed = seal(false);
+    Sealed sealed = seal(false);
+    Segment seg = sealed == null ? current : sealed.segment();
     if (sealed != null) {
-      awaitCopied(seg, sealed[1]);
+      int end = (int) sealed.end();
+      awaitCopied(seg, end);
       try {
         syncLock.lock();
         try {
-          if (failure == null && sealed[1] > seg.forced) {
-            seg.map.force(seg.forced, (int) sealed[1] - seg.forced);
+          if (failure == null && end > seg.forced) {
+            seg.map.force(seg.forced, end - seg.forced);
             syncs.incrementAndGet();
-            seg.forced = (int) sealed[1];
+            seg.forced = end;
           }
           if (failure == null) {
-            synced = seg.base + sealed[1];
+            synced = seg.base + end;
           }
           seg.closed = true;
         } finally {
@@ -1453,8 +1488,11 @@ final class LogStorage implements Storage {
       }
     }
     if (compactor != null) {
-      compactor.shutdownNow();
+      compactor.shutdown(); // not interrupted: an interrupt would close its channel and fail the store
       try {
+        if (!compactor.awaitTermination(30, TimeUnit.SECONDS)) {
+          compactor.shutdownNow();
+        }
         compactor.awaitTermination(10, TimeUnit.SECONDS);
       } catch (InterruptedException e) {
         Thread.currentThread().interrupt();
