@@ -28,6 +28,7 @@ import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.locks.Condition;
 import java.util.concurrent.locks.LockSupport;
@@ -69,12 +70,14 @@ import org.slf4j.LoggerFactory;
  * then waits for a sync thread that, as soon as a write waits and the previous force ended, forces the
  * segment up to the watermark (at most 8 MiB at once) and completes every waiter below it in one go:
  * group commit without an artificial wait, each batch being what was copied during one force. Under
- * INTERVAL the sync thread forces once per interval. A record that does not fit seals the segment (a
- * flag in the same atomic offset): its writer waits for the copies below, forces and unmaps the
- * segment, and starts the next one, sized for the record if that is larger than a segment; the
- * others wait for it. So records never span segments and only the last segment can ever hold unsynced
- * data. Closed segments are unmapped at once (through {@code Unsafe.invokeCleaner}, else by the
- * garbage collector), so their files can be deleted and their memory is released.
+ * INTERVAL the sync thread forces once per interval; under INTERVAL and NONE it also forces whenever
+ * 4 MiB are unforced (acknowledging nothing), so that a roll has little left to force. A record that
+ * does not fit seals the segment (a flag in the same atomic offset): its writer waits for the copies
+ * below, forces the segment, and starts the next one, sized for the record if that is larger than a
+ * segment; the others wait for it. So records never span segments and only the last segment can ever
+ * hold unsynced data. The sync thread then unmaps the old segment (through
+ * {@code Unsafe.invokeCleaner}, else the garbage collector does), so its file can be deleted and its
+ * memory is released.
  *
  * <p><b>A failed write or sync is not retried</b> (after a failed {@code fsync} Linux may already have
  * dropped the dirty pages, so a retry that succeeds proves nothing): every waiting write fails, every
@@ -118,6 +121,12 @@ final class LogStorage implements Storage {
   private static final long SEALED = Long.MIN_VALUE;
   /** At most this much is forced at once, so one sync's batch stays bounded. */
   private static final int MAX_SYNC_BYTES = 8 << 20;
+  /**
+   * Under INTERVAL and NONE the sync thread also forces whenever this much is unforced, so the force
+   * a roll waits for stays short (the data is there once, whoever forces it).
+   */
+  private static final int BACKGROUND_FORCE_BYTES = 4 << 20;
+  private static final long BACKGROUND_CHECK_NANOS = 10_000_000;
   /** The largest segment (a mapped buffer is indexed by int). */
   static final long MAX_SEGMENT_BYTES = 1L << 30;
 
@@ -185,8 +194,9 @@ final class LogStorage implements Storage {
   private volatile long lastSnapshotBytes;
   private long startPosition;
 
-  /** Held while forcing a segment or closing it (so nothing forces an unmapped segment). */
-  private final ReentrantLock syncLock = new ReentrantLock();
+  /** Segments rolled away from, for the sync thread to unmap (it may still be forcing one). */
+  private final ConcurrentLinkedQueue<Segment> retired = new ConcurrentLinkedQueue<>();
+  private final Object syncedLock = new Object();
   /** Writers that found the segment full wait here for the roll. */
   private final ReentrantLock rollLock = new ReentrantLock();
   private final Condition rolled = rollLock.newCondition();
@@ -252,8 +262,8 @@ final class LogStorage implements Storage {
     final AtomicLong done;
     /** Copies finished above the watermark, by start offset: their end offsets. */
     private final ConcurrentHashMap<Long, Long> early = new ConcurrentHashMap<>();
-    int forced; // guarded by syncLock
-    boolean closed; // guarded by syncLock
+    /** Below this offset the segment is on disk. */
+    final AtomicInteger forced = new AtomicInteger();
 
     Segment(long seq, Path file, FileChannel channel, FileIo.Mapping map, int capacity, long base,
         long reserved, long done) {
@@ -284,6 +294,20 @@ final class LogStorage implements Storage {
         }
         done.set(next);
       }
+    }
+
+    /**
+     * Forces {@code [forced, to)}; whether there was anything to force. The sync thread and a roll
+     * may force at the same time (overlapping ranges are only written twice).
+     */
+    boolean forceTo(int to) throws IOException {
+      int from = forced.get();
+      if (to <= from) {
+        return false;
+      }
+      map.force(from, to - from);
+      forced.accumulateAndGet(to, Math::max);
+      return true;
     }
 
     /** The offset the next reservation would get (the end, once sealed). */
@@ -1001,19 +1025,11 @@ final class LogStorage implements Storage {
         signalRolled();
         return CompletableFuture.failedFuture(failure);
       }
-      syncLock.lock();
-      try {
-        if (end > seg.forced) {
-          seg.map.force(seg.forced, (int) end - seg.forced);
-          syncs.incrementAndGet();
-          seg.forced = (int) end;
-        }
-        seg.closed = true;
-        synced = seg.base + end;
-      } finally {
-        syncLock.unlock();
+      if (seg.forceTo((int) end)) {
+        syncs.incrementAndGet();
       }
-      closeSegment(seg, true);
+      advanceSynced(seg.base + end);
+      retired.add(seg); // the sync thread unmaps it: it may be forcing it right now
       long capacity = Math.max(options.segmentBytes(), HEADER_BYTES + (long) n);
       next = createSegment(seg.seq + 1, seg.base + end, (int) capacity, n);
     } catch (IOException e) {
@@ -1092,24 +1108,29 @@ final class LogStorage implements Storage {
     long clockNanos = TimeUnit.MILLISECONDS.toNanos(Math.max(1, options.clockStepMillis() / 4));
     long nextForce = System.nanoTime() + (interval ? intervalNanos : 0);
     long nextClock = System.nanoTime() + clockNanos;
+    boolean background = durability != Durability.SYNC;
     while (running && failure == null) {
+      unmapRetired();
       for (Waiter w; (w = incoming.poll()) != null; ) {
         pending.add(w);
       }
       long now = System.nanoTime();
+      Segment cur = current;
       boolean periodic = interval && now - nextForce >= 0;
+      boolean behind = background && cur != null
+          && cur.done.get() - cur.forced.get() >= BACKGROUND_FORCE_BYTES;
       boolean clockDue = now - nextClock >= 0;
       boolean waiting = !pending.isEmpty() && pending.peek().position() > synced;
-      if (!waiting && !periodic && !clockDue) {
+      if (!waiting && !periodic && !behind && !clockDue) {
         completeSynced();
         long deadline = interval && nextForce - nextClock < 0 ? nextForce : nextClock;
-        park(deadline - now);
+        park(Math.min(deadline - now, background ? BACKGROUND_CHECK_NANOS : Long.MAX_VALUE));
         continue;
       }
       Segment seg = current;
       try {
-        if (waiting || periodic) {
-          boolean forced = force();
+        if (waiting || periodic || behind) {
+          boolean forced = force(); // "behind": keeps the force a roll waits for short
           if (periodic) {
             nextForce = System.nanoTime() + intervalNanos;
           }
@@ -1146,26 +1167,32 @@ final class LogStorage implements Storage {
 
   /** Forces the current segment up to its watermark; whether there was anything to force. */
   private boolean force() throws IOException {
-    syncLock.lock();
-    try {
-      Segment seg = current;
-      if (seg == null || seg.closed) {
-        return false; // the roll forced it, or the close will
+    Segment seg = current;
+    if (seg == null) {
+      return false;
+    }
+    long copied = ignoreCopyWatermarkForTest ? seg.top() : seg.done.get();
+    int to = (int) Math.min(copied, (long) seg.forced.get() + MAX_SYNC_BYTES);
+    if (!seg.forceTo(to)) {
+      return false;
+    }
+    syncs.incrementAndGet();
+    advanceSynced(seg.base + to);
+    return true;
+  }
+
+  private void advanceSynced(long position) {
+    synchronized (syncedLock) {
+      if (position > synced) {
+        synced = position;
       }
-      long copied = ignoreCopyWatermarkForTest ? seg.top() : seg.done.get();
-      int to = (int) Math.min(copied, (long) seg.forced + MAX_SYNC_BYTES);
-      if (to <= seg.forced) {
-        return false;
-      }
-      seg.map.force(seg.forced, to - seg.forced);
-      syncs.incrementAndGet();
-      seg.forced = to;
-      if (seg.base + to > synced) {
-        synced = seg.base + to;
-      }
-      return true;
-    } finally {
-      syncLock.unlock();
+    }
+  }
+
+  /** Unmaps the segments rolled away from (the sync thread, or the closer once it stopped). */
+  private void unmapRetired() {
+    for (Segment seg; (seg = retired.poll()) != null; ) {
+      closeSegment(seg, true);
     }
   }
 
@@ -1412,19 +1439,11 @@ final class LogStorage implements Storage {
       int end = (int) sealed.end();
       awaitCopied(seg, end);
       try {
-        syncLock.lock();
-        try {
-          if (failure == null && end > seg.forced) {
-            seg.map.force(seg.forced, end - seg.forced);
-            syncs.incrementAndGet();
-            seg.forced = end;
-          }
-          if (failure == null) {
-            synced = seg.base + end;
-          }
-          seg.closed = true;
-        } finally {
-          syncLock.unlock();
+        if (failure == null && seg.forceTo(end)) {
+          syncs.incrementAndGet();
+        }
+        if (failure == null) {
+          advanceSynced(seg.base + end);
         }
       } catch (IOException e) {
         fail("syncing " + seg.file + " at close", e);
@@ -1433,6 +1452,7 @@ final class LogStorage implements Storage {
     current = null;
     signalRolled();
     closeSegment(seg, sealed != null);
+    unmapRetired();
     settleWaiters();
     if (failure == null) {
       try {
