@@ -4,39 +4,21 @@ import io.netty.handler.ssl.ClientAuth;
 import io.netty.handler.ssl.SslContext;
 import io.netty.handler.ssl.SslContextBuilder;
 import io.netty.handler.ssl.SslProvider;
-import java.io.ByteArrayInputStream;
+import io.kvstore.core.KeyMaterial;
 import java.io.IOException;
-import java.io.InputStream;
-import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
-import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.security.GeneralSecurityException;
-import java.security.KeyFactory;
 import java.security.KeyStore;
 import java.security.PrivateKey;
-import java.security.SecureRandom;
-import java.security.Signature;
-import java.security.UnrecoverableKeyException;
-import java.security.cert.Certificate;
 import java.security.cert.CertificateException;
 import java.security.cert.CertificateExpiredException;
 import java.security.cert.CertificateNotYetValidException;
-import java.security.cert.CertificateFactory;
 import java.security.cert.X509Certificate;
-import java.security.spec.MGF1ParameterSpec;
-import java.security.spec.PKCS8EncodedKeySpec;
-import java.security.spec.PSSParameterSpec;
 import java.time.Instant;
 import java.util.ArrayList;
 import java.util.Arrays;
-import java.util.Base64;
-import java.util.Collections;
 import java.util.List;
-import java.util.Locale;
 import java.util.Objects;
-import java.util.regex.Matcher;
-import java.util.regex.Pattern;
 import javax.net.ssl.SSLException;
 import javax.net.ssl.TrustManager;
 import javax.net.ssl.TrustManagerFactory;
@@ -68,13 +50,9 @@ import javax.net.ssl.X509TrustManager;
  * the node restarts with them.
  */
 public final class ClusterTls {
-  /** 1 MiB: the largest certificate, key or store file read. */
-  static final int MAX_FILE_BYTES = 1024 * 1024;
+  private static final String PURPOSE = "cluster TLS";
   /** The only protocol offered and accepted. */
   static final String PROTOCOL = "TLSv1.3";
-  private static final Pattern PEM = Pattern.compile(
-      "-----BEGIN ([A-Z0-9 ]+)-----([A-Za-z0-9+/=\\s]*?)-----END \\1-----");
-  private static final SecureRandom RANDOM = new SecureRandom();
 
   private final List<X509Certificate> chain;
   private final List<X509Certificate> trusted;
@@ -125,25 +103,10 @@ public final class ClusterTls {
    *     match the certificate, or the certificate is not valid under the CA bundle
    */
   public static ClusterTls pem(Path certificateChain, Path privateKey, Path trustedCertificates) {
-    Objects.requireNonNull(certificateChain, "certificateChain");
-    Objects.requireNonNull(privateKey, "privateKey");
     Objects.requireNonNull(trustedCertificates, "trustedCertificates");
-    List<X509Certificate> chain = certificates(certificateChain, "certificate file");
-    List<X509Certificate> cas = certificates(trustedCertificates, "CA file");
-    List<byte[]> keys = pemBlocks(privateKey, "key file", "PRIVATE KEY");
-    if (keys.size() != 1) {
-      throw new IllegalArgumentException("cluster TLS key file " + privateKey + " must hold exactly "
-          + "one unencrypted PKCS#8 '-----BEGIN PRIVATE KEY-----' block, found " + keys.size()
-          + " (convert with: openssl pkcs8 -topk8 -nocrypt -in old.key -out new.key)");
-    }
-    PrivateKey key = parseKey(keys.get(0));
-    Arrays.fill(keys.get(0), (byte) 0);
-    if (key == null) {
-      throw new IllegalArgumentException("cluster TLS key file " + privateKey
-          + " is not an RSA, EC or EdDSA PKCS#8 private key");
-    }
-    checkMatch(key, chain.get(0), "key file " + privateKey, "certificate file " + certificateChain);
-    return new ClusterTls(key, chain, cas, "PEM " + certificateChain + " + " + privateKey + ", CAs "
+    KeyMaterial own = KeyMaterial.pem(PURPOSE, certificateChain, privateKey);
+    List<X509Certificate> cas = KeyMaterial.certificates(PURPOSE, trustedCertificates, "CA file");
+    return new ClusterTls(own.privateKey(), own.chain(), cas, own.source() + ", CAs "
         + trustedCertificates, "certificate file " + certificateChain, "CA file "
         + trustedCertificates);
   }
@@ -164,64 +127,16 @@ public final class ClusterTls {
    */
   public static ClusterTls keyStore(Path keyStore, char[] keyStorePassword, Path trustStore,
       char[] trustStorePassword) {
-    Objects.requireNonNull(keyStore, "keyStore");
     Objects.requireNonNull(keyStorePassword, "keyStorePassword");
     Objects.requireNonNull(trustStore, "trustStore");
     Objects.requireNonNull(trustStorePassword, "trustStorePassword");
     char[] pw = keyStorePassword.clone();
     char[] tpw = trustStorePassword.clone();
     try {
-      KeyStore ks = load(keyStore, pw, "keystore");
-      PrivateKey key = null;
-      List<X509Certificate> chain = new ArrayList<>();
-      int keys = 0;
-      try {
-        for (String alias : Collections.list(ks.aliases())) {
-          if (!ks.isKeyEntry(alias)) {
-            continue;
-          }
-          keys++;
-          key = (PrivateKey) ks.getKey(alias, pw);
-          Certificate[] certs = ks.getCertificateChain(alias);
-          chain.clear();
-          for (Certificate c : certs == null ? new Certificate[0] : certs) {
-            chain.add((X509Certificate) c);
-          }
-        }
-      } catch (UnrecoverableKeyException e) {
-        throw new IllegalArgumentException("cluster TLS keystore " + keyStore + ": the key entry "
-            + "needs a password different from the store's; kvstore uses the store password for both");
-      } catch (GeneralSecurityException | ClassCastException e) {
-        throw new IllegalArgumentException("invalid cluster TLS keystore " + keyStore + ": "
-            + e.getMessage(), e);
-      }
-      if (keys != 1) {
-        throw new IllegalArgumentException("cluster TLS keystore " + keyStore + " must hold exactly "
-            + "one private-key entry, found " + keys);
-      }
-      if (chain.isEmpty()) {
-        throw new IllegalArgumentException("cluster TLS keystore " + keyStore
-            + " holds a private key without a certificate");
-      }
-      KeyStore ts = load(trustStore, tpw, "truststore");
-      List<X509Certificate> cas = new ArrayList<>();
-      try {
-        for (String alias : Collections.list(ts.aliases())) {
-          if (ts.isCertificateEntry(alias) && ts.getCertificate(alias) instanceof X509Certificate c) {
-            cas.add(c);
-          }
-        }
-      } catch (GeneralSecurityException e) {
-        throw new IllegalArgumentException("invalid cluster TLS truststore " + trustStore + ": "
-            + e.getMessage(), e);
-      }
-      if (cas.isEmpty()) {
-        throw new IllegalArgumentException("cluster TLS truststore " + trustStore
-            + " holds no trusted certificate entry (import the cluster CA with keytool -importcert)");
-      }
-      checkMatch(key, chain.get(0), "keystore " + keyStore, "keystore " + keyStore);
-      return new ClusterTls(key, chain, cas, "keystore " + keyStore + ", truststore " + trustStore,
-          "keystore " + keyStore, "truststore " + trustStore);
+      KeyMaterial own = KeyMaterial.keyStore(PURPOSE, keyStore, pw);
+      List<X509Certificate> cas = KeyMaterial.trustedCertificates(PURPOSE, trustStore, tpw);
+      return new ClusterTls(own.privateKey(), own.chain(), cas, own.source() + ", truststore "
+          + trustStore, "keystore " + keyStore, "truststore " + trustStore);
     } finally {
       Arrays.fill(pw, '\0');
       Arrays.fill(tpw, '\0');
@@ -242,9 +157,10 @@ public final class ClusterTls {
    */
   public static ClusterTls keyStoreWithPasswordFiles(Path keyStore, Path keyStorePasswordFile,
       Path trustStore, Path trustStorePasswordFile) {
-    char[] pw = readPassword(Objects.requireNonNull(keyStorePasswordFile, "keyStorePasswordFile"));
-    char[] tpw = readPassword(Objects.requireNonNull(trustStorePasswordFile,
-        "trustStorePasswordFile"));
+    char[] pw = KeyMaterial.readPassword(PURPOSE,
+        Objects.requireNonNull(keyStorePasswordFile, "keyStorePasswordFile"));
+    char[] tpw = KeyMaterial.readPassword(PURPOSE,
+        Objects.requireNonNull(trustStorePasswordFile, "trustStorePasswordFile"));
     try {
       return keyStore(keyStore, pw, trustStore, tpw);
     } finally {
@@ -348,151 +264,6 @@ public final class ClusterTls {
       throw new IllegalArgumentException(prefix + "is not accepted as a TLS " + role
           + " certificate under the CAs of " + trustFile + ": " + message + " (a node acts as TLS "
           + "server and client: with extendedKeyUsage it needs both serverAuth and clientAuth)", e);
-    }
-  }
-
-  /** Signs random bytes with the key and verifies with the certificate: they must be a pair. */
-  private static void checkMatch(PrivateKey key, X509Certificate cert, String keyFile,
-      String certFile) {
-    String algorithm = key.getAlgorithm().toUpperCase(Locale.ROOT);
-    String sigAlg = switch (algorithm) {
-      case "RSA" -> "SHA256withRSA";
-      case "EC" -> "SHA256withECDSA";
-      case "RSASSA-PSS" -> "RSASSA-PSS";
-      default -> key.getAlgorithm(); // Ed25519, Ed448, EdDSA
-    };
-    byte[] data = new byte[32];
-    RANDOM.nextBytes(data);
-    boolean ok;
-    try {
-      Signature signer = Signature.getInstance(sigAlg);
-      if (algorithm.equals("RSASSA-PSS")) {
-        signer.setParameter(new PSSParameterSpec("SHA-256", "MGF1", MGF1ParameterSpec.SHA256, 32, 1));
-      }
-      signer.initSign(key);
-      signer.update(data);
-      byte[] sig = signer.sign();
-      Signature verifier = Signature.getInstance(sigAlg);
-      if (algorithm.equals("RSASSA-PSS")) {
-        verifier.setParameter(new PSSParameterSpec("SHA-256", "MGF1", MGF1ParameterSpec.SHA256, 32,
-            1));
-      }
-      verifier.initVerify(cert.getPublicKey());
-      verifier.update(data);
-      ok = verifier.verify(sig);
-    } catch (GeneralSecurityException | RuntimeException e) {
-      ok = false;
-    }
-    if (!ok) {
-      throw new IllegalArgumentException("cluster TLS " + keyFile + ": the private key does not "
-          + "match the certificate '" + cert.getSubjectX500Principal().getName() + "' in "
-          + certFile);
-    }
-  }
-
-  private static PrivateKey parseKey(byte[] der) {
-    PKCS8EncodedKeySpec spec = new PKCS8EncodedKeySpec(der);
-    for (String algorithm : List.of("RSA", "EC", "Ed25519", "Ed448", "RSASSA-PSS")) {
-      try {
-        return KeyFactory.getInstance(algorithm).generatePrivate(spec);
-      } catch (GeneralSecurityException | RuntimeException e) {
-        // try the next algorithm
-      }
-    }
-    return null;
-  }
-
-  private static List<X509Certificate> certificates(Path file, String what) {
-    List<X509Certificate> out = new ArrayList<>();
-    try {
-      CertificateFactory cf = CertificateFactory.getInstance("X.509");
-      for (byte[] der : pemBlocks(file, what, "CERTIFICATE")) {
-        out.add((X509Certificate) cf.generateCertificate(new ByteArrayInputStream(der)));
-      }
-    } catch (GeneralSecurityException | ClassCastException e) {
-      throw new IllegalArgumentException("cluster TLS " + what + " " + file
-          + " holds an invalid certificate: " + e.getMessage(), e);
-    }
-    if (out.isEmpty()) {
-      throw new IllegalArgumentException("cluster TLS " + what + " " + file
-          + " holds no -----BEGIN CERTIFICATE----- block");
-    }
-    return out;
-  }
-
-  private static byte[] read(Path file, String what) {
-    byte[] bytes;
-    try (InputStream in = Files.newInputStream(file)) {
-      bytes = in.readNBytes(MAX_FILE_BYTES + 1);
-    } catch (NoSuchFileException e) {
-      throw new IllegalArgumentException("cluster TLS " + what + " " + file + " does not exist");
-    } catch (IOException e) {
-      throw new IllegalArgumentException("cannot read cluster TLS " + what + " " + file + ": " + e);
-    }
-    if (bytes.length > MAX_FILE_BYTES) {
-      throw new IllegalArgumentException("cluster TLS " + what + " " + file
-          + " is larger than 1 MiB");
-    }
-    return bytes;
-  }
-
-  private static List<byte[]> pemBlocks(Path file, String what, String type) {
-    byte[] bytes = read(file, what);
-    String text = new String(bytes, StandardCharsets.US_ASCII);
-    Arrays.fill(bytes, (byte) 0);
-    List<byte[]> out = new ArrayList<>();
-    Matcher m = PEM.matcher(text);
-    while (m.find()) {
-      if (m.group(1).equals(type)) {
-        try {
-          out.add(Base64.getMimeDecoder().decode(m.group(2)));
-        } catch (IllegalArgumentException e) {
-          throw new IllegalArgumentException("cluster TLS " + what + " " + file + " has a " + type
-              + " block that is not base64");
-        }
-      } else if (m.group(1).contains("PRIVATE KEY") && type.equals("PRIVATE KEY")) {
-        throw new IllegalArgumentException("cluster TLS key file " + file + " holds a '"
-            + m.group(1) + "' block; kvstore reads unencrypted PKCS#8 'PRIVATE KEY' (convert with: "
-            + "openssl pkcs8 -topk8 -nocrypt -in old.key -out new.key)");
-      }
-    }
-    return out;
-  }
-
-  private static KeyStore load(Path file, char[] password, String what) {
-    byte[] bytes = read(file, what);
-    String type = file.getFileName().toString().toLowerCase(Locale.ROOT).endsWith(".jks")
-        ? "JKS" : "PKCS12";
-    try {
-      KeyStore ks = KeyStore.getInstance(type);
-      ks.load(new ByteArrayInputStream(bytes), password);
-      return ks;
-    } catch (IOException e) {
-      boolean wrongPassword = e.getCause() instanceof UnrecoverableKeyException
-          || (e.getMessage() != null && e.getMessage().contains("password"));
-      throw new IllegalArgumentException("cannot read cluster TLS " + what + " " + file + ": "
-          + (wrongPassword ? "wrong password" : "not a " + type + " store (" + e.getMessage() + ")"),
-          e);
-    } catch (GeneralSecurityException e) {
-      throw new IllegalArgumentException("invalid cluster TLS " + what + " " + file + ": "
-          + e.getMessage(), e);
-    } finally {
-      Arrays.fill(bytes, (byte) 0);
-    }
-  }
-
-  private static char[] readPassword(Path file) {
-    byte[] bytes = read(file, "password file");
-    try {
-      String text = new String(bytes, StandardCharsets.UTF_8);
-      int end = text.indexOf('\n');
-      String line = end < 0 ? text : text.substring(0, end);
-      if (line.endsWith("\r")) {
-        line = line.substring(0, line.length() - 1);
-      }
-      return line.toCharArray();
-    } finally {
-      Arrays.fill(bytes, (byte) 0);
     }
   }
 }

@@ -23,7 +23,8 @@ import java.util.TreeSet;
  *       it was applied on its node and may have spread.</li>
  *   <li>A write <em>must exist</em> (required) when it was acknowledged, unless its node was killed
  *       while no other node held it (the documented loss of a write acknowledged at ONE, or of a
- *       QUORUM write whose other replicas had been killed before).</li>
+ *       QUORUM write whose other replicas had been killed before) and the acknowledgement was not
+ *       durable. A write acknowledged under SYNC ({@link HistoryOp#durableAck}) is never excused.</li>
  * </ul>
  *
  * <p>Violations: {@code LOST} (a required write is not there and nothing newer replaced it: an
@@ -31,8 +32,12 @@ import java.util.TreeSet;
  * {@code RESURRECTED} (a key whose acknowledged delete is newer holds an older value again),
  * {@code UNEXPLAINED} (a version no candidate wrote, or a known version with another value),
  * {@code DIVERGENT} (nodes disagree on a key), {@code QUORUM_UNDER_REPLICATED} (an acknowledged
- * QUORUM write held by fewer nodes than its concern needed right after the acknowledgement), and
- * {@code QUORUM_LOST} (a QUORUM write held by two or more nodes lost to the first crash after it).
+ * QUORUM write held by fewer nodes than its concern needed right after the acknowledgement),
+ * {@code QUORUM_LOST} (a QUORUM write held by two or more nodes lost to the first crash after it), and
+ * {@code SYNC_QUORUM_LOST}: a write acknowledged at QUORUM under SYNC that no node holds at the end,
+ * neither it nor a newer write of its key. That is the figure the crash nemeses (kill -9 of every
+ * node, power loss of every node) are checked against; it must be 0 whatever crashed. It overlaps
+ * {@code LOST}/{@code RESURRECTED} on purpose: those judge each node, this one the cluster.
  */
 final class HistoryChecker {
   /** What a node holds for a key: a value, or a tombstone ({@code value == null}). */
@@ -43,14 +48,16 @@ final class HistoryChecker {
     }
   }
 
-  enum Kind { LOST, RESURRECTED, UNEXPLAINED, DIVERGENT, QUORUM_UNDER_REPLICATED, QUORUM_LOST }
+  enum Kind {
+    LOST, RESURRECTED, UNEXPLAINED, DIVERGENT, QUORUM_UNDER_REPLICATED, QUORUM_LOST, SYNC_QUORUM_LOST
+  }
 
   record Violation(Kind kind, String key, String message) {}
 
   /** The figures of one check. */
   record Figures(int operations, int ok, int unknown, int failed, int okOne, int okQuorum,
       int requiredWrites, int quorumChecked, int oneLostToCrash, int quorumLostToCrash, int keys,
-      int divergentKeys, Map<Kind, Integer> violations) {
+      int divergentKeys, int syncQuorumAcked, int syncQuorumLost, Map<Kind, Integer> violations) {
     int lost() {
       return violations.getOrDefault(Kind.LOST, 0) + violations.getOrDefault(Kind.RESURRECTED, 0)
           + violations.getOrDefault(Kind.QUORUM_LOST, 0);
@@ -60,9 +67,11 @@ final class HistoryChecker {
     public String toString() {
       return String.format("operations %d: ok %d (ONE %d, QUORUM %d), unknown %d, failed %d; "
           + "required writes %d; QUORUM acks checked on replicas %d; lost to a crash before "
-          + "spreading (allowed): ONE %d, QUORUM %d; keys %d, divergent %d; violations %s",
+          + "spreading (allowed): ONE %d, QUORUM %d; keys %d, divergent %d; "
+          + "SYNC-acknowledged QUORUM writes lost %d of %d; violations %s",
           operations, ok, okOne, okQuorum, unknown, failed, requiredWrites, quorumChecked,
-          oneLostToCrash, quorumLostToCrash, keys, divergentKeys, violations);
+          oneLostToCrash, quorumLostToCrash, keys, divergentKeys, syncQuorumLost, syncQuorumAcked,
+          violations);
     }
   }
 
@@ -113,14 +122,15 @@ final class HistoryChecker {
       if (op.required()) {
         required++;
       }
-      if (op.lostToCrash != null && op.outcome == HistoryOp.Outcome.OK) {
+      if (op.lostToCrash != null && op.outcome == HistoryOp.Outcome.OK && !op.durableAck) {
         if (op.concern == WriteConcern.ONE) {
           oneLost++;
         } else {
           quorumLost++;
         }
       }
-      if (op.concern == WriteConcern.QUORUM && op.outcome == HistoryOp.Outcome.OK) {
+      if (op.concern == WriteConcern.QUORUM && op.outcome == HistoryOp.Outcome.OK
+          && op.required > 0) { // 0: nobody counted its replicas (the nemesis's burst writes)
         quorumChecked++;
         if (op.holders < op.required) {
           violations.add(new Violation(Kind.QUORUM_UNDER_REPLICATED, op.key, "#" + op.id
@@ -159,13 +169,39 @@ final class HistoryChecker {
       }
     }
 
+    int syncAcked = 0;
+    int syncLost = 0;
+    for (HistoryOp op : history) {
+      if (!op.durableAck || op.concern != WriteConcern.QUORUM || op.outcome != HistoryOp.Outcome.OK
+          || op.version == null) {
+        continue;
+      }
+      syncAcked++;
+      if (!heldAnywhere(op, states)) {
+        syncLost++;
+        violations.add(new Violation(Kind.SYNC_QUORUM_LOST, op.key, "#" + op.id + " ("
+            + op.kind + " v=" + op.version + ") was acknowledged at QUORUM under SYNC, yet no node "
+            + "holds it or a newer write of " + op.key));
+      }
+    }
+
     Map<Kind, Integer> counts = new LinkedHashMap<>();
     for (Violation v : violations) {
       counts.merge(v.kind(), 1, Integer::sum);
     }
     Figures figures = new Figures(history.size(), ok, unknown, failed, okOne, okQuorum, required,
-        quorumChecked, oneLost, quorumLost, keys.size(), divergent, counts);
+        quorumChecked, oneLost, quorumLost, keys.size(), divergent, syncAcked, syncLost, counts);
     return new Verdict(figures, violations, evidence(violations, byKey, states, originNanos));
+  }
+
+  private static boolean heldAnywhere(HistoryOp op, Map<String, Map<String, Cell>> states) {
+    for (Map<String, Cell> s : states.values()) {
+      Cell c = s.get(op.key);
+      if (c != null && c.version().compareTo(op.version) >= 0) {
+        return true;
+      }
+    }
+    return false;
   }
 
   private static Violation checkKey(String key, String node, Cell cell, List<HistoryOp> ops) {

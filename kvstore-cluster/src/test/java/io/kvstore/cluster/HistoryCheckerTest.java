@@ -107,6 +107,43 @@ class HistoryCheckerTest {
         .containsExactly(HistoryChecker.Kind.QUORUM_LOST);
   }
 
+  /** Under SYNC an acknowledged write was on disk: no crash, however wide, excuses losing it. */
+  @Test
+  void syncAcknowledgedQuorumWriteNoNodeHolds_isLost_evenWhenACrashTookIt() {
+    HistoryOp lost = op(HistoryOp.Kind.PUT, "u", "x", WriteConcern.QUORUM, HistoryOp.Outcome.OK, 100);
+    lost.durableAck = true;
+    lost.lostToCrash = "crash 1 of every node";
+    lost.lostAtCrash = 3; // not the first crash after it: the non-durable QUORUM_LOST rule is silent
+    lost.crashesAtEnd = 1;
+    HistoryOp one = op(HistoryOp.Kind.PUT, "v", "y", WriteConcern.ONE, HistoryOp.Outcome.OK, 100);
+    one.durableAck = true;
+    one.lostToCrash = "kill 1 of n1";
+    HistoryChecker.Verdict v = check();
+    assertThat(v.violations()).extracting(HistoryChecker.Violation::kind)
+        .containsExactlyInAnyOrder(HistoryChecker.Kind.LOST, HistoryChecker.Kind.LOST,
+            HistoryChecker.Kind.SYNC_QUORUM_LOST);
+    assertThat(v.figures().syncQuorumLost()).isEqualTo(1);
+    assertThat(v.figures().syncQuorumAcked()).isEqualTo(1);
+    assertThat(v.figures().quorumLostToCrash()).isZero();
+    assertThat(v.figures().oneLostToCrash()).isZero();
+    assertThat(v.evidence()).contains("acknowledged at QUORUM under SYNC");
+  }
+
+  @Test
+  void syncAcknowledgedQuorumWrite_heldByOneNodeOrOverwritten_isNotLost() {
+    op(HistoryOp.Kind.PUT, "u", "x", WriteConcern.QUORUM, HistoryOp.Outcome.OK, 100).durableAck = true;
+    op(HistoryOp.Kind.PUT, "s", "a", WriteConcern.QUORUM, HistoryOp.Outcome.OK, 100).durableAck = true;
+    op(HistoryOp.Kind.DELETE, "s", null, WriteConcern.ONE, HistoryOp.Outcome.UNKNOWN, 200);
+    holds("u", "x", 100, "n2");
+    holds("s", null, 200, "n1", "n2");
+    HistoryChecker.Verdict v = check();
+    // n1 lacks u: divergent and lost on n1, but the cluster still holds it.
+    assertThat(v.violations()).extracting(HistoryChecker.Violation::kind)
+        .containsExactlyInAnyOrder(HistoryChecker.Kind.DIVERGENT, HistoryChecker.Kind.LOST);
+    assertThat(v.figures().syncQuorumAcked()).isEqualTo(2);
+    assertThat(v.figures().syncQuorumLost()).isZero();
+  }
+
   @Test
   void sharedKeyOlderThanAnAcknowledgedWrite_isLost() {
     op(HistoryOp.Kind.PUT, "s", "a", WriteConcern.ONE, HistoryOp.Outcome.OK, 100);

@@ -13,6 +13,9 @@ import io.kvstore.core.WriteConcern;
  * node crashed while waiting): it may or may not spread; {@link Outcome#FAILED} it was never applied
  * (the node was already down). {@link #version} is the version the write was stamped with, captured by
  * a change listener on the writing thread, so even an unknown write is identified exactly.
+ *
+ * <p>{@link #durableAck}: the run's nodes acknowledge only what they synced to disk (SYNC durability),
+ * so no crash, not even of every node at once, excuses losing this write once it is acknowledged.
  */
 final class HistoryOp {
   enum Kind { PUT, DELETE }
@@ -39,6 +42,8 @@ final class HistoryOp {
   /** Set when a node crashed while it was the only node holding this write: which crash, of whom. */
   volatile String lostToCrash;
   volatile int lostAtCrash;
+  /** Whether an acknowledgement means synced to disk on every acknowledging replica (SYNC). */
+  volatile boolean durableAck;
 
   HistoryOp(long id, String client, String node, Kind kind, String key, String value,
       WriteConcern concern, long startNanos) {
@@ -52,9 +57,12 @@ final class HistoryOp {
     this.startNanos = startNanos;
   }
 
-  /** Whether the checker must find this write (or something newer) in the final state. */
+  /**
+   * Whether the checker must find this write (or something newer) in the final state: when it was
+   * acknowledged, unless a crash took it before it spread and the acknowledgement was not durable.
+   */
   boolean required() {
-    return outcome == Outcome.OK && lostToCrash == null;
+    return outcome == Outcome.OK && (lostToCrash == null || durableAck);
   }
 
   /** Whether this write may be what the final state holds. */
@@ -67,7 +75,8 @@ final class HistoryOp {
     return String.format("#%d %8.3f..%-8s %-6s %-6s %-6s %s%s on %s -> %s%s%s%s", id,
         (startNanos - originNanos) / 1e6 / 1000,
         endNanos == 0 ? "?" : String.format("%.3f", (endNanos - originNanos) / 1e6 / 1000),
-        client, kind, concern, key, value == null ? "" : "=" + value, node, outcome,
+        client, kind, concern, key, value == null ? "" : "=" + value, node,
+        outcome + (durableAck ? "(SYNC)" : ""),
         version == null ? "" : " v=" + version,
         concern == WriteConcern.QUORUM && outcome == Outcome.OK
             ? " holders=" + holders + "/" + required : "",

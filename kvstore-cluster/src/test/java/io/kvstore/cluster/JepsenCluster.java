@@ -4,13 +4,16 @@ import static org.awaitility.Awaitility.await;
 
 import io.kvstore.core.ChangeEvent;
 import io.kvstore.core.Digest;
+import io.kvstore.core.Durability;
 import io.kvstore.core.KeyVersion;
 import io.kvstore.core.KvStore;
 import io.kvstore.core.Member;
 import io.kvstore.core.Mutation;
 import io.kvstore.core.ReplicaStore;
 import io.kvstore.core.Version;
+import io.kvstore.core.testing.PowerLossDisk;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
 import java.time.Duration;
 import java.time.Instant;
 import java.time.InstantSource;
@@ -18,18 +21,28 @@ import java.util.ArrayList;
 import java.util.BitSet;
 import java.util.List;
 import java.util.Map;
+import java.util.Objects;
 import java.util.Optional;
 import java.util.Set;
 import java.util.TreeMap;
 import java.util.TreeSet;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.stream.Collectors;
 
 /**
  * Real nodes of a Jepsen run in this JVM (ScaleCube + Netty on loopback, ephemeral ports), wired
  * through a {@link FaultNetwork}, each with its own skewable clock. A node can be killed (cut off,
- * then closed without a leave, like kill -9) and restarted empty under the same node id.
+ * then closed without a leave, like kill -9) and restarted under the same node id: empty for a
+ * memory-only cluster, on its data directory for a durable one.
+ *
+ * <p><b>Durable clusters</b> ({@code dataRoot} set): every node keeps its data in
+ * {@code dataRoot/<id>} at the given durability, on a {@link PowerLossDisk} (a new one, with its own
+ * seed, per incarnation). A kill then crashes the disk first, so nothing more is written or synced
+ * (kill -9), and the restart recovers the directory. {@link #crashAll} stops every node at once, by
+ * kill -9 or by a power loss (unsynced writes dropped or torn), and {@link #restartAll} brings them
+ * all back on their directories.
  *
  * <p>Every node is seeded with every node started before it, so a healed partition always has a seed
  * across the cut; a restarted node is seeded with every running node. A change listener on every
@@ -55,8 +68,8 @@ final class JepsenCluster implements AutoCloseable {
     }
   }
 
-  /** One incarnation of a node. */
-  record Node(String id, KvStore store, ClusterReplicator replicator) {
+  /** One incarnation of a node; {@code disk} is null for a memory-only node. */
+  record Node(String id, KvStore store, ClusterReplicator replicator, PowerLossDisk disk) {
     ReplicaStore replica() {
       return replicator.store();
     }
@@ -68,12 +81,38 @@ final class JepsenCluster implements AutoCloseable {
   private final List<String> ids = new ArrayList<>();
   private final Map<String, Node> running = new ConcurrentHashMap<>();
   private final Map<String, SkewedClock> clocks = new ConcurrentHashMap<>();
-  private final List<Node> killed = new java.util.concurrent.CopyOnWriteArrayList<>();
+  private final List<Node> killed = new CopyOnWriteArrayList<>();
+  private final Path dataRoot;
+  private final Durability durability;
+  private final Duration syncInterval;
+  private final long diskSeed;
+  private final AtomicLong incarnations = new AtomicLong();
 
+  /** A memory-only cluster: a restarted node comes back empty. */
   JepsenCluster(String clusterName, FaultNetwork network, Duration maxClockDrift) {
+    this(clusterName, network, maxClockDrift, null, null, null, 0);
+  }
+
+  /**
+   * @param dataRoot parent of the nodes' data directories, or null for a memory-only cluster
+   * @param durability the nodes' durability (with a data root)
+   * @param syncInterval the sync period of INTERVAL nodes, or null for the default
+   * @param diskSeed seeds the power-loss disks (each incarnation's disk gets its own seed from it)
+   */
+  JepsenCluster(String clusterName, FaultNetwork network, Duration maxClockDrift, Path dataRoot,
+      Durability durability, Duration syncInterval, long diskSeed) {
     this.clusterName = clusterName;
     this.network = network;
     this.maxClockDrift = maxClockDrift;
+    this.dataRoot = dataRoot;
+    this.durability = dataRoot == null ? null : Objects.requireNonNull(durability);
+    this.syncInterval = syncInterval;
+    this.diskSeed = diskSeed;
+  }
+
+  /** Whether the nodes keep their data across a restart. */
+  boolean durable() {
+    return dataRoot != null;
   }
 
   /** Starts nodes {@code <prefix>1..n} and waits until each sees all and is ready. */
@@ -90,6 +129,8 @@ final class JepsenCluster implements AutoCloseable {
 
   private Node startNode(String id, List<String> seeds) {
     SkewedClock clock = clocks.computeIfAbsent(id, x -> new SkewedClock());
+    PowerLossDisk disk = dataRoot == null ? null
+        : PowerLossDisk.create(diskSeed * 1_000_003 + incarnations.incrementAndGet());
     KvStore store = KvCluster.builder()
         .nodeId(id)
         .clusterName(clusterName)
@@ -97,14 +138,24 @@ final class JepsenCluster implements AutoCloseable {
         .membershipPort(0)
         .dataPort(0)
         .seeds(seeds)
-        .leaveTimeout(Duration.ofSeconds(2))
-        .store(b -> b.clock(clock).maxClockDrift(maxClockDrift))
+        // A killed node is cut off, so its leave can never be answered: the close would wait the
+        // whole timeout. 300 ms is ample for the graceful leave at the end of a run on loopback.
+        .leaveTimeout(Duration.ofMillis(300))
+        .store(b -> {
+          b.clock(clock).maxClockDrift(maxClockDrift);
+          if (disk != null) {
+            disk.install(b.dataDir(dataRoot.resolve(id)).durability(durability));
+            if (syncInterval != null) {
+              b.syncInterval(syncInterval);
+            }
+          }
+        })
         .faultHooks(network.hooksFor(id))
         .build();
     store.addListener("", JepsenCluster::capture);
     ClusterReplicator replicator = KvCluster.replicator(store).orElseThrow();
     network.register(id, replicator.membershipAddress());
-    Node node = new Node(id, store, replicator);
+    Node node = new Node(id, store, replicator, disk);
     running.put(id, node);
     return node;
   }
@@ -161,11 +212,101 @@ final class JepsenCluster implements AutoCloseable {
   }
 
   /**
-   * Second half of a kill: closes the cut-off incarnation. Its links stay cut until {@link #restart}:
-   * cuts are keyed by node id, and ScaleCube may still flush a message just after close returns.
+   * Second half of a kill: closes the cut-off incarnation (a durable one like kill -9: its disk
+   * crashes first, so there is no final flush). Its links stay cut until {@link #restart}: cuts are
+   * keyed by node id, and ScaleCube may still flush a message just after close returns.
    */
   void finishKill(Node node) {
-    node.store().close();
+    if (node.disk() != null) {
+      node.disk().crash(node.store());
+    } else {
+      node.store().close();
+    }
+  }
+
+  /**
+   * Stops every running node at once: first every link is cut (nothing more flows between them),
+   * then every disk crashes (kill -9) or loses its power, all in parallel, while clients may be
+   * writing. Returns the stopped incarnations for {@link #markDown}; {@link #restartAll} brings the
+   * cluster back.
+   *
+   * @param powerLoss a power loss (unsynced writes dropped or torn) instead of kill -9
+   * @param lastMoment runs on each node's crashing thread right before its disk crashes
+   */
+  List<Node> crashAll(boolean powerLoss, java.util.function.Consumer<Node> lastMoment) {
+    if (!durable()) {
+      throw new IllegalStateException("a memory-only cluster would lose everything");
+    }
+    List<Node> nodes = new ArrayList<>(runningNodes());
+    for (Node n : nodes) {
+      network.partition(List.of(n.id()), others(n.id()));
+    }
+    List<Thread> stoppers = new ArrayList<>();
+    List<Throwable> failures = new CopyOnWriteArrayList<>();
+    for (Node n : nodes) {
+      Thread t = new Thread(() -> {
+        try {
+          lastMoment.accept(n);
+          if (powerLoss) {
+            n.disk().losePower(n.store());
+          } else {
+            n.disk().crash(n.store());
+          }
+        } catch (RuntimeException | Error e) {
+          failures.add(e);
+        }
+      }, "crash-" + n.id());
+      t.start();
+      stoppers.add(t);
+    }
+    for (Thread t : stoppers) {
+      try {
+        t.join(30_000);
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        throw new IllegalStateException(e);
+      }
+      if (t.isAlive()) {
+        throw new IllegalStateException(t.getName() + " did not finish within 30 s");
+      }
+    }
+    if (!failures.isEmpty()) {
+      IllegalStateException e = new IllegalStateException("crashing the cluster failed");
+      failures.forEach(e::addSuppressed);
+      throw e;
+    }
+    return nodes;
+  }
+
+  /**
+   * After {@link #crashAll}: takes the crashed incarnations out of the running set. Until then
+   * clients may still reach them; their writes fail, as they would against a dead process.
+   */
+  void markDown(List<Node> nodes) {
+    for (Node n : nodes) {
+      running.remove(n.id(), n);
+      killed.add(n);
+    }
+  }
+
+  /**
+   * Restarts every stopped node on its data directory, in id order, each seeded with the ones
+   * restarted before it (as {@link #start} does); returns without waiting for membership.
+   */
+  List<Node> restartAll() {
+    List<Node> started = new ArrayList<>();
+    List<String> seeds = new ArrayList<>(runningNodes().stream()
+        .map(n -> n.replicator().membershipAddress()).toList());
+    for (String id : ids) {
+      if (running.containsKey(id)) {
+        continue;
+      }
+      network.restore(List.of(id), others(id));
+      Node node = startNode(id, List.copyOf(seeds));
+      seeds.add(node.replicator().membershipAddress());
+      started.add(node);
+    }
+    return started;
   }
 
   List<String> others(String id) {
@@ -174,7 +315,10 @@ final class JepsenCluster implements AutoCloseable {
     return others;
   }
 
-  /** Restarts a killed node empty, under the same id, seeded with every running node. */
+  /**
+   * Restarts a killed node under the same id (empty, or on its data directory), seeded with every
+   * running node.
+   */
   Node restart(String id) {
     network.restore(List.of(id), others(id));
     List<String> seeds = runningNodes().stream().map(n -> n.replicator().membershipAddress())

@@ -3,20 +3,24 @@ package io.kvstore.cluster;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import io.kvstore.core.testing.Seeds;
+import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.MethodSource;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * The short seeded Jepsen run inside {@code verify}: five real nodes, every fault kind once
- * (partitions: isolate one, majority/minority, bridge, one-way; kill -9 and restart empty; a pause
- * longer than the failure detector; frame loss, duplication and delay; clock skew within and beyond
- * maxClockDrift), then the checker. Replay a seed with {@code -Dkvstore.seed=N}; the long run is
- * {@link JepsenLongRunTest}.
+ * The short seeded Jepsen run inside {@code verify}: five real nodes with SYNC data directories,
+ * every fault kind once (partitions: isolate one, majority/minority, bridge, one-way; kill -9 of one
+ * node and restart on its data; a pause longer than the failure detector; frame loss, duplication
+ * and delay; clock skew within and beyond maxClockDrift; kill -9 of every node at once and a power
+ * loss of every node at once, each followed by a restart of the whole cluster), then the checker,
+ * which also counts the SYNC-acknowledged QUORUM writes no node holds (must be 0). Replay a seed with
+ * {@code -Dkvstore.seed=N}; the long run is {@link JepsenLongRunTest}.
  */
 @Timeout(value = 150, unit = TimeUnit.SECONDS)
 class JepsenShortRunTest {
@@ -29,8 +33,8 @@ class JepsenShortRunTest {
   @ParameterizedTest(name = "seed={0}")
   @MethodSource("seeds")
   void when_faultsStopAndTheClusterHeals_then_noAcknowledgedWriteIsLost_andEveryReplicaConverges(
-      long seed) {
-    JepsenRun.Report report = new JepsenRun(JepsenRun.Config.shortRun(seed)).run();
+      long seed, @TempDir Path dataRoot) {
+    JepsenRun.Report report = new JepsenRun(JepsenRun.Config.shortRun(seed), dataRoot).run();
     log.info("Jepsen short run:\n{}\nschedule:\n  {}", report.figures(),
         String.join("\n  ", report.faultLog()));
 
@@ -44,6 +48,9 @@ class JepsenShortRunTest {
     assertThat(f.okOne()).as(report.failureMessage()).isGreaterThan(100);
     assertThat(f.okQuorum()).as(report.failureMessage()).isGreaterThan(100);
     assertThat(f.quorumChecked()).isEqualTo(f.okQuorum());
+    assertThat(report.burstWrites()).isGreaterThan(0);
+    assertThat(f.syncQuorumLost()).as(report.failureMessage()).isZero();
+    assertThat(f.syncQuorumAcked()).isEqualTo(f.okQuorum());
     assertThat(f.unknown()).as("faults made some QUORUM writes time out; "
         + report.failureMessage()).isGreaterThan(0);
     assertThat(report.convergenceMillis()).as(Arrays.toString(report.convergenceMillis().toArray()))

@@ -28,6 +28,7 @@ import java.util.Comparator;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
 import java.util.logging.Level;
 import java.util.logging.Logger;
@@ -91,13 +92,6 @@ class ConsoleBrowserTest {
         .canRead();
     assertThat(new File(CHROMEDRIVER).canExecute()).as("chromedriver at " + CHROMEDRIVER
         + ": apt-get install chromium-driver").isTrue();
-    KvServer.Node first = startNode("node-1", List.of(), Set.of());
-    String seed = KvCluster.replicator(first.store()).orElseThrow().membershipAddress();
-    startNode("node-2", List.of(seed), Set.of());
-    startNode("node-3", List.of(seed), Set.of());
-    await().atMost(Duration.ofSeconds(30)).until(() -> NODES.stream().allMatch(n ->
-        n.store().cluster().members().size() == 3 && n.store().cluster().isReady()));
-
     SELENIUM_LOG.setLevel(Level.SEVERE);
     Files.createDirectories(SHOTS);
     profile = Files.createTempDirectory("kvstore-console-chromium");
@@ -120,7 +114,19 @@ class ConsoleBrowserTest {
         .usingDriverExecutable(new File(CHROMEDRIVER)).usingAnyFreePort()
         .withLogLevel(ChromiumDriverLogLevel.WARNING)
         .withLogFile(SHOTS.resolve("chromedriver.log").toFile()).build();
-    browser = new ChromeDriver(service, options);
+    // The browser starts (seconds of process start-up) while the three nodes form the cluster.
+    CompletableFuture<WebDriver> starting =
+        CompletableFuture.supplyAsync(() -> new ChromeDriver(service, options));
+    try {
+      KvServer.Node first = startNode("node-1", List.of(), Set.of());
+      String seed = KvCluster.replicator(first.store()).orElseThrow().membershipAddress();
+      startNode("node-2", List.of(seed), Set.of());
+      startNode("node-3", List.of(seed), Set.of());
+      await().atMost(Duration.ofSeconds(30)).until(() -> NODES.stream().allMatch(n ->
+          n.store().cluster().members().size() == 3 && n.store().cluster().isReady()));
+    } finally {
+      browser = starting.join();
+    }
     browser.manage().timeouts().scriptTimeout(Duration.ofSeconds(10));
   }
 
@@ -281,9 +287,9 @@ class ConsoleBrowserTest {
     });
     assertThat(byId("node-id").getText()).isEqualTo("node-1");
     // Reads and writes in phases while the page samples its counters, so the chart has a shape.
-    traffic(Duration.ofSeconds(2), 4, 1, 0);
-    traffic(Duration.ofSeconds(2), 1, 0, 2);
-    traffic(Duration.ofSeconds(2), 6, 2, 1);
+    traffic(Duration.ofMillis(1200), 4, 1, 0);
+    traffic(Duration.ofMillis(1200), 1, 0, 2);
+    traffic(Duration.ofMillis(1200), 6, 2, 1);
     await().atMost(WAIT).ignoreExceptions().untilAsserted(() ->
         assertThat(byId("card-ops").getText()).isNotIn("–", "0"));
     String sampled = byId("refresh-status").getText();

@@ -7,8 +7,10 @@ import io.kvstore.examples.load.LoadTool;
 import io.kvstore.http.KvHttpServer;
 import java.io.PrintWriter;
 import java.io.StringWriter;
+import java.nio.file.Path;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.io.TempDir;
 import picocli.CommandLine;
 
 /** The load tool drives a store embedded and over HTTP and reports throughput and percentiles. */
@@ -46,6 +48,26 @@ class LoadToolTest {
       }
       assertThat(store.size()).isEqualTo(100);
     }
+  }
+
+  @Test
+  void embeddedRun_withADataDir_leavesEveryWriteOnDisk(@TempDir Path dir) {
+    String out = run("--target", "embedded", "--data-dir", dir.toString(), "--durability", "sync",
+        "--mix", "put=100", "--keys", "300", "--duration", "300ms", "--warmup", "50ms",
+        "--concurrency", "4");
+    assertThat(out).contains("storage=sync").containsPattern("errors=0");
+    try (KvStore reopened = KvStore.builder().nodeId("load").dataDir(dir).build()) {
+      assertThat(reopened.size()).isEqualTo(300);
+    }
+  }
+
+  @Test
+  void aDataDir_withAnHttpTarget_isAUsageError() {
+    CommandLine cl = LoadTool.commandLine();
+    StringWriter err = new StringWriter();
+    cl.setErr(new PrintWriter(err));
+    assertThat(cl.execute("--target", "http://127.0.0.1:1", "--data-dir", "/tmp/x")).isEqualTo(2);
+    assertThat(err.toString()).contains("--data-dir is for --target embedded");
   }
 
   @Test

@@ -173,6 +173,26 @@ class HttpsTest {
   }
 
   @Test
+  void aMissingFile_isNamedAsMissing_andAKeyOfAnotherCertificate_isRefused(@TempDir Path dir)
+      throws Exception {
+    Path missing = dir.resolve("nowhere-key.pem");
+    assertThatThrownBy(() -> HttpTls.pem(TLS_DIR.resolve("server-cert.pem"), missing))
+        .isInstanceOf(IllegalArgumentException.class)
+        .hasMessageContaining("key file " + missing).hasMessageContaining("does not exist");
+    java.security.KeyPairGenerator g = java.security.KeyPairGenerator.getInstance("RSA");
+    g.initialize(2048);
+    byte[] der = g.generateKeyPair().getPrivate().getEncoded();
+    Path otherKey = dir.resolve("other-key.pem");
+    Files.writeString(otherKey, "-----BEGIN PRIVATE KEY-----\n"
+        + java.util.Base64.getMimeEncoder().encodeToString(der) + "\n-----END PRIVATE KEY-----\n");
+    assertThatThrownBy(() -> HttpTls.pem(TLS_DIR.resolve("server-cert.pem"), otherKey))
+        .isInstanceOf(IllegalArgumentException.class)
+        .hasMessageContaining("key file " + otherKey)
+        .hasMessageContaining("does not match the certificate")
+        .hasMessageContaining("server-cert.pem");
+  }
+
+  @Test
   void toString_neverShowsThePassword() {
     HttpTls tls = HttpTls.keyStore(TLS_DIR.resolve("server.p12"), "test-password".toCharArray());
     assertThat(tls.toString()).contains("server.p12").doesNotContain("test-password");

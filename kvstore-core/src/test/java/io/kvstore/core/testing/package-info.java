@@ -15,6 +15,9 @@
  *   <li>{@link io.kvstore.core.testing.ManualClock}, {@link io.kvstore.core.testing.Seeds},
  *       {@link io.kvstore.core.testing.SeedInFailures}, {@link io.kvstore.core.testing.Replicas}: injected
  *       time, replayable seeds ({@code -Dkvstore.seed=N}), and a replica's full state.
+ *   <li>{@link io.kvstore.core.testing.PowerLossDisk}: the disk under a durable store, to crash it
+ *       (kill -9) or cut its power (unsynced writes dropped, torn or reordered) and restart it on its
+ *       data directory.
  * </ul>
  *
  * <p>To use them from another module:

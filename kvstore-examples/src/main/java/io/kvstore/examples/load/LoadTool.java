@@ -1,6 +1,8 @@
 package io.kvstore.examples.load;
 
+import io.kvstore.core.Durability;
 import io.kvstore.core.KvStore;
+import io.kvstore.core.KvStoreBuilder;
 import io.kvstore.core.WriteConcern;
 import io.kvstore.core.WriteOptions;
 import java.io.PrintWriter;
@@ -10,6 +12,7 @@ import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -98,6 +101,16 @@ public final class LoadTool implements Callable<Integer> {
   @Option(names = "--seed", defaultValue = "42", description = "Random seed (default: ${DEFAULT-VALUE}).")
   long seed;
 
+  @Option(names = "--data-dir", paramLabel = "<dir>",
+      description = "For --target embedded: keep the store's data in this directory (default: "
+          + "in memory only). Use a fresh directory per run.")
+  Path dataDir;
+
+  @Option(names = "--durability", paramLabel = "<level>", defaultValue = "interval",
+      description = "For --target embedded with --data-dir: sync, interval or none "
+          + "(default: ${DEFAULT-VALUE}).")
+  Durability durability;
+
   @Option(names = "--auth-token", description = "Bearer token for the HTTP API.")
   String authToken;
 
@@ -151,8 +164,16 @@ public final class LoadTool implements Callable<Integer> {
 
     KvStore embedded = null;
     HttpClient http = null;
+    if (dataDir != null && !"embedded".equals(target)) {
+      throw new CommandLine.ParameterException(spec.commandLine(),
+          "--data-dir is for --target embedded; an HTTP target keeps its data as its server says");
+    }
     if ("embedded".equals(target)) {
-      embedded = KvStore.builder().nodeId("load").build();
+      KvStoreBuilder b = KvStore.builder().nodeId("load");
+      if (dataDir != null) {
+        b.dataDir(dataDir).durability(durability);
+      }
+      embedded = b.build();
     } else {
       http = HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1)
           .connectTimeout(Duration.ofSeconds(5)).build();
@@ -228,10 +249,11 @@ public final class LoadTool implements Callable<Integer> {
       pool.shutdown();
       double seconds = measureNanos / 1e9;
       out.printf(Locale.ROOT, "target=%s api=%s mix=%s keys=%d valueSize=%d concurrency=%d "
-              + "duration=%s rate=%s consistency=%s%n", target,
+              + "duration=%s rate=%s consistency=%s storage=%s%n", target,
           embedded != null ? "embedded" : api.name().toLowerCase(Locale.ROOT), mix, keys,
           valueSize, concurrency, duration, rate == 0 ? "max" : rate,
-          consistency.name().toLowerCase(Locale.ROOT));
+          consistency.name().toLowerCase(Locale.ROOT), embedded == null ? "server"
+              : dataDir == null ? "memory" : durability.name().toLowerCase(Locale.ROOT));
       out.printf(Locale.ROOT, "total ops=%d throughput=%.0f ops/s errors=%d%n", total,
           total / seconds, errors.sum());
       out.printf(Locale.ROOT, "%-7s %10s %12s %9s %9s %9s %9s %9s  (latency in ms)%n", "op",
