@@ -224,7 +224,10 @@ final class FaultyFileIo implements FileIo {
         all.add(op.replaced());
       }
     }
-    for (FileState st : all) {
+    List<FileState> ordered = new ArrayList<>(all); // by name, so a seed replays the same choices
+    ordered.sort(java.util.Comparator.comparing(
+        (FileState st) -> st.path == null ? "" : st.path.getFileName().toString()));
+    for (FileState st : ordered) {
       content.put(st, survive(st));
     }
     Map<Path, FileState> mapping = new HashMap<>(files);
