@@ -12,6 +12,8 @@ import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.Executor;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
+import java.util.function.LongSupplier;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -55,9 +57,12 @@ final class AntiEntropyRound {
   record Outcome(boolean more, int pushed, int pulled) {}
 
   final long roundId;
+  private final ReplicationEngine.Context ctx;
   private final PeerLink link;
   private final ReplicaStore store;
   private final Executor executor;
+  private final EngineScheduler timers;
+  private final LongSupplier nanoTime;
   private final long stepTimeoutMillis;
   private final int maxBatchBytes;
 
@@ -76,20 +81,22 @@ final class AntiEntropyRound {
   private int toPull;
   private int toPush;
 
-  AntiEntropyRound(String self, long roundId, PeerLink link, ReplicaStore store, Executor executor,
-      long stepTimeoutMillis, int maxBatchBytes) {
-    this.self = self;
+  AntiEntropyRound(ReplicationEngine.Context ctx, long roundId, PeerLink link) {
+    this.ctx = ctx;
+    this.self = ctx.nodeId();
     this.roundId = roundId;
     this.link = link;
-    this.store = store;
-    this.executor = executor;
-    this.stepTimeoutMillis = stepTimeoutMillis;
-    this.maxBatchBytes = maxBatchBytes;
+    this.store = ctx.store();
+    this.executor = ctx.antiEntropy();
+    this.timers = ctx.control();
+    this.nanoTime = ctx.nanoTime();
+    this.stepTimeoutMillis = ctx.settings().antiEntropyTimeout().toMillis();
+    this.maxBatchBytes = ctx.settings().maxBatchBytes();
   }
 
   /** Runs the round; call on the anti-entropy executor. */
   CompletableFuture<Outcome> run() {
-    startedNanos = System.nanoTime();
+    startedNanos = nanoTime.getAsLong();
     lastProgressNanos = startedNanos;
     long[] buckets = store.digest().toArray();
     for (int from = 0; from < buckets.length; from += DIGEST_CHUNK) {
@@ -121,7 +128,7 @@ final class AntiEntropyRound {
 
   /** Logs how far a long round has come, at most once per progress interval. */
   private void progress() {
-    long now = System.nanoTime();
+    long now = nanoTime.getAsLong();
     if (now - lastProgressNanos < progressIntervalNanos) {
       return;
     }
@@ -139,38 +146,22 @@ final class AntiEntropyRound {
   private Outcome summarize(Outcome o) {
     if (o.pulled() + o.pushed() >= SUMMARY_THRESHOLD) {
       log.info("node {}: anti-entropy round with {} done in {} ms: {} entries received, {} sent{}",
-          self, link.nodeId, (System.nanoTime() - startedNanos) / 1_000_000, o.pulled(),
+          self, link.nodeId, (nanoTime.getAsLong() - startedNanos) / 1_000_000, o.pulled(),
           o.pushed(), o.more() ? "; more differ, the next round follows at once" : "");
     }
     return o;
   }
 
   private CompletableFuture<Void> push(List<String> keys, int from) {
-    List<Mutation> batch = new ArrayList<>();
-    int bytes = 0;
-    int i = from;
-    while (i < keys.size() && bytes < maxBatchBytes) {
-      List<Mutation> ms = store.mutations(List.of(keys.get(i)));
-      if (!ms.isEmpty()) {
-        Mutation m = ms.get(0);
-        int size = Frames.mutationSize(m);
-        if (!batch.isEmpty() && bytes + size > maxBatchBytes) {
-          break;
-        }
-        batch.add(m);
-        bytes += size;
-      }
-      i++;
-    }
-    if (batch.isEmpty()) {
+    Chunker.Mutations batch = Chunker.mutations(ctx, keys, from);
+    if (batch.mutations().isEmpty()) {
       return CompletableFuture.completedFuture(null);
     }
-    int next = i;
-    int count = batch.size();
-    return timed(link.pushAe(batch, bytes)).thenComposeAsync(ack -> {
+    int count = batch.mutations().size();
+    return timed(link.pushAe(batch.mutations(), batch.bytes())).thenComposeAsync(ack -> {
       pushed += count;
       progress();
-      return push(keys, next);
+      return push(keys, batch.next());
     }, executor);
   }
 
@@ -224,8 +215,8 @@ final class AntiEntropyRound {
           fail("peer sent keys before the bucket list");
           return;
         }
-        if (theirs.size() + keys.keys().size() > DataPlane.MAX_KEYS_PER_ROUND) {
-          fail("peer listed more than " + DataPlane.MAX_KEYS_PER_ROUND + " keys in one round");
+        if (theirs.size() + keys.keys().size() > ReplicationEngine.MAX_KEYS_PER_ROUND) {
+          fail("peer listed more than " + ReplicationEngine.MAX_KEYS_PER_ROUND + " keys in one round");
           return;
         }
         theirs.addAll(keys.keys());
@@ -264,7 +255,12 @@ final class AntiEntropyRound {
     }
   }
 
+  /** Fails the step if it takes longer than the step timeout (timed on the engine's scheduler). */
   private <T> CompletableFuture<T> timed(CompletableFuture<T> f) {
-    return f.orTimeout(stepTimeoutMillis, TimeUnit.MILLISECONDS);
+    Cancellable timer = timers.schedule(() -> f.completeExceptionally(
+        new TimeoutException("peer " + link.nodeId + " did not answer within "
+            + stepTimeoutMillis + " ms")), stepTimeoutMillis);
+    f.whenComplete((v, e) -> timer.cancel());
+    return f;
   }
 }

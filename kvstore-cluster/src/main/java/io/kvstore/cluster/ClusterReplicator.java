@@ -8,30 +8,26 @@ import io.kvstore.core.Registration;
 import io.kvstore.core.ReplicaStore;
 import io.kvstore.core.Replicator;
 import io.kvstore.core.WriteConcern;
-import io.netty.channel.Channel;
 import java.time.Duration;
 import java.time.Instant;
-import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.HashMap;
-import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Objects;
-import java.util.Set;
+import java.util.Random;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.RejectedExecutionException;
+import java.util.concurrent.ScheduledFuture;
 import java.util.concurrent.ScheduledThreadPoolExecutor;
 import java.util.concurrent.ThreadFactory;
-import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
-import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.Consumer;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -75,14 +71,9 @@ public final class ClusterReplicator implements Replicator {
   private final AtomicBoolean started = new AtomicBoolean();
   private final AtomicBoolean closeCalled = new AtomicBoolean();
   private final RateLimitedLog warnings = new RateLimitedLog(log);
-  private final AtomicLong roundIds = new AtomicLong(ThreadLocalRandom.current().nextLong() >>> 2);
 
   // Read from any thread.
-  private volatile ReplicaStore store;
-  /** The ALIVE members' links and how many distinct node ids they are, published together. */
-  private record Live(PeerLink[] links, int peerNodes) {}
-
-  private volatile Live live = new Live(new PeerLink[0], 0);
+  private volatile ReplicationEngine engine;
   private volatile List<Member> members;
   private volatile Member self;
   private volatile boolean ready;
@@ -91,8 +82,6 @@ public final class ClusterReplicator implements Replicator {
 
   // Confined to the control thread.
   private final Map<String, Peer> peers = new HashMap<>();
-  private final ArrayDeque<PeerLink> urgent = new ArrayDeque<>();
-  private AntiEntropyRound currentRound;
   private boolean aloneAllowed;
   private boolean synced;
   private long sequence;
@@ -162,7 +151,6 @@ public final class ClusterReplicator implements Replicator {
     if (!started.compareAndSet(false, true)) {
       throw new IllegalStateException("this replicator was already started; build one per store");
     }
-    this.store = store;
     String id = config.nodeId();
     control = new ScheduledThreadPoolExecutor(1, daemon("kvstore-cluster-" + id));
     control.setRemoveOnCancelPolicy(true);
@@ -170,7 +158,13 @@ public final class ClusterReplicator implements Replicator {
     events = Executors.newSingleThreadExecutor(daemon("kvstore-membership-events-" + id));
     callbackPool = Executors.newSingleThreadExecutor(daemon("kvstore-callbacks-" + id));
     try {
-      dataPlane = new DataPlane(this);
+      ReplicationEngine e = new ReplicationEngine(new ReplicationEngine.Context(id,
+          ReplicationEngine.Settings.of(config), store, stats, this::schedule, antiEntropy,
+          callbackPool, new Random(), System::nanoTime, this::onSynced, ReplicationEngine.Bug.NONE));
+      engine = e;
+      dataPlane = new DataPlane(config, new Handshakes.Env(id, config.clusterName(),
+          config.handshakeTimeout(), stats, this::keyring, faults, e::isClosing), tls, dataGuard, e,
+          this::schedule);
       int port = dataPlane.bind(config.host(), config.dataPort());
       dataAddress = config.advertiseHost() + ":" + port;
       membership = new Membership(config,
@@ -190,7 +184,7 @@ public final class ClusterReplicator implements Replicator {
           evaluateReady();
         }, config.metadataTimeout().toMillis());
       }
-      schedule(this::antiEntropyTick, jittered(config.antiEntropyInterval().toMillis()));
+      execute(e::start);
       log.info("node {} started in cluster '{}': membership {}, data {}, seeds {}, {}", id,
           config.clusterName(), membership.address(), dataAddress, config.seeds(),
           security(config));
@@ -209,6 +203,9 @@ public final class ClusterReplicator implements Replicator {
       }
     } catch (RuntimeException e) {
       closing = true;
+      if (engine != null) {
+        engine.beginClose();
+      }
       if (membership != null) {
         membership.leave();
       }
@@ -229,34 +226,8 @@ public final class ClusterReplicator implements Replicator {
   @Override
   public CompletableFuture<Void> replicate(Mutation mutation, WriteConcern concern,
       Duration timeout) {
-    try {
-      Live snapshot = live;
-      PeerLink[] links = snapshot.links();
-      if (links.length == 0) {
-        return DONE;
-      }
-      int replicas = snapshot.peerNodes() + 1;
-      int required = concern.requiredAcks(replicas);
-      WriteTracker tracker = required > 1 ? new WriteTracker(concern, required, replicas,
-          links.length, timeout, this::runCallback) : null;
-      int size = Frames.mutationSize(mutation);
-      for (PeerLink link : links) {
-        link.enqueue(new PeerLink.Outgoing(mutation, size, tracker));
-      }
-      if (tracker == null) {
-        return DONE;
-      }
-      try {
-        tracker.setTimer(control.schedule(tracker::onTimeout, timeout.toNanos(),
-            TimeUnit.NANOSECONDS));
-      } catch (RejectedExecutionException e) {
-        tracker.onTimeout();
-      }
-      return tracker.future();
-    } catch (RuntimeException e) {
-      log.error("node {}: replicating {} failed", config.nodeId(), mutation, e);
-      return CompletableFuture.failedFuture(e);
-    }
+    ReplicationEngine e = engine;
+    return e == null ? DONE : e.replicate(mutation, concern, timeout);
   }
 
   /**
@@ -279,6 +250,10 @@ public final class ClusterReplicator implements Replicator {
       return;
     }
     closing = true;
+    ReplicationEngine running = engine;
+    if (running != null) {
+      running.beginClose();
+    }
     if (!started.get()) {
       return;
     }
@@ -300,9 +275,8 @@ public final class ClusterReplicator implements Replicator {
           for (Peer p : peers.values()) {
             p.link.close();
           }
-          AntiEntropyRound r = currentRound;
-          if (r != null) {
-            r.fail("node closing");
+          if (engine != null) {
+            engine.close();
           }
         }).get(5, TimeUnit.SECONDS);
       }
@@ -424,22 +398,7 @@ public final class ClusterReplicator implements Replicator {
         + (config.tls() == null ? "" : "over " + config.tls());
   }
 
-  // ---- for the data plane ----------------------------------------------------------------------
-
-  /** Installs TLS on a data-plane channel; does nothing without TLS. */
-  void secure(Channel channel, boolean client) {
-    if (tls != null) {
-      tls.install(channel, "data", client);
-    }
-  }
-
-  String nodeId() {
-    return config.nodeId();
-  }
-
-  Stats counters() {
-    return stats;
-  }
+  // ---- for tests ---------------------------------------------------------------------------------
 
   InboundGuard dataGuard() {
     return dataGuard;
@@ -449,31 +408,26 @@ public final class ClusterReplicator implements Replicator {
     return membershipGuard;
   }
 
-  FaultHooks faults() {
-    return faults;
-  }
-
+  /** The local replica; null before start. */
   ReplicaStore store() {
-    return store;
+    ReplicationEngine e = engine;
+    return e == null ? null : e.ctx.store();
   }
 
-  DataPlane dataPlane() {
-    return dataPlane;
+  /** A link outside the membership, connected to a data-plane address (for protocol tests). */
+  PeerLink connectLink(String memberId, String peerNodeId, String dataAddress) {
+    PeerLink link = engine.newLink(memberId, peerNodeId);
+    dataPlane.connect(link, dataAddress);
+    return link;
   }
 
-  ExecutorService antiEntropyExecutor() {
-    return antiEntropy;
-  }
-
-  boolean isClosing() {
-    return closing;
-  }
-
-  void schedule(Runnable task, long delayMillis) {
+  private Cancellable schedule(Runnable task, long delayMillis) {
     try {
-      control.schedule(() -> runSafely(task), delayMillis, TimeUnit.MILLISECONDS);
+      ScheduledFuture<?> f = control.schedule(() -> runSafely(task), delayMillis,
+          TimeUnit.MILLISECONDS);
+      return () -> f.cancel(false);
     } catch (RejectedExecutionException e) {
-      // closing
+      return Cancellable.NONE; // closing
     }
   }
 
@@ -493,32 +447,9 @@ public final class ClusterReplicator implements Replicator {
     }
   }
 
-  private void runCallback(Runnable r) {
-    try {
-      callbackPool.execute(r);
-    } catch (RejectedExecutionException e) {
-      r.run();
-    }
-  }
-
-  /** A link finished its handshake: reconcile with that peer now (from an event loop). */
-  void onLinkReady(PeerLink link) {
-    execute(() -> {
-      if (!link.isClosed() && !urgent.contains(link)) {
-        urgent.add(link);
-        maybeStartRound(false);
-      }
-    });
-  }
-
   private int connectedPeers() {
-    int n = 0;
-    for (PeerLink l : live.links()) {
-      if (l.isReady()) {
-        n++;
-      }
-    }
-    return n;
+    ReplicationEngine e = engine;
+    return e == null ? 0 : e.connectedPeers();
   }
 
   // ---- membership (control thread) -------------------------------------------------------------
@@ -539,7 +470,7 @@ public final class ClusterReplicator implements Replicator {
         Peer p = peers.remove(c.memberId());
         if (p != null) {
           p.link.close();
-          urgent.remove(p.link);
+          engine.forget(p.link);
           rebuild();
           fire(MembershipEvent.Type.REMOVED, p);
           evaluateReady();
@@ -571,16 +502,16 @@ public final class ClusterReplicator implements Replicator {
     if (p == null) {
       p = new Peer(c.memberId(), c.membershipAddress(), ++sequence);
       p.metadata = md;
-      p.link = new PeerLink(this, c.memberId(), md.nodeId(), md.dataAddress());
+      p.link = engine.newLink(c.memberId(), md.nodeId());
       peers.put(p.memberId, p);
-      p.link.start();
+      dataPlane.connect(p.link, md.dataAddress());
       type = MembershipEvent.Type.ADDED;
     } else {
       if (!md.equals(p.metadata) || p.link.isClosed()) {
         p.link.close();
-        urgent.remove(p.link);
-        p.link = new PeerLink(this, c.memberId(), md.nodeId(), md.dataAddress());
-        p.link.start();
+        engine.forget(p.link);
+        p.link = engine.newLink(c.memberId(), md.nodeId());
+        dataPlane.connect(p.link, md.dataAddress());
       }
       p.metadata = md;
       p.status = Member.Status.ALIVE;
@@ -592,16 +523,14 @@ public final class ClusterReplicator implements Replicator {
 
   private void rebuild() {
     List<PeerLink> links = new ArrayList<>();
-    Set<String> nodes = new HashSet<>();
     Map<String, Peer> byNode = new HashMap<>();
     for (Peer p : peers.values()) {
       if (p.status == Member.Status.ALIVE) {
         links.add(p.link);
-        nodes.add(p.metadata.nodeId());
       }
       byNode.merge(p.metadata.nodeId(), p, (a, b) -> better(a, b) ? a : b);
     }
-    live = new Live(links.toArray(new PeerLink[0]), nodes.size());
+    engine.setLive(links);
     List<Member> ms = new ArrayList<>();
     ms.add(self);
     for (Peer p : byNode.values()) {
@@ -641,102 +570,17 @@ public final class ClusterReplicator implements Replicator {
     if (ready) {
       return;
     }
-    if (synced || (aloneAllowed && live.links().length == 0)) {
+    if (synced || (aloneAllowed && engine.livePeers() == 0)) {
       ready = true;
       log.info("node {} is ready ({})", config.nodeId(),
           synced ? "synchronised with a peer" : "no peer found; running alone");
     }
   }
 
-  // ---- anti-entropy (control thread) -----------------------------------------------------------
-
-  private void antiEntropyTick() {
-    try {
-      maybeStartRound(true);
-    } finally {
-      if (!closing) {
-        schedule(this::antiEntropyTick, jittered(config.antiEntropyInterval().toMillis()));
-      }
-    }
-  }
-
-  /**
-   * Starts a round unless one runs: with a peer waiting for one (just connected, or more to do), or,
-   * on the periodic tick only, with a random ready peer.
-   */
-  private void maybeStartRound(boolean periodic) {
-    if (closing || currentRound != null) {
-      return;
-    }
-    PeerLink target = null;
-    while (target == null && !urgent.isEmpty()) {
-      PeerLink l = urgent.poll();
-      if (!l.isClosed() && l.isReady()) {
-        target = l;
-      }
-    }
-    if (target == null && periodic) {
-      List<PeerLink> candidates = new ArrayList<>();
-      for (PeerLink l : live.links()) {
-        if (l.isReady()) {
-          candidates.add(l);
-        }
-      }
-      if (candidates.isEmpty()) {
-        return;
-      }
-      target = candidates.get(ThreadLocalRandom.current().nextInt(candidates.size()));
-    }
-    if (target != null) {
-      startRound(target);
-    }
-  }
-
-  private void startRound(PeerLink link) {
-    AntiEntropyRound round = new AntiEntropyRound(config.nodeId(), roundIds.incrementAndGet(),
-        link, store, antiEntropy, config.antiEntropyTimeout().toMillis(), config.maxBatchBytes());
-    currentRound = round;
-    link.setRound(round);
-    CompletableFuture<AntiEntropyRound.Outcome> outcome;
-    try {
-      outcome = CompletableFuture.supplyAsync(round::run, antiEntropy).thenCompose(f -> f);
-    } catch (RejectedExecutionException e) {
-      currentRound = null;
-      return;
-    }
-    outcome.whenComplete((o, e) -> execute(() -> roundDone(link, round, o, e)));
-  }
-
-  private void roundDone(PeerLink link, AntiEntropyRound round, AntiEntropyRound.Outcome o,
-      Throwable e) {
-    link.setRound(null);
-    if (currentRound == round) {
-      currentRound = null;
-    }
-    if (e != null) {
-      stats.aeRoundsFailed.increment();
-      log.debug("node {}: anti-entropy round with {} failed: {}", config.nodeId(), link.nodeId,
-          e.toString());
-    } else {
-      stats.aeRounds.increment();
-      stats.aeKeysPushed.add(o.pushed());
-      stats.aeKeysPulled.add(o.pulled());
-      if (o.pushed() + o.pulled() > 0) {
-        log.debug("node {}: anti-entropy with {} pushed {} and pulled {} keys{}", config.nodeId(),
-            link.nodeId, o.pushed(), o.pulled(), o.more() ? "; more differ" : "");
-      }
-      if (o.more()) {
-        urgent.addFirst(link);
-      } else {
-        synced = true;
-        evaluateReady();
-      }
-    }
-    maybeStartRound(false);
-  }
-
-  private static long jittered(long millis) {
-    return Math.max(1, (long) (millis * (0.8 + 0.4 * ThreadLocalRandom.current().nextDouble())));
+  /** An anti-entropy round found nothing more to exchange (control thread). */
+  private void onSynced() {
+    synced = true;
+    evaluateReady();
   }
 
   private static ThreadFactory daemon(String name) {

@@ -7,7 +7,6 @@ import java.util.HashSet;
 import java.util.Set;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.Executor;
-import java.util.concurrent.ScheduledFuture;
 
 /**
  * Counts acknowledgements of one QUORUM or ALL write. The local apply is the first; each distinct
@@ -28,7 +27,7 @@ final class WriteTracker {
   private int outstanding;
   private boolean done;
   private String lastProblem;
-  private ScheduledFuture<?> timer;
+  private Cancellable timer;
 
   WriteTracker(WriteConcern concern, int required, int replicas, int outstanding, Duration timeout,
       Executor callbacks) {
@@ -44,9 +43,9 @@ final class WriteTracker {
     return future;
   }
 
-  synchronized void setTimer(ScheduledFuture<?> timer) {
+  synchronized void setTimer(Cancellable timer) {
     if (done) {
-      timer.cancel(false);
+      timer.cancel();
     } else {
       this.timer = timer;
     }
@@ -113,7 +112,7 @@ final class WriteTracker {
   private void finish() {
     done = true;
     if (timer != null) {
-      timer.cancel(false);
+      timer.cancel();
     }
   }
 

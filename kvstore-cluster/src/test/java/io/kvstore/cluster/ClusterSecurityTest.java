@@ -279,10 +279,9 @@ class ClusterSecurityTest {
     long acked = node.stats().mutationsAcked();
     long failures = node.stats().authenticationFailures();
     try (ServerSocket fake = new ServerSocket(0, 4, InetAddress.getByName(TestCluster.HOST))) {
-      PeerLink link = new PeerLink(node, "fake-member", "fake",
+      PeerLink link = node.connectLink("fake-member", "fake",
           TestCluster.HOST + ":" + fake.getLocalPort());
       try {
-        link.start();
         try (RawPeer peer = new RawPeer(fake.accept())) {
           Frames.Hello hello = (Frames.Hello) peer.read();
           byte[] nonce = new byte[Frames.NONCE_BYTES];

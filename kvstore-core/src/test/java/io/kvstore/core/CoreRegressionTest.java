@@ -3,9 +3,6 @@ package io.kvstore.core;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
-import io.kvstore.core.testing.InMemoryCluster;
-import io.kvstore.core.testing.Replicas;
-import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
@@ -183,57 +180,5 @@ class CoreRegressionTest {
     assertThatThrownBy(() -> Version.parse("+1.2@n")).isInstanceOf(IllegalArgumentException.class);
     assertThatThrownBy(() -> Version.parse("1.+2@n")).isInstanceOf(IllegalArgumentException.class);
     assertThat(Version.parse("1.2@n")).isEqualTo(Version.of(1, 2, "n"));
-  }
-
-  /**
-   * Was: a node restarted empty under its old id reused a version it had issued before the restart
-   * (its clock had been pushed ahead by a peer's), for a different value of the same key; the merge
-   * kept whichever arrived first and the digest hashed only keys and versions, so the two replicas
-   * stayed different forever. Now the digest sees the content and the merge breaks the tie.
-   */
-  @Test
-  void versionReusedByANodeRestartedEmpty_leftReplicasDivergentForever() {
-    try (InMemoryCluster c = InMemoryCluster.builder().nodes(2).seed(7).build()) {
-      // node-2's clock runs 30 s ahead (within maxClockDrift) and pushes node-1's HLC ahead.
-      c.clock("node-2").shiftMillis(30_000);
-      c.store("node-2").put("warm-up", bytes("x"));
-      c.settle();
-      for (int i = 0; i < 3; i++) {
-        c.store("node-1").put("filler-" + i, bytes("f")); // some writes in that millisecond
-      }
-      Version first = c.store("node-1").put("k", bytes("before the restart"));
-      c.settle();
-      assertThat(c.store("node-2").getString("k")).contains("before the restart");
-
-      // node-1 restarts empty, before it hears from anyone its wall clock reaches the millisecond
-      // its HLC had been pushed to, and it writes the key again.
-      c.stopNode("node-1");
-      c.addNode("node-1");
-      c.isolate("node-1");
-      c.clock("node-1").setMillis(first.physicalMillis());
-      for (int i = 0; i < first.logical(); i++) {
-        c.store("node-1").put("filler-" + i, bytes("f"));
-      }
-      Version second = c.store("node-1").put("k", bytes("after the restart"));
-      assertThat(second).as("the scenario reuses the version").isEqualTo(first);
-
-      c.heal();
-      // Two nodes: each round both start an exchange; one round is enough, two are allowed.
-      c.network().antiEntropyUntilConverged(2);
-      ReplicaStore one = c.replicaStore("node-1");
-      ReplicaStore two = c.replicaStore("node-2");
-      assertThat(one.digest()).isEqualTo(two.digest());
-      assertThat(Replicas.mutations(one)).isEqualTo(Replicas.mutations(two));
-      // The tie-break decides by the values' hashes (both puts have no expiry).
-      String expected = Integer.compareUnsigned(Digest.valueHash(bytes("after the restart")),
-          Digest.valueHash(bytes("before the restart"))) > 0 ? "after the restart"
-          : "before the restart";
-      assertThat(c.store("node-1").getString("k")).contains(expected);
-      assertThat(c.store("node-2").getString("k")).contains(expected);
-    }
-  }
-
-  private static byte[] bytes(String s) {
-    return s.getBytes(StandardCharsets.UTF_8);
   }
 }

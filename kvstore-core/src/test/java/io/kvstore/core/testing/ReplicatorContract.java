@@ -39,7 +39,7 @@ import org.junit.jupiter.api.Timeout;
 
 /**
  * The behaviour every {@link io.kvstore.core.Replicator} must show, written once and run against each
- * implementation (the in-memory one in core, the ScaleCube/Netty one in kvstore-cluster).
+ * implementation (kvstore-cluster runs it over its engine on a simulated network and over Netty).
  *
  * <pre>{@code
  * class NettyReplicatorContractTest extends ReplicatorContract {

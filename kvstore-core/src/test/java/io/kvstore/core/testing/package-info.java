@@ -3,15 +3,10 @@
  * public API.
  *
  * <ul>
- *   <li>{@link io.kvstore.core.testing.InMemoryCluster}: N wired {@code KvStore}s in one line, stepped
- *       deterministically or pumped by a background thread.
- *   <li>{@link io.kvstore.core.testing.InMemoryNetwork} / {@link io.kvstore.core.testing.InMemoryReplicator}:
- *       the seeded network under it: loss, duplication, delay, reordering
- *       ({@link io.kvstore.core.testing.NetworkFaults}), partitions, one-way blocks, write-concern acks and
- *       timeouts, chunked anti-entropy, stats and a trace.
  *   <li>{@link io.kvstore.core.testing.ReplicatorContract}: the abstract JUnit 5 suite every
  *       {@code Replicator} must pass; extend it and supply a
- *       {@link io.kvstore.core.testing.ReplicatorContract.Fixture}.
+ *       {@link io.kvstore.core.testing.ReplicatorContract.Fixture}. kvstore-cluster runs it over its
+ *       replication engine on a simulated network and over real Netty connections.
  *   <li>{@link io.kvstore.core.testing.ManualClock}, {@link io.kvstore.core.testing.Seeds},
  *       {@link io.kvstore.core.testing.SeedInFailures}, {@link io.kvstore.core.testing.Replicas}: injected
  *       time, replayable seeds ({@code -Dkvstore.seed=N}), and a replica's full state.
@@ -19,6 +14,10 @@
  *       (kill -9) or cut its power (unsynced writes dropped, torn or reordered) and restart it on its
  *       data directory.
  * </ul>
+ *
+ * <p>Core has no network of its own: the deterministic multi-node simulation lives in kvstore-cluster's
+ * tests ({@code SimNetwork}), where it drives the real replication engine rather than a copy of its
+ * protocol.
  *
  * <p>To use them from another module:
  * <pre>{@code

@@ -1,4 +1,4 @@
-package io.kvstore.core.sim;
+package io.kvstore.cluster;
 
 import io.kvstore.core.ChangeEvent;
 import io.kvstore.core.Digest;
@@ -9,9 +9,6 @@ import io.kvstore.core.StoreStats;
 import io.kvstore.core.Version;
 import io.kvstore.core.Versioned;
 import io.kvstore.core.WriteOptions;
-import io.kvstore.core.testing.InMemoryCluster;
-import io.kvstore.core.testing.InMemoryNetwork;
-import io.kvstore.core.testing.NetworkFaults;
 import io.kvstore.core.testing.Replicas;
 import io.kvstore.core.testing.Seeds;
 import java.nio.charset.StandardCharsets;
@@ -30,8 +27,9 @@ import java.util.SplittableRandom;
 import java.util.TreeMap;
 
 /**
- * One deterministic simulation run: stores on an {@link InMemoryNetwork} with seeded faults, changing
- * partitions and skewed manual clocks, random writes and deletes on a small key space, and an
+ * One deterministic simulation run: stores with real replication engines on a {@link SimNetwork} with
+ * seeded faults, changing partitions and skewed clocks the run sets, random writes (some with a TTL)
+ * and deletes on a small key space, versions reused as by a node restarted empty, and an
  * {@link LwwModel} of every accepted write. {@link #healAndVerify()} heals, runs anti-entropy until the
  * digests agree, and checks every store against the model; any failure message starts with the seed and
  * ends with the history of the key that diverged.
@@ -39,7 +37,7 @@ import java.util.TreeMap;
  * <p>Everything random comes from the seed: the network's decisions from {@code seed}, the workload's
  * from a second stream derived from it. Stores run with manual clocks and no background maintenance.
  */
-final class Simulation implements AutoCloseable {
+final class LwwSimulation implements AutoCloseable {
   /** Knobs of a run; the defaults are the main scenario. */
   static final class Settings {
     int nodes = 5;
@@ -51,7 +49,6 @@ final class Simulation implements AutoCloseable {
     long maxSkewMillis = 20_000;
     double skewChangeRate = 0.02;
     double partitionChangeRate = 0.04;
-    double antiEntropyRate = 0.03;
     double maintenanceRate = 0.01;
     /**
      * Per tick, the chance that a node writes a key again under a version it already used for it, as
@@ -60,21 +57,22 @@ final class Simulation implements AutoCloseable {
      * apart and spread the one that wins the tie.
      */
     double versionReuseRate = 0.03;
-    int chunkSize = 3;
     int digestBuckets = 16;
     /** Null: drawn from the seed. */
-    NetworkFaults faults;
+    SimNetwork.Faults faults;
   }
 
   private static final Duration MAX_CLOCK_DRIFT = Duration.ofSeconds(60);
-  private static final int MAX_CONVERGE_ROUNDS = 500;
+  /** Anti-entropy intervals (virtual time) allowed for convergence after healing. */
+  private static final int MAX_CONVERGE_INTERVALS = 500;
+  /** Virtual milliseconds of network time per step. */
+  private static final long STEP_MILLIS = 10;
 
   final long seed;
   final Settings settings;
   final SplittableRandom rnd;
-  final InMemoryCluster cluster;
-  final InMemoryNetwork network;
-  final List<String> ids;
+  final SimNetwork network;
+  final List<String> ids = new ArrayList<>();
   final LwwModel model = new LwwModel();
   private final long[] skew;
   private long globalMillis;
@@ -84,24 +82,25 @@ final class Simulation implements AutoCloseable {
   private final List<ChangeEvent> localEvents = new ArrayList<>();
   private final Map<String, Map<String, Version>> lastSeen = new HashMap<>();
 
-  Simulation(long seed, Settings settings) {
+  LwwSimulation(long seed, Settings settings) {
     this.seed = seed;
     this.settings = settings;
     this.rnd = new SplittableRandom(seed ^ 0x5DEECE66DL);
-    NetworkFaults faults = settings.faults != null ? settings.faults : randomFaults();
-    this.cluster = InMemoryCluster.builder().nodes(settings.nodes).seed(seed).faults(faults)
-        .antiEntropyChunkSize(settings.chunkSize).traceCapacity(200_000)
-        .configure(b -> b.digestBuckets(settings.digestBuckets).maxClockDrift(MAX_CLOCK_DRIFT)
-            .purgeInterval(Duration.ofDays(365)))
-        .build();
-    this.network = cluster.network();
-    this.ids = cluster.nodeIds();
-    this.skew = new long[ids.size()];
-    this.globalMillis = InMemoryCluster.DEFAULT_START.toEpochMilli();
+    SimNetwork.Faults faults = settings.faults != null ? settings.faults : randomFaults();
+    this.network = new SimNetwork(seed, SimNetwork.smallSettings(), ReplicationEngine.Bug.NONE,
+        b -> b.digestBuckets(settings.digestBuckets).maxClockDrift(MAX_CLOCK_DRIFT));
+    network.faults = faults;
+    this.skew = new long[settings.nodes];
+    this.globalMillis = SimNetwork.EPOCH.toEpochMilli();
+    for (int i = 0; i < settings.nodes; i++) {
+      String id = "node-" + (i + 1);
+      ids.add(id);
+      network.addNode(id, 0).fixedMillis = globalMillis;
+    }
     for (int i = 0; i < ids.size(); i++) {
       skew[i] = randomSkew();
       lastSeen.put(ids.get(i), new HashMap<>());
-      cluster.store(i).addListener("", e -> {
+      store(ids.get(i)).addListener("", e -> {
         if (e.origin() == ChangeEvent.Origin.LOCAL && e.type() != ChangeEvent.Type.EXPIRE) {
           localEvents.add(e);
         }
@@ -111,11 +110,30 @@ final class Simulation implements AutoCloseable {
     event("start: " + faults + ", skews " + java.util.Arrays.toString(skew));
   }
 
-  private NetworkFaults randomFaults() {
-    int maxDelay = 1 + rnd.nextInt(5);
-    return NetworkFaults.none().withLoss(rnd.nextDouble() * 0.3)
-        .withDuplication(rnd.nextDouble() * 0.2).withDelay(1, maxDelay)
-        .withReorder(rnd.nextDouble() * 0.3, 1 + rnd.nextInt(10));
+  private SimNetwork.Faults randomFaults() {
+    return SimNetwork.Faults.of(rnd.nextDouble() * 0.3, rnd.nextDouble() * 0.2, 1,
+        1 + rnd.nextInt(5), rnd.nextDouble() * 0.3, 1 + rnd.nextInt(10));
+  }
+
+  KvStore store(String id) {
+    return network.node(id).store;
+  }
+
+  ReplicaStore replicaStore(String id) {
+    return network.node(id).replica;
+  }
+
+  List<KvStore> stores() {
+    List<KvStore> out = new ArrayList<>();
+    for (String id : ids) {
+      out.add(store(id));
+    }
+    return out;
+  }
+
+  /** Lets the network and the engines run for one step of virtual time. */
+  void step() {
+    network.clock.runFor(STEP_MILLIS);
   }
 
   private long randomSkew() {
@@ -157,17 +175,17 @@ final class Simulation implements AutoCloseable {
       reuseVersion();
     }
     maybeBackgroundWork();
-    network.step();
+    step();
     if (tick % 10 == 0) {
       checkInvariants();
     }
   }
 
-  /** Anti-entropy rounds and maintenance sweeps at random moments, as a real node would run them. */
+  /**
+   * Maintenance sweeps at random moments, as a real node would run them (the engines run
+   * anti-entropy on their own timers).
+   */
   void maybeBackgroundWork() {
-    if (rnd.nextDouble() < settings.antiEntropyRate) {
-      network.antiEntropyRound();
-    }
     if (rnd.nextDouble() < settings.maintenanceRate) {
       int i = rnd.nextInt(ids.size());
       if (skew[i] > 0) {
@@ -177,7 +195,7 @@ final class Simulation implements AutoCloseable {
         return;
       }
       String node = ids.get(i);
-      int purged = cluster.store(node).runMaintenance();
+      int purged = store(node).runMaintenance();
       if (purged != 0) {
         throw failure("maintenance purged " + purged + " entries within the tombstone grace period",
             null);
@@ -203,12 +221,13 @@ final class Simulation implements AutoCloseable {
 
   private void applyClocks() {
     for (int i = 0; i < ids.size(); i++) {
-      cluster.clock(ids.get(i)).setMillis(globalMillis + skew[i]);
+      network.node(ids.get(i)).fixedMillis = globalMillis + skew[i];
     }
   }
 
   private void randomPartition() {
     double r = rnd.nextDouble();
+    network.heal();
     if (r < 0.3) {
       network.heal();
       event("heal");
@@ -225,17 +244,18 @@ final class Simulation implements AutoCloseable {
       event("partition " + groups);
     } else if (r < 0.85) {
       String id = ids.get(rnd.nextInt(ids.size()));
-      network.isolate(id);
+      network.partition(List.of(Set.of(id)));
       event("isolate " + id);
     } else {
       int a = rnd.nextInt(ids.size());
       int b = (a + 1 + rnd.nextInt(ids.size() - 1)) % ids.size();
-      network.block(ids.get(a), ids.get(b));
-      event("block " + ids.get(a) + "->" + ids.get(b));
+      network.cut(ids.get(a), ids.get(b));
+      event("cut " + ids.get(a) + "<->" + ids.get(b));
     }
   }
 
   void partition(List<Set<String>> groups) {
+    network.heal();
     network.partition(groups);
     event("partition " + groups);
   }
@@ -244,7 +264,7 @@ final class Simulation implements AutoCloseable {
     String value = "v" + (++writes) + "@" + node + "/t" + tick;
     WriteOptions options = ttlMillis > 0 ? WriteOptions.defaults().withTtl(Duration.ofMillis(ttlMillis))
         : WriteOptions.defaults();
-    Version v = cluster.store(node).putAsync(key, value.getBytes(StandardCharsets.UTF_8), options)
+    Version v = store(node).putAsync(key, value.getBytes(StandardCharsets.UTF_8), options)
         .join();
     ChangeEvent e = takeLocalEvent(node, key, ChangeEvent.Type.PUT);
     if (!e.version().equals(v)) {
@@ -279,7 +299,7 @@ final class Simulation implements AutoCloseable {
         : Mutation.put(earlier.key(), value.getBytes(StandardCharsets.UTF_8), earlier.version(),
             expiresAt);
     String receiver = ids.get(rnd.nextInt(ids.size()));
-    cluster.replicaStore(receiver).apply(m);
+    replicaStore(receiver).apply(m);
     model.acceptReuse(new LwwModel.Write(tick, earlier.node(), earlier.key(), earlier.version(), value,
         expiresAt));
     event("reuse of " + earlier.version() + " by " + earlier.node() + ", received by " + receiver + ": "
@@ -287,7 +307,7 @@ final class Simulation implements AutoCloseable {
   }
 
   Version delete(String node, String key) {
-    cluster.store(node).deleteAsync(key, WriteOptions.defaults()).join();
+    store(node).deleteAsync(key, WriteOptions.defaults()).join();
     Version v = takeLocalEvent(node, key, ChangeEvent.Type.DELETE).version();
     model.accept(new LwwModel.Write(tick, node, key, v, null, 0));
     return v;
@@ -320,7 +340,7 @@ final class Simulation implements AutoCloseable {
   void checkInvariants() {
     for (String id : ids) {
       Map<String, Version> seen = lastSeen.get(id);
-      for (Map.Entry<String, Version> e : Replicas.keyVersions(cluster.replicaStore(id)).entrySet()) {
+      for (Map.Entry<String, Version> e : Replicas.keyVersions(replicaStore(id)).entrySet()) {
         String key = e.getKey();
         Version v = e.getValue();
         if (model.find(key, v).isEmpty()) {
@@ -339,8 +359,8 @@ final class Simulation implements AutoCloseable {
     network.heal();
     event("final heal");
     try {
-      int rounds = network.antiEntropyUntilConverged(MAX_CONVERGE_ROUNDS);
-      event("converged after " + rounds + " anti-entropy rounds");
+      long took = network.runUntilConverged(MAX_CONVERGE_INTERVALS);
+      event("converged after " + took + " ms");
     } catch (IllegalStateException e) {
       throw failure("no convergence after healing: " + e.getMessage(), firstDivergentKey());
     }
@@ -369,8 +389,8 @@ final class Simulation implements AutoCloseable {
     }
     Digest firstDigest = null;
     for (String id : ids) {
-      ReplicaStore replica = cluster.replicaStore(id);
-      KvStore store = cluster.store(id);
+      ReplicaStore replica = replicaStore(id);
+      KvStore store = store(id);
       Digest d = replica.digest();
       if (firstDigest == null) {
         firstDigest = d;
@@ -418,7 +438,7 @@ final class Simulation implements AutoCloseable {
     for (String key : model.keys()) {
       for (String id : ids) {
         versions.computeIfAbsent(key, k -> new LinkedHashSet<>())
-            .add(Replicas.heldVersion(cluster.replicaStore(id), key));
+            .add(Replicas.heldVersion(replicaStore(id), key));
       }
     }
     for (Map.Entry<String, Set<Optional<Version>>> e : versions.entrySet()) {
@@ -433,8 +453,9 @@ final class Simulation implements AutoCloseable {
   AssertionError failure(String problem, String key) {
     StringBuilder sb = new StringBuilder();
     sb.append(Seeds.describe(seed)).append(": ").append(problem).append('\n');
-    sb.append("  at tick ").append(tick).append(", step ").append(network.now()).append(", ")
-        .append(model.size()).append(" accepted writes, ").append(network.stats()).append('\n');
+    sb.append("  at tick ").append(tick).append(", ").append(model.size())
+        .append(" accepted writes, ").append(network.summary()).append(", faults ")
+        .append(network.faults).append('\n');
     if (key != null) {
       sb.append("  history of ").append(key).append(":\n");
       model.winner(key).ifPresent(w -> sb.append("    model winner: ").append(w).append('\n'));
@@ -442,15 +463,9 @@ final class Simulation implements AutoCloseable {
         sb.append("    accepted ").append(w).append('\n');
       }
       for (String id : ids) {
-        List<Mutation> held = cluster.replicaStore(id).mutations(List.of(key));
+        List<Mutation> held = replicaStore(id).mutations(List.of(key));
         sb.append("    ").append(id).append(" holds ").append(held.isEmpty() ? "nothing" : held.get(0))
             .append('\n');
-      }
-      List<String> trace = network.trace(key);
-      sb.append("  last network events about ").append(key).append(" (of ").append(trace.size())
-          .append("):\n");
-      for (String line : trace.subList(Math.max(0, trace.size() - 40), trace.size())) {
-        sb.append("    ").append(line).append('\n');
       }
     }
     sb.append("  last simulation events:\n");
@@ -463,12 +478,34 @@ final class Simulation implements AutoCloseable {
 
   /** What a run produced, for comparing two runs of one seed. */
   List<String> fingerprint() {
-    List<String> out = new ArrayList<>(network.trace());
-    out.add(network.stats().toString());
+    List<String> out = new ArrayList<>();
+    out.add("trace " + network.trace());
+    out.add(network.summary());
     for (String id : ids) {
-      out.add(id + " " + Replicas.mutations(cluster.replicaStore(id)));
+      out.add(id + " " + Replicas.mutations(replicaStore(id)));
     }
     return out;
+  }
+
+  long fanOutSent() {
+    return sum(ReplicationStats::mutationsSent);
+  }
+
+  long fanOutAcked() {
+    return sum(ReplicationStats::mutationsAcked);
+  }
+
+  long antiEntropyKeysMoved() {
+    return sum(ReplicationStats::antiEntropyKeysPushed)
+        + sum(ReplicationStats::antiEntropyKeysPulled);
+  }
+
+  private long sum(java.util.function.ToLongFunction<ReplicationStats> counter) {
+    long total = 0;
+    for (SimNetwork.SimNode n : network.nodes()) {
+      total += counter.applyAsLong(n.stats.snapshot());
+    }
+    return total;
   }
 
   long tick() {
@@ -477,11 +514,11 @@ final class Simulation implements AutoCloseable {
 
   @Override
   public void close() {
-    cluster.close();
+    network.close();
   }
 
   @Override
   public String toString() {
-    return "Simulation{" + Seeds.describe(seed) + ", tick " + tick + ", " + Objects.toString(network) + "}";
+    return "LwwSimulation{" + Seeds.describe(seed) + ", tick " + tick + ", " + Objects.toString(network) + "}";
   }
 }

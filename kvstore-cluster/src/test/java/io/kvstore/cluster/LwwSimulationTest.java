@@ -1,11 +1,8 @@
-package io.kvstore.core.sim;
+package io.kvstore.cluster;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
 import io.kvstore.core.KvStore;
-import io.kvstore.core.testing.MessageKind;
-import io.kvstore.core.testing.NetworkFaults;
-import io.kvstore.core.testing.NetworkStats;
 import io.kvstore.core.testing.Seeds;
 import java.util.List;
 import java.util.Set;
@@ -16,13 +13,15 @@ import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.MethodSource;
 
 /**
- * Deterministic simulation (DESIGN.md, testing tier 2): five stores with skewed clocks exchange writes and
- * anti-entropy over a network that loses, duplicates, delays and reorders messages and keeps being
- * partitioned; after healing, every store must be identical and equal to the last-writer-wins model of
- * every accepted write. Each run is replayable: {@code -Dkvstore.seed=N}.
+ * Deterministic simulation (DESIGN.md, testing tier 2) of the stores' merge under the real engine:
+ * five stores with skewed clocks exchange writes and anti-entropy through their
+ * {@link ReplicationEngine}s over a {@link SimNetwork} that loses, duplicates, delays and reorders
+ * frames and keeps being partitioned; after healing, every store must be identical and equal to the
+ * last-writer-wins model of every accepted write (TTLs and reused versions included). Each run is
+ * replayable: {@code -Dkvstore.seed=N}. {@link EngineSimulationTest} checks write concerns.
  */
 @Timeout(value = 60, unit = TimeUnit.SECONDS)
-class SimulationTest {
+class LwwSimulationTest {
   static LongStream mainSeeds() {
     return Seeds.seeds(1_000, 80);
   }
@@ -42,7 +41,7 @@ class SimulationTest {
   @ParameterizedTest(name = "seed={0}")
   @MethodSource("mainSeeds")
   void when_faultsAndChangingPartitionsHeal_then_everyStoreEqualsTheLwwModel(long seed) {
-    try (Simulation sim = new Simulation(seed, new Simulation.Settings())) {
+    try (LwwSimulation sim = new LwwSimulation(seed, new LwwSimulation.Settings())) {
       for (int i = 0; i < 300; i++) {
         sim.randomTick();
       }
@@ -64,17 +63,17 @@ class SimulationTest {
   @MethodSource("splitBrainSeeds")
   void when_oneSideWritesAndTheOtherDeletesDuringALongPartition_then_theLaterWriteWinsEverywhere(
       long seed) {
-    Simulation.Settings settings = new Simulation.Settings();
+    LwwSimulation.Settings settings = new LwwSimulation.Settings();
     settings.maxSkewMillis = 10_000;
     settings.ttlShare = 0;
-    try (Simulation sim = new Simulation(seed, settings)) {
+    try (LwwSimulation sim = new LwwSimulation(seed, settings)) {
       List<String> sideA = sim.ids.subList(0, 2);
       List<String> sideB = sim.ids.subList(2, sim.ids.size());
       int half = settings.keys / 2;
       for (int k = 0; k < settings.keys; k++) {
         sim.put(sim.ids.get(sim.rnd.nextInt(sim.ids.size())), sim.key(k), 0);
       }
-      sim.network.antiEntropyUntilConverged(500);
+      sim.network.runUntilConverged(500);
       sim.partition(List.of(Set.copyOf(sideA), Set.copyOf(sideB)));
       // Phase 1: A writes keys [0, half), B deletes keys [half, keys).
       phase(sim, sideA, sideB, 0, half);
@@ -90,7 +89,7 @@ class SimulationTest {
             .isEqualTo(deleted);
         assertThat(deleted ? sideB : sideA).as("%s: side of %s's winner", Seeds.describe(seed), key)
             .contains(winner.node());
-        for (KvStore s : sim.cluster.stores()) {
+        for (KvStore s : sim.stores()) {
           if (deleted) {
             assertThat(s.get(key)).as("%s: %s deleted after the puts, on %s", Seeds.describe(seed), key,
                 s.config().nodeId()).isEmpty();
@@ -104,7 +103,7 @@ class SimulationTest {
   }
 
   /** 100 ticks where side A puts half the keys from putFrom and side B deletes half from deleteFrom. */
-  private static void phase(Simulation sim, List<String> sideA, List<String> sideB, int putFrom,
+  private static void phase(LwwSimulation sim, List<String> sideA, List<String> sideB, int putFrom,
       int deleteFrom) {
     int half = sim.settings.keys / 2;
     for (int t = 0; t < 100; t++) {
@@ -114,7 +113,7 @@ class SimulationTest {
       int d = deleteFrom + sim.rnd.nextInt(half);
       sim.delete(sideB.get(sim.rnd.nextInt(sideB.size())), sim.key(d));
       sim.maybeBackgroundWork();
-      sim.network.step();
+      sim.step();
     }
     for (int i = 0; i < half; i++) {
       sim.put(sideA.get(0), sim.key(putFrom + i), 0);
@@ -127,22 +126,21 @@ class SimulationTest {
   @ParameterizedTest(name = "seed={0}")
   @MethodSource("fanOutLostSeeds")
   void when_everyFanOutIsLost_then_antiEntropyAloneConvergesToTheLwwModel(long seed) {
-    Simulation.Settings settings = new Simulation.Settings();
-    settings.faults = NetworkFaults.none().withDuplication(0.1).withDelay(1, 3).withReorder(0.2, 5)
-        .withLoss(MessageKind.MUTATION, 1.0);
+    LwwSimulation.Settings settings = new LwwSimulation.Settings();
+    SimNetwork.Faults faults = SimNetwork.Faults.of(0, 0.1, 1, 3, 0.2, 5);
+    faults.fanOutLoss = 1.0;
+    settings.faults = faults;
     settings.partitionChangeRate = 0;
-    settings.antiEntropyRate = 0;
-    try (Simulation sim = new Simulation(seed, settings)) {
+    try (LwwSimulation sim = new LwwSimulation(seed, settings)) {
       for (int i = 0; i < 200; i++) {
         sim.randomTick();
       }
-      NetworkStats beforeHeal = sim.network.stats();
-      assertThat(beforeHeal.sent(MessageKind.MUTATION)).isPositive();
+      assertThat(sim.fanOutSent()).as("%s: fan-out sent", Seeds.describe(seed)).isPositive();
       sim.healAndVerify();
-      NetworkStats st = sim.network.stats();
-      assertThat(st.delivered(MessageKind.MUTATION)).as("%s: fan-out delivered", Seeds.describe(seed))
+      assertThat(sim.fanOutAcked()).as("%s: fan-out delivered and acked", Seeds.describe(seed))
           .isZero();
-      assertThat(st.delivered(MessageKind.AE_MUTATIONS)).isPositive();
+      assertThat(sim.antiEntropyKeysMoved()).as("%s: keys moved by anti-entropy",
+          Seeds.describe(seed)).isPositive();
     }
   }
 
@@ -154,7 +152,7 @@ class SimulationTest {
   }
 
   private static List<String> fingerprintOfRun(long seed) {
-    try (Simulation sim = new Simulation(seed, new Simulation.Settings())) {
+    try (LwwSimulation sim = new LwwSimulation(seed, new LwwSimulation.Settings())) {
       for (int i = 0; i < 150; i++) {
         sim.randomTick();
       }

@@ -1,4 +1,4 @@
-package io.kvstore.core.sim;
+package io.kvstore.cluster;
 
 import io.kvstore.core.Digest;
 import io.kvstore.core.Version;
