@@ -107,6 +107,98 @@ class FanOutCoalescingTest {
     }
   }
 
+  /**
+   * On one link with a channel that records frames: two QUORUM writes of one key queued before the
+   * link is up go out as one mutation, the newer, and the single ack completes both writes. Fails if
+   * the queue kept the older mutation (the frame would carry it), or if a superseded write's tracker
+   * were forgotten (its future would never complete).
+   */
+  @Test
+  void supersededQuorumWrite_completesOnTheAckOfTheNewerVersion_andOnlyTheNewerIsSent() {
+    for (boolean newerFirst : new boolean[] {false, true}) {
+      try (SimNetwork net = network(1024 * 1024)) {
+        SimNetwork.SimNode one = net.addNode("n1", 0);
+        PeerLink link = one.engine.newLink("peer", "peer");
+        Mutation older = Mutation.put("k", bytes("old"), Version.of(1000, 0, "n1"), 0);
+        Mutation newer = Mutation.put("k", bytes("new"), Version.of(1000, 1, "n1"), 0);
+        WriteTracker olderWrite = tracker();
+        WriteTracker newerWrite = tracker();
+        PeerLink.Outgoing o = new PeerLink.Outgoing(older, Frames.mutationSize(older), olderWrite);
+        PeerLink.Outgoing n = new PeerLink.Outgoing(newer, Frames.mutationSize(newer), newerWrite);
+        link.enqueue(newerFirst ? n : o);
+        link.enqueue(newerFirst ? o : n);
+        assertThat(one.stats.mutationsCoalesced.sum()).isEqualTo(1);
+
+        RecordingChannel ch = new RecordingChannel();
+        link.connected(ch);
+        assertThat(ch.frames).hasSize(1);
+        Frames.MutationBatch batch = (Frames.MutationBatch) ch.frames.get(0);
+        assertThat(batch.mutations()).as("newer first: " + newerFirst).containsExactly(newer);
+        assertThat(olderWrite.future()).isNotDone();
+        assertThat(newerWrite.future()).isNotDone();
+
+        java.util.BitSet held = new java.util.BitSet();
+        held.set(0);
+        io.netty.buffer.ByteBuf ack = Frames.ack(ch.alloc(), batch.batchId(), 1, held);
+        Frames.Frame decoded = Frames.decode(ack);
+        ack.release();
+        link.onFrame(ch, decoded);
+        assertThat(olderWrite.future()).isCompleted();
+        assertThat(newerWrite.future()).isCompleted();
+        assertThat(one.stats.mutationsAcked.sum()).isEqualTo(1);
+        assertThat(one.stats.mutationsCoalescedAcked.sum()).isEqualTo(1);
+      }
+    }
+  }
+
+  /** QUORUM of two replicas (self + the one peer), one link outstanding; completes inline. */
+  private static WriteTracker tracker() {
+    return new WriteTracker(WriteConcern.QUORUM, 2, 2, 1, Duration.ofMinutes(1), Runnable::run);
+  }
+
+  /** A channel that is always writable, runs tasks inline and decodes what is sent to it. */
+  private static final class RecordingChannel implements PeerChannel {
+    final List<Frames.Frame> frames = new java.util.ArrayList<>();
+
+    @Override
+    public io.netty.buffer.ByteBufAllocator alloc() {
+      return io.netty.buffer.UnpooledByteBufAllocator.DEFAULT;
+    }
+
+    @Override
+    public boolean send(io.netty.buffer.ByteBuf frame, boolean flush) {
+      try {
+        frames.add(Frames.decode(frame));
+      } finally {
+        frame.release();
+      }
+      return true;
+    }
+
+    @Override
+    public void flush() {
+    }
+
+    @Override
+    public boolean isWritable() {
+      return true;
+    }
+
+    @Override
+    public void execute(Runnable task) {
+      task.run();
+    }
+
+    @Override
+    public void close() {
+    }
+
+    @Override
+    public String remote() {
+      return "recording";
+    }
+  }
+
   @Test
   void merge_keepsTheHigherVersion_whicheverIsQueuedFirst() {
     Mutation older = Mutation.put("k", bytes("old"), Version.of(1000, 0, "n1"), 0);
