@@ -23,10 +23,20 @@ import org.slf4j.LoggerFactory;
  * ({@link #onFrame}), tells it when the connection ends ({@link #disconnected}) and reconnects while
  * it is not {@link #isClosed() closed}.
  *
- * <p><b>Queue and memory:</b> {@link #enqueue} adds to a lock-free queue and counts the mutation's
- * encoded size against {@code maxInFlightBytesPerPeer} until the peer acknowledges it; past the limit
- * the mutation is dropped for this peer (counted, and left to anti-entropy), so a slow or unreachable
- * peer costs bounded memory. Enqueueing never blocks.
+ * <p><b>Queue and memory:</b> {@link #enqueue} queues at most one not-yet-sent mutation per key
+ * (a map by key, plus a lock-free queue of keys in the order they were first queued) and counts the
+ * mutation's encoded size against {@code maxInFlightBytesPerPeer} until the peer acknowledges it;
+ * past the limit a mutation of a key not yet queued is dropped for this peer (counted, and left to
+ * anti-entropy), so a slow or unreachable peer costs bounded memory. Enqueueing never blocks.
+ *
+ * <p><b>Coalescing:</b> a mutation of a key that is already queued (not yet sent) is merged with the
+ * queued one, also at the limit: the higher version is kept (LWW: a peer holding it holds "at least"
+ * the other), the other is counted in {@code mutationsCoalesced}, and the write trackers of both ride
+ * on the one kept. A tracker counts "the peer holds the key at the write's version or newer"
+ * ({@link WriteTracker#ack}), so the ack of the kept, newer mutation acknowledges every write it
+ * superseded; if the peer refuses the kept one, all of them are nacked (a false failure at worst,
+ * never a false success). When the peer acknowledges the kept one, the mutations it superseded are
+ * counted in {@code mutationsCoalescedAcked}.
  *
  * <p><b>Batching:</b> the first enqueue after a flush schedules one flush task on the channel's
  * thread; the task drains the queue into frames of up to {@code maxBatchBytes} while the channel is
@@ -40,8 +50,46 @@ import org.slf4j.LoggerFactory;
 final class PeerLink {
   private static final Logger log = LoggerFactory.getLogger(PeerLink.class);
 
-  /** One mutation on its way to the peer, and the write waiting for its ack (or null). */
-  record Outgoing(Mutation mutation, int size, WriteTracker tracker) {}
+  /**
+   * One mutation on its way to the peer, the writes waiting for its ack (of it or of a mutation it
+   * superseded), and how many queued mutations of its key it superseded.
+   */
+  record Outgoing(Mutation mutation, int size, List<WriteTracker> trackers, int superseded) {
+    Outgoing(Mutation mutation, int size, WriteTracker tracker) {
+      this(mutation, size, tracker == null ? List.of() : List.of(tracker), 0);
+    }
+
+    /** The higher version of the two (this one on a tie), carrying both's trackers. */
+    Outgoing merge(Outgoing other) {
+      Outgoing kept = mutation.version().compareTo(other.mutation.version()) >= 0 ? this : other;
+      List<WriteTracker> all;
+      if (other.trackers.isEmpty()) {
+        all = trackers;
+      } else if (trackers.isEmpty()) {
+        all = other.trackers;
+      } else {
+        all = new ArrayList<>(trackers.size() + other.trackers.size());
+        all.addAll(trackers);
+        all.addAll(other.trackers);
+      }
+      return new Outgoing(kept.mutation, kept.size, all, superseded + other.superseded + 1);
+    }
+
+    void ack(String nodeId) {
+      for (WriteTracker t : trackers) {
+        t.ack(nodeId);
+      }
+    }
+
+    void nack(String nodeId, String problem) {
+      for (WriteTracker t : trackers) {
+        t.nack(nodeId, problem);
+      }
+    }
+  }
+
+  /** What {@link #enqueue} did with a mutation. */
+  private enum Queued { ADDED, COALESCED, OVER_LIMIT }
 
   /** A sent frame awaiting its ack: fan-out mutations, or an anti-entropy push. */
   private record Batch(List<Outgoing> items, long bytes, CompletableFuture<Frames.Ack> aeAck) {}
@@ -53,7 +101,10 @@ final class PeerLink {
   private final String self;
   private final RateLimitedLog warnings = new RateLimitedLog(log);
 
-  private final ConcurrentLinkedQueue<Outgoing> queue = new ConcurrentLinkedQueue<>();
+  /** Keys with a queued mutation, in the order first queued; each is in {@link #queued} too. */
+  private final ConcurrentLinkedQueue<String> queue = new ConcurrentLinkedQueue<>();
+  /** The one not-yet-sent mutation per key. */
+  private final ConcurrentHashMap<String, Outgoing> queued = new ConcurrentHashMap<>();
   private final AtomicLong pendingBytes = new AtomicLong();
   private final AtomicBoolean flushScheduled = new AtomicBoolean();
   private final Map<Long, Batch> inflight = new ConcurrentHashMap<>();
@@ -104,7 +155,7 @@ final class PeerLink {
     }
     channel = null;
     // Unacknowledged fan-out goes back in the queue; anti-entropy pushes fail with their round.
-    endInflight("connection to " + nodeId + " lost", queue::add);
+    endInflight("connection to " + nodeId + " lost", this::requeue);
     if (closed) {
       failQueued("left the cluster");
     }
@@ -143,27 +194,84 @@ final class PeerLink {
   void enqueue(Outgoing o) {
     if (closed) {
       stats.mutationsDropped.increment();
-      if (o.tracker != null) {
-        o.tracker.nack(nodeId, "left the cluster");
-      }
+      o.nack(nodeId, "left the cluster");
       return;
     }
-    if (pendingBytes.addAndGet(o.size) > maxPendingBytes) {
-      pendingBytes.addAndGet(-o.size);
-      stats.mutationsDropped.increment();
-      warnings.warn("node {}: dropped a mutation for {}: {} bytes are already waiting for it "
-          + "(maxInFlightBytesPerPeer); anti-entropy will repair it", self, nodeId,
-          pendingBytes.get());
-      if (o.tracker != null) {
-        o.tracker.nack(nodeId, "dropped it: its in-flight limit was reached");
+    Queued[] what = new Queued[1];
+    String key = o.mutation.key();
+    queued.compute(key, (k, cur) -> {
+      if (cur == null) {
+        if (pendingBytes.addAndGet(o.size) > maxPendingBytes) {
+          pendingBytes.addAndGet(-o.size);
+          what[0] = Queued.OVER_LIMIT;
+          return null;
+        }
+        what[0] = Queued.ADDED;
+        return o;
       }
-      return;
+      Outgoing merged = cur.merge(o);
+      long delta = merged.size - cur.size;
+      if (pendingBytes.addAndGet(delta) > maxPendingBytes && delta > 0) {
+        pendingBytes.addAndGet(-delta);
+        what[0] = Queued.OVER_LIMIT;
+        return cur;
+      }
+      what[0] = Queued.COALESCED;
+      return merged;
+    });
+    switch (what[0]) {
+      case ADDED -> {
+        queue.add(key);
+        scheduleFlush();
+      }
+      case COALESCED -> stats.mutationsCoalesced.increment();
+      case OVER_LIMIT -> {
+        stats.mutationsDropped.increment();
+        warnings.warn("node {}: dropped a mutation for {}: {} bytes are already waiting for it "
+            + "(maxInFlightBytesPerPeer); anti-entropy will repair it", self, nodeId,
+            pendingBytes.get());
+        o.nack(nodeId, "dropped it: its in-flight limit was reached");
+        return;
+      }
     }
-    queue.add(o);
-    scheduleFlush();
     if (closed) {
       failQueued("left the cluster");
     }
+  }
+
+  /**
+   * Queues again a mutation whose bytes are already counted (sent but unacknowledged when the
+   * connection ended, or taken from the queue but not sent); coalesces like {@link #enqueue}.
+   */
+  private void requeue(Outgoing o) {
+    boolean[] added = new boolean[1];
+    String key = o.mutation.key();
+    queued.compute(key, (k, cur) -> {
+      if (cur == null) {
+        added[0] = true;
+        return o;
+      }
+      Outgoing merged = cur.merge(o);
+      pendingBytes.addAndGet(merged.size - cur.size - o.size);
+      return merged;
+    });
+    if (added[0]) {
+      queue.add(key);
+    } else {
+      stats.mutationsCoalesced.increment();
+    }
+  }
+
+  /** Takes the queued mutation of the next queued key, or null when none is queued. */
+  private Outgoing poll() {
+    String key;
+    while ((key = queue.poll()) != null) {
+      Outgoing o = queued.remove(key);
+      if (o != null) {
+        return o;
+      }
+    }
+    return null;
   }
 
   private void scheduleFlush() {
@@ -180,16 +288,21 @@ final class PeerLink {
       return;
     }
     boolean wrote = false;
+    Outgoing next = null; // taken from the queue but did not fit the previous batch
     while (ch.isWritable()) {
       List<Outgoing> items = new ArrayList<>();
       List<Mutation> batch = new ArrayList<>();
       int bytes = 0;
-      Outgoing o;
-      while (bytes < maxBatchBytes && (o = queue.peek()) != null) {
-        if (!items.isEmpty() && bytes + o.size > maxBatchBytes) {
+      while (bytes < maxBatchBytes) {
+        Outgoing o = next != null ? next : poll();
+        next = null;
+        if (o == null) {
           break;
         }
-        queue.poll();
+        if (!items.isEmpty() && bytes + o.size > maxBatchBytes) {
+          next = o;
+          break;
+        }
         items.add(o);
         batch.add(o.mutation);
         bytes += o.size;
@@ -200,17 +313,21 @@ final class PeerLink {
       long id = batchIds.incrementAndGet();
       inflight.put(id, new Batch(items, bytes, null));
       if (!ch.send(Frames.mutations(ch.alloc(), id, 0, batch, bytes), false)) {
+        if (next != null) {
+          requeue(next); // the batch itself goes back with the connection's end (disconnected)
+        }
         return;
       }
       stats.mutationsSent.add(items.size());
       if (engine.ctx.bug() == ReplicationEngine.Bug.ACK_ON_SEND) {
         for (Outgoing sent : items) {
-          if (sent.tracker != null) {
-            sent.tracker.ack(nodeId);
-          }
+          sent.ack(nodeId);
         }
       }
       wrote = true;
+    }
+    if (next != null) {
+      requeue(next);
     }
     if (wrote) {
       ch.flush();
@@ -231,14 +348,11 @@ final class PeerLink {
       pendingBytes.addAndGet(-o.size);
       if (i < ack.count() && ack.held().get(i)) {
         stats.mutationsAcked.increment();
-        if (o.tracker != null) {
-          o.tracker.ack(nodeId);
-        }
+        stats.mutationsCoalescedAcked.add(o.superseded);
+        o.ack(nodeId);
       } else {
         stats.mutationsRefused.increment();
-        if (o.tracker != null) {
-          o.tracker.nack(nodeId, "refused it (invalid for its limits, or its clock drift check failed)");
-        }
+        o.nack(nodeId, "refused it (invalid for its limits, or its clock drift check failed)");
       }
     }
   }
@@ -312,7 +426,7 @@ final class PeerLink {
 
   private void failQueued(String why) {
     Outgoing o;
-    while ((o = queue.poll()) != null) {
+    while ((o = poll()) != null) {
       drop(o, why);
     }
   }
@@ -320,9 +434,7 @@ final class PeerLink {
   private void drop(Outgoing o, String why) {
     pendingBytes.addAndGet(-o.size);
     stats.mutationsDropped.increment();
-    if (o.tracker != null) {
-      o.tracker.nack(nodeId, why);
-    }
+    o.nack(nodeId, why);
   }
 
   @Override

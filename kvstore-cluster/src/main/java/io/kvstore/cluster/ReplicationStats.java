@@ -14,6 +14,12 @@ package io.kvstore.cluster;
  *     drift check failed); anti-entropy will not fix these either
  * @param mutationsDropped fan-out mutations not delivered because the peer's in-flight limit was
  *     reached or it left; anti-entropy repairs them
+ * @param mutationsCoalesced fan-out mutations superseded, before they were sent, by a mutation of the
+ *     same key at a higher version queued for the same peer (LWW: the peer needs only the newest);
+ *     counted once per peer when superseded, and not counted as sent, acked, refused or dropped
+ * @param mutationsCoalescedAcked of those, the ones whose superseding mutation the peer then
+ *     acknowledged holding: delivered live, since the peer holds the key at their version or newer
+ *     ({@code mutationsAcked + mutationsCoalescedAcked} is the live-delivered fan-out)
  * @param antiEntropyRounds anti-entropy rounds this node started and completed
  * @param antiEntropyRoundsFailed anti-entropy rounds this node started that timed out or broke off
  * @param antiEntropyKeysPushed keys this node sent to peers in its anti-entropy rounds
@@ -49,6 +55,8 @@ public record ReplicationStats(
     long mutationsAcked,
     long mutationsRefused,
     long mutationsDropped,
+    long mutationsCoalesced,
+    long mutationsCoalescedAcked,
     long antiEntropyRounds,
     long antiEntropyRoundsFailed,
     long antiEntropyKeysPushed,

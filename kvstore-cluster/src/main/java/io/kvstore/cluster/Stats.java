@@ -13,6 +13,8 @@ final class Stats {
   final LongAdder mutationsAcked = new LongAdder();
   final LongAdder mutationsRefused = new LongAdder();
   final LongAdder mutationsDropped = new LongAdder();
+  final LongAdder mutationsCoalesced = new LongAdder();
+  final LongAdder mutationsCoalescedAcked = new LongAdder();
   final LongAdder aeRounds = new LongAdder();
   final LongAdder aeRoundsFailed = new LongAdder();
   final LongAdder aeKeysPushed = new LongAdder();
@@ -43,7 +45,8 @@ final class Stats {
   ReplicationStats snapshot() {
     return new ReplicationStats(framesSent.sum(), framesReceived.sum(), bytesSent.sum(),
         bytesReceived.sum(), mutationsSent.sum(), mutationsAcked.sum(), mutationsRefused.sum(),
-        mutationsDropped.sum(), aeRounds.sum(), aeRoundsFailed.sum(), aeKeysPushed.sum(),
+        mutationsDropped.sum(), mutationsCoalesced.sum(), mutationsCoalescedAcked.sum(),
+        aeRounds.sum(), aeRoundsFailed.sum(), aeKeysPushed.sum(),
         aeKeysPulled.sum(), malformedFrames.sum(), handshakeFailures.sum(),
         membershipMessagesRefused.sum(), authenticationFailures.sum(), tlsFailures.sum(),
         inboundConnectionsRefused.sum(), membershipConnectionsTimedOut.sum(),

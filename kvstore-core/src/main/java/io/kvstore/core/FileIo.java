@@ -1,6 +1,10 @@
 package io.kvstore.core;
 
 import java.io.IOException;
+import java.lang.reflect.Field;
+import java.lang.reflect.Method;
+import java.nio.ByteBuffer;
+import java.nio.MappedByteBuffer;
 import java.nio.channels.FileChannel;
 import java.nio.file.Files;
 import java.nio.file.OpenOption;
@@ -11,11 +15,18 @@ import java.util.Locale;
 
 /**
  * The file operations of {@link LogStorage}, so tests can put a fault-injecting file system under it
- * (one that drops, tears or reorders unsynced writes at a simulated crash, or fails a sync).
+ * (one that drops, tears or reorders unsynced writes at a simulated crash, drops unsynced pages of a
+ * mapped file at a simulated power loss, or fails a sync).
  */
 interface FileIo {
   /** Opens a file channel. */
   FileChannel open(Path file, OpenOption... options) throws IOException;
+
+  /**
+   * Maps the first {@code size} bytes of a file opened by {@link #open} for reading and writing,
+   * growing the file to that size (the new bytes read as zero).
+   */
+  Mapping map(FileChannel channel, Path file, int size) throws IOException;
 
   /** Makes the directory's entries (created, renamed, deleted files) durable. */
   void syncDirectory(Path dir) throws IOException;
@@ -26,6 +37,23 @@ interface FileIo {
   /** Deletes the file if it exists. */
   void delete(Path file) throws IOException;
 
+  /**
+   * A file region mapped into memory. Writes land in the page cache (a killed process loses none of
+   * them) and reach the disk at {@link #force} or whenever the OS writes the pages back.
+   * {@link #put} is safe from many threads on disjoint ranges; nothing may touch the region after
+   * {@link #unmap}.
+   */
+  interface Mapping {
+    /** Copies {@code src}'s remaining bytes to {@code offset}; {@code src} is left unchanged. */
+    void put(int offset, ByteBuffer src);
+
+    /** Writes the pages of {@code [offset, offset + length)} to the disk and waits for it. */
+    void force(int offset, int length) throws IOException;
+
+    /** Releases the mapping now (not at garbage collection), so the file can be deleted. */
+    void unmap();
+  }
+
   /** The real file system. */
   FileIo DEFAULT = new FileIo() {
     private final boolean windows = System.getProperty("os.name", "").toLowerCase(Locale.ROOT)
@@ -34,6 +62,27 @@ interface FileIo {
     @Override
     public FileChannel open(Path file, OpenOption... options) throws IOException {
       return FileChannel.open(file, options);
+    }
+
+    @Override
+    public Mapping map(FileChannel channel, Path file, int size) throws IOException {
+      MappedByteBuffer b = channel.map(FileChannel.MapMode.READ_WRITE, 0, size);
+      return new Mapping() {
+        @Override
+        public void put(int offset, ByteBuffer src) {
+          b.put(offset, src, src.position(), src.remaining());
+        }
+
+        @Override
+        public void force(int offset, int length) {
+          b.force(offset, length);
+        }
+
+        @Override
+        public void unmap() {
+          Unmapper.unmap(b);
+        }
+      };
     }
 
     @Override
@@ -56,4 +105,50 @@ interface FileIo {
       Files.deleteIfExists(file);
     }
   };
+
+  /**
+   * Unmaps a buffer at once through {@code sun.misc.Unsafe.invokeCleaner} (found by reflection, so
+   * nothing depends on it at compile time). Without it a mapping lives until the buffer is garbage
+   * collected: memory stays mapped and, on Windows, the file cannot be deleted or renamed meanwhile.
+   * If the method is not there, the buffer is left to the garbage collector.
+   */
+  final class Unmapper {
+    private static final Object UNSAFE;
+    private static final Method INVOKE_CLEANER;
+
+    static {
+      Object unsafe = null;
+      Method invoke = null;
+      try {
+        Class<?> c = Class.forName("sun.misc.Unsafe");
+        Field f = c.getDeclaredField("theUnsafe");
+        f.setAccessible(true);
+        unsafe = f.get(null);
+        invoke = c.getMethod("invokeCleaner", ByteBuffer.class);
+      } catch (ReflectiveOperationException | RuntimeException e) {
+        unsafe = null;
+        invoke = null;
+      }
+      UNSAFE = unsafe;
+      INVOKE_CLEANER = invoke;
+    }
+
+    private Unmapper() {}
+
+    /** Whether buffers are unmapped at once (else at garbage collection). */
+    static boolean available() {
+      return INVOKE_CLEANER != null;
+    }
+
+    static void unmap(MappedByteBuffer b) {
+      if (INVOKE_CLEANER == null) {
+        return;
+      }
+      try {
+        INVOKE_CLEANER.invoke(UNSAFE, b);
+      } catch (ReflectiveOperationException | RuntimeException e) {
+        // left to the garbage collector
+      }
+    }
+  }
 }

@@ -13,19 +13,25 @@ import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.time.Duration;
 import java.time.InstantSource;
-import java.util.ArrayDeque;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.Collections;
+import java.util.Comparator;
 import java.util.Iterator;
 import java.util.List;
 import java.util.Map;
+import java.util.PriorityQueue;
 import java.util.Properties;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.locks.Condition;
+import java.util.concurrent.locks.LockSupport;
 import java.util.concurrent.locks.ReentrantLock;
 import java.util.function.LongConsumer;
 import java.util.function.LongSupplier;
@@ -53,18 +59,30 @@ import org.slf4j.LoggerFactory;
  * New files are made durable in their directory (the directory is synced after every create and
  * rename); whole-file replacements go through a temporary file, a sync and an atomic rename.
  *
- * <p><b>Writes:</b> the writer thread encodes its record and appends it under a lock with one
- * {@code write}; that is the acknowledgement point of {@link Durability#INTERVAL} and
- * {@link Durability#NONE} (a crash of the process loses nothing the OS has). Under
- * {@link Durability#SYNC} the append also queues a waiter at its log position, and a sync thread
- * forces the log, as soon as the previous force ended, covering everything written by then, and
- * completes the waiters up to that position: group commit without an artificial wait, each batch being
- * what arrived during one sync. Under INTERVAL the sync thread forces once per interval. A segment is
- * forced before the next one is started, so only the last segment can ever hold unsynced data.
+ * <p><b>Writes</b> go into memory-mapped segments, preallocated at their full size (sparsely: the
+ * file reads as zeros past the data, and a zero length is where recovery stops). A writer encodes its
+ * record, reserves its bytes with a CAS on the segment's next offset and copies them in, in parallel
+ * with the other writers: no lock, no system call. Copies finish out of order, so the segment keeps a
+ * watermark, the offset below which every reservation is copied; nothing counts as written above it
+ * (recovery stops at the first gap, so a record after a gap is as good as lost). Under
+ * {@link Durability#INTERVAL} and {@link Durability#NONE} a write is acknowledged once the watermark
+ * passes it: a killed process loses nothing, the page cache has it. Under {@link Durability#SYNC} it
+ * then waits for a sync thread that, as soon as a write waits and the previous force ended, forces the
+ * segment up to the watermark (at most 8 MiB at once) and completes every waiter below it in one go:
+ * group commit without an artificial wait, each batch being what was copied during one force. Under
+ * INTERVAL the sync thread forces once per interval; under INTERVAL and NONE it also forces whenever
+ * 4 MiB are unforced (acknowledging nothing), so that a roll has little left to force. A record that
+ * does not fit seals the segment (a flag in the same atomic offset): its writer waits for the copies
+ * below, forces the segment, and starts the next one, sized for the record if that is larger than a
+ * segment; the others wait for it. So records never span segments and only the last segment can ever
+ * hold unsynced data. The sync thread then unmaps the old segment (through
+ * {@code Unsafe.invokeCleaner}, else the garbage collector does), so its file can be deleted and its
+ * memory is released.
  *
  * <p><b>A failed write or sync is not retried</b> (after a failed {@code fsync} Linux may already have
  * dropped the dirty pages, so a retry that succeeds proves nothing): every waiting write fails, every
- * later one is refused, the store reads on and reports it ({@link StorageStatus}, the log).
+ * later one is refused, the store reads on and reports it ({@link StorageStatus}, the log). The same
+ * for a fault while copying into a mapping (a full disk under a sparse segment shows up that way).
  *
  * <p><b>Snapshots and compaction:</b> when the log since the last snapshot outgrows both the
  * configured size and the last snapshot, the log is rolled to segment S first and then the map is
@@ -75,8 +93,10 @@ import org.slf4j.LoggerFactory;
  * deleted, so the log stays within about twice the live data.
  *
  * <p><b>Recovery:</b> the newest complete snapshot (one that never got its final rename is ignored),
- * then the segments from its sequence on, in order. A damaged or zero-filled tail of the last segment
- * is what a crash during a write leaves; it is truncated, counted and logged (under SYNC nothing in it
+ * then the segments from its sequence on, in order. A segment ends at a zero length followed by
+ * nothing but zeros (its preallocated rest). A damaged tail of the last segment, or one with data after
+ * a zero gap (a power loss kept a later page and dropped an earlier one), is what a crash during a
+ * write leaves; it is truncated, counted and logged (under SYNC nothing in it
  * was acknowledged). Damage anywhere else (a snapshot, an earlier segment, a missing segment, a
  * damaged clock file) cannot come from a crash: by the {@link CorruptionPolicy} the store refuses to
  * start with the file and the offset, or moves the files aside and starts empty.
@@ -97,6 +117,18 @@ final class LogStorage implements Storage {
   private static final int READ_CHUNK = 1 << 20;
   private static final String CRASHED = "simulated crash";
   private static final int HEADER_BYTES = RecordCodec.header(RecordCodec.KIND_SEGMENT, 0).remaining();
+  /** The bit of {@link Segment#reserve} that closes a segment to writers. */
+  private static final long SEALED = Long.MIN_VALUE;
+  /** At most this much is forced at once, so one sync's batch stays bounded. */
+  private static final int MAX_SYNC_BYTES = 8 << 20;
+  /**
+   * Under INTERVAL and NONE the sync thread also forces whenever this much is unforced, so the force
+   * a roll waits for stays short (the data is there once, whoever forces it).
+   */
+  private static final int BACKGROUND_FORCE_BYTES = 4 << 20;
+  private static final long BACKGROUND_CHECK_NANOS = 10_000_000;
+  /** The largest segment (a mapped buffer is indexed by int). */
+  static final long MAX_SEGMENT_BYTES = 1L << 30;
 
   /**
    * The settings of a log storage.
@@ -106,7 +138,8 @@ final class LogStorage implements Storage {
    * @param syncInterval the sync period of {@link Durability#INTERVAL}
    * @param onCorruption what recovery does with a corrupted directory
    * @param clusterName recorded in the manifest; a directory of another cluster is refused (or null)
-   * @param segmentBytes a segment is rolled once it passes this size
+   * @param segmentBytes the size of a segment (mapped and preallocated at once); a record that does
+   *     not fit rolls to the next one
    * @param compactBytes a snapshot is taken once the log since the last one passes this size (and the
    *     last snapshot's size)
    * @param clockStepMillis how far ahead the clock is reserved
@@ -152,34 +185,51 @@ final class LogStorage implements Storage {
   private FileChannel lockChannel;
   private FileLock lock;
 
-  // Guarded by writeLock.
-  private final ReentrantLock writeLock = new ReentrantLock();
-  private final Condition work = writeLock.newCondition();
-  private final ArrayDeque<Waiter> waiters = new ArrayDeque<>();
-  private FileChannel segment;
-  private long segmentPos;
-  private long written;
-  private long bytesSinceSnapshot;
-  private long lastSnapshotBytes;
+  /** The segment appended to; replaced by a roll (under rollLock), null once closed. */
+  private volatile Segment current;
+  /** Global log position (see {@link Segment#base}) up to which the log is on disk. */
   private volatile long synced;
-  /** Changes only while both locks are held; read under either. */
-  private volatile long segmentSeq;
+  /** Global position at the start of the segment the last snapshot was taken at. */
+  private volatile long snapshotBase;
+  private volatile long lastSnapshotBytes;
+  private long startPosition;
 
-  /** Held while forcing or closing the current segment. */
-  private final ReentrantLock syncLock = new ReentrantLock();
+  /** Segments rolled away from, for the sync thread to unmap (it may still be forcing one). */
+  private final ConcurrentLinkedQueue<Segment> retired = new ConcurrentLinkedQueue<>();
+  private final Object syncedLock = new Object();
+  /** Writers that found the segment full wait here for the roll. */
+  private final ReentrantLock rollLock = new ReentrantLock();
+  private final Condition rolled = rollLock.newCondition();
+  /** SYNC writes waiting for their force, handed to the sync thread. */
+  private final ConcurrentLinkedQueue<Waiter> incoming = new ConcurrentLinkedQueue<>();
+  /** The sync thread's waiters, by position (after the sync thread stopped: close's). */
+  private final PriorityQueue<Waiter> pending = new PriorityQueue<>(
+      Comparator.comparingLong(Waiter::position));
+  private volatile boolean syncerParked;
   private final Object clockLock = new Object();
   private final Object snapshotLock = new Object();
+  private final Object failLock = new Object();
   private long reserved; // guarded by clockLock
   private volatile StorageException failure;
   private volatile boolean running;
 
-  private final AtomicLong logBytes = new AtomicLong();
   private final AtomicLong syncs = new AtomicLong();
   private final AtomicLong failedSyncs = new AtomicLong();
   private final AtomicLong snapshots = new AtomicLong();
   private long recoveredEntries;
   /** How often a long recovery logs its progress; tests shorten it. */
   static volatile long progressIntervalNanos = 5_000_000_000L;
+  /**
+   * Test seam, a deliberately broken variant: SYNC writes are acknowledged after the memory copy,
+   * before their force. CrashRecoveryTest checks that its seeded power losses catch it.
+   */
+  static volatile boolean ackSyncBeforeForceForTest;
+  /**
+   * Test seam, a deliberately broken variant: the sync thread forces up to the last reservation, not
+   * to the watermark of completed copies, so a SYNC write is acknowledged while an earlier one is still
+   * being copied. DurableStoreTest checks that it is caught.
+   */
+  static volatile boolean ignoreCopyWatermarkForTest;
   /** Progress of the replay, for a person waiting on a large recovery. */
   private RecoveryProgress progress = new RecoveryProgress(0);
   private long truncatedTailBytes;
@@ -194,7 +244,83 @@ final class LogStorage implements Storage {
 
   private record Waiter(long position, CompletableFuture<Void> future) {}
 
+  /**
+   * One mapped, preallocated segment. Writers reserve {@code [p, p + n)} by a CAS on
+   * {@link #reserve} and copy in parallel; {@link #done} is the offset below which every reservation
+   * is copied (the contiguous watermark). A set {@link #SEALED} bit in {@link #reserve} closes it to
+   * writers: its end is then the offset in the other bits.
+   */
+  private static final class Segment {
+    final long seq;
+    final Path file;
+    final FileChannel channel;
+    final FileIo.Mapping map;
+    final int capacity;
+    /** The global log position of offset 0: positions grow across segments, for SYNC waiters. */
+    final long base;
+    final AtomicLong reserve;
+    final AtomicLong done;
+    /** Copies finished above the watermark, by start offset: their end offsets. */
+    private final ConcurrentHashMap<Long, Long> early = new ConcurrentHashMap<>();
+    /** Below this offset the segment is on disk. */
+    final AtomicInteger forced = new AtomicInteger();
+
+    Segment(long seq, Path file, FileChannel channel, FileIo.Mapping map, int capacity, long base,
+        long reserved, long done) {
+      this.seq = seq;
+      this.file = file;
+      this.channel = channel;
+      this.map = map;
+      this.capacity = capacity;
+      this.base = base;
+      this.reserve = new AtomicLong(reserved);
+      this.done = new AtomicLong(done);
+    }
+
+    /**
+     * Marks {@code [from, to)} copied and moves the watermark over every range now contiguous. The
+     * range starting at the watermark is moved by exactly one thread: its writer (by CAS) or whoever
+     * took it out of {@link #early}.
+     */
+    void complete(long from, long to) {
+      if (!done.compareAndSet(from, to)) {
+        early.put(from, to);
+      }
+      while (true) {
+        long w = done.get();
+        Long next = early.remove(w);
+        if (next == null) {
+          return;
+        }
+        done.set(next);
+      }
+    }
+
+    /**
+     * Forces {@code [forced, to)}; whether there was anything to force. The sync thread and a roll
+     * may force at the same time (overlapping ranges are only written twice).
+     */
+    boolean forceTo(int to) throws IOException {
+      int from = forced.get();
+      if (to <= from) {
+        return false;
+      }
+      map.force(from, to - from);
+      forced.accumulateAndGet(to, Math::max);
+      return true;
+    }
+
+    /** The offset the next reservation would get (the end, once sealed). */
+    long top() {
+      return reserve.get() & ~SEALED;
+    }
+  }
+
   private LogStorage(Options options, String nodeId, InstantSource clock) {
+    if (options.segmentBytes() <= HEADER_BYTES || options.segmentBytes() > MAX_SEGMENT_BYTES) {
+      throw new IllegalArgumentException("segmentBytes must be in (" + HEADER_BYTES + ", "
+          + MAX_SEGMENT_BYTES + "] (a segment is one mapped buffer), not " + options.segmentBytes());
+    }
     this.options = options;
     this.dir = options.dir();
     this.io = options.io();
@@ -301,14 +427,17 @@ final class LogStorage implements Storage {
       if (options.onCorruption() == CorruptionPolicy.REFUSE) {
         throw refuse(e);
       }
-      closeQuietly(segment);
-      segment = null;
+      closeSegment(current, true);
+      current = null;
       sink.reset();
       recoveredEntries = 0;
       recoveredMaxTimestamp = 0;
       moveAside("corrupt", "recovery found corruption: " + e.getMessage());
-      createSegment(1);
+      current = createSegment(1, 0, segmentCapacity(), 0);
+      snapshotBase = 0;
     }
+    startPosition = position();
+    synced = startPosition;
     resumeAbove = Math.max(recoveredMaxTimestamp, reserved);
     long base = Math.max(now, Version.physicalOf(resumeAbove));
     writeClock(Math.max(reserved, Version.pack(base + options.clockStepMillis(), 0)), now);
@@ -437,13 +566,13 @@ final class LogStorage implements Storage {
       long end = readSegment(seq, last, sink);
       logged += end;
       if (last) {
-        openForAppend(seq, end);
+        current = openForAppend(seq, end);
       }
     }
-    bytesSinceSnapshot = logged; // so compaction after a restart counts the whole log
     if (segs.isEmpty()) {
-      createSegment(first);
+      current = createSegment(first, 0, segmentCapacity(), 0);
     }
+    snapshotBase = position() - logged; // so compaction after a restart counts the whole log
   }
 
   private void readSnapshot(long seq, Sink sink) throws IOException, Corrupt {
@@ -506,16 +635,50 @@ final class LogStorage implements Storage {
       }
       return headed[0] ? size : 0;
     }
+    long dataEnd = f.damage.damage == RecordCodec.Damage.ZERO ? dataEnd(file, f.offset) : size;
+    if (dataEnd == f.offset) { // the preallocated, never written rest of a segment
+      if (!headed[0] && !last) {
+        throw new Corrupt(file, 0, "an empty segment before the last one");
+      }
+      return headed[0] ? f.offset : 0;
+    }
     if (!last) {
       throw new Corrupt(file, f.offset, f.damage.getMessage()
           + " (not the last segment, so not a torn write)");
     }
-    long dropped = size - f.offset;
+    long dropped = dataEnd - f.offset;
     truncatedTailBytes += dropped;
     log.warn("node {}: dropped a torn tail of {} bytes from {} at offset {} ({}); a crash during a "
         + "write leaves one, and nothing in it was acknowledged under SYNC", nodeId, dropped, file,
         f.offset, f.damage.getMessage());
     return f.offset;
+  }
+
+  /** The offset after the last non-zero byte of the file at or after {@code from} ({@code from} if none). */
+  private long dataEnd(Path file, long from) throws IOException {
+    long end = from;
+    byte[] zeros = new byte[READ_CHUNK];
+    try (FileChannel ch = io.open(file, StandardOpenOption.READ)) {
+      ByteBuffer buf = ByteBuffer.allocate(READ_CHUNK);
+      long pos = from;
+      while (true) {
+        buf.clear();
+        int n = ch.read(buf, pos);
+        if (n < 0) {
+          return end;
+        }
+        byte[] a = buf.array();
+        if (Arrays.mismatch(a, 0, n, zeros, 0, n) >= 0) {
+          for (int i = n - 1; i >= 0; i--) {
+            if (a[i] != 0) {
+              end = pos + i + 1;
+              break;
+            }
+          }
+        }
+        pos += n;
+      }
+    }
   }
 
   private void accept(Sink sink, RecordCodec.Record r) {
@@ -593,7 +756,8 @@ final class LogStorage implements Storage {
           visitor.visit(r, offset);
           progress.at(file, offset);
         } catch (RecordCodec.DamageException e) {
-          if (e.damage == RecordCodec.Damage.BAD || eof) {
+          if (e.damage == RecordCodec.Damage.BAD || eof
+              || (e.damage == RecordCodec.Damage.ZERO && buf.remaining() >= 4)) {
             return new Failure(bufStart + buf.position(), e);
           }
           // SHORT or ZERO with more file to read: read on (growing the buffer for a large record).
@@ -621,38 +785,66 @@ final class LogStorage implements Storage {
     }
   }
 
-  private void openForAppend(long seq, long end) throws IOException {
+  private int segmentCapacity() {
+    return (int) options.segmentBytes();
+  }
+
+  /**
+   * Opens the last segment to append after its last good record: cuts the file there (so no torn
+   * bytes stay behind the records to come) and maps it at its capacity again.
+   */
+  private Segment openForAppend(long seq, long end) throws IOException {
     Path file = segmentFile(seq);
     FileChannel ch = io.open(file, StandardOpenOption.READ, StandardOpenOption.WRITE);
-    if (ch.size() != end) {
-      ch.truncate(end);
-      ch.force(false);
-    }
-    segment = ch;
-    segmentSeq = seq;
-    segmentPos = end;
-    if (end == 0) {
-      writeFully(ch, RecordCodec.header(RecordCodec.KIND_SEGMENT, seq), 0);
-      ch.force(false);
-      segmentPos = HEADER_BYTES;
+    try {
+      if (ch.size() != end) {
+        ch.truncate(end);
+        ch.force(false);
+      }
+      int capacity = (int) Math.max(options.segmentBytes(), end);
+      FileIo.Mapping map = io.map(ch, file, capacity);
+      long top = end;
+      if (end == 0) {
+        map.put(0, RecordCodec.header(RecordCodec.KIND_SEGMENT, seq));
+        top = HEADER_BYTES;
+      }
+      return new Segment(seq, file, ch, map, capacity, 0, top, top);
+    } catch (IOException | RuntimeException e) {
+      closeQuietly(ch);
+      throw e;
     }
   }
 
-  private void createSegment(long seq) throws IOException {
+  /**
+   * Creates, maps and preallocates (sparsely: the OS allocates blocks as pages are written) a
+   * segment, writes its header and syncs the directory; {@code reserve} bytes after the header are
+   * reserved for the caller.
+   */
+  private Segment createSegment(long seq, long base, int capacity, int reserve) throws IOException {
     Path file = segmentFile(seq);
     FileChannel ch = io.open(file, StandardOpenOption.CREATE_NEW, StandardOpenOption.READ,
         StandardOpenOption.WRITE);
     try {
-      writeFully(ch, RecordCodec.header(RecordCodec.KIND_SEGMENT, seq), 0);
+      FileIo.Mapping map = io.map(ch, file, capacity);
+      map.put(0, RecordCodec.header(RecordCodec.KIND_SEGMENT, seq));
       io.syncDirectory(dir);
-    } catch (IOException e) {
+      return new Segment(seq, file, ch, map, capacity, base, HEADER_BYTES + (long) reserve,
+          HEADER_BYTES);
+    } catch (IOException | RuntimeException e) {
       closeQuietly(ch);
       throw e;
     }
-    segment = ch;
-    segmentSeq = seq;
-    segmentPos = HEADER_BYTES;
-    written += HEADER_BYTES;
+  }
+
+  /** Closes a segment's channel and, if nothing can touch it any more, unmaps it. */
+  private static void closeSegment(Segment seg, boolean unmap) {
+    if (seg == null) {
+      return;
+    }
+    if (unmap) {
+      seg.map.unmap();
+    }
+    closeQuietly(seg.channel);
   }
 
   private void moveAside(String why, String message) throws IOException {
@@ -713,213 +905,346 @@ final class LogStorage implements Storage {
   public CompletableFuture<Void> append(String key, Entry entry) {
     ByteBuffer record = RecordCodec.encode(key, entry);
     int n = record.remaining();
-    CompletableFuture<Void> done;
-    List<Waiter> failed;
-    writeLock.lock();
-    try {
-      if (failure != null) {
-        return CompletableFuture.failedFuture(failure);
+    while (true) {
+      StorageException f = failure;
+      if (f != null) {
+        return CompletableFuture.failedFuture(f);
       }
-      if (segment == null) {
+      Segment seg = current;
+      if (seg == null) {
         return CompletableFuture.failedFuture(new StoreClosedException(nodeId));
       }
-      try {
-        if (segmentPos + n > options.segmentBytes() && segmentPos > HEADER_BYTES) {
-          rollLocked();
+      long p = seg.reserve.get();
+      if (p < 0) {
+        awaitRoll(seg);
+      } else if (p + n > seg.capacity) {
+        if (seg.reserve.compareAndSet(p, p | SEALED)) {
+          return rollAndAppend(seg, p, record);
         }
-        writeFully(segment, record, segmentPos);
-        failed = null;
-      } catch (IOException e) {
-        failed = failLocked("writing " + segmentFile(segmentSeq), e);
+      } else if (seg.reserve.compareAndSet(p, p + n)) {
+        return copy(seg, (int) p, record);
       }
-      if (failed != null) {
-        done = CompletableFuture.failedFuture(failure);
+    }
+  }
+
+  /** Copies a reserved record into the segment and acknowledges it per the durability. */
+  private CompletableFuture<Void> copy(Segment seg, int at, ByteBuffer record) {
+    int end = at + record.remaining();
+    try {
+      seg.map.put(at, record);
+    } catch (RuntimeException | InternalError e) { // InternalError: a fault on the mapping (disk full)
+      seg.complete(at, end); // so nothing waits for it; the failure stops every acknowledgement
+      fail("writing " + seg.file, new IOException(e));
+      return CompletableFuture.failedFuture(failure);
+    }
+    seg.complete(at, end);
+    if (durability == Durability.SYNC && !ackSyncBeforeForceForTest) {
+      return waitForSync(seg.base + end);
+    }
+    // A kill -9 keeps the page cache, but recovery stops at the first gap: an earlier reservation
+    // still being copied must be done before this one counts as written.
+    awaitCopied(seg, end);
+    StorageException f = failure;
+    return f == null ? StandaloneReplicator.DONE : CompletableFuture.failedFuture(f);
+  }
+
+  private CompletableFuture<Void> waitForSync(long position) {
+    if (synced >= position) {
+      return StandaloneReplicator.DONE; // a force already covered it
+    }
+    CompletableFuture<Void> done = new CompletableFuture<>();
+    Waiter w = new Waiter(position, done);
+    incoming.add(w);
+    if (syncerParked) {
+      LockSupport.unpark(syncer);
+    }
+    settleLate(w);
+    return done;
+  }
+
+  /**
+   * A waiter queued while the sync thread stopped or the storage failed may have missed the hand-over:
+   * it settles itself (closing forces everything reserved before it drains the queue).
+   */
+  private void settleLate(Waiter w) {
+    StorageException f = failure;
+    if (f != null) {
+      w.future().completeExceptionally(f);
+    } else if (!running && synced >= w.position()) {
+      w.future().complete(null);
+    }
+  }
+
+  /** Waits (spinning, then parking briefly) until every reservation below {@code end} is copied. */
+  private void awaitCopied(Segment seg, long end) {
+    for (int i = 0; seg.done.get() < end && failure == null; i++) {
+      if (i < 100) {
+        Thread.onSpinWait();
+      } else if (i < 200) {
+        Thread.yield();
       } else {
-        segmentPos += n;
-        written += n;
-        bytesSinceSnapshot += n;
-        logBytes.addAndGet(n);
-        if (durability != Durability.SYNC) {
-          return StandaloneReplicator.DONE;
-        }
-        done = new CompletableFuture<>();
-        waiters.add(new Waiter(written, done));
-        work.signal();
+        LockSupport.parkNanos(20_000);
+      }
+    }
+  }
+
+  /** Waits until {@code seg} is no longer the current segment (a roll, a failure or the close). */
+  private void awaitRoll(Segment seg) {
+    rollLock.lock();
+    try {
+      while (current == seg && failure == null) {
+        rolled.awaitUninterruptibly();
       }
     } finally {
-      writeLock.unlock();
+      rollLock.unlock();
     }
-    if (failed != null) {
-      failAll(failed);
+  }
+
+  private void signalRolled() {
+    rollLock.lock();
+    try {
+      rolled.signalAll();
+    } finally {
+      rollLock.unlock();
     }
-    return done;
+  }
+
+  /**
+   * Run by the one writer that sealed {@code seg} at {@code end}: waits for the copies below it,
+   * forces and unmaps it, starts the next segment (sized for {@code record} if that is larger than a
+   * segment) with the record's space already reserved, publishes it and copies the record. Forcing
+   * before the next segment starts keeps unsynced data to the last segment, so a power loss can only
+   * tear the last one. {@code record} null: a roll for a snapshot.
+   */
+  private CompletableFuture<Void> rollAndAppend(Segment seg, long end, ByteBuffer record) {
+    int n = record == null ? 0 : record.remaining();
+    Segment next;
+    try {
+      awaitCopied(seg, end);
+      if (failure != null) {
+        signalRolled();
+        return CompletableFuture.failedFuture(failure);
+      }
+      if (seg.forceTo((int) end)) {
+        syncs.incrementAndGet();
+      }
+      advanceSynced(seg.base + end);
+      retired.add(seg); // the sync thread unmaps it: it may be forcing it right now
+      long capacity = Math.max(options.segmentBytes(), HEADER_BYTES + (long) n);
+      next = createSegment(seg.seq + 1, seg.base + end, (int) capacity, n);
+    } catch (IOException e) {
+      fail("rolling the log from " + seg.file, e);
+      signalRolled();
+      return CompletableFuture.failedFuture(failure);
+    }
+    current = next;
+    signalRolled();
+    if (syncerParked) {
+      LockSupport.unpark(syncer); // waiters up to the roll are durable
+    }
+    return record == null ? StandaloneReplicator.DONE : copy(next, HEADER_BYTES, record);
+  }
+
+  /**
+   * Seals the current segment and rolls to the next one (for a snapshot, or at close with
+   * {@code roll} false); returns the sealed segment and its end, or null if the storage failed or
+   * closed.
+   */
+  private record Sealed(Segment segment, long end) {}
+
+  private Sealed seal(boolean roll) {
+    while (true) {
+      Segment seg = current;
+      if (failure != null || seg == null) {
+        return null;
+      }
+      long p = seg.reserve.get();
+      if (p < 0) {
+        awaitRoll(seg);
+      } else if (seg.reserve.compareAndSet(p, p | SEALED)) {
+        if (roll && rollAndAppend(seg, p, null).isCompletedExceptionally()) {
+          return null;
+        }
+        return new Sealed(seg, p);
+      }
+    }
   }
 
   @Override
   public CompletableFuture<Void> barrier() {
+    StorageException f = failure;
+    if (f != null) {
+      return CompletableFuture.failedFuture(f);
+    }
     if (durability != Durability.SYNC) {
-      StorageException f = failure;
-      return f == null ? StandaloneReplicator.DONE : CompletableFuture.failedFuture(f);
+      return StandaloneReplicator.DONE;
     }
-    writeLock.lock();
-    try {
-      if (failure != null) {
-        return CompletableFuture.failedFuture(failure);
-      }
-      if (synced >= written) {
-        return StandaloneReplicator.DONE;
-      }
-      CompletableFuture<Void> done = new CompletableFuture<>();
-      waiters.add(new Waiter(written, done));
-      work.signal();
-      return done;
-    } finally {
-      writeLock.unlock();
+    Segment seg = current;
+    if (seg == null) {
+      return CompletableFuture.failedFuture(new StoreClosedException(nodeId));
     }
+    long target = seg.base + seg.top(); // every reservation made so far, copied or not
+    if (synced >= target) {
+      return StandaloneReplicator.DONE;
+    }
+    return waitForSync(target);
   }
 
-  /** Forces and closes the current segment, starts the next one. Holds writeLock. */
-  private void rollLocked() throws IOException {
-    syncLock.lock();
-    try {
-      segment.force(false);
-      syncs.incrementAndGet();
-      segment.close();
-      segment = null;
-      synced = written;
-      segmentSeq = segmentSeq + 1;
-    } finally {
-      syncLock.unlock();
-    }
-    createSegment(segmentSeq);
-    work.signal(); // waiters up to the roll are durable
+  /** The global position after the last reservation. */
+  private long position() {
+    Segment seg = current;
+    return seg == null ? synced : seg.base + seg.top();
   }
 
-  private static void writeFully(FileChannel ch, ByteBuffer b, long position) throws IOException {
-    long pos = position;
-    while (b.hasRemaining()) {
-      pos += ch.write(b, pos);
-    }
-  }
-
+  /**
+   * The sync thread. Under SYNC: as soon as a write waits and the previous force ended, forces the
+   * current segment up to its watermark (at most {@link #MAX_SYNC_BYTES}) and completes every waiter
+   * at or below it in one go: group commit with no artificial wait, each batch being what was copied
+   * during one force. Under INTERVAL: one force per interval. Both: the clock reservation.
+   */
   private void syncLoop() {
     boolean interval = durability == Durability.INTERVAL;
     long intervalNanos = interval ? options.syncInterval().toNanos() : Long.MAX_VALUE;
     long clockNanos = TimeUnit.MILLISECONDS.toNanos(Math.max(1, options.clockStepMillis() / 4));
     long nextForce = System.nanoTime() + (interval ? intervalNanos : 0);
     long nextClock = System.nanoTime() + clockNanos;
-    while (running) {
-      long target;
-      long seq;
-      FileChannel ch;
-      boolean waiting;
-      writeLock.lock();
-      try {
-        while (running && failure == null && waiters.isEmpty()) {
-          long deadline = interval && nextForce - nextClock < 0 ? nextForce : nextClock;
-          long wait = deadline - System.nanoTime();
-          if (wait <= 0) {
-            break;
-          }
-          work.awaitNanos(wait);
-        }
-        if (!running || failure != null) {
-          break;
-        }
-        target = written;
-        seq = segmentSeq;
-        ch = segment;
-        waiting = !waiters.isEmpty();
-      } catch (InterruptedException e) {
-        break;
-      } finally {
-        writeLock.unlock();
+    boolean background = durability != Durability.SYNC;
+    while (running && failure == null) {
+      unmapRetired();
+      for (Waiter w; (w = incoming.poll()) != null; ) {
+        pending.add(w);
       }
+      long now = System.nanoTime();
+      Segment cur = current;
+      boolean periodic = interval && now - nextForce >= 0;
+      boolean behind = background && cur != null
+          && cur.done.get() - cur.forced.get() >= BACKGROUND_FORCE_BYTES;
+      boolean clockDue = now - nextClock >= 0;
+      boolean waiting = !pending.isEmpty() && pending.peek().position() > synced;
+      if (!waiting && !periodic && !behind && !clockDue) {
+        completeSynced();
+        long deadline = interval && nextForce - nextClock < 0 ? nextForce : nextClock;
+        park(Math.min(deadline - now, background ? BACKGROUND_CHECK_NANOS : Long.MAX_VALUE));
+        continue;
+      }
+      Segment seg = current;
       try {
-        boolean periodic = interval && System.nanoTime() - nextForce >= 0;
-        if (target > synced && (waiting || periodic)) {
-          syncLock.lock();
-          try {
-            if (seq == segmentSeq) {
-              ch.force(false);
-              syncs.incrementAndGet();
-            } // else a roll forced it
-          } finally {
-            syncLock.unlock();
+        if (waiting || periodic || behind) {
+          boolean forced = force(); // "behind": keeps the force a roll waits for short
+          if (periodic) {
+            nextForce = System.nanoTime() + intervalNanos;
+          }
+          if (failure == null) {
+            completeSynced();
+          }
+          if (!forced && waiting && !periodic && !pending.isEmpty()
+              && pending.peek().position() > synced) {
+            park(TimeUnit.MILLISECONDS.toNanos(1)); // a copy below the waiter is still running
           }
         }
-        if (waiting || periodic) {
-          completeUpTo(target);
-        }
-        if (periodic) {
-          nextForce = System.nanoTime() + intervalNanos;
-        }
-        if (System.nanoTime() - nextClock >= 0) {
+        if (clockDue) {
           refreshClock();
           nextClock = System.nanoTime() + clockNanos;
         }
       } catch (IOException e) {
-        fail("syncing " + segmentFile(seq), e);
+        fail("syncing " + (seg == null ? dir : seg.file), e);
       } catch (RuntimeException e) {
         fail("the sync thread", new IOException(e));
       }
     }
+    if (failure != null) {
+      failWaiters();
+    }
   }
 
-  private void completeUpTo(long position) {
-    List<CompletableFuture<Void>> done = new ArrayList<>();
-    writeLock.lock();
-    try {
+  private void park(long nanos) {
+    syncerParked = true;
+    if (incoming.isEmpty() && running && failure == null) {
+      LockSupport.parkNanos(this, Math.max(1, nanos));
+    }
+    syncerParked = false;
+  }
+
+  /** Forces the current segment up to its watermark; whether there was anything to force. */
+  private boolean force() throws IOException {
+    Segment seg = current;
+    if (seg == null) {
+      return false;
+    }
+    long copied = ignoreCopyWatermarkForTest ? seg.top() : seg.done.get();
+    int to = (int) Math.min(copied, (long) seg.forced.get() + MAX_SYNC_BYTES);
+    if (!seg.forceTo(to)) {
+      return false;
+    }
+    syncs.incrementAndGet();
+    advanceSynced(seg.base + to);
+    return true;
+  }
+
+  private void advanceSynced(long position) {
+    synchronized (syncedLock) {
       if (position > synced) {
         synced = position;
       }
-      while (!waiters.isEmpty() && waiters.peek().position() <= synced) {
-        done.add(waiters.poll().future());
-      }
-    } finally {
-      writeLock.unlock();
-    }
-    for (CompletableFuture<Void> f : done) {
-      f.complete(null);
     }
   }
 
-  private void fail(String what, IOException e) {
-    List<Waiter> failed;
-    writeLock.lock();
-    try {
-      failed = failLocked(what, e);
-    } finally {
-      writeLock.unlock();
+  /** Unmaps the segments rolled away from (the sync thread, or the closer once it stopped). */
+  private void unmapRetired() {
+    for (Segment seg; (seg = retired.poll()) != null; ) {
+      closeSegment(seg, true);
     }
-    failAll(failed);
   }
 
-  /** Turns the storage read-only; returns the waiters to fail (outside the lock). */
-  private List<Waiter> failLocked(String what, IOException e) {
-    if (failure != null) {
-      return List.of();
+  /** Completes the sync thread's waiters up to {@link #synced}. */
+  private void completeSynced() {
+    long s = synced;
+    while (!pending.isEmpty() && pending.peek().position() <= s) {
+      pending.poll().future().complete(null);
     }
-    boolean crash = e.getMessage() != null && e.getMessage().equals(CRASHED);
-    if (!crash) {
-      failedSyncs.incrementAndGet();
-    }
-    failure = new StorageException("node " + nodeId + ": " + what + " failed (" + e + "); the store "
-        + "is read-only until restarted, and the writes that were waiting for this fail (they may "
-        + "or may not be on disk)", e);
-    if (!crash) {
-      log.error("node {}: {} failed; the store is now read-only (a failed sync is not retried: the "
-        + "OS may have dropped the data already)", nodeId, what, e);
-    }
-    List<Waiter> out = new ArrayList<>(waiters);
-    waiters.clear();
-    work.signalAll();
-    return out;
   }
 
-  private void failAll(List<Waiter> failed) {
-    for (Waiter w : failed) {
+  private void failWaiters() {
+    for (Waiter w; (w = incoming.poll()) != null; ) {
+      pending.add(w);
+    }
+    for (Waiter w; (w = pending.poll()) != null; ) {
       w.future().completeExceptionally(failure);
+    }
+  }
+
+  /**
+   * Turns the storage read-only (the first failure wins); the sync thread or the closer fails the
+   * waiting writes, later ones are refused.
+   */
+  private void fail(String what, IOException e) {
+    synchronized (failLock) {
+      if (failure != null) {
+        return;
+      }
+      boolean crash = e.getMessage() != null && e.getMessage().equals(CRASHED);
+      if (!crash) {
+        failedSyncs.incrementAndGet();
+      }
+      failure = new StorageException("node " + nodeId + ": " + what + " failed (" + e + "); the "
+          + "store is read-only until restarted, and the writes that were waiting for this fail "
+          + "(they may or may not be on disk)", e);
+      if (!crash) {
+        log.error("node {}: {} failed; the store is now read-only (a failed sync is not retried: "
+            + "the OS may have dropped the data already)", nodeId, what, e);
+      }
+    }
+    signalRolled(); // writers waiting for a roll see the failure
+    Thread t = syncer;
+    if (t != null) {
+      LockSupport.unpark(t); // it fails its waiters and stops; a late waiter fails itself
+    }
+  }
+
+  private static void writeFully(FileChannel ch, ByteBuffer b, long position) throws IOException {
+    long pos = position;
+    while (b.hasRemaining()) {
+      pos += ch.write(b, pos);
     }
   }
 
@@ -980,15 +1305,8 @@ final class LogStorage implements Storage {
 
   private void compactIfDue() {
     try {
-      long since;
-      long last;
-      writeLock.lock();
-      try {
-        since = bytesSinceSnapshot;
-        last = lastSnapshotBytes;
-      } finally {
-        writeLock.unlock();
-      }
+      long since = position() - snapshotBase;
+      long last = lastSnapshotBytes;
       if (running && failure == null && since > Math.max(options.compactBytes(), last)) {
         snapshot();
       }
@@ -1008,26 +1326,14 @@ final class LogStorage implements Storage {
   }
 
   private void snapshotLocked() {
-    long seq;
-    List<Waiter> failed = null;
-    writeLock.lock();
-    try {
-      if (failure != null || segment == null) {
-        return;
-      }
-      try {
-        rollLocked();
-      } catch (IOException e) {
-        failed = failLocked("rolling the log in " + dir, e);
-      }
-      seq = segmentSeq;
-      bytesSinceSnapshot = HEADER_BYTES;
-    } finally {
-      writeLock.unlock();
-    }
-    if (failed != null) {
-      failAll(failed);
+    Sealed sealed = seal(true);
+    if (sealed == null) {
       return;
+    }
+    long seq = sealed.segment().seq + 1;
+    Segment rolledTo = current;
+    if (rolledTo != null && rolledTo.seq == seq) {
+      snapshotBase = rolledTo.base;
     }
     Path file = snapshotFile(seq);
     Path tmp = file.resolveSibling(file.getFileName() + ".tmp");
@@ -1040,6 +1346,9 @@ final class LogStorage implements Storage {
         long count = 0;
         Iterator<Map.Entry<String, Entry>> it = snapshotSource.get();
         while (it.hasNext()) {
+          if (!running && syncer != null) {
+            throw new SnapshotAbandoned();
+          }
           Map.Entry<String, Entry> me = it.next();
           ByteBuffer rec = RecordCodec.encode(me.getKey(), me.getValue());
           if (rec.remaining() > buf.remaining()) {
@@ -1082,16 +1391,27 @@ final class LogStorage implements Storage {
         }
       }
       io.syncDirectory(dir);
-      writeLock.lock();
-      try {
-        lastSnapshotBytes = bytes;
-      } finally {
-        writeLock.unlock();
-      }
+      lastSnapshotBytes = bytes;
       snapshots.incrementAndGet();
       log.debug("node {}: snapshot {} written, {} bytes", nodeId, file, bytes);
+    } catch (SnapshotAbandoned e) {
+      try {
+        io.delete(tmp);
+      } catch (IOException ignored) {
+        // an unfinished snapshot is deleted by the next recovery
+      }
+      log.debug("node {}: snapshot {} abandoned: the store is closing", nodeId, file);
     } catch (IOException e) {
       fail("writing the snapshot " + file, e);
+    }
+  }
+
+  /** A snapshot stopped because the store closes (the log it would compact is intact). */
+  private static final class SnapshotAbandoned extends IOException {
+    private static final long serialVersionUID = 1L;
+
+    SnapshotAbandoned() {
+      super("the store is closing", null);
     }
   }
 
@@ -1106,32 +1426,34 @@ final class LogStorage implements Storage {
   public StorageStatus status() {
     StorageException f = failure;
     return new StorageStatus(dir, durability, f == null, f == null ? null : f.getMessage(),
-        recoveredEntries, truncatedTailBytes, logBytes.get(), syncs.get(), failedSyncs.get(),
+        recoveredEntries, truncatedTailBytes, position() - startPosition, syncs.get(), failedSyncs.get(),
         snapshots.get());
   }
 
   @Override
   public void close() {
     stopThreads();
-    List<Waiter> failed = List.of();
-    writeLock.lock();
-    try {
-      if (failure == null && segment != null) {
-        try {
-          segment.force(false);
+    Sealed sealed = seal(false);
+    Segment seg = sealed == null ? current : sealed.segment();
+    if (sealed != null) {
+      int end = (int) sealed.end();
+      awaitCopied(seg, end);
+      try {
+        if (failure == null && seg.forceTo(end)) {
           syncs.incrementAndGet();
-          synced = written;
-        } catch (IOException e) {
-          failed = failLocked("syncing " + segmentFile(segmentSeq) + " at close", e);
         }
+        if (failure == null) {
+          advanceSynced(seg.base + end);
+        }
+      } catch (IOException e) {
+        fail("syncing " + seg.file + " at close", e);
       }
-      closeQuietly(segment);
-      segment = null;
-    } finally {
-      writeLock.unlock();
     }
-    failAll(failed);
-    completeUpTo(synced);
+    current = null;
+    signalRolled();
+    closeSegment(seg, sealed != null);
+    unmapRetired();
+    settleWaiters();
     if (failure == null) {
       try {
         synchronized (clockLock) {
@@ -1144,40 +1466,53 @@ final class LogStorage implements Storage {
     releaseQuietly();
   }
 
-  /** Test hook: stops like a killed process, syncing nothing; waiting writes fail. */
+  /** After the sync thread stopped: completes or fails every waiter left. */
+  private void settleWaiters() {
+    if (failure != null) {
+      failWaiters();
+      return;
+    }
+    for (Waiter w; (w = incoming.poll()) != null; ) {
+      pending.add(w);
+    }
+    completeSynced();
+    for (Waiter w; (w = pending.poll()) != null; ) {
+      w.future().completeExceptionally(new StoreClosedException(nodeId));
+    }
+  }
+
+  /**
+   * Test hook: stops like a killed process, syncing nothing; waiting writes fail. The segment is not
+   * unmapped (a write may still be copying into it); the garbage collector releases it.
+   */
   void crash() {
     stopThreads();
-    List<Waiter> failed;
-    writeLock.lock();
-    try {
-      failed = failLocked("the store (a simulated crash)", new IOException(CRASHED));
-      closeQuietly(segment);
-      segment = null;
-    } finally {
-      writeLock.unlock();
-    }
-    failAll(failed);
+    fail("the store (a simulated crash)", new IOException(CRASHED));
+    Segment seg = current;
+    current = null;
+    signalRolled();
+    closeSegment(seg, false);
+    failWaiters();
     releaseQuietly();
   }
 
   private void stopThreads() {
     running = false;
-    writeLock.lock();
-    try {
-      work.signalAll();
-    } finally {
-      writeLock.unlock();
-    }
-    if (syncer != null) {
+    Thread t = syncer;
+    if (t != null) {
+      LockSupport.unpark(t);
       try {
-        syncer.join(10_000);
+        t.join(10_000);
       } catch (InterruptedException e) {
         Thread.currentThread().interrupt();
       }
     }
     if (compactor != null) {
-      compactor.shutdownNow();
+      compactor.shutdown(); // not interrupted: an interrupt would close its channel and fail the store
       try {
+        if (!compactor.awaitTermination(30, TimeUnit.SECONDS)) {
+          compactor.shutdownNow();
+        }
         compactor.awaitTermination(10, TimeUnit.SECONDS);
       } catch (InterruptedException e) {
         Thread.currentThread().interrupt();
@@ -1186,8 +1521,10 @@ final class LogStorage implements Storage {
   }
 
   private void releaseQuietly() {
-    closeQuietly(segment);
-    segment = null;
+    if (!running && syncer == null) { // a failed open: nothing else can touch the segment
+      closeSegment(current, true);
+      current = null;
+    }
     if (lock != null) {
       try {
         lock.release();

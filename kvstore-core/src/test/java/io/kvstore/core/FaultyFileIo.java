@@ -34,6 +34,12 @@ import java.util.concurrent.locks.ReentrantReadWriteLock;
  * since the directory's last sync are lost as a random suffix, as a journaling file system loses
  * them. {@link #crash() A process crash} loses nothing the OS was given. After the crash every
  * operation fails, as it would for a dead process. {@link #failForces(int)} makes syncs fail.
+ *
+ * <p><b>Mapped files</b> ({@link #map}): writes through the mapping go to the real file's page cache
+ * at once (a process crash keeps them) and mark their 4 KiB pages dirty; forcing a range makes the
+ * current content of its pages durable (a whole page, as the OS writes it back, including bytes
+ * another thread is still copying). At a power loss each dirty page is kept or dropped on its own, so
+ * a record across a page boundary can survive torn, and a later page can survive an earlier one.
  */
 final class FaultyFileIo implements FileIo {
   private final SplittableRandom random;
@@ -44,6 +50,9 @@ final class FaultyFileIo implements FileIo {
   private volatile boolean crashed;
   private int tornOps;
   private int droppedOps;
+  private int droppedPages;
+  private int keptPages;
+  static final int PAGE = 4096;
 
   FaultyFileIo(long seed) {
     this.random = new SplittableRandom(seed);
@@ -62,9 +71,31 @@ final class FaultyFileIo implements FileIo {
     return droppedOps;
   }
 
+  private volatile Runnable beforeNextMappedWrite;
+
+  /**
+   * Runs {@code hook} in the writing thread before the next write through a mapping (once), after
+   * the writer reserved its space: a test holds a copy there to see what waits for it.
+   */
+  void beforeNextMappedWrite(Runnable hook) {
+    beforeNextMappedWrite = hook;
+  }
+
+  /** Dirty pages of mapped files dropped at the power loss. */
+  int droppedPages() {
+    return droppedPages;
+  }
+
+  /** Dirty pages of mapped files kept at the power loss. */
+  int keptPages() {
+    return keptPages;
+  }
+
   private static final class FileState {
     byte[] durable; // null: the file never reached the disk with content
     final List<Object[]> pending = new ArrayList<>(); // {"w", pos, bytes} or {"t", size}
+    final Set<Integer> dirtyPages = new HashSet<>(); // of a mapping, since the last force
+    Path path; // where the file is now
   }
 
   private record DirOp(Path path, Path from, FileState replaced) {}
@@ -102,6 +133,7 @@ final class FaultyFileIo implements FileIo {
         if (!existed) {
           st.durable = null;
         }
+        st.path = p;
         if (Arrays.asList(options).contains(StandardOpenOption.TRUNCATE_EXISTING) && existed) {
           st.pending.add(new Object[] {"t", 0L});
         }
@@ -144,6 +176,7 @@ final class FaultyFileIo implements FileIo {
           st.durable = Files.readAllBytes(t);
         }
         files.put(t, st);
+        st.path = t;
         dirOps.add(new DirOp(t, f, replaced));
       }
     } finally {
@@ -191,7 +224,10 @@ final class FaultyFileIo implements FileIo {
         all.add(op.replaced());
       }
     }
-    for (FileState st : all) {
+    List<FileState> ordered = new ArrayList<>(all); // by name, so a seed replays the same choices
+    ordered.sort(java.util.Comparator.comparing(
+        (FileState st) -> st.path == null ? "" : st.path.getFileName().toString()));
+    for (FileState st : ordered) {
       content.put(st, survive(st));
     }
     Map<Path, FileState> mapping = new HashMap<>(files);
@@ -246,7 +282,123 @@ final class FaultyFileIo implements FileIo {
       }
       System.arraycopy(bytes, 0, data, pos, bytes.length);
     }
+    if (!st.dirtyPages.isEmpty()) {
+      byte[] now = st.path != null && Files.exists(st.path) ? readAll(st.path) : new byte[0];
+      List<Integer> pages = new ArrayList<>(st.dirtyPages);
+      pages.sort(null);
+      for (int page : pages) {
+        if (random.nextBoolean()) {
+          droppedPages++;
+          continue;
+        }
+        keptPages++;
+        int from = page * PAGE;
+        int to = Math.min(now.length, from + PAGE);
+        if (to <= from) {
+          continue;
+        }
+        if (data.length < to) {
+          data = Arrays.copyOf(data, to);
+        }
+        System.arraycopy(now, from, data, from, to - from);
+      }
+    }
     return data;
+  }
+
+  private static byte[] readAll(Path p) {
+    try {
+      return Files.readAllBytes(p);
+    } catch (IOException e) {
+      throw new java.io.UncheckedIOException(e);
+    }
+  }
+
+  @Override
+  public Mapping map(FileChannel channel, Path file, int size) throws IOException {
+    enter();
+    try {
+      Channel c = (Channel) channel;
+      MappedByteBuffer real = c.real.map(FileChannel.MapMode.READ_WRITE, 0, size);
+      synchronized (this) {
+        byte[] d = c.st.durable == null ? new byte[0] : c.st.durable;
+        if (d.length < size) {
+          c.st.durable = Arrays.copyOf(d, size); // the grown size, read as zeros
+        }
+      }
+      return new Region(real, c.st);
+    } finally {
+      exit();
+    }
+  }
+
+  /** A mapping of a real file that records its dirty pages for the power-loss simulation. */
+  private final class Region implements Mapping {
+    private final MappedByteBuffer real;
+    private final FileState st;
+
+    Region(MappedByteBuffer real, FileState st) {
+      this.real = real;
+      this.st = st;
+    }
+
+    @Override
+    public void put(int offset, ByteBuffer src) {
+      Runnable hook = beforeNextMappedWrite;
+      if (hook != null && offset > 0) {
+        beforeNextMappedWrite = null;
+        hook.run();
+      }
+      try {
+        enter();
+      } catch (IOException e) {
+        throw new java.io.UncheckedIOException(e); // the process is dead: the copy never happens
+      }
+      try {
+        int n = src.remaining();
+        real.put(offset, src, src.position(), n);
+        if (n > 0) {
+          synchronized (FaultyFileIo.this) {
+            for (int p = offset / PAGE; p <= (offset + n - 1) / PAGE; p++) {
+              st.dirtyPages.add(p);
+            }
+          }
+        }
+      } finally {
+        exit();
+      }
+    }
+
+    @Override
+    public void force(int offset, int length) throws IOException {
+      enter();
+      try {
+        if (failForces.getAndUpdate(n -> Math.max(0, n - 1)) > 0) {
+          throw new IOException("injected fsync failure (EIO)");
+        }
+        real.force(offset, length);
+        synchronized (FaultyFileIo.this) {
+          int first = offset / PAGE;
+          int last = length == 0 ? first - 1 : (offset + length - 1) / PAGE;
+          for (int p = first; p <= last; p++) {
+            int from = p * PAGE;
+            int to = Math.min(real.capacity(), from + PAGE);
+            if (st.durable == null || st.durable.length < to) {
+              st.durable = Arrays.copyOf(st.durable == null ? new byte[0] : st.durable, to);
+            }
+            real.get(from, st.durable, from, to - from);
+            st.dirtyPages.remove(p);
+          }
+        }
+      } finally {
+        exit();
+      }
+    }
+
+    @Override
+    public void unmap() {
+      FileIo.Unmapper.unmap(real);
+    }
   }
 
   /** A channel over a real file that records writes for the crash simulation. */
@@ -327,6 +479,7 @@ final class FaultyFileIo implements FileIo {
         synchronized (FaultyFileIo.this) {
           st.durable = Files.readAllBytes(path); // forces happen before a file is renamed
           st.pending.clear();
+          st.dirtyPages.clear(); // fsync writes a mapping's dirty pages too
         }
       } finally {
         exit();

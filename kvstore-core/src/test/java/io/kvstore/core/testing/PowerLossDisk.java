@@ -88,7 +88,8 @@ public final class PowerLossDisk {
 
   /**
    * A power cut: {@link #crash(KvStore)}, then the files are rewritten to what survives: synced data,
-   * and of each unsynced write (or truncation) either all, nothing, or a torn part, chosen by the seed.
+   * and of each unsynced write (or truncation) either all, nothing, or a torn part, and of each
+   * unsynced 4 KiB page of the memory-mapped log either all or nothing, chosen by the seed.
    *
    * @param store the store running on this disk
    * @throws UncheckedIOException if the files cannot be rewritten

@@ -363,8 +363,27 @@ public final class ClusterBench implements Callable<Integer> {
         all.sum() == 0 ? 0.0 : 100.0 * acked / (2.0 * all.sum()),
         after.mutationsDropped() - before.mutationsDropped(),
         after.mutationsRefused() - before.mutationsRefused());
-    out.flush();
+    liveDelivery(name, "at the last put", before, after, all.sum());
     convergence(name, a, b, c, lastPut);
+    liveDelivery(name, "once identical", before, KvCluster.stats(a).orElseThrow(), all.sum());
+  }
+
+  /**
+   * Fan-out delivered live to B and C: mutations they acknowledged plus mutations coalesced in A's
+   * queues whose superseding (newer) version they acknowledged, over 2 x the puts of the phase.
+   */
+  private void liveDelivery(String name, String when, ReplicationStats before,
+      ReplicationStats after, long puts) {
+    long acked = after.mutationsAcked() - before.mutationsAcked();
+    long coalescedAcked = after.mutationsCoalescedAcked() - before.mutationsCoalescedAcked();
+    out.printf("[%s] live delivery %s: (acked %d + coalesced and superseded by an acked version %d)"
+            + " / (2 x %d puts) = %.1f%%; coalesced=%d dropped=%d refused=%d%n",
+        name.toLowerCase(Locale.ROOT), when, acked, coalescedAcked, puts,
+        puts == 0 ? 0.0 : 100.0 * (acked + coalescedAcked) / (2.0 * puts),
+        after.mutationsCoalesced() - before.mutationsCoalesced(),
+        after.mutationsDropped() - before.mutationsDropped(),
+        after.mutationsRefused() - before.mutationsRefused());
+    out.flush();
   }
 
   private void convergence(String name, KvStore a, Server b, Server c, long since) throws Exception {

@@ -12,6 +12,7 @@ import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.util.Comparator;
 import java.util.SplittableRandom;
+import java.util.concurrent.Semaphore;
 import java.util.concurrent.TimeUnit;
 import java.util.stream.Stream;
 import org.openjdk.jmh.annotations.Benchmark;
@@ -34,6 +35,11 @@ import org.openjdk.jmh.annotations.Warmup;
  * 100,000 keys) in memory and at each {@link Durability}. Run the floor first, with {@code -t 1},
  * then the puts at {@code -t 1} and {@code -t 2}; see docs/BENCHMARKS.md for the commands and figures.
  * The data directory is under {@code java.io.tmpdir} ({@code -Djava.io.tmpdir=/path/on/the/disk}).
+ *
+ * <p>Also: {@link #putLatency} (the same put, sampled: SYNC ack p99 against the floor's p99),
+ * {@link #putAsyncInFlight} (one thread keeping 256 async puts in flight), and, with
+ * {@code -Dbench.diskUse=true}, a line per trial with the data directory's allocated size (as
+ * {@code du} counts it: the segments are sparse) at its peak and at the end, against the live data.
  */
 @Warmup(iterations = 3, time = 2)
 @Measurement(iterations = 5, time = 2)
@@ -103,6 +109,9 @@ public class DurabilityBenchmark {
     byte[] value = new byte[100];
     Path dir;
     KvStore store;
+    Thread diskSampler;
+    volatile boolean sampling;
+    volatile long peakDiskBytes;
 
     /**
      * Opens and fills the store.
@@ -123,6 +132,21 @@ public class DurabilityBenchmark {
         keyNames[i] = "user:" + Integer.toHexString(random.nextInt()) + ":" + i;
         store.put(keyNames[i], value, WriteOptions.defaults());
       }
+      if (dir != null && Boolean.getBoolean("bench.diskUse")) {
+        sampling = true;
+        diskSampler = new Thread(() -> {
+          while (sampling) {
+            peakDiskBytes = Math.max(peakDiskBytes, allocatedBytes(dir));
+            try {
+              Thread.sleep(250);
+            } catch (InterruptedException e) {
+              return;
+            }
+          }
+        }, "disk-sampler");
+        diskSampler.setDaemon(true);
+        diskSampler.start();
+      }
     }
 
     /**
@@ -132,6 +156,17 @@ public class DurabilityBenchmark {
      */
     @TearDown(Level.Trial)
     public void tearDown() throws IOException {
+      if (diskSampler != null) {
+        sampling = false;
+        diskSampler.interrupt();
+        long live = 0;
+        for (String k : keyNames) {
+          live += k.length() + value.length;
+        }
+        System.out.printf("%ndisk use (%s, %d keys): peak %.1f MiB allocated, end %.1f MiB; live "
+            + "keys+values %.1f MiB; peak/live %.2f%n", durability, keys, peakDiskBytes / 1048576.0,
+            allocatedBytes(dir) / 1048576.0, live / 1048576.0, (double) peakDiskBytes / live);
+      }
       store.close();
       if (dir != null) {
         deleteTree(dir);
@@ -162,6 +197,80 @@ public class DurabilityBenchmark {
   @OutputTimeUnit(TimeUnit.SECONDS)
   public long put(Store s, Cursor c) {
     return s.store.put(s.keyNames[c.next(s.keys)], s.value, WriteOptions.defaults()).timestamp();
+  }
+
+  /**
+   * A blocking put, its latency sampled (run with {@code -p durability=SYNC} and compare the p99 with
+   * {@link #fsyncFloor}'s).
+   *
+   * @param s the store
+   * @param c the key cursor
+   * @return the version's timestamp
+   */
+  @Benchmark
+  @BenchmarkMode(Mode.SampleTime)
+  @OutputTimeUnit(TimeUnit.MICROSECONDS)
+  public long putLatency(Store s, Cursor c) {
+    return s.store.put(s.keyNames[c.next(s.keys)], s.value, WriteOptions.defaults()).timestamp();
+  }
+
+  /** A bound on the puts one benchmark thread has in flight. */
+  @State(Scope.Thread)
+  public static class InFlight {
+    /** Async puts in flight per thread. */
+    @Param("256")
+    public int inFlight;
+    Semaphore permits;
+
+    /** Creates the permits. */
+    @Setup(Level.Trial)
+    public void setUp() {
+      permits = new Semaphore(inFlight);
+    }
+
+    /**
+     * Waits for the puts still in flight.
+     *
+     * @throws InterruptedException if interrupted
+     */
+    @TearDown(Level.Trial)
+    public void drain() throws InterruptedException {
+      permits.acquire(inFlight);
+      permits.release(inFlight);
+    }
+  }
+
+  /**
+   * An async put, at most {@code inFlight} of them outstanding: one operation is one put started,
+   * so in steady state the score is the rate at which puts complete.
+   *
+   * @param s the store
+   * @param c the key cursor
+   * @param f the in-flight bound
+   * @throws InterruptedException if interrupted
+   */
+  @Benchmark
+  @BenchmarkMode(Mode.Throughput)
+  @OutputTimeUnit(TimeUnit.SECONDS)
+  public void putAsyncInFlight(Store s, Cursor c, InFlight f) throws InterruptedException {
+    f.permits.acquire();
+    s.store.putAsync(s.keyNames[c.next(s.keys)], s.value, WriteOptions.defaults())
+        .whenComplete((v, e) -> f.permits.release());
+  }
+
+  /** Blocks allocated to the files under {@code dir}, as {@code du} counts them (Linux). */
+  static long allocatedBytes(Path dir) {
+    try {
+      Process p = new ProcessBuilder("du", "-sk", dir.toString()).redirectErrorStream(true).start();
+      String out = new String(p.getInputStream().readAllBytes(), java.nio.charset.StandardCharsets.UTF_8);
+      p.waitFor();
+      return Long.parseLong(out.trim().split("\\s+")[0]) * 1024;
+    } catch (IOException | RuntimeException e) {
+      return -1;
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      return -1;
+    }
   }
 
   static void deleteTree(Path dir) throws IOException {

@@ -47,6 +47,10 @@ final class ReplicationMetrics implements MeterBinder {
     counter(m, "mutationsAcked", "mutations.acked", "fanned-out mutations peers acknowledged");
     counter(m, "mutationsRefused", "mutations.refused", "fanned-out mutations peers refused");
     counter(m, "mutationsDropped", "mutations.dropped", "fanned-out mutations left to anti-entropy");
+    counter(m, "mutationsCoalesced", "mutations.coalesced",
+        "queued mutations superseded by a newer version of their key before being sent");
+    counter(m, "mutationsCoalescedAcked", "mutations.coalesced.acked",
+        "coalesced mutations whose superseding version a peer acknowledged");
     counter(m, "antiEntropyRounds", "antientropy.rounds", "anti-entropy rounds completed");
     counter(m, "antiEntropyRoundsFailed", "antientropy.rounds.failed", "anti-entropy rounds failed");
     counter(m, "antiEntropyKeysPushed", "antientropy.keys.pushed", "keys pushed by anti-entropy");

@@ -1,0 +1,217 @@
+package io.kvstore.cluster;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import io.kvstore.core.Mutation;
+import io.kvstore.core.Version;
+import io.kvstore.core.Versioned;
+import io.kvstore.core.WriteConcern;
+import io.kvstore.core.WriteOptions;
+import java.nio.charset.StandardCharsets;
+import java.time.Duration;
+import java.util.List;
+import java.util.Set;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+
+/**
+ * A peer's fan-out queue holds one not-yet-sent mutation per key: the newest version supersedes the
+ * queued one, its ack completes the QUORUM/ALL writes it superseded, and at the in-flight limit a
+ * mutation of a key already queued replaces it rather than being dropped. On the real engine over
+ * {@link SimNetwork}, with anti-entropy effectively off (one round an hour) so only the fan-out can
+ * deliver.
+ */
+@Timeout(value = 30, unit = TimeUnit.SECONDS)
+class FanOutCoalescingTest {
+  private static final WriteOptions QUORUM =
+      WriteOptions.concern(WriteConcern.QUORUM).withTimeout(Duration.ofSeconds(60));
+
+  private static SimNetwork network(long maxInFlightBytes) {
+    return new SimNetwork(1, new ReplicationEngine.Settings(maxInFlightBytes, 8 * 1024,
+        Duration.ofHours(1), Duration.ofMillis(400)), ReplicationEngine.Bug.NONE, b -> b);
+  }
+
+  @Test
+  void queuedWritesOfOneKey_sendOnlyTheNewest_andItsAckCompletesTheSupersededQuorumWrites() {
+    try (SimNetwork net = network(1024 * 1024)) {
+      SimNetwork.SimNode one = net.addNode("n1", 0);
+      net.addNode("n2", 0);
+      net.addNode("n3", 0);
+      net.clock.runFor(100);
+      // Both of n1's links are down: its writes wait in the queues.
+      net.partition(List.of(Set.of("n1")));
+      long sentBefore = one.stats.mutationsSent.sum();
+      long ackedBefore = one.stats.mutationsAcked.sum();
+      CompletableFuture<Version> first = one.store.putAsync("k", bytes("v1"), QUORUM);
+      one.store.put("k", bytes("v2"));
+      CompletableFuture<Version> third = one.store.putAsync("k", bytes("v3"), QUORUM);
+      // When a QUORUM write completes, a quorum must hold the key at its version or newer (the
+      // simulation's own check): had the queue kept v1, v3's write would complete on v1's ack.
+      List<String> violations = new java.util.ArrayList<>();
+      for (CompletableFuture<Version> f : List.of(first, third)) {
+        f.thenAccept(v -> {
+          long holding = net.nodes().stream()
+              .filter(n -> n.store.getVersioned("k").filter(h -> h.version().compareTo(v) >= 0)
+                  .isPresent())
+              .count();
+          if (holding < 2) {
+            violations.add("write at " + v + " completed while " + holding + " of 3 held it");
+          }
+        });
+      }
+      net.clock.runFor(10);
+      assertThat(first).isNotDone();
+      assertThat(one.stats.mutationsCoalesced.sum()).as("2 superseded x 2 peers").isEqualTo(4);
+
+      net.heal();
+      assertThat(net.clock.runUntil(() -> first.isDone() && third.isDone()
+          && one.stats.mutationsAcked.sum() - ackedBefore == 2, 5_000)).isTrue();
+      assertThat(violations).isEmpty();
+      assertThat(first).isCompleted();
+      assertThat(third).isCompleted();
+      Version newest = third.join();
+      for (String peer : List.of("n2", "n3")) {
+        Versioned held = net.node(peer).store.getVersioned("k").orElseThrow();
+        assertThat(held.version()).as(peer + " holds the newest version").isEqualTo(newest);
+        assertThat(new String(held.value(), StandardCharsets.UTF_8)).isEqualTo("v3");
+      }
+      assertThat(one.stats.mutationsSent.sum() - sentBefore).as("one mutation per peer").isEqualTo(2);
+      assertThat(one.stats.mutationsAcked.sum() - ackedBefore).isEqualTo(2);
+      assertThat(one.stats.mutationsCoalescedAcked.sum()).isEqualTo(4);
+      assertThat(one.stats.mutationsDropped.sum()).isZero();
+    }
+  }
+
+  @Test
+  void atTheInFlightLimit_aWriteOfAQueuedKeyReplacesIt_insteadOfBeingDropped() {
+    try (SimNetwork net = network(4 * 1024)) {
+      SimNetwork.SimNode one = net.addNode("n1", 0);
+      SimNetwork.SimNode two = net.addNode("n2", 0);
+      net.clock.runFor(100);
+      net.partition(List.of(Set.of("n1")));
+      byte[] filler = new byte[200];
+      int i = 0;
+      while (one.stats.mutationsDropped.sum() == 0) {
+        one.store.put("fill" + i++, filler);
+      }
+      one.store.put("fill0", bytes("newest"));
+      assertThat(one.stats.mutationsDropped.sum()).as("no further drop").isEqualTo(1);
+      assertThat(one.stats.mutationsCoalesced.sum()).isEqualTo(1);
+
+      net.heal();
+      assertThat(net.clock.runUntil(() -> one.stats.mutationsCoalescedAcked.sum() == 1, 5_000))
+          .as("the fan-out delivered the replacing mutation").isTrue();
+      assertThat(two.store.getString("fill0")).contains("newest");
+    }
+  }
+
+  /**
+   * On one link with a channel that records frames: two QUORUM writes of one key queued before the
+   * link is up go out as one mutation, the newer, and the single ack completes both writes. Fails if
+   * the queue kept the older mutation (the frame would carry it), or if a superseded write's tracker
+   * were forgotten (its future would never complete).
+   */
+  @Test
+  void supersededQuorumWrite_completesOnTheAckOfTheNewerVersion_andOnlyTheNewerIsSent() {
+    for (boolean newerFirst : new boolean[] {false, true}) {
+      try (SimNetwork net = network(1024 * 1024)) {
+        SimNetwork.SimNode one = net.addNode("n1", 0);
+        PeerLink link = one.engine.newLink("peer", "peer");
+        Mutation older = Mutation.put("k", bytes("old"), Version.of(1000, 0, "n1"), 0);
+        Mutation newer = Mutation.put("k", bytes("new"), Version.of(1000, 1, "n1"), 0);
+        WriteTracker olderWrite = tracker();
+        WriteTracker newerWrite = tracker();
+        PeerLink.Outgoing o = new PeerLink.Outgoing(older, Frames.mutationSize(older), olderWrite);
+        PeerLink.Outgoing n = new PeerLink.Outgoing(newer, Frames.mutationSize(newer), newerWrite);
+        link.enqueue(newerFirst ? n : o);
+        link.enqueue(newerFirst ? o : n);
+        assertThat(one.stats.mutationsCoalesced.sum()).isEqualTo(1);
+
+        RecordingChannel ch = new RecordingChannel();
+        link.connected(ch);
+        assertThat(ch.frames).hasSize(1);
+        Frames.MutationBatch batch = (Frames.MutationBatch) ch.frames.get(0);
+        assertThat(batch.mutations()).as("newer first: " + newerFirst).containsExactly(newer);
+        assertThat(olderWrite.future()).isNotDone();
+        assertThat(newerWrite.future()).isNotDone();
+
+        java.util.BitSet held = new java.util.BitSet();
+        held.set(0);
+        io.netty.buffer.ByteBuf ack = Frames.ack(ch.alloc(), batch.batchId(), 1, held);
+        Frames.Frame decoded = Frames.decode(ack);
+        ack.release();
+        link.onFrame(ch, decoded);
+        assertThat(olderWrite.future()).isCompleted();
+        assertThat(newerWrite.future()).isCompleted();
+        assertThat(one.stats.mutationsAcked.sum()).isEqualTo(1);
+        assertThat(one.stats.mutationsCoalescedAcked.sum()).isEqualTo(1);
+      }
+    }
+  }
+
+  /** QUORUM of two replicas (self + the one peer), one link outstanding; completes inline. */
+  private static WriteTracker tracker() {
+    return new WriteTracker(WriteConcern.QUORUM, 2, 2, 1, Duration.ofMinutes(1), Runnable::run);
+  }
+
+  /** A channel that is always writable, runs tasks inline and decodes what is sent to it. */
+  private static final class RecordingChannel implements PeerChannel {
+    final List<Frames.Frame> frames = new java.util.ArrayList<>();
+
+    @Override
+    public io.netty.buffer.ByteBufAllocator alloc() {
+      return io.netty.buffer.UnpooledByteBufAllocator.DEFAULT;
+    }
+
+    @Override
+    public boolean send(io.netty.buffer.ByteBuf frame, boolean flush) {
+      try {
+        frames.add(Frames.decode(frame));
+      } finally {
+        frame.release();
+      }
+      return true;
+    }
+
+    @Override
+    public void flush() {
+    }
+
+    @Override
+    public boolean isWritable() {
+      return true;
+    }
+
+    @Override
+    public void execute(Runnable task) {
+      task.run();
+    }
+
+    @Override
+    public void close() {
+    }
+
+    @Override
+    public String remote() {
+      return "recording";
+    }
+  }
+
+  @Test
+  void merge_keepsTheHigherVersion_whicheverIsQueuedFirst() {
+    Mutation older = Mutation.put("k", bytes("old"), Version.of(1000, 0, "n1"), 0);
+    Mutation newer = Mutation.put("k", bytes("new"), Version.of(1000, 1, "n1"), 0);
+    PeerLink.Outgoing o = new PeerLink.Outgoing(older, 10, null);
+    PeerLink.Outgoing n = new PeerLink.Outgoing(newer, 11, null);
+    assertThat(o.merge(n).mutation()).isSameAs(newer);
+    assertThat(n.merge(o).mutation()).isSameAs(newer);
+    assertThat(n.merge(o).size()).isEqualTo(11);
+    assertThat(n.merge(o).superseded()).isEqualTo(1);
+  }
+
+  private static byte[] bytes(String s) {
+    return s.getBytes(StandardCharsets.UTF_8);
+  }
+}
