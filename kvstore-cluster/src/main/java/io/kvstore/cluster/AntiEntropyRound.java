@@ -1,10 +1,10 @@
 package io.kvstore.cluster;
 
-import io.kvstore.core.AntiEntropy;
-import io.kvstore.core.Digest;
-import io.kvstore.core.KeyVersion;
-import io.kvstore.core.Mutation;
-import io.kvstore.core.ReplicaStore;
+import io.kvstore.core.spi.AntiEntropy;
+import io.kvstore.core.spi.Digest;
+import io.kvstore.core.spi.KeyVersion;
+import io.kvstore.core.spi.Mutation;
+import io.kvstore.core.spi.ReplicaStore;
 import io.netty.buffer.ByteBufAllocator;
 import java.util.ArrayList;
 import java.util.BitSet;

@@ -1,7 +1,7 @@
 package io.kvstore.cluster;
 
-import io.kvstore.core.Mutation;
-import io.kvstore.core.ReplicaStore;
+import io.kvstore.core.spi.Mutation;
+import io.kvstore.core.spi.ReplicaStore;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.function.ToIntFunction;

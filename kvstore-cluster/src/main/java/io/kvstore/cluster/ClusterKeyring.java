@@ -22,7 +22,7 @@ import java.util.regex.Pattern;
  * node authenticates with when it sends or connects. That split is what allows rotating the secret on a
  * running cluster without downtime: (1) add the new key on every node (still sending with the old one),
  * (2) make it the primary on every node, (3) remove the old key everywhere. Apply a new keyring to a
- * running node with {@link ClusterReplicator#updateKeyring(ClusterKeyring)}.
+ * running node with {@link ClusterNode#updateKeyring(ClusterKeyring)}.
  *
  * <p>Keys are at least {@value #MIN_KEY_BYTES} random bytes (for example {@code openssl rand -base64
  * 32}). The raw bytes are not kept: only keys derived from them for each plane (HKDF-SHA256). Neither

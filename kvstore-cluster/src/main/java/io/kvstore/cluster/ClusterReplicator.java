@@ -3,10 +3,10 @@ package io.kvstore.cluster;
 import io.kvstore.core.ClusterView;
 import io.kvstore.core.Member;
 import io.kvstore.core.MembershipEvent;
-import io.kvstore.core.Mutation;
+import io.kvstore.core.spi.Mutation;
 import io.kvstore.core.Registration;
-import io.kvstore.core.ReplicaStore;
-import io.kvstore.core.Replicator;
+import io.kvstore.core.spi.ReplicaStore;
+import io.kvstore.core.spi.Replicator;
 import io.kvstore.core.WriteConcern;
 import java.time.Duration;
 import java.time.Instant;
@@ -58,13 +58,14 @@ import org.slf4j.LoggerFactory;
  * {@link ClusterView#isReady()} turns true, and stays true, once the node has completed an
  * anti-entropy round with a peer, or, finding no peer, once the initial join window has passed.
  */
-public final class ClusterReplicator implements Replicator {
+final class ClusterReplicator implements Replicator {
   private static final Logger log = LoggerFactory.getLogger(ClusterReplicator.class);
   private static final CompletableFuture<Void> DONE = CompletableFuture.completedFuture(null);
 
   private final KvClusterConfig config;
   private final FaultHooks faults;
   private final Stats stats = new Stats(this::connectedPeers);
+  private final ClusterNode handle = new ClusterNode(this);
   private final View view = new View();
   private final CopyOnWriteArrayList<Consumer<MembershipEvent>> listeners =
       new CopyOnWriteArrayList<>();
@@ -623,6 +624,11 @@ public final class ClusterReplicator implements Replicator {
   }
 
   /** The replicator behind a view, for {@link KvCluster#replicator}. */
+  /** The public handle of this node ({@link KvCluster#node}). */
+  ClusterNode handle() {
+    return handle;
+  }
+
   static ClusterReplicator owning(ClusterView view) {
     return view instanceof View v ? v.owner() : null;
   }

@@ -1,8 +1,8 @@
 package io.kvstore.cluster;
 
-import io.kvstore.core.KeyVersion;
+import io.kvstore.core.spi.KeyVersion;
 import io.kvstore.core.KvStoreConfig;
-import io.kvstore.core.Mutation;
+import io.kvstore.core.spi.Mutation;
 import io.kvstore.core.NodeIds;
 import io.kvstore.core.Version;
 import io.netty.buffer.ByteBuf;

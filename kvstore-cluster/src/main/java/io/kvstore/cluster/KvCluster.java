@@ -19,7 +19,8 @@ import java.util.Optional;
  *     .build();
  * }</pre>
  *
- * <p>See {@link ClusterReplicator} for what replication does and {@link KvClusterConfig} for every
+ * <p>See {@link ClusterNode} for what a node shows beyond the store, the package documentation for
+ * what replication does, and {@link KvClusterConfig} for every
  * setting and its default.
  */
 public final class KvCluster {
@@ -35,15 +36,16 @@ public final class KvCluster {
   }
 
   /**
-   * The replicator of a store built by {@link KvClusterBuilder#build()} (or of any store whose
-   * replicator is a {@link ClusterReplicator}).
+   * The cluster node of a store built by {@link KvClusterBuilder#build()}: its addresses, counters,
+   * settings and keyring rotation.
    *
    * @param store the store
-   * @return its replicator, or empty for a standalone store or another replicator
+   * @return its node, or empty for a standalone store or one replicated by something else
    */
-  public static Optional<ClusterReplicator> replicator(KvStore store) {
+  public static Optional<ClusterNode> node(KvStore store) {
     Objects.requireNonNull(store, "store");
-    return Optional.ofNullable(ClusterReplicator.owning(store.cluster()));
+    ClusterReplicator r = ClusterReplicator.owning(store.cluster());
+    return r == null ? Optional.empty() : Optional.of(r.handle());
   }
 
   /**
@@ -53,6 +55,6 @@ public final class KvCluster {
    * @return a snapshot, or empty when the store is not replicated by kvstore-cluster
    */
   public static Optional<ReplicationStats> stats(KvStore store) {
-    return replicator(store).map(ClusterReplicator::stats);
+    return node(store).map(ClusterNode::stats);
   }
 }

@@ -2,6 +2,7 @@ package io.kvstore.cluster;
 
 import io.kvstore.core.CorruptionPolicy;
 import io.kvstore.core.KvStore;
+import io.kvstore.core.spi.Replicator;
 import io.kvstore.core.KvStoreBuilder;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -13,7 +14,7 @@ import java.util.UUID;
 import java.util.function.Consumer;
 
 /**
- * Builds a clustered {@link KvStore}, or just its {@link ClusterReplicator}. Obtain one from
+ * Builds a clustered {@link KvStore}, or just its replicator. Obtain one from
  * {@link KvCluster#builder()}. Every setting has a documented default in {@link KvClusterConfig};
  * {@link #config()}, {@link #build()} and {@link #buildReplicator()} validate them and fail with an
  * {@link IllegalArgumentException} naming the first invalid one. Use port 0 for either port to bind a
@@ -454,10 +455,18 @@ public final class KvClusterBuilder {
    * A replicator for a store built separately with {@code KvStore.builder().nodeId(sameId)
    * .replicator(it)}; the store starts it (binding the ports) and closes it.
    *
+   * {@link KvCluster#node} of that store gives its {@link ClusterNode}. The one public signature of
+   * kvstore-cluster with an SPI type ({@link Replicator}): it is the hook for a store built by hand.
+   *
    * @return an unstarted replicator
    * @throws IllegalArgumentException naming the first invalid setting
    */
-  public ClusterReplicator buildReplicator() {
+  public Replicator buildReplicator() {
+    return buildClusterReplicator();
+  }
+
+  /** {@link #buildReplicator()} as its own type, for this package's wiring and tests. */
+  ClusterReplicator buildClusterReplicator() {
     return new ClusterReplicator(config(), faults);
   }
 

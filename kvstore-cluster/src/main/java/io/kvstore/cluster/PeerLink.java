@@ -1,6 +1,6 @@
 package io.kvstore.cluster;
 
-import io.kvstore.core.Mutation;
+import io.kvstore.core.spi.Mutation;
 import io.netty.buffer.ByteBuf;
 import io.netty.util.ReferenceCountUtil;
 import java.util.ArrayList;

@@ -1,6 +1,6 @@
 package io.kvstore.cluster;
 
-import io.kvstore.core.Digest;
+import io.kvstore.core.spi.Digest;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.Arrays;

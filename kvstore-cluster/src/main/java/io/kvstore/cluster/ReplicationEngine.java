@@ -1,9 +1,9 @@
 package io.kvstore.cluster;
 
-import io.kvstore.core.Digest;
-import io.kvstore.core.KeyVersion;
-import io.kvstore.core.Mutation;
-import io.kvstore.core.ReplicaStore;
+import io.kvstore.core.spi.Digest;
+import io.kvstore.core.spi.KeyVersion;
+import io.kvstore.core.spi.Mutation;
+import io.kvstore.core.spi.ReplicaStore;
 import io.kvstore.core.WriteConcern;
 import java.time.Duration;
 import java.util.ArrayDeque;

@@ -2,8 +2,9 @@ package io.kvstore.cluster;
 
 import org.awaitility.Awaitility;
 
+import io.kvstore.core.ReplicaViews;
 import io.kvstore.core.KvStore;
-import io.kvstore.core.ReplicaStore;
+import io.kvstore.core.spi.ReplicaStore;
 import io.kvstore.core.testing.ManualClock;
 import io.kvstore.core.testing.ReplicatorContract;
 import java.time.Duration;
@@ -70,7 +71,7 @@ class ClusterReplicatorContractTest extends ReplicatorContract {
     @Override
     public ReplicaStore replicaStore(int index) {
       // The store a KvCluster builds is core's engine, which is its replicator's ReplicaStore.
-      return (ReplicaStore) cluster.nodes().get(index).store();
+      return ReplicaViews.of(cluster.nodes().get(index).store());
     }
 
     @Override
@@ -84,8 +85,8 @@ class ClusterReplicatorContractTest extends ReplicatorContract {
     public void settle() {
       awaitUntil("every replica holds the same digest", () -> {
         List<TestCluster.Node> nodes = cluster.nodes();
-        var first = ((ReplicaStore) nodes.get(0).store()).digest();
-        return nodes.stream().allMatch(n -> ((ReplicaStore) n.store()).digest().equals(first));
+        var first = ReplicaViews.of(nodes.get(0).store()).digest();
+        return nodes.stream().allMatch(n -> ReplicaViews.of(n.store()).digest().equals(first));
       });
     }
 

@@ -4,7 +4,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.awaitility.Awaitility.await;
 
 import io.kvstore.core.KvStore;
-import io.kvstore.core.Mutation;
+import io.kvstore.core.spi.Mutation;
 import io.kvstore.core.Version;
 import io.kvstore.core.WriteConcern;
 import io.kvstore.core.WriteOptions;

@@ -3,9 +3,10 @@ package io.kvstore.cluster;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.awaitility.Awaitility.await;
 
+import io.kvstore.core.ReplicaViews;
 import io.kvstore.core.KvStore;
-import io.kvstore.core.Mutation;
-import io.kvstore.core.ReplicaStore;
+import io.kvstore.core.spi.Mutation;
+import io.kvstore.core.spi.ReplicaStore;
 import io.kvstore.core.Version;
 import io.kvstore.core.WriteConcern;
 import io.kvstore.core.WriteOptions;
@@ -146,8 +147,8 @@ class ClusterTlsTest {
             }
           }
         }
-        assertThat(((ReplicaStore) n.store()).digest()).as("digest of %s", n.id())
-            .isEqualTo(((ReplicaStore) cluster.node("t1").store()).digest());
+        assertThat(ReplicaViews.of(n.store()).digest()).as("digest of %s", n.id())
+            .isEqualTo(ReplicaViews.of(cluster.node("t1").store()).digest());
       }
     });
     for (TestCluster.Node n : cluster.nodes()) {

@@ -53,7 +53,7 @@ class ClusterTlsWireTest {
   private static String capture(UnaryOperator<KvClusterBuilder> a, UnaryOperator<KvClusterBuilder> b,
       String key, String value) throws IOException {
     try (KvStore nodeB = node(NODE_B, "127.0.0.2", b).advertiseHost("127.0.0.3").build()) {
-      ClusterReplicator rb = KvCluster.replicator(nodeB).orElseThrow();
+      ClusterReplicator rb = java.util.Objects.requireNonNull(ClusterReplicator.owning(nodeB.cluster()));
       int membershipPort = port(rb.membershipAddress());
       try (WireTap tap = new WireTap("127.0.0.3", "127.0.0.2", membershipPort,
           port(rb.dataAddress()));

@@ -4,15 +4,15 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import static org.awaitility.Awaitility.await;
 
-import io.kvstore.core.ApplyResult;
+import io.kvstore.core.spi.ApplyResult;
 import io.kvstore.core.ClusterView;
-import io.kvstore.core.Digest;
+import io.kvstore.core.spi.Digest;
 import io.kvstore.core.Durability;
-import io.kvstore.core.KeyVersion;
+import io.kvstore.core.spi.KeyVersion;
 import io.kvstore.core.KvStore;
-import io.kvstore.core.Mutation;
-import io.kvstore.core.ReplicaStore;
-import io.kvstore.core.Replicator;
+import io.kvstore.core.spi.Mutation;
+import io.kvstore.core.spi.ReplicaStore;
+import io.kvstore.core.spi.Replicator;
 import io.kvstore.core.StorageException;
 import io.kvstore.core.StorageStatus;
 import io.kvstore.core.Version;
@@ -93,7 +93,7 @@ class DurableClusterTest {
     try (TestCluster cluster = TestCluster.start("gated", "g", 1)) {
       ClusterReplicator inner = KvCluster.builder().nodeId("g2").clusterName("gated")
           .host(TestCluster.HOST).membershipPort(0).dataPort(0)
-          .seeds(cluster.node("g1").membershipAddress()).buildReplicator();
+          .seeds(cluster.node("g1").membershipAddress()).buildClusterReplicator();
       AtomicReference<GatedStore> gated = new AtomicReference<>();
       Replicator wrapper = new Replicator() {
         @Override

@@ -2,7 +2,7 @@ package io.kvstore.cluster;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
-import io.kvstore.core.Mutation;
+import io.kvstore.core.spi.Mutation;
 import io.kvstore.core.Version;
 import io.kvstore.core.Versioned;
 import io.kvstore.core.WriteConcern;

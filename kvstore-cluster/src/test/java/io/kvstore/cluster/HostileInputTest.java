@@ -3,7 +3,7 @@ package io.kvstore.cluster;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.awaitility.Awaitility.await;
 
-import io.kvstore.core.Mutation;
+import io.kvstore.core.spi.Mutation;
 import io.kvstore.core.Version;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.ByteBufAllocator;

@@ -3,13 +3,13 @@ package io.kvstore.cluster;
 import static org.awaitility.Awaitility.await;
 
 import io.kvstore.core.ChangeEvent;
-import io.kvstore.core.Digest;
+import io.kvstore.core.spi.Digest;
 import io.kvstore.core.Durability;
-import io.kvstore.core.KeyVersion;
+import io.kvstore.core.spi.KeyVersion;
 import io.kvstore.core.KvStore;
 import io.kvstore.core.Member;
-import io.kvstore.core.Mutation;
-import io.kvstore.core.ReplicaStore;
+import io.kvstore.core.spi.Mutation;
+import io.kvstore.core.spi.ReplicaStore;
 import io.kvstore.core.Version;
 import io.kvstore.core.testing.PowerLossDisk;
 import java.nio.charset.StandardCharsets;
@@ -153,7 +153,7 @@ final class JepsenCluster implements AutoCloseable {
         .faultHooks(network.hooksFor(id))
         .build();
     store.addListener("", JepsenCluster::capture);
-    ClusterReplicator replicator = KvCluster.replicator(store).orElseThrow();
+    ClusterReplicator replicator = java.util.Objects.requireNonNull(ClusterReplicator.owning(store.cluster()));
     network.register(id, replicator.membershipAddress());
     Node node = new Node(id, store, replicator, disk);
     running.put(id, node);

@@ -163,7 +163,7 @@ class KvClusterConfigTest {
   @Test
   void buildReplicator_withStoreOfAnotherNodeId_failsNamingBoth() {
     ClusterReplicator replicator = KvCluster.builder().nodeId("n1").membershipPort(0).dataPort(0)
-        .buildReplicator();
+        .buildClusterReplicator();
     assertThatThrownBy(() -> io.kvstore.core.KvStore.builder().nodeId("n2").replicator(replicator)
         .build())
         .isInstanceOf(IllegalArgumentException.class)

@@ -59,13 +59,13 @@ class LifecycleTest {
     }
     // The failed start released what it had bound.
     try (KvStore store = builder("retry").dataPort(dataPort).build()) {
-      assertThat(KvCluster.replicator(store).orElseThrow().dataAddress()).endsWith(":" + dataPort);
+      assertThat(KvCluster.node(store).orElseThrow().dataAddress()).endsWith(":" + dataPort);
     }
   }
 
   @Test
   void aReplicatorServesOneStore() {
-    ClusterReplicator replicator = builder("once").buildReplicator();
+    ClusterReplicator replicator = builder("once").buildClusterReplicator();
     try (KvStore first = KvStore.builder().nodeId("once").replicator(replicator).build()) {
       assertThatThrownBy(() -> KvStore.builder().nodeId("once").replicator(replicator).build())
           .isInstanceOf(IllegalStateException.class).hasMessageContaining("already started");
@@ -76,7 +76,7 @@ class LifecycleTest {
   @Test
   void close_isIdempotent_andLaterWritesFail() {
     KvStore store = builder("closer").build();
-    ClusterReplicator replicator = KvCluster.replicator(store).orElseThrow();
+    ClusterReplicator replicator = java.util.Objects.requireNonNull(ClusterReplicator.owning(store.cluster()));
     store.close();
     store.close();
     replicator.close();

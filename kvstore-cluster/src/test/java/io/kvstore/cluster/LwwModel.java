@@ -1,6 +1,6 @@
 package io.kvstore.cluster;
 
-import io.kvstore.core.Digest;
+import io.kvstore.core.spi.Digest;
 import io.kvstore.core.Version;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;

@@ -1,10 +1,10 @@
 package io.kvstore.cluster;
 
 import io.kvstore.core.ChangeEvent;
-import io.kvstore.core.Digest;
+import io.kvstore.core.spi.Digest;
 import io.kvstore.core.KvStore;
-import io.kvstore.core.Mutation;
-import io.kvstore.core.ReplicaStore;
+import io.kvstore.core.spi.Mutation;
+import io.kvstore.core.spi.ReplicaStore;
 import io.kvstore.core.StoreStats;
 import io.kvstore.core.Version;
 import io.kvstore.core.Versioned;

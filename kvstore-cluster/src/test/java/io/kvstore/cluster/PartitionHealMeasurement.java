@@ -1,7 +1,8 @@
 package io.kvstore.cluster;
 
+import io.kvstore.core.ReplicaViews;
 import io.kvstore.core.KvStore;
-import io.kvstore.core.ReplicaStore;
+import io.kvstore.core.spi.ReplicaStore;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.List;
@@ -48,9 +49,9 @@ class PartitionHealMeasurement {
       long remerged = System.nanoTime();
       Awaitility.await().atMost(Duration.ofSeconds(120)).pollInterval(Duration.ofMillis(50))
           .until(() -> {
-            var first = ((ReplicaStore) alone).digest();
+            var first = ReplicaViews.of(alone).digest();
             return cluster.nodes().stream()
-                .allMatch(n -> ((ReplicaStore) n.store()).digest().equals(first));
+                .allMatch(n -> ReplicaViews.of(n.store()).digest().equals(first));
           });
       long identical = System.nanoTime();
       long remergeMs = (remerged - heal) / 1_000_000;

@@ -5,10 +5,10 @@ import io.kvstore.core.KvStore;
 import io.kvstore.core.KvStoreBuilder;
 import io.kvstore.core.Member;
 import io.kvstore.core.MembershipEvent;
-import io.kvstore.core.Mutation;
+import io.kvstore.core.spi.Mutation;
 import io.kvstore.core.Registration;
-import io.kvstore.core.ReplicaStore;
-import io.kvstore.core.Replicator;
+import io.kvstore.core.spi.ReplicaStore;
+import io.kvstore.core.spi.Replicator;
 import io.kvstore.core.WriteConcern;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.ByteBufAllocator;
@@ -308,9 +308,9 @@ final class SimNetwork implements AutoCloseable {
 
   /** Whether every running node has the same digest. */
   boolean converged() {
-    io.kvstore.core.Digest first = null;
+    io.kvstore.core.spi.Digest first = null;
     for (SimNode n : nodes()) {
-      io.kvstore.core.Digest d = n.replica.digest();
+      io.kvstore.core.spi.Digest d = n.replica.digest();
       if (first == null) {
         first = d;
       } else if (!first.equals(d)) {

@@ -1,8 +1,8 @@
 package io.kvstore.cluster;
 
-import io.kvstore.core.Digest;
+import io.kvstore.core.spi.Digest;
 import io.kvstore.core.KvStore;
-import io.kvstore.core.ReplicaStore;
+import io.kvstore.core.spi.ReplicaStore;
 import io.kvstore.core.testing.ReplicatorContract;
 import io.kvstore.core.testing.SeedInFailures;
 import java.time.Duration;

@@ -93,7 +93,7 @@ final class TestCluster implements AutoCloseable {
         .leaveTimeout(Duration.ofSeconds(2))
         .faultHooks(network.hooksFor(id));
     KvStore store = extra.apply(settings.apply(builder)).build();
-    ClusterReplicator replicator = KvCluster.replicator(store).orElseThrow();
+    ClusterReplicator replicator = java.util.Objects.requireNonNull(ClusterReplicator.owning(store.cluster()));
     network.register(id, replicator.membershipAddress());
     Node node = new Node(id, store, replicator);
     nodes.add(node);

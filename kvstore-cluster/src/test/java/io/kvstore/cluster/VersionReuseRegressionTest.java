@@ -2,8 +2,8 @@ package io.kvstore.cluster;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
-import io.kvstore.core.Digest;
-import io.kvstore.core.ReplicaStore;
+import io.kvstore.core.spi.Digest;
+import io.kvstore.core.spi.ReplicaStore;
 import io.kvstore.core.Version;
 import io.kvstore.core.testing.Replicas;
 import java.nio.charset.StandardCharsets;

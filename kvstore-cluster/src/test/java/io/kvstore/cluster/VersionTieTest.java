@@ -3,10 +3,11 @@ package io.kvstore.cluster;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.awaitility.Awaitility.await;
 
-import io.kvstore.core.ApplyResult;
-import io.kvstore.core.Digest;
-import io.kvstore.core.Mutation;
-import io.kvstore.core.ReplicaStore;
+import io.kvstore.core.ReplicaViews;
+import io.kvstore.core.spi.ApplyResult;
+import io.kvstore.core.spi.Digest;
+import io.kvstore.core.spi.Mutation;
+import io.kvstore.core.spi.ReplicaStore;
 import io.kvstore.core.Version;
 import io.kvstore.core.testing.Replicas;
 import java.nio.charset.StandardCharsets;
@@ -31,8 +32,8 @@ class VersionTieTest {
   void when_twoNodesHoldDifferentEntriesOfOneVersion_then_antiEntropyMakesThemIdentical() {
     try (TestCluster cluster = TestCluster.start("vtie", "t", 2)) {
       cluster.awaitFullMembership(Duration.ofSeconds(30));
-      ReplicaStore one = (ReplicaStore) cluster.node("t1").store();
-      ReplicaStore two = (ReplicaStore) cluster.node("t2").store();
+      ReplicaStore one = ReplicaViews.of(cluster.node("t1").store());
+      ReplicaStore two = ReplicaViews.of(cluster.node("t2").store());
       long now = System.currentTimeMillis();
       Version v = Version.of(now - 1_000, 5, "restarted");
       long later = now + 3_600_000;

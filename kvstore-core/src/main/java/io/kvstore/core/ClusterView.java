@@ -1,5 +1,6 @@
 package io.kvstore.core;
 
+import io.kvstore.core.spi.Replicator;
 import java.util.List;
 import java.util.function.Consumer;
 

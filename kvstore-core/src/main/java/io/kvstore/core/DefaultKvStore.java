@@ -1,5 +1,12 @@
 package io.kvstore.core;
 
+import io.kvstore.core.spi.Replicator;
+import io.kvstore.core.spi.ReplicaStore;
+import io.kvstore.core.spi.Mutation;
+import io.kvstore.core.spi.Digest;
+import io.kvstore.core.spi.KeyVersion;
+import io.kvstore.core.spi.ApplyResult;
+import io.kvstore.core.spi.Hashing;
 import java.time.Duration;
 import java.time.InstantSource;
 import java.util.ArrayList;
@@ -13,6 +20,7 @@ import java.util.Optional;
 import java.util.PriorityQueue;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionException;
+import java.util.concurrent.CompletionStage;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.Executor;
@@ -80,7 +88,7 @@ import org.slf4j.LoggerFactory;
  * the log, so the barrier covers it. The appends are serialized under the log's lock anyway, so the
  * stripes cost an uncontended lock per write.
  */
-final class DefaultKvStore implements KvStore, ReplicaStore {
+final class DefaultKvStore implements KvStore {
   private static final Logger log = LoggerFactory.getLogger(DefaultKvStore.class);
   private static final long WARN_INTERVAL_MILLIS = 10_000;
   private static final int APPEND_STRIPES = 64;
@@ -123,6 +131,7 @@ final class DefaultKvStore implements KvStore, ReplicaStore {
   private final LongAdder purged = new LongAdder();
   private final AtomicLong lastDriftWarning = new AtomicLong(Long.MIN_VALUE / 2);
   private final AtomicLong lastInvalidWarning = new AtomicLong(Long.MIN_VALUE / 2);
+  private final ReplicaStore replicaView = new ReplicaView();
 
   DefaultKvStore(KvStoreConfig config, InstantSource clock, ScheduledExecutorService scheduler,
       Replicator replicator) {
@@ -159,7 +168,7 @@ final class DefaultKvStore implements KvStore, ReplicaStore {
     this.maintenanceTask = this.scheduler.scheduleWithFixedDelay(this::maintenanceQuietly,
         interval, interval, TimeUnit.MILLISECONDS);
     try {
-      replicator.start(this);
+      replicator.start(replicaView);
     } catch (RuntimeException e) {
       shutdownScheduler();
       if (storage != null) {
@@ -595,13 +604,11 @@ final class DefaultKvStore implements KvStore, ReplicaStore {
 
   // ---- remote writes (ReplicaStore) ------------------------------------------------------------
 
-  @Override
-  public String nodeId() {
+  String nodeId() {
     return nodeId;
   }
 
-  @Override
-  public ApplyResult apply(Mutation m) {
+  ApplyResult apply(Mutation m) {
     String problem = Keys.problem(m.key(), maxKeyBytes);
     if (problem == null && m.valueUnsafe() != null && m.valueUnsafe().length > maxValueBytes) {
       problem = "value is " + m.valueUnsafe().length + " bytes, more than the limit of "
@@ -660,8 +667,7 @@ final class DefaultKvStore implements KvStore, ReplicaStore {
     return ApplyResult.APPLIED;
   }
 
-  @Override
-  public CompletableFuture<Void> whenDurable() {
+  CompletableFuture<Void> whenDurable() {
     return storage == null ? StandaloneReplicator.DONE : storage.barrier();
   }
 
@@ -670,6 +676,52 @@ final class DefaultKvStore implements KvStore, ReplicaStore {
    * equal version with different content is decided by {@link Entry#compareSameVersion}; an identical
    * entry changes nothing.
    */
+  /**
+   * The store as its replicator sees it ({@link Replicator#start(ReplicaStore)}): a separate object,
+   * so no cast from the user's {@link KvStore} reaches the SPI.
+   */
+  private final class ReplicaView implements ReplicaStore {
+    @Override
+    public String nodeId() {
+      return DefaultKvStore.this.nodeId();
+    }
+
+    @Override
+    public ApplyResult apply(Mutation mutation) {
+      return DefaultKvStore.this.apply(mutation);
+    }
+
+    @Override
+    public CompletionStage<Void> whenDurable() {
+      return DefaultKvStore.this.whenDurable();
+    }
+
+    @Override
+    public Digest digest() {
+      return DefaultKvStore.this.digest();
+    }
+
+    @Override
+    public List<KeyVersion> keyVersions(BitSet buckets) {
+      return DefaultKvStore.this.keyVersions(buckets);
+    }
+
+    @Override
+    public List<Mutation> mutations(Collection<String> keys) {
+      return DefaultKvStore.this.mutations(keys);
+    }
+
+    @Override
+    public String toString() {
+      return "ReplicaView[" + DefaultKvStore.this.nodeId() + "]";
+    }
+  }
+
+  /** The view handed to the replicator; package-private, for core's tests ({@code ReplicaViews}). */
+  ReplicaStore replicaView() {
+    return replicaView;
+  }
+
   private static final class RemoteMerge implements BiFunction<String, Entry, Entry> {
     private final Entry incoming;
     Entry old;
@@ -695,8 +747,7 @@ final class DefaultKvStore implements KvStore, ReplicaStore {
     }
   }
 
-  @Override
-  public Digest digest() {
+  Digest digest() {
     long[] copy = new long[bucketCount];
     if (standalone) {
       // Nothing compares this store's digest routinely, so writes keep none; compute it (O(entries)).
@@ -705,16 +756,15 @@ final class DefaultKvStore implements KvStore, ReplicaStore {
         copy[Digest.bucketOfHash(keyHash, bucketCount)] ^=
             Hashing.entry(keyHash, e.timestamp, e.nodeId, e.fingerprint());
       });
-      return Digest.wrap(copy);
+      return Digest.of(copy);
     }
     for (int i = 0; i < bucketCount; i++) {
       copy[i] = digest.get(i);
     }
-    return Digest.wrap(copy);
+    return Digest.of(copy);
   }
 
-  @Override
-  public List<KeyVersion> keyVersions(BitSet buckets) {
+  List<KeyVersion> keyVersions(BitSet buckets) {
     List<KeyVersion> out = new ArrayList<>();
     for (Map.Entry<String, Entry> me : map.entrySet()) {
       String k = me.getKey();
@@ -726,8 +776,7 @@ final class DefaultKvStore implements KvStore, ReplicaStore {
     return out;
   }
 
-  @Override
-  public List<Mutation> mutations(Collection<String> keys) {
+  List<Mutation> mutations(Collection<String> keys) {
     List<Mutation> out = new ArrayList<>(keys.size());
     for (String k : keys) {
       Entry e = map.get(k);

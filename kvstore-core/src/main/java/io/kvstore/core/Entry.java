@@ -1,5 +1,9 @@
 package io.kvstore.core;
 
+import io.kvstore.core.spi.ReplicaStore;
+import io.kvstore.core.spi.Mutation;
+import io.kvstore.core.spi.KeyVersion;
+import io.kvstore.core.spi.Hashing;
 import java.util.Arrays;
 
 /**

@@ -1,5 +1,6 @@
 package io.kvstore.core;
 
+import io.kvstore.core.spi.Replicator;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.time.InstantSource;
@@ -299,7 +300,8 @@ public final class KvStoreBuilder {
     KvStoreConfig config = config();
     LogStorage.Options storage = storageOptions();
     Replicator replicator = replicatorFactory == null
-        ? Replicator.standalone(new Member(config.nodeId(), null, null, Member.Status.ALIVE))
+        ? new StandaloneReplicator(ClusterView.standalone(
+            new Member(config.nodeId(), null, null, Member.Status.ALIVE)))
         : Objects.requireNonNull(replicatorFactory.apply(config), "replicator factory returned null");
     return new DefaultKvStore(config, clock, scheduler, replicator, storage);
   }

@@ -1,5 +1,6 @@
 package io.kvstore.core;
 
+import io.kvstore.core.spi.Digest;
 import java.time.Duration;
 
 /**

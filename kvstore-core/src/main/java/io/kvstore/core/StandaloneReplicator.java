@@ -1,5 +1,9 @@
 package io.kvstore.core;
 
+import io.kvstore.core.spi.ReplicaStore;
+import io.kvstore.core.spi.Replicator;
+import io.kvstore.core.spi.Mutation;
+
 import java.time.Duration;
 import java.util.concurrent.CompletableFuture;
 

@@ -1,5 +1,6 @@
 package io.kvstore.core;
 
+import io.kvstore.core.spi.ReplicaStore;
 import java.util.concurrent.CompletableFuture;
 
 /**

@@ -1,5 +1,8 @@
 package io.kvstore.core;
 
+import io.kvstore.core.spi.ReplicaStore;
+import io.kvstore.core.spi.Mutation;
+import io.kvstore.core.spi.KeyVersion;
 import java.util.Objects;
 
 /**

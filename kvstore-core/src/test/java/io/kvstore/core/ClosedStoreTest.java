@@ -1,5 +1,8 @@
 package io.kvstore.core;
 
+import io.kvstore.core.spi.Replicator;
+import io.kvstore.core.spi.ReplicaStore;
+import io.kvstore.core.spi.Mutation;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
@@ -21,8 +24,8 @@ class ClosedStoreTest {
   private static final class CountingReplicator implements Replicator {
     final AtomicInteger starts = new AtomicInteger();
     final AtomicInteger closes = new AtomicInteger();
-    final Replicator delegate = Replicator.standalone(
-        new Member("n1", null, null, Member.Status.ALIVE));
+    final Replicator delegate = new StandaloneReplicator(
+            ClusterView.standalone(new Member("n1", null, null, Member.Status.ALIVE)));
 
     @Override
     public void start(ReplicaStore store) {

@@ -1,5 +1,7 @@
 package io.kvstore.core;
 
+import io.kvstore.core.spi.Mutation;
+import io.kvstore.core.spi.ApplyResult;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import java.util.ArrayList;
@@ -178,7 +180,7 @@ class ConcurrentWritesTest {
       }
 
       // The final state: per key the highest version anyone made, with its value.
-      TreeMap<String, Version> held = Stores.heldVersions(store);
+      TreeMap<String, Version> held = Stores.heldVersions(store.replicaView());
       Map<Version, String> localPutValues = new HashMap<>();
       localOps.stream().filter(LocalOp::isPut).forEach(op -> localPutValues.put(op.version(),
           op.value()));
@@ -211,7 +213,7 @@ class ConcurrentWritesTest {
 
       // The digest and the counters agree with a recount.
       assertThat(store.digest()).as(ctx)
-          .isEqualTo(Stores.digestOf(Stores.rawState(store).values(), 16));
+          .isEqualTo(Stores.digestOf(Stores.rawState(store.replicaView()).values(), 16));
       StoreStats stats = store.stats();
       assertThat(store.size()).as(ctx).isEqualTo(live);
       assertThat(stats.liveEntries()).as(ctx).isEqualTo(live);

@@ -1,5 +1,6 @@
 package io.kvstore.core;
 
+import io.kvstore.core.spi.Replicator;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
@@ -71,7 +72,8 @@ class ConfigValidationTest {
     AtomicInteger factoryCalls = new AtomicInteger();
     KvStoreBuilder builder = setting.apply(KvStore.builder().replicator(config -> {
       factoryCalls.incrementAndGet();
-      return Replicator.standalone(new Member(config.nodeId(), null, null, Member.Status.ALIVE));
+      return new StandaloneReplicator(ClusterView.standalone(
+          new Member(config.nodeId(), null, null, Member.Status.ALIVE)));
     }));
     assertThatThrownBy(builder::build).as(name).isInstanceOf(IllegalArgumentException.class)
         .hasMessageContaining(field);

@@ -1,5 +1,9 @@
 package io.kvstore.core;
 
+import io.kvstore.core.spi.Replicator;
+import io.kvstore.core.spi.ReplicaStore;
+import io.kvstore.core.spi.Mutation;
+import io.kvstore.core.spi.ApplyResult;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
@@ -74,7 +78,7 @@ class CoreRegressionTest {
       clock.advance(Duration.ofDays(365 * 100));
       assertThat(s.getVersioned("k")).hasValueSatisfying(e -> assertThat(e.version()).isEqualTo(v));
       assertThat(events).hasSize(1);
-      assertThat(Stores.rawState(s).get("k").expiresAtMillis()).isPositive();
+      assertThat(Stores.rawState(s.replicaView()).get("k").expiresAtMillis()).isPositive();
     }
   }
 
@@ -108,8 +112,8 @@ class CoreRegressionTest {
   void hugeWriteTimeout_overflowedTheBlockingGuardAndFailedAtOnce() throws Exception {
     CompletableFuture<Void> replicated = new CompletableFuture<>();
     Replicator slow = new Replicator() {
-      private final Replicator standalone = Replicator.standalone(
-          new Member("n1", null, null, Member.Status.ALIVE));
+      private final Replicator standalone = new StandaloneReplicator(
+            ClusterView.standalone(new Member("n1", null, null, Member.Status.ALIVE)));
 
       @Override
       public void start(ReplicaStore store) {}

@@ -1,5 +1,10 @@
 package io.kvstore.core;
 
+import io.kvstore.core.spi.Mutation;
+import io.kvstore.core.spi.Digest;
+import io.kvstore.core.spi.KeyVersion;
+import io.kvstore.core.spi.AntiEntropy;
+import io.kvstore.core.spi.ApplyResult;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import java.util.ArrayList;
@@ -117,7 +122,7 @@ class DigestPropertyTest {
           assertThat(diffBits.get(Digest.bucketOf(kv.key(), buckets))).as(ctx).isTrue();
           listed.add(kv.key());
         }
-        Set<String> held = new HashSet<>(Stores.heldVersions(s).keySet());
+        Set<String> held = new HashSet<>(Stores.heldVersions(s.replicaView()).keySet());
         held.removeIf(k -> !diffBits.get(Digest.bucketOf(k, buckets)));
         assertThat(listed).as(ctx).isEqualTo(held);
       }
@@ -125,9 +130,9 @@ class DigestPropertyTest {
       // Digests are exactly the XOR of the public entry hashes; keyVersions carry the fingerprints
       // of the entries mutations() returns.
       for (DefaultKvStore s : List.of(a, b)) {
-        assertThat(s.digest()).as(ctx).isEqualTo(Stores.digestOf(Stores.rawState(s).values(), buckets));
-        assertThat(Stores.heldEntries(s).values()).as(ctx)
-            .containsExactlyElementsOf(Stores.rawState(s).values().stream().map(KeyVersion::of)
+        assertThat(s.digest()).as(ctx).isEqualTo(Stores.digestOf(Stores.rawState(s.replicaView()).values(), buckets));
+        assertThat(Stores.heldEntries(s.replicaView()).values()).as(ctx)
+            .containsExactlyElementsOf(Stores.rawState(s.replicaView()).values().stream().map(KeyVersion::of)
                 .toList());
       }
     });
@@ -191,8 +196,8 @@ class DigestPropertyTest {
       assertThat(s.runMaintenance()).isEqualTo(last.purged().size());
 
       String ctx = Seeds.describe(seed, "history %s", history);
-      assertThat(Stores.heldEntries(s)).as(ctx).isEqualTo(model.keyVersions());
-      assertThat(Stores.rawState(s)).as(ctx).isEqualTo(model.raw());
+      assertThat(Stores.heldEntries(s.replicaView())).as(ctx).isEqualTo(model.keyVersions());
+      assertThat(Stores.rawState(s.replicaView())).as(ctx).isEqualTo(model.raw());
       Digest expectedDigest = Stores.digestOf(model.raw().values(), buckets);
       assertThat(s.digest()).as(ctx).isEqualTo(expectedDigest);
 
@@ -273,11 +278,11 @@ class DigestPropertyTest {
       pushed.forEach(b::apply);
       pulled.forEach(a::apply);
       assertThat(a.digest()).as(ctx).isEqualTo(b.digest())
-          .isEqualTo(Stores.digestOf(Stores.rawState(b).values(), buckets));
-      assertThat(Stores.heldEntries(a)).as(ctx).isEqualTo(Stores.heldEntries(b));
+          .isEqualTo(Stores.digestOf(Stores.rawState(b.replicaView()).values(), buckets));
+      assertThat(Stores.heldEntries(a.replicaView())).as(ctx).isEqualTo(Stores.heldEntries(b.replicaView()));
       for (String k : differing) {
-        Mutation winner = Stores.rawState(a).get(k);
-        assertThat(Stores.rawState(b).get(k)).as(ctx).isEqualTo(winner);
+        Mutation winner = Stores.rawState(a.replicaView()).get(k);
+        assertThat(Stores.rawState(b.replicaView()).get(k)).as(ctx).isEqualTo(winner);
         Mutation loser = pushed.stream().filter(m -> m.key().equals(k)).findFirst().orElseThrow();
         if (loser.equals(winner)) {
           loser = pulled.stream().filter(m -> m.key().equals(k)).findFirst().orElseThrow();
@@ -288,7 +293,7 @@ class DigestPropertyTest {
       // A put and its expired form differ only until both replicas have swept.
       a.runMaintenance();
       b.runMaintenance();
-      assertThat(Stores.rawState(a)).as(ctx).isEqualTo(Stores.rawState(b));
+      assertThat(Stores.rawState(a.replicaView())).as(ctx).isEqualTo(Stores.rawState(b.replicaView()));
       assertThat(a.digest()).as(ctx).isEqualTo(b.digest());
       assertThat(sameButForTheSweep).as(ctx).allMatch(k -> a.get(k).isEmpty());
     });

@@ -1,5 +1,7 @@
 package io.kvstore.core;
 
+import io.kvstore.core.spi.Mutation;
+import io.kvstore.core.spi.ApplyResult;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 

@@ -1,5 +1,9 @@
 package io.kvstore.core;
 
+import io.kvstore.core.spi.ReplicaStore;
+import io.kvstore.core.spi.Mutation;
+import io.kvstore.core.spi.Digest;
+import io.kvstore.core.spi.ApplyResult;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import java.util.ArrayList;
@@ -52,8 +56,8 @@ class LwwMergePropertyTest {
   /** A fresh store holding {@code first}'s entries merged with {@code second}'s. */
   private DefaultKvStore merge(ReplicaStore first, ReplicaStore second) {
     DefaultKvStore s = store();
-    Stores.copyInto(first, s);
-    Stores.copyInto(second, s);
+    Stores.copyInto(first, s.replicaView());
+    Stores.copyInto(second, s.replicaView());
     return s;
   }
 
@@ -97,7 +101,7 @@ class LwwMergePropertyTest {
         }
         String ctx = Seeds.describe(seed, "run %d, delivery %s", run, delivery);
         // Same delivery order as the model, so even the stored form of each entry must match.
-        assertThat(Stores.rawState(s)).as(ctx).isEqualTo(model.raw());
+        assertThat(Stores.rawState(s.replicaView())).as(ctx).isEqualTo(model.raw());
         assertThat(Stores.view(s)).as(ctx).isEqualTo(model.view(NOW, buckets));
         assertThat(s.stats().remoteApplied()).as(ctx).isEqualTo(applied);
         assertThat(s.stats().remoteIgnored()).as(ctx).isEqualTo(delivery.size() - applied);
@@ -106,13 +110,13 @@ class LwwMergePropertyTest {
 
         model.sweep(NOW);
         assertThat(s.runMaintenance()).as(ctx).isZero();
-        assertThat(Stores.rawState(s)).as(ctx).isEqualTo(model.raw());
+        assertThat(Stores.rawState(s.replicaView())).as(ctx).isEqualTo(model.raw());
         assertThat(s.size()).as(ctx).isEqualTo(model.valueCount());
         assertThat(s.stats().tombstones()).as(ctx).isEqualTo(model.tombstoneCount());
         if (sweptRawOfFirstRun == null) {
-          sweptRawOfFirstRun = Stores.rawState(s);
+          sweptRawOfFirstRun = Stores.rawState(s.replicaView());
         } else {
-          assertThat(Stores.rawState(s)).as(ctx).isEqualTo(sweptRawOfFirstRun);
+          assertThat(Stores.rawState(s.replicaView())).as(ctx).isEqualTo(sweptRawOfFirstRun);
         }
       }
     });
@@ -160,7 +164,7 @@ class LwwMergePropertyTest {
         }
         String ctx = Seeds.describe(seed, "run %d, delivery %s", run, delivery);
         assertThat(held).as(ctx).isEqualTo(writes.stream().max(LwwModel.SAME_VERSION).orElseThrow());
-        assertThat(Stores.rawState(s)).as(ctx).containsExactly(java.util.Map.entry("k", held));
+        assertThat(Stores.rawState(s.replicaView())).as(ctx).containsExactly(java.util.Map.entry("k", held));
         // The digest does not depend on whether the winner arrived expired.
         if (digestOfFirstRun == null) {
           digestOfFirstRun = s.digest();
@@ -169,9 +173,9 @@ class LwwMergePropertyTest {
             .isEqualTo(Stores.digestOf(List.of(held), buckets));
         s.runMaintenance();
         if (sweptOfFirstRun == null) {
-          sweptOfFirstRun = Stores.rawState(s);
+          sweptOfFirstRun = Stores.rawState(s.replicaView());
         }
-        assertThat(Stores.rawState(s)).as(ctx).isEqualTo(sweptOfFirstRun);
+        assertThat(Stores.rawState(s.replicaView())).as(ctx).isEqualTo(sweptOfFirstRun);
       }
     });
   }
@@ -192,15 +196,15 @@ class LwwMergePropertyTest {
         assertThat(Stores.view(ab)).as(ctx).isEqualTo(Stores.view(ba));
         ab.runMaintenance();
         ba.runMaintenance();
-        assertThat(Stores.rawState(ab)).as(ctx).isEqualTo(Stores.rawState(ba));
+        assertThat(Stores.rawState(ab.replicaView())).as(ctx).isEqualTo(Stores.rawState(ba.replicaView()));
       }
       // Whole stores.
       List<Mutation> batchA = gen.batch(1 + r.nextInt(25));
       List<Mutation> batchB = gen.batch(1 + r.nextInt(25));
       DefaultKvStore sa = storeOf(batchA);
       DefaultKvStore sb = storeOf(batchB);
-      DefaultKvStore ab = merge(sa, sb);
-      DefaultKvStore ba = merge(sb, sa);
+      DefaultKvStore ab = merge(sa.replicaView(), sb.replicaView());
+      DefaultKvStore ba = merge(sb.replicaView(), sa.replicaView());
       LwwModel model = new LwwModel(GRACE);
       batchA.forEach(model::apply);
       batchB.forEach(model::apply);
@@ -210,7 +214,7 @@ class LwwMergePropertyTest {
       ab.runMaintenance();
       ba.runMaintenance();
       model.sweep(NOW);
-      assertThat(Stores.rawState(ab)).as(ctx).isEqualTo(Stores.rawState(ba))
+      assertThat(Stores.rawState(ab.replicaView())).as(ctx).isEqualTo(Stores.rawState(ba.replicaView()))
           .isEqualTo(model.raw());
     });
   }
@@ -227,8 +231,10 @@ class LwwMergePropertyTest {
       DefaultKvStore sa = storeOf(batchA);
       DefaultKvStore sb = storeOf(batchB);
       DefaultKvStore sc = storeOf(batchC);
-      DefaultKvStore left = merge(merge(sa, sb), sc);
-      DefaultKvStore right = merge(sa, merge(sb, sc));
+      DefaultKvStore left = merge(merge(sa.replicaView(), sb.replicaView()).replicaView(),
+          sc.replicaView());
+      DefaultKvStore right = merge(sa.replicaView(),
+          merge(sb.replicaView(), sc.replicaView()).replicaView());
       List<Mutation> all = new ArrayList<>(batchA);
       all.addAll(batchB);
       all.addAll(batchC);
@@ -240,8 +246,8 @@ class LwwMergePropertyTest {
       for (DefaultKvStore s : List.of(left, right, flat)) {
         s.runMaintenance();
       }
-      assertThat(Stores.rawState(left)).as(ctx).isEqualTo(Stores.rawState(right))
-          .isEqualTo(Stores.rawState(flat));
+      assertThat(Stores.rawState(left.replicaView())).as(ctx).isEqualTo(Stores.rawState(right.replicaView()))
+          .isEqualTo(Stores.rawState(flat.replicaView()));
     });
   }
 
@@ -254,7 +260,7 @@ class LwwMergePropertyTest {
       List<Mutation> batch = gen.batch(1 + r.nextInt(40));
       DefaultKvStore s = storeOf(batch);
       Stores.View before = Stores.view(s);
-      TreeMap<String, Mutation> rawBefore = Stores.rawState(s);
+      TreeMap<String, Mutation> rawBefore = Stores.rawState(s.replicaView());
       StoreStats statsBefore = s.stats();
       String ctx = Seeds.describe(seed, "batch %s", batch);
 
@@ -264,10 +270,10 @@ class LwwMergePropertyTest {
             .isEqualTo(ApplyResult.IGNORED);
       }
       // The store's own entries back into itself, and a merge of the store with itself.
-      assertThat(Stores.copyInto(s, s)).as(ctx).containsOnly(ApplyResult.IGNORED);
-      DefaultKvStore twice = merge(s, s);
+      assertThat(Stores.copyInto(s.replicaView(), s.replicaView())).as(ctx).containsOnly(ApplyResult.IGNORED);
+      DefaultKvStore twice = merge(s.replicaView(), s.replicaView());
 
-      assertThat(Stores.rawState(s)).as(ctx).isEqualTo(rawBefore);
+      assertThat(Stores.rawState(s.replicaView())).as(ctx).isEqualTo(rawBefore);
       assertThat(Stores.view(s)).as(ctx).isEqualTo(before);
       assertThat(Stores.view(twice)).as(ctx).isEqualTo(before);
       assertThat(s.stats().remoteApplied()).as(ctx).isEqualTo(statsBefore.remoteApplied());

@@ -1,5 +1,9 @@
 package io.kvstore.core;
 
+import io.kvstore.core.spi.ReplicaStore;
+import io.kvstore.core.spi.Mutation;
+import io.kvstore.core.spi.KeyVersion;
+import io.kvstore.core.spi.ApplyResult;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Comparator;

@@ -1,5 +1,6 @@
 package io.kvstore.core;
 
+import io.kvstore.core.spi.Mutation;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;

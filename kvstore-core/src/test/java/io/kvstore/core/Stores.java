@@ -1,5 +1,11 @@
 package io.kvstore.core;
 
+import io.kvstore.core.spi.Replicator;
+import io.kvstore.core.spi.ReplicaStore;
+import io.kvstore.core.spi.Mutation;
+import io.kvstore.core.spi.Digest;
+import io.kvstore.core.spi.KeyVersion;
+import io.kvstore.core.spi.ApplyResult;
 import java.time.Duration;
 import java.time.InstantSource;
 import java.util.ArrayList;
@@ -153,7 +159,7 @@ final class Stores {
   record View(TreeMap<String, String> entries, Digest digest) {}
 
   static View view(KvStore store) {
-    ReplicaStore replica = (ReplicaStore) store;
+    ReplicaStore replica = ReplicaViews.of(store);
     TreeMap<String, String> entries = new TreeMap<>();
     heldVersions(replica).forEach((k, v) ->
         entries.put(k, v + " = " + store.get(k).map(Stores::hex).orElse("-")));

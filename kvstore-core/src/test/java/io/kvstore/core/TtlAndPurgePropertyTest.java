@@ -1,5 +1,8 @@
 package io.kvstore.core;
 
+import io.kvstore.core.spi.Mutation;
+import io.kvstore.core.spi.Digest;
+import io.kvstore.core.spi.ApplyResult;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import java.nio.charset.StandardCharsets;
@@ -120,11 +123,11 @@ class TtlAndPurgePropertyTest {
           lifetimes.forEach((key, life) -> {
             assertThat(s.get(key).isPresent()).as(ctx + " readable " + key)
                 .isEqualTo(life[0] <= now && now < life[1]);
-            assertThat(Stores.heldVersions(s).containsKey(key)).as(ctx + " still held " + key)
+            assertThat(Stores.heldVersions(s.replicaView()).containsKey(key)).as(ctx + " still held " + key)
                 .isEqualTo(life[0] <= now && now < life[2]);
           });
 
-          assertThat(Stores.rawState(s)).as(ctx).isEqualTo(model.raw());
+          assertThat(Stores.rawState(s.replicaView())).as(ctx).isEqualTo(model.raw());
           assertThat(s.digest()).as(ctx).isEqualTo(Stores.digestOf(model.raw().values(),
               s.digest().bucketCount()));
           StoreStats stats = s.stats();

@@ -31,7 +31,7 @@ public final class EmbeddedExample {
     KvStore n1 = KvCluster.builder().nodeId("n1").clusterName("demo")
         .host("127.0.0.1").membershipPort(0).dataPort(0)        // 0 = any free port
         .build();
-    String seed = KvCluster.replicator(n1).orElseThrow().membershipAddress();
+    String seed = KvCluster.node(n1).orElseThrow().membershipAddress();
     KvStore n2 = KvCluster.builder().nodeId("n2").clusterName("demo")
         .membershipPort(0).dataPort(0).seeds(seed).build();
     KvStore n3 = KvCluster.builder().nodeId("n3").clusterName("demo")

@@ -119,7 +119,7 @@ class ConsoleBrowserTest {
         CompletableFuture.supplyAsync(() -> new ChromeDriver(service, options));
     try {
       KvServer.Node first = startNode("node-1", List.of(), Set.of());
-      String seed = KvCluster.replicator(first.store()).orElseThrow().membershipAddress();
+      String seed = KvCluster.node(first.store()).orElseThrow().membershipAddress();
       startNode("node-2", List.of(seed), Set.of());
       startNode("node-3", List.of(seed), Set.of());
       await().atMost(Duration.ofSeconds(30)).until(() -> NODES.stream().allMatch(n ->
@@ -444,7 +444,7 @@ class ConsoleBrowserTest {
 
   @Test
   void stoppedMember_turnsGone() throws Exception {
-    String seed = KvCluster.replicator(node(1).store()).orElseThrow().membershipAddress();
+    String seed = KvCluster.node(node(1).store()).orElseThrow().membershipAddress();
     KvServer.Node extra = KvServer.Node.start(new ServerOptions("node-4", "127.0.0.1", 0, 0, 0,
         List.of(seed), "console-test", Set.of(), 1024 * 1024));
     try {

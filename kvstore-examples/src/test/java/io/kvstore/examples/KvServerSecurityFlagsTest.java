@@ -181,7 +181,7 @@ class KvServerSecurityFlagsTest {
     try (KvServer.Node n1 = KvServer.Node.start(parse(concat(tls, "--node-id", "n1",
         "--http-port", "0", "--cluster-port", "0", "--cluster-secret-file", secret1.toString())),
         reload)) {
-      String seed = KvCluster.replicator(n1.store()).orElseThrow().membershipAddress();
+      String seed = KvCluster.node(n1.store()).orElseThrow().membershipAddress();
       try (KvServer.Node n2 = KvServer.Node.start(parse(concat(tls, "--node-id", "n2",
           "--http-port", "0", "--cluster-port", "0", "--join", seed, "--cluster-secret-file",
           secret2.toString())), reload)) {
@@ -207,8 +207,8 @@ class KvServerSecurityFlagsTest {
           Files.writeString(secret2, content);
           String primary = content.substring(0, 3);
           await().atMost(Duration.ofSeconds(10)).until(() -> List.of(n1, n2).stream().allMatch(n ->
-              KvCluster.replicator(n.store()).orElseThrow().keyring().primaryKeyId().equals(primary)
-              && KvCluster.replicator(n.store()).orElseThrow().keyring().keyIds().size()
+              KvCluster.node(n.store()).orElseThrow().keyring().primaryKeyId().equals(primary)
+              && KvCluster.node(n.store()).orElseThrow().keyring().keyIds().size()
                   == content.strip().split("\n").length));
         }
         n2.store().put("after-rotation", "yes");
@@ -217,7 +217,7 @@ class KvServerSecurityFlagsTest {
         // A broken file is refused and the node keeps its keys.
         Files.writeString(secret1, "garbage\n");
         await().during(Duration.ofMillis(800)).atMost(Duration.ofSeconds(2)).until(() ->
-            KvCluster.replicator(n1.store()).orElseThrow().keyring().primaryKeyId().equals("new"));
+            KvCluster.node(n1.store()).orElseThrow().keyring().primaryKeyId().equals("new"));
       }
     }
   }

@@ -25,7 +25,7 @@ class ClusterHttpTest {
     KvStore first = KvCluster.builder().nodeId("h1").clusterName("http-test")
         .membershipPort(0).dataPort(0).build();
     NODES.add(first);
-    String seed = KvCluster.replicator(first).orElseThrow().membershipAddress();
+    String seed = KvCluster.node(first).orElseThrow().membershipAddress();
     for (String id : List.of("h2", "h3")) {
       NODES.add(KvCluster.builder().nodeId(id).clusterName("http-test").membershipPort(0)
           .dataPort(0).seeds(seed).build());

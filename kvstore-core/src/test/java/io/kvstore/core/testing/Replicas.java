@@ -1,8 +1,8 @@
 package io.kvstore.core.testing;
 
-import io.kvstore.core.KeyVersion;
-import io.kvstore.core.Mutation;
-import io.kvstore.core.ReplicaStore;
+import io.kvstore.core.spi.KeyVersion;
+import io.kvstore.core.spi.Mutation;
+import io.kvstore.core.spi.ReplicaStore;
 import io.kvstore.core.Version;
 import java.util.ArrayList;
 import java.util.BitSet;

@@ -4,15 +4,15 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import static org.assertj.core.api.Assumptions.assumeThat;
 
-import io.kvstore.core.ApplyResult;
+import io.kvstore.core.spi.ApplyResult;
 import io.kvstore.core.ChangeEvent;
-import io.kvstore.core.Digest;
+import io.kvstore.core.spi.Digest;
 import io.kvstore.core.KvStore;
 import io.kvstore.core.Member;
 import io.kvstore.core.MembershipEvent;
-import io.kvstore.core.Mutation;
+import io.kvstore.core.spi.Mutation;
 import io.kvstore.core.Registration;
-import io.kvstore.core.ReplicaStore;
+import io.kvstore.core.spi.ReplicaStore;
 import io.kvstore.core.Version;
 import io.kvstore.core.Versioned;
 import io.kvstore.core.WriteConcern;
@@ -38,7 +38,7 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 
 /**
- * The behaviour every {@link io.kvstore.core.Replicator} must show, written once and run against each
+ * The behaviour every {@link io.kvstore.core.spi.Replicator} must show, written once and run against each
  * implementation (kvstore-cluster runs it over its engine on a simulated network and over Netty).
  *
  * <pre>{@code

@@ -702,8 +702,8 @@ public final class KvServer implements Callable<Integer> {
         store.close();
         throw e;
       }
-      String cluster = KvCluster.replicator(store).map(r -> r.membershipAddress()).orElse("-");
-      String data = KvCluster.replicator(store).map(r -> r.dataAddress()).orElse("-");
+      String cluster = KvCluster.node(store).map(r -> r.membershipAddress()).orElse("-");
+      String data = KvCluster.node(store).map(r -> r.dataAddress()).orElse("-");
       ScheduledExecutorService reloader = null;
       if (o.clusterSecretFile() != null) {
         reloader = Executors.newSingleThreadScheduledExecutor(r -> {
@@ -753,7 +753,7 @@ public final class KvServer implements Callable<Integer> {
           }
           lastDigest = now;
           ClusterKeyring ring = loadKeyring(file);
-          KvCluster.replicator(store).ifPresent(r -> r.updateKeyring(ring));
+          KvCluster.node(store).ifPresent(r -> r.updateKeyring(ring));
         } catch (IOException | RuntimeException e) {
           log.error("cluster key file {} changed but cannot be used ({}); keeping the previous keys",
               file, e.getMessage());

@@ -1,4 +1,9 @@
-package io.kvstore.core;
+package io.kvstore.core.spi;
+
+import io.kvstore.core.ChangeEvent;
+import io.kvstore.core.Durability;
+import io.kvstore.core.StorageException;
+import io.kvstore.core.Version;
 
 import java.util.BitSet;
 import java.util.Collection;

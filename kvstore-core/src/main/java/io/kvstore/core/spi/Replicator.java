@@ -1,11 +1,18 @@
-package io.kvstore.core;
+package io.kvstore.core.spi;
+
+import io.kvstore.core.ClusterView;
+import io.kvstore.core.KvStore;
+import io.kvstore.core.KvStoreBuilder;
+import io.kvstore.core.WriteConcern;
+import io.kvstore.core.WriteConcernException;
 
 import java.time.Duration;
 import java.util.concurrent.CompletableFuture;
 
 /**
  * Carries a store's mutations to other nodes and other nodes' mutations to it: the SPI between
- * kvstore-core and a replication layer (kvstore-cluster, or the in-memory network in core's test-jar).
+ * kvstore-core and a replication layer (kvstore-cluster, or the simulation in its tests). A store
+ * without one (the default of {@link KvStoreBuilder}) runs alone.
  *
  * <h2>Lifecycle</h2>
  * {@link #start(ReplicaStore)} is called once, by {@link KvStoreBuilder#build()}, before any other call
@@ -63,14 +70,4 @@ public interface Replicator extends AutoCloseable {
   /** Leaves the cluster and releases resources. Called once; must not throw. */
   @Override
   void close();
-
-  /**
-   * A replicator for a store that runs alone: every write concern is met by the local apply.
-   *
-   * @param self this node as the cluster view should show it
-   * @return the replicator
-   */
-  static Replicator standalone(Member self) {
-    return new StandaloneReplicator(ClusterView.standalone(self));
-  }
 }

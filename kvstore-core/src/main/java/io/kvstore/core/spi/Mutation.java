@@ -1,4 +1,6 @@
-package io.kvstore.core;
+package io.kvstore.core.spi;
+
+import io.kvstore.core.Version;
 
 import java.util.Arrays;
 import java.util.Objects;

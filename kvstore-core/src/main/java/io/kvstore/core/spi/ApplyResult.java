@@ -1,4 +1,4 @@
-package io.kvstore.core;
+package io.kvstore.core.spi;
 
 /** What {@link ReplicaStore#apply(Mutation)} did with a mutation. */
 public enum ApplyResult {

@@ -1,4 +1,4 @@
-package io.kvstore.core;
+package io.kvstore.core.spi;
 
 import java.util.ArrayList;
 import java.util.HashMap;

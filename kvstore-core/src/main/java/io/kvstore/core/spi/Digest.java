@@ -1,4 +1,4 @@
-package io.kvstore.core;
+package io.kvstore.core.spi;
 
 import java.util.Arrays;
 
@@ -61,12 +61,14 @@ public final class Digest {
     return new Digest(buckets.clone());
   }
 
-  static Digest wrap(long[] buckets) {
-    return new Digest(buckets);
-  }
-
-  /** Checks a bucket count; {@code what} names it in the message (a setting or a field). */
-  static void checkBucketCount(int count, String what) {
+  /**
+   * Checks a bucket count.
+   *
+   * @param count the count: a power of two from 1 to 2<sup>20</sup>
+   * @param what names the count in the message (a setting or a field)
+   * @throws IllegalArgumentException if the count is not allowed
+   */
+  public static void checkBucketCount(int count, String what) {
     if (count < 1 || Integer.bitCount(count) != 1 || count > (1 << 20)) {
       throw new IllegalArgumentException(
           what + " must be a power of two from 1 to 1048576, was " + count);
@@ -137,7 +139,14 @@ public final class Digest {
     return bucketOfHash(Hashing.key(key), bucketCount);
   }
 
-  static int bucketOfHash(long keyHash, int bucketCount) {
+  /**
+   * The bucket of a key hash ({@link Hashing#key(String)}), for callers that already hold it.
+   *
+   * @param keyHash the key hash
+   * @param bucketCount a power of two
+   * @return the bucket index
+   */
+  public static int bucketOfHash(long keyHash, int bucketCount) {
     return (int) (keyHash >>> 40) & (bucketCount - 1);
   }
 

@@ -1,0 +1,96 @@
+package io.kvstore.cluster;
+
+import java.util.Objects;
+
+/**
+ * What a user of a clustered store may see and do of its node beyond the {@link io.kvstore.core.KvStore}
+ * API: its addresses, its replication counters, its settings and keyring rotation. Obtain it with
+ * {@link KvCluster#node(io.kvstore.core.KvStore)}. Readiness and membership are on the store's own
+ * {@link io.kvstore.core.KvStore#cluster() cluster view}.
+ *
+ * <p>A narrow handle over the node's replicator, which stays internal: nothing here starts, stops or
+ * feeds replication (the store does that). Thread-safe; every method is cheap and does not block.
+ */
+public final class ClusterNode {
+  private final ClusterReplicator replicator;
+
+  ClusterNode(ClusterReplicator replicator) {
+    this.replicator = Objects.requireNonNull(replicator, "replicator");
+  }
+
+  /**
+   * This node's id.
+   *
+   * @return the node id
+   */
+  public String nodeId() {
+    return replicator.config().nodeId();
+  }
+
+  /**
+   * {@code host:port} of this node's membership endpoint, with the port actually bound. Give it to
+   * other nodes as a seed.
+   *
+   * @return the advertised membership address
+   */
+  public String membershipAddress() {
+    return replicator.membershipAddress();
+  }
+
+  /**
+   * {@code host:port} of this node's data plane, with the port actually bound.
+   *
+   * @return the advertised data-plane address
+   */
+  public String dataAddress() {
+    return replicator.dataAddress();
+  }
+
+  /**
+   * A snapshot of this node's replication counters.
+   *
+   * @return the counters
+   */
+  public ReplicationStats stats() {
+    return replicator.stats();
+  }
+
+  /**
+   * The settings this node runs with.
+   *
+   * @return the config
+   */
+  public KvClusterConfig config() {
+    return replicator.config();
+  }
+
+  /**
+   * The keyring this node currently authenticates with, null for an open cluster.
+   *
+   * @return the current keyring, or null
+   */
+  public ClusterKeyring keyring() {
+    return replicator.keyring();
+  }
+
+  /**
+   * Replaces this node's keyring while it runs, for rotating the cluster secret without downtime
+   * (see {@link ClusterKeyring}). Takes effect at once: new membership messages and connections use
+   * the new primary key; messages and frames authenticated with a key no longer in the keyring are
+   * refused, which closes the data-plane connections that used it (they reconnect with the current
+   * key and resend what was not acknowledged).
+   *
+   * @param newKeyring the new keyring
+   * @throws IllegalStateException if this node was started without a keyring (an open node cannot
+   *     become authenticated while it runs: restart it with one)
+   */
+  public void updateKeyring(ClusterKeyring newKeyring) {
+    replicator.updateKeyring(newKeyring);
+  }
+
+  @Override
+  public String toString() {
+    return "ClusterNode[" + nodeId() + ", membership " + membershipAddress() + ", data "
+        + dataAddress() + "]";
+  }
+}
