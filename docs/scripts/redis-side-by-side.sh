@@ -42,7 +42,9 @@ redis_run() { # fsync-policy run
   local pid=$!; PIDS+=("$pid"); wait_port 6390
   # -r: random keys out of $KEYS; -d: value bytes; -P 1: one request per round trip, like a client.
   # redis-benchmark has no duration: requests for about the same run time as kvstore's runs.
-  local n=$((SECONDS_PER_RUN * ($1 == always ? 4000 : 30000)))
+  local per_second=30000
+  [ "$1" = always ] && per_second=4000
+  local n=$((SECONDS_PER_RUN * per_second))
   local line
   line=$(redis-benchmark -h 127.0.0.1 -p 6390 -t set -n "$n" -c "$CLIENTS" -d 100 -r "$KEYS" \
       --csv | grep '"SET"')
