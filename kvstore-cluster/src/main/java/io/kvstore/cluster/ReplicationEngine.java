@@ -63,8 +63,12 @@ import org.slf4j.LoggerFactory;
  * lost: whoever holds a key keeps it). Fan-out is applied by its receiver whatever its own view,
  * because a coordinator that already knows a newer placement must be able to reach the new owners.
  * Handoff: after each placement change and on each anti-entropy tick, the engine scans its digest
- * for non-owned buckets whose content changed and schedules a round with each owner of those
- * partitions until one finds nothing more to move; it deletes nothing locally.
+ * for non-owned buckets whose content changed and marks each owner of those partitions for a
+ * handoff round (a round that also pushes those buckets) until one with it finds nothing more to
+ * move; every {@value #HANDOFF_RETRY_TICKS} ticks it marks them all again, because an owner whose
+ * view lagged refuses a handoff without saying so (its buckets look merely equal). Only marked
+ * peers get the handoff buckets, so data already handed off costs nothing per round. The engine
+ * deletes nothing locally.
  *
  * <p><b>Threads:</b> the engine starts none. Peer-table changes and anti-entropy scheduling run on
  * the context's control scheduler; key scans and digest comparisons on its anti-entropy executor;
@@ -78,6 +82,12 @@ final class ReplicationEngine {
   static final int MAX_AE_TASKS_PER_CONNECTION = 4;
   /** The most keys one anti-entropy answer lists; more differing buckets wait for the next round. */
   static final int MAX_KEYS_PER_ROUND = 100_000;
+  /**
+   * Partitioned mode: every this many anti-entropy ticks, every owner of data this node holds
+   * without owning it gets a handoff round again, even if that data did not change: an owner whose
+   * view of the placement lagged may have refused the last one.
+   */
+  static final int HANDOFF_RETRY_TICKS = 20;
 
   /**
    * A deliberately broken variant, for proving that the simulation finds protocol bugs; production
@@ -170,6 +180,7 @@ final class ReplicationEngine {
   private long handoffGeneration;
   /** The digest of each non-owned bucket when last scanned for handoff (partitioned mode). */
   private long[] orphanSeen;
+  private int ticksSinceHandoffRetry;
 
   ReplicationEngine(Context ctx) {
     this.ctx = Objects.requireNonNull(ctx, "ctx");
@@ -455,6 +466,10 @@ final class ReplicationEngine {
     try {
       Ownership own = ownership;
       if (own != null) {
+        if (++ticksSinceHandoffRetry >= HANDOFF_RETRY_TICKS) {
+          ticksSinceHandoffRetry = 0;
+          orphanSeen = null;
+        }
         scanForHandoff(own);
       }
       maybeStartRound(true);
@@ -504,7 +519,7 @@ final class ReplicationEngine {
     AntiEntropyRound round = own == null
         ? new AntiEntropyRound(ctx, roundIds.incrementAndGet(), link)
         : new AntiEntropyRound(ctx, roundIds.incrementAndGet(), link, own,
-            ctx.bug() != Bug.NO_HANDOFF);
+            ctx.bug() != Bug.NO_HANDOFF && handoffPending.containsKey(link.nodeId));
     currentRound = round;
     link.setRound(round);
     CompletableFuture<AntiEntropyRound.Outcome> outcome;

@@ -72,6 +72,8 @@ final class PartitionedSimulation implements AutoCloseable {
   int skipped;
   int crashes;
   int placementChanges;
+  /** Virtual milliseconds each heal took to converge. */
+  final List<Long> convergeMillis = new ArrayList<>();
 
   /**
    * A run over {@code nodes} nodes with placement over the first {@code placed} of them.
@@ -320,6 +322,7 @@ final class PartitionedSimulation implements AutoCloseable {
     net.faults = SimNetwork.Faults.none();
     // Checked every 20 ms of virtual time, not before every task: the check walks every store.
     boolean converged = false;
+    long healedAt = net.clock.now();
     for (long t = 0; t <= CONVERGE_MILLIS && !converged; t += 20) {
       converged = underReplicated() == 0 && ownersAgree();
       if (!converged) {
@@ -337,6 +340,7 @@ final class PartitionedSimulation implements AutoCloseable {
           + (ownersAgree() ? "" : ", owners' digests differ") + " after " + CONVERGE_MILLIS
           + " ms of virtual time after healing: " + states());
     }
+    convergeMillis.add(net.clock.now() - healedAt);
     net.clock.runFor(1_000); // and stay converged
     for (SimNetwork.SimNode n : net.nodes()) {
       SortedMap<String, Version> state = Replicas.keyVersions(n.replica);
@@ -390,7 +394,7 @@ final class PartitionedSimulation implements AutoCloseable {
     for (SimNetwork.SimNode n : net.nodes()) {
       handedOff += n.stats.snapshot().antiEntropyKeysHandedOff();
     }
-    return "writes " + writes + " (" + acked + " completed, " + failed + " failed, " + skipped
+    return "converged after " + convergeMillis + " ms; writes " + writes + " (" + acked + " completed, " + failed + " failed, " + skipped
         + " skipped: no live owner), " + crashes + " crashes, keys handed off " + handedOff + ", "
         + net.summary();
   }
