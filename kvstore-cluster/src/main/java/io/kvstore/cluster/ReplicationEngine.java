@@ -196,7 +196,7 @@ final class ReplicationEngine {
           links.length, timeout, this::runCallback) : null;
       int size = Frames.mutationSize(mutation);
       for (PeerLink link : links) {
-        link.enqueue(new PeerLink.Outgoing(mutation, size, tracker));
+        link.enqueue(mutation, size, tracker);
       }
       if (tracker == null) {
         return DONE;

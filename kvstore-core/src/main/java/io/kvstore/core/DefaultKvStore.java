@@ -712,6 +712,12 @@ final class DefaultKvStore implements KvStore {
     }
 
     @Override
+    public Mutation mutation(String key) {
+      Entry e = map.get(key);
+      return e == null ? null : e.toMutation(key);
+    }
+
+    @Override
     public String toString() {
       return "ReplicaView[" + DefaultKvStore.this.nodeId() + "]";
     }

@@ -95,4 +95,16 @@ public interface ReplicaStore {
    * @return their mutations, ready to send
    */
   List<Mutation> mutations(Collection<String> keys);
+
+  /**
+   * The current mutation (value or tombstone, with version and expiry) of one key: what a replicator
+   * sends for a key whose newest version a peer should get.
+   *
+   * @param key the key
+   * @return its mutation, or null when this store does not hold the key
+   */
+  default Mutation mutation(String key) {
+    List<Mutation> one = mutations(List.of(key));
+    return one.isEmpty() ? null : one.get(0);
+  }
 }
