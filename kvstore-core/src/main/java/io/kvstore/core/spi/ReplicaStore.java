@@ -107,4 +107,17 @@ public interface ReplicaStore {
     List<Mutation> one = mutations(List.of(key));
     return one.isEmpty() ? null : one.get(0);
   }
+
+  /**
+   * Runs a write that a node which does not own the key forwarded here ({@link Router#forward}) as
+   * this store's own local write: stamped, checked, applied, replicated at the request's concern. It
+   * is never forwarded again, whatever this node's own view of the placement.
+   *
+   * @param request the write
+   * @return completes with the result, or fails with the exception the local write failed with
+   */
+  default java.util.concurrent.CompletableFuture<WriteResult> write(WriteRequest request) {
+    return java.util.concurrent.CompletableFuture.failedFuture(
+        new UnsupportedOperationException("this replica store runs no forwarded writes"));
+  }
 }
