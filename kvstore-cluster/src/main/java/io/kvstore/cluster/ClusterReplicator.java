@@ -242,6 +242,15 @@ final class ClusterReplicator implements Replicator {
   }
 
   /**
+   * Where keys live: every key is local with full replication (the default); in partitioned mode
+   * the engine's placement decides and foreign keys are forwarded or read remotely.
+   */
+  @Override
+  public io.kvstore.core.spi.Router router() {
+    return engine.router;
+  }
+
+  /**
    * Announces a graceful leave (waiting at most {@link KvClusterConfig#leaveTimeout()}), fails writes
    * still waiting for acknowledgements, closes connections and stops the threads. Never throws.
    */

@@ -183,6 +183,7 @@ final class PeerLink {
       return;
     }
     channel = null;
+    engine.router.peerLost(nodeId);
     // Unacknowledged fan-out goes back in the queue; anti-entropy pushes fail with their round.
     endInflight("connection to " + nodeId + " lost", this::requeue);
     if (closed) {
@@ -205,6 +206,10 @@ final class PeerLink {
   void onFrame(PeerChannel ch, Frames.Frame frame) {
     if (frame instanceof Frames.Ack ack) {
       onAck(ack);
+    } else if (frame instanceof Frames.ForwardResult r) {
+      engine.router.onAnswer(nodeId, r.requestId(), r);
+    } else if (frame instanceof Frames.ReadResult r) {
+      engine.router.onAnswer(nodeId, r.requestId(), r);
     } else if (frame instanceof Frames.AeDiff || frame instanceof Frames.AeKeys
         || frame instanceof Frames.AePullResponse || frame instanceof Frames.AeAbort) {
       AntiEntropyRound r = round;

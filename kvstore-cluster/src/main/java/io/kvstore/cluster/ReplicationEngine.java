@@ -5,6 +5,7 @@ import io.kvstore.core.spi.KeyVersion;
 import io.kvstore.core.spi.Mutation;
 import io.kvstore.core.spi.ReplicaStore;
 import io.kvstore.core.WriteConcern;
+import io.netty.buffer.ByteBuf;
 import java.time.Duration;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
@@ -116,6 +117,10 @@ final class ReplicationEngine {
   private final RateLimitedLog warnings = new RateLimitedLog(log);
   private final AtomicLong roundIds;
   private volatile Live live = new Live(new PeerLink[0], 0);
+  /** Where keys live; null: every node holds every key. */
+  private volatile Placement placement;
+  /** The client side of forwarded writes and remote reads (partitioned mode). */
+  final PartitionRouter router;
   private volatile boolean closing;
 
   // Confined to the control thread.
@@ -126,6 +131,32 @@ final class ReplicationEngine {
   ReplicationEngine(Context ctx) {
     this.ctx = Objects.requireNonNull(ctx, "ctx");
     this.roundIds = new AtomicLong(ctx.random().nextLong() >>> 2);
+    this.router = new PartitionRouter(this);
+  }
+
+  /** Sets where keys live; null for full replication. Control thread. */
+  void setPlacement(Placement placement) {
+    this.placement = placement;
+  }
+
+  /** Where keys live, or null for full replication. Any thread. */
+  Placement placement() {
+    return placement;
+  }
+
+  /** The live peers' links. Any thread; do not modify. */
+  PeerLink[] liveLinks() {
+    return live.links();
+  }
+
+  /** A live link to the node with an established connection, or null. Any thread. */
+  PeerLink readyLink(String nodeId) {
+    for (PeerLink l : live.links()) {
+      if (l.nodeId.equals(nodeId) && l.isReady()) {
+        return l;
+      }
+    }
+    return null;
   }
 
   String nodeId() {
@@ -209,7 +240,7 @@ final class ReplicationEngine {
     }
   }
 
-  private void runCallback(Runnable r) {
+  void runCallback(Runnable r) {
     try {
       ctx.callbacks().execute(r);
     } catch (RejectedExecutionException e) {
@@ -385,6 +416,11 @@ final class ReplicationEngine {
           onDigest(digest);
         } else if (frame instanceof Frames.AePull pull) {
           submit(() -> answerPull(pull));
+        } else if (frame instanceof Frames.Forward fwd) {
+          runForwarded(fwd);
+        } else if (frame instanceof Frames.Read read) {
+          channel.send(Frames.readResult(channel.alloc(), read.requestId(),
+              ctx.store().mutation(read.key())), true);
         } else {
           fail("unexpected " + frame.getClass().getSimpleName() + " from " + peer);
         }
@@ -434,6 +470,27 @@ final class ReplicationEngine {
               ms.size(), durableHeld), true));
         } catch (RejectedExecutionException e) {
           // The connection's thread is shutting down: the connection is gone, and so is the ack.
+        }
+      });
+    }
+
+    /**
+     * Runs a write a non-owner forwarded here as this node's own local write, and answers once it
+     * completed (the concern met or failed); never forwarded again.
+     */
+    private void runForwarded(Frames.Forward fwd) {
+      CompletableFuture<io.kvstore.core.spi.WriteResult> done;
+      try {
+        done = ctx.store().write(fwd.request());
+      } catch (RuntimeException e) {
+        done = CompletableFuture.failedFuture(e);
+      }
+      done.whenComplete((result, failure) -> {
+        ByteBuf answer = forwardAnswer(channel, fwd.requestId(), result, failure);
+        try {
+          channel.execute(() -> channel.send(answer, true));
+        } catch (RejectedExecutionException e) {
+          answer.release(); // the connection is gone, and so is the answer
         }
       });
     }
@@ -548,6 +605,29 @@ final class ReplicationEngine {
       channel.send(Frames.aePullResponse(channel.alloc(), pull.roundId(), m.next(), m.mutations(),
           m.bytes()), true);
     }
+  }
+
+  /** The FORWARD_RESULT frame for a forwarded write's outcome; no stack traces cross the wire. */
+  static ByteBuf forwardAnswer(PeerChannel channel, long requestId,
+      io.kvstore.core.spi.WriteResult result, Throwable failure) {
+    Throwable f = failure instanceof java.util.concurrent.CompletionException c
+        && c.getCause() != null ? c.getCause() : failure;
+    if (f == null) {
+      return Frames.forwardResult(channel.alloc(), requestId, Frames.FORWARD_OK, result.version(),
+          result.wasLive(), 0, 0, "");
+    }
+    if (f instanceof io.kvstore.core.ConditionFailedException c) {
+      return Frames.forwardResult(channel.alloc(), requestId, Frames.FORWARD_CONDITION_FAILED,
+          c.current().orElse(null), false, 0, 0, c.getMessage());
+    }
+    if (f instanceof io.kvstore.core.WriteConcernException w) {
+      return Frames.forwardResult(channel.alloc(), requestId, Frames.FORWARD_CONCERN_FAILED, null,
+          false, w.required(), w.acknowledged(), w.getMessage());
+    }
+    int status = f instanceof IllegalArgumentException ? Frames.FORWARD_INVALID
+        : Frames.FORWARD_UNAVAILABLE;
+    return Frames.forwardResult(channel.alloc(), requestId, status, null, false, 0, 0,
+        String.valueOf(f.getMessage()));
   }
 
   /** A digest being received in chunks. */

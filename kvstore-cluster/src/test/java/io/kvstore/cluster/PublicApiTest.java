@@ -102,7 +102,8 @@ class PublicApiTest {
         "ConditionFailedException", "CorruptionPolicy", "Durability", "KeyMaterial", "KvStore",
         "KvStoreBuilder",
         "KvStoreConfig", "KvStoreException", "Member", "Member$Status", "MembershipEvent",
-        "MembershipEvent$Type", "NodeIds", "Registration", "StorageException", "StorageStatus",
+        "MembershipEvent$Type", "NodeIds", "ReadConcern", "ReadOptions", "Registration",
+        "StorageException", "StorageStatus",
         "StoreClosedException", "StoreStats", "Version", "Versioned", "WriteConcern",
         "WriteConcernException", "WriteOptions");
   }
@@ -111,7 +112,7 @@ class PublicApiTest {
   void coreSpiPublicTypes_areTheReplicatorSpi() throws Exception {
     assertThat(publicTypes(io.kvstore.core.spi.Replicator.class)).containsExactly("AntiEntropy",
         "AntiEntropy$Plan", "ApplyResult", "Digest", "Hashing", "KeyVersion", "Mutation",
-        "ReplicaStore", "Replicator");
+        "ReplicaStore", "Replicator", "Router", "WriteRequest", "WriteResult");
   }
 
   @Test
