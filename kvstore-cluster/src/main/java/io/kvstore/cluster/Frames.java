@@ -88,6 +88,11 @@ final class Frames {
   /** Partitioned mode: a read of one key from an owner, and its answer. */
   static final byte READ = 0x32;
   static final byte READ_RESULT = 0x33;
+  /** Partitioned mode: one node's part of a cluster-wide scan, and its answer. */
+  static final byte SCAN = 0x34;
+  static final byte SCAN_RESULT = 0x35;
+  /** A SCAN_RESULT stops adding entries past this many bytes (and says it was truncated). */
+  static final int MAX_SCAN_RESULT_BYTES = MAX_FRAME_BYTES - 64 * 1024;
 
   /** {@link ForwardResult#status()}: the write succeeded. */
   static final int FORWARD_OK = 0;
@@ -141,7 +146,8 @@ final class Frames {
 
   /** A decoded frame. */
   sealed interface Frame permits Hello, HelloOk, HelloReject, Auth, MutationBatch, Ack, AeDigest, AeDiff,
-      AeKeys, AePull, AePullResponse, AeAbort, Forward, ForwardResult, Read, ReadResult {}
+      AeKeys, AePull, AePullResponse, AeAbort, Forward, ForwardResult, Read, ReadResult, Scan,
+      ScanResult {}
 
   record Hello(int magic, int minVersion, int maxVersion, String clusterName, String nodeId,
       byte[] nonce, int authScheme, byte[] auth) implements Frame {}
@@ -191,6 +197,14 @@ final class Frames {
 
   /** An owner's answer to a {@link Read}: its mutation of the key, null when it holds none. */
   record ReadResult(long requestId, Mutation mutation) implements Frame {}
+
+  record Scan(long requestId, String prefix, String startAfter, int limit) implements Frame {}
+
+  /**
+   * A node's live entries for a {@link Scan}, in key order; {@code truncated}: it stopped at
+   * {@link #MAX_SCAN_RESULT_BYTES} before the limit, so keys after its last one were not considered.
+   */
+  record ScanResult(long requestId, boolean truncated, List<Mutation> mutations) implements Frame {}
 
   // ---- sizes -----------------------------------------------------------------------------------
 
@@ -489,6 +503,34 @@ final class Frames {
     return out;
   }
 
+  static ByteBuf scan(ByteBufAllocator alloc, long requestId, String prefix, String startAfter,
+      int limit) {
+    ByteBuf out = alloc.buffer(24 + stringSize(prefix)
+        + (startAfter == null ? 0 : stringSize(startAfter)));
+    out.writeByte(SCAN);
+    out.writeLong(requestId);
+    writeString(out, prefix);
+    out.writeBoolean(startAfter != null);
+    if (startAfter != null) {
+      writeString(out, startAfter);
+    }
+    writeVarint(out, limit);
+    return out;
+  }
+
+  static ByteBuf scanResult(ByteBufAllocator alloc, long requestId, boolean truncated,
+      List<Mutation> ms, int bodyBytes) {
+    ByteBuf out = alloc.buffer(16 + bodyBytes);
+    out.writeByte(SCAN_RESULT);
+    out.writeLong(requestId);
+    out.writeBoolean(truncated);
+    writeVarint(out, ms.size());
+    for (Mutation m : ms) {
+      writeMutation(out, m);
+    }
+    return out;
+  }
+
   private static byte[] bitmap(BitSet bits, int count) {
     byte[] out = new byte[(count + 7) >>> 3];
     for (int i = bits.nextSetBit(0); i >= 0 && i < count; i = bits.nextSetBit(i + 1)) {
@@ -687,6 +729,26 @@ final class Frames {
       case READ: {
         long requestId = in.readLong();
         return new Read(requestId, readString(in, MAX_KEY_BYTES, "key"));
+      }
+      case SCAN: {
+        long requestId = in.readLong();
+        String prefix = readString(in, MAX_KEY_BYTES, "prefix");
+        String startAfter = readBoolean(in) ? readString(in, MAX_KEY_BYTES, "startAfter") : null;
+        int limit = readVarint(in);
+        if (limit < 1) {
+          throw new MalformedFrameException("scan limit " + limit);
+        }
+        return new Scan(requestId, prefix, startAfter, limit);
+      }
+      case SCAN_RESULT: {
+        long requestId = in.readLong();
+        boolean truncated = readBoolean(in);
+        int n = readCount(in, 12, "mutation count");
+        List<Mutation> ms = new ArrayList<>(n);
+        for (int i = 0; i < n; i++) {
+          ms.add(readMutation(in));
+        }
+        return new ScanResult(requestId, truncated, ms);
       }
       case READ_RESULT: {
         long requestId = in.readLong();

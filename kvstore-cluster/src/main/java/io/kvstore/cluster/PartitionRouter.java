@@ -335,6 +335,146 @@ final class PartitionRouter implements Router {
     log.debug("node {}: read repair of '{}' at {}", self, newest.key(), newest.version());
   }
 
+  // ---- scatter-gather scan ---------------------------------------------------------------------
+
+  @Override
+  public boolean isPartitioned() {
+    Placement p = engine.placement();
+    return p != null && !p.isFullReplication();
+  }
+
+  /**
+   * Asks this node and every node with a ready connection for its first {@code limit} live entries
+   * after {@code startAfter}; merges them by key, keeping the highest version. A key in the cluster's
+   * first {@code limit} is in the first {@code limit} of every node holding it, so the merge is exact
+   * once every partition has an owner among the nodes that answered (else the scan fails, naming the
+   * partitions). A node that had to truncate its answer (bytes) caps the page at its last key.
+   * Entries a stale owner still shows as live while a newer tombstone waits for anti-entropy on the
+   * others can appear, as with a read at ONE.
+   */
+  @Override
+  public CompletableFuture<List<Mutation>> scan(String prefix, String startAfter, int limit,
+      Duration timeout) {
+    Placement placement = engine.placement();
+    CompletableFuture<List<Mutation>> result = new CompletableFuture<>();
+    List<PeerLink> links = new ArrayList<>();
+    Set<String> seen = new java.util.HashSet<>();
+    for (PeerLink l : engine.liveLinks()) {
+      if (l.isReady() && seen.add(l.nodeId)) {
+        links.add(l);
+      }
+    }
+    ScanRound round = new ScanRound(placement, limit, links.size() + 1, result, timeout);
+    List<Mutation> mine;
+    try {
+      mine = store.scanLocal(prefix, startAfter, limit);
+    } catch (RuntimeException e) {
+      result.completeExceptionally(e);
+      return result;
+    }
+    round.answer(self, false, mine);
+    for (PeerLink link : links) {
+      long id = requestIds.incrementAndGet();
+      String node = link.nodeId;
+      send(link, id, Frames.scan(ByteBufAllocator.DEFAULT, id, prefix, startAfter, limit),
+          timeout.toMillis(), answer -> {
+            Frames.ScanResult r = (Frames.ScanResult) answer;
+            round.answer(node, r.truncated(), r.mutations());
+          }, problem -> round.answer(node, false, null));
+    }
+    return result;
+  }
+
+  /** The answers of one scan; null mutations: the node did not answer. */
+  private final class ScanRound {
+    private final Placement placement;
+    private final int limit;
+    private final CompletableFuture<List<Mutation>> result;
+    private final java.util.TreeMap<String, Mutation> merged = new java.util.TreeMap<>();
+    private final Set<String> answered = new java.util.HashSet<>();
+    private final Cancellable timer;
+    private int waiting;
+    private String cap;
+    private boolean done;
+
+    ScanRound(Placement placement, int limit, int nodes, CompletableFuture<List<Mutation>> result,
+        Duration timeout) {
+      this.placement = placement;
+      this.limit = limit;
+      this.waiting = nodes;
+      this.result = result;
+      this.timer = engine.ctx.control().schedule(this::finish, Math.max(1, timeout.toMillis()));
+    }
+
+    void answer(String node, boolean truncated, List<Mutation> ms) {
+      boolean last;
+      synchronized (this) {
+        if (done) {
+          return;
+        }
+        if (ms != null) {
+          answered.add(node);
+          for (Mutation m : ms) {
+            merged.merge(m.key(), m, (a, b) -> a.version().compareTo(b.version()) >= 0 ? a : b);
+          }
+          if (truncated && !ms.isEmpty()) {
+            String lastKey = ms.get(ms.size() - 1).key();
+            cap = cap == null || lastKey.compareTo(cap) < 0 ? lastKey : cap;
+          }
+        }
+        last = --waiting == 0;
+      }
+      if (last) {
+        finish();
+      }
+    }
+
+    /** All answered, or the timeout: complete if every partition had an owner answer. */
+    private void finish() {
+      List<Mutation> page = new ArrayList<>();
+      String missing = null;
+      synchronized (this) {
+        if (done) {
+          return;
+        }
+        done = true;
+        if (placement != null && !placement.isFullReplication()) {
+          List<Integer> uncovered = new ArrayList<>();
+          for (int p = 0; p < Placement.PARTITIONS; p++) {
+            boolean covered = false;
+            for (String o : placement.owners(p)) {
+              if (answered.contains(o)) {
+                covered = true;
+                break;
+              }
+            }
+            if (!covered) {
+              uncovered.add(p);
+            }
+          }
+          if (!uncovered.isEmpty()) {
+            missing = uncovered.size() + " partition(s) (first " + uncovered.get(0)
+                + ", owners " + placement.owners(uncovered.get(0)) + ") had no owner answer";
+          }
+        }
+        for (Mutation m : merged.values()) {
+          if (page.size() == limit || (cap != null && m.key().compareTo(cap) > 0)) {
+            break;
+          }
+          page.add(m);
+        }
+      }
+      timer.cancel();
+      if (missing != null) {
+        KvStoreException e = new KvStoreException("scan: " + missing + "; the page would be "
+            + "incomplete");
+        engine.runCallback(() -> result.completeExceptionally(e));
+      } else {
+        engine.runCallback(() -> result.complete(page));
+      }
+    }
+  }
+
   // ---- requests --------------------------------------------------------------------------------
 
   private void send(PeerLink link, long id, ByteBuf frame, long timeoutMillis,

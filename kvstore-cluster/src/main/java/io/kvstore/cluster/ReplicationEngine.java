@@ -418,6 +418,8 @@ final class ReplicationEngine {
           submit(() -> answerPull(pull));
         } else if (frame instanceof Frames.Forward fwd) {
           runForwarded(fwd);
+        } else if (frame instanceof Frames.Scan scan) {
+          submit(() -> answerScan(scan));
         } else if (frame instanceof Frames.Read read) {
           channel.send(Frames.readResult(channel.alloc(), read.requestId(),
               ctx.store().mutation(read.key())), true);
@@ -598,6 +600,26 @@ final class ReplicationEngine {
       Chunker.chunk(keys, Frames::keyVersionSize, ctx.settings().maxBatchBytes(),
           (chunk, bytes, last) -> channel.send(Frames.aeKeys(channel.alloc(), roundId, last, chunk,
               bytes), true));
+    }
+
+    /** This node's part of a cluster scan, bounded in bytes (anti-entropy executor). */
+    private void answerScan(Frames.Scan scan) {
+      List<Mutation> all = ctx.store().scanLocal(scan.prefix(), scan.startAfter(),
+          Math.min(scan.limit(), MAX_KEYS_PER_ROUND));
+      List<Mutation> kept = new ArrayList<>(all.size());
+      int bytes = 0;
+      boolean truncated = false;
+      for (Mutation m : all) {
+        int size = Frames.mutationSize(m);
+        if (bytes + size > Frames.MAX_SCAN_RESULT_BYTES) {
+          truncated = true;
+          break;
+        }
+        kept.add(m);
+        bytes += size;
+      }
+      channel.send(Frames.scanResult(channel.alloc(), scan.requestId(), truncated, kept, bytes),
+          true);
     }
 
     private void answerPull(Frames.AePull pull) {

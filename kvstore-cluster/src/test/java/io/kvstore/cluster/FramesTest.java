@@ -172,6 +172,17 @@ class FramesTest {
     frames.add(Frames.forwardResult(ALLOC, 4, Frames.FORWARD_CONDITION_FAILED, V, false, 0, 0,
         "no"));
     frames.add(Frames.read(ALLOC, 6, "key"));
+    Frames.Scan scan = (Frames.Scan) roundTrip(Frames.scan(ALLOC, 8, "p/", "p/a", 50));
+    assertThat(scan).isEqualTo(new Frames.Scan(8, "p/", "p/a", 50));
+    assertThat(((Frames.Scan) roundTrip(Frames.scan(ALLOC, 8, "", null, 1))).startAfter()).isNull();
+    List<Mutation> ms = sampleMutations();
+    Frames.ScanResult sr = (Frames.ScanResult) roundTrip(Frames.scanResult(ALLOC, 8, true, ms,
+        ms.stream().mapToInt(Frames::mutationSize).sum()));
+    assertThat(sr.truncated()).isTrue();
+    assertThat(sr.mutations()).isEqualTo(ms);
+    frames.add(Frames.scan(ALLOC, 8, "p/", "p/a", 50));
+    frames.add(Frames.scanResult(ALLOC, 8, false, ms, ms.stream().mapToInt(Frames::mutationSize)
+        .sum()));
     frames.add(Frames.readResult(ALLOC, 7, sampleMutations().get(0)));
     for (ByteBuf full : frames) {
       byte[] bytes = new byte[full.readableBytes()];
@@ -352,7 +363,7 @@ class FramesTest {
         byte[] types = {Frames.HELLO, Frames.HELLO_OK, Frames.HELLO_REJECT, Frames.MUTATIONS,
             Frames.ACK, Frames.AE_DIGEST, Frames.AE_DIFF, Frames.AE_KEYS, Frames.AE_PULL,
             Frames.AE_PULL_RESPONSE, Frames.AE_ABORT, Frames.FORWARD, Frames.FORWARD_RESULT,
-            Frames.READ, Frames.READ_RESULT};
+            Frames.READ, Frames.READ_RESULT, Frames.SCAN, Frames.SCAN_RESULT};
         bytes[0] = types[random.nextInt(types.length)];
       }
       try {

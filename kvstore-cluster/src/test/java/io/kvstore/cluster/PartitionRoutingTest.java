@@ -159,6 +159,50 @@ class PartitionRoutingTest {
     }
   }
 
+  @Test
+  void aClusterScan_pagesThroughEveryKeyOnce_inKeyOrder_evenWithOneNodeUnreachable() {
+    try (SimNetwork net = cluster(6)) {
+      java.util.TreeSet<String> written = new java.util.TreeSet<>();
+      for (int i = 0; i < 60; i++) {
+        SimNetwork.SimNode via = net.nodes().get(i % NODES.size());
+        String key = "item:" + (1000 + i * 7);
+        await(net, via.store.putAsync(key, bytes("v" + i), WriteOptions.concern(WriteConcern.ALL)));
+        written.add(key);
+      }
+      await(net, net.node("n2").store.putAsync("other:1", bytes("x"), WriteOptions.defaults()));
+      SimNetwork.SimNode scanner = net.node("n1");
+      net.cut("n1", "n4");
+      List<String> seen = new java.util.ArrayList<>();
+      String after = null;
+      while (true) {
+        List<Mutation> page = await(net, scanner.engine.router.scan("item:", after, 7,
+            Duration.ofSeconds(2)));
+        if (page.isEmpty()) {
+          break;
+        }
+        assertThat(page.size()).isLessThanOrEqualTo(7);
+        page.forEach(m -> seen.add(m.key()));
+        after = page.get(page.size() - 1).key();
+      }
+      assertThat(seen).as("every key once, in order").containsExactlyElementsOf(written);
+    }
+  }
+
+  @Test
+  void aClusterScan_fails_whenSomePartitionHasNoReachableOwner() {
+    try (SimNetwork net = cluster(7)) {
+      SimNetwork.SimNode scanner = net.node("n1");
+      for (String other : List.of("n2", "n3", "n4")) {
+        net.cut("n1", other);
+      }
+      CompletableFuture<List<Mutation>> scan = scanner.engine.router.scan("", null, 10,
+          Duration.ofSeconds(2));
+      net.clock.runUntil(scan::isDone, 10_000);
+      assertThat(causeOf(scan)).isInstanceOf(KvStoreException.class)
+          .hasMessageContaining("had no owner answer");
+    }
+  }
+
   private static Throwable causeOf(CompletableFuture<?> f) {
     try {
       f.join();

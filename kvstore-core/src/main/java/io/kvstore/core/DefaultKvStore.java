@@ -405,6 +405,36 @@ final class DefaultKvStore implements KvStore {
     ensureOpen();
     Objects.requireNonNull(prefix, "prefix (use \"\" for all keys)");
     KvStoreConfig.requireRange("limit", limit, 1, config.maxScanLimit());
+    Router r = router;
+    if (r != null && r.isPartitioned()) {
+      return clusterScan(r, prefix, startAfter, limit);
+    }
+    return scanLocal(prefix, startAfter, limit);
+  }
+
+  /** Partitioned mode: this node holds only its partitions, so the scan gathers from the cluster. */
+  private List<Versioned> clusterScan(Router r, String prefix, String startAfter, int limit) {
+    CompletableFuture<List<Mutation>> f;
+    try {
+      f = r.scan(prefix, startAfter, limit, config.writeTimeout());
+    } catch (RuntimeException ex) {
+      log.error("router threw from scan(); it must fail the future instead", ex);
+      throw ex;
+    }
+    List<Versioned> out = new ArrayList<>();
+    ReadOptions options = ReadOptions.defaults();
+    CompletableFuture<Optional<Versioned>> none = f.thenApply(ms -> {
+      for (Mutation m : ms) {
+        liveOf(m).ifPresent(out::add);
+      }
+      return Optional.empty();
+    });
+    awaitRead(none, options);
+    return out;
+  }
+
+  /** This node's own entries of a scan (ReplicaStore.scanLocal, and the scan without a cluster). */
+  List<Versioned> scanLocal(String prefix, String startAfter, int limit) {
     long now = hlc.wallMillis();
     Comparator<Map.Entry<String, Entry>> byKey = Map.Entry.comparingByKey();
     PriorityQueue<Map.Entry<String, Entry>> largestFirst = new PriorityQueue<>(byKey.reversed());
@@ -868,6 +898,18 @@ final class DefaultKvStore implements KvStore {
     @Override
     public CompletableFuture<WriteResult> write(WriteRequest request) {
       return DefaultKvStore.this.write(request);
+    }
+
+    @Override
+    public List<Mutation> scanLocal(String prefix, String startAfter, int limit) {
+      List<Mutation> out = new ArrayList<>();
+      for (Versioned v : DefaultKvStore.this.scanLocal(prefix, startAfter, limit)) {
+        Entry e = map.get(v.key());
+        if (e != null && e.value != null) {
+          out.add(e.toMutation(v.key()));
+        }
+      }
+      return out;
     }
 
     @Override

@@ -120,4 +120,17 @@ public interface ReplicaStore {
     return java.util.concurrent.CompletableFuture.failedFuture(
         new UnsupportedOperationException("this replica store runs no forwarded writes"));
   }
+
+  /**
+   * This store's own part of a cluster scan: its first {@code limit} live entries, in ascending key
+   * order, whose keys start with {@code prefix} and sort after {@code startAfter}.
+   *
+   * @param prefix the prefix, "" for all keys
+   * @param startAfter exclusive lower bound, or null
+   * @param limit at most this many, at least 1
+   * @return live mutations in key order
+   */
+  default List<Mutation> scanLocal(String prefix, String startAfter, int limit) {
+    throw new UnsupportedOperationException("this replica store cannot scan");
+  }
 }

@@ -47,4 +47,30 @@ public interface Router {
    *     answered holds the key
    */
   CompletableFuture<Mutation> read(String key, ReadConcern concern, Duration timeout);
+
+  /**
+   * Whether keys are split among nodes (partitioned mode): then a store's own map holds only part of
+   * them and a scan must ask the cluster ({@link #scan}).
+   *
+   * @return true in partitioned mode
+   */
+  default boolean isPartitioned() {
+    return false;
+  }
+
+  /**
+   * A scan over the whole cluster (partitioned mode): the first {@code limit} live entries, in
+   * ascending key order, whose keys start with {@code prefix} and sort after {@code startAfter},
+   * gathered from every reachable node, the highest version of each key kept.
+   *
+   * @param prefix the prefix, "" for all keys
+   * @param startAfter exclusive lower bound, or null
+   * @param limit at most this many (already validated)
+   * @param timeout how long to wait for the nodes
+   * @return completes with the live mutations in key order, at most {@code limit}
+   */
+  default CompletableFuture<java.util.List<Mutation>> scan(String prefix, String startAfter,
+      int limit, Duration timeout) {
+    return CompletableFuture.failedFuture(new UnsupportedOperationException("no cluster scan"));
+  }
 }
