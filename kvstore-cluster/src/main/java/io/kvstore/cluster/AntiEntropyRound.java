@@ -36,6 +36,15 @@ import org.slf4j.LoggerFactory;
  * the round's step timeout. Computation runs on the node's anti-entropy executor, never on a network
  * thread; frames arrive through {@link #onFrame} from the link's event loop.
  *
+ * <p><b>Partitioned mode</b> (an {@link Ownership} is given): the round compares only the buckets
+ * of {@link Ownership#initiatorMask}: partitions both nodes own (in this node's view), and, for a
+ * handoff, the non-empty buckets of partitions the peer owns and this node no longer does. It keeps
+ * only the differing buckets the peer covers (the peer masks with its own view, see
+ * {@link ReplicationEngine}) that are also in that mask, pushes what it holds newer in them, and
+ * pulls only keys of partitions it owns itself; a handoff bucket is push only. Keys the peer refuses
+ * (it does not own them in its view) are not counted as handed off. A round whose mask is empty ends
+ * at once without a message.
+ *
  * <p>A long round shows progress at INFO, at most every {@link #PROGRESS_INTERVAL_NANOS} ("catch-up
  * from p1: 12000 entries received (~20000 estimated)"), and a round that moved at least
  * {@value #SUMMARY_THRESHOLD} entries ends with a summary line; the steady state logs nothing.
@@ -54,7 +63,11 @@ final class AntiEntropyRound {
   static volatile long progressIntervalNanos = PROGRESS_INTERVAL_NANOS;
 
   /** What a completed round found. */
-  record Outcome(boolean more, int pushed, int pulled) {}
+  record Outcome(boolean more, int pushed, int pulled, int handedOff) {
+    Outcome(boolean more, int pushed, int pulled) {
+      this(more, pushed, pulled, 0);
+    }
+  }
 
   final long roundId;
   private final ReplicationEngine.Context ctx;
@@ -65,6 +78,13 @@ final class AntiEntropyRound {
   private final LongSupplier nanoTime;
   private final long stepTimeoutMillis;
   private final int maxBatchBytes;
+  /** This node's view of the placement in partitioned mode; null in full replication. */
+  private final Ownership own;
+  private final boolean handoff;
+  /** The buckets this round may compare (partitioned mode), set before the digest is sent. */
+  private BitSet mask;
+  private int bucketCount;
+  private int handedOff;
 
   private final CompletableFuture<Void> keysReceived = new CompletableFuture<>();
   private BitSet covered;
@@ -82,6 +102,19 @@ final class AntiEntropyRound {
   private int toPush;
 
   AntiEntropyRound(ReplicationEngine.Context ctx, long roundId, PeerLink link) {
+    this(ctx, roundId, link, null, false);
+  }
+
+  /**
+   * A round in partitioned mode when {@code own} is not null.
+   *
+   * @param handoff whether to push the data this node holds for partitions the peer owns and it no
+   *     longer does
+   */
+  AntiEntropyRound(ReplicationEngine.Context ctx, long roundId, PeerLink link, Ownership own,
+      boolean handoff) {
+    this.own = own;
+    this.handoff = handoff;
     this.ctx = ctx;
     this.self = ctx.nodeId();
     this.roundId = roundId;
@@ -99,6 +132,16 @@ final class AntiEntropyRound {
     startedNanos = nanoTime.getAsLong();
     lastProgressNanos = startedNanos;
     long[] buckets = store.digest().toArray();
+    if (own != null) {
+      BitSet m = own.initiatorMask(link.nodeId, buckets, handoff);
+      if (m.isEmpty()) {
+        return CompletableFuture.completedFuture(new Outcome(false, 0, 0));
+      }
+      synchronized (this) {
+        mask = m;
+        bucketCount = buckets.length;
+      }
+    }
     for (int from = 0; from < buckets.length; from += DIGEST_CHUNK) {
       int n = Math.min(DIGEST_CHUNK, buckets.length - from);
       boolean last = from + n == buckets.length;
@@ -119,11 +162,22 @@ final class AntiEntropyRound {
       plan = AntiEntropy.compare(mine, theirs);
       theirs.clear();
     }
+    List<String> toFetch = plan.pull();
+    if (own != null) {
+      // Never fetch a partition this node does not own (a handoff bucket is push only).
+      toFetch = new ArrayList<>(toFetch.size());
+      for (String k : plan.pull()) {
+        if (own.ownsKey(k)) {
+          toFetch.add(k);
+        }
+      }
+    }
+    List<String> fetch = toFetch;
     toPush = plan.push().size();
-    toPull = plan.pull().size();
+    toPull = fetch.size();
     return push(plan.push(), 0)
-        .thenComposeAsync(v -> pull(plan.pull(), 0), executor)
-        .thenApply(v -> summarize(new Outcome(more, pushed, pulled)));
+        .thenComposeAsync(v -> pull(fetch, 0), executor)
+        .thenApply(v -> summarize(new Outcome(more, pushed, pulled, handedOff)));
   }
 
   /** Logs how far a long round has come, at most once per progress interval. */
@@ -160,6 +214,14 @@ final class AntiEntropyRound {
     int count = batch.mutations().size();
     return timed(link.pushAe(batch.mutations(), batch.bytes())).thenComposeAsync(ack -> {
       pushed += count;
+      if (own != null) {
+        List<Mutation> ms = batch.mutations();
+        for (int i = 0; i < ms.size(); i++) {
+          if (i < ack.count() && ack.held().get(i) && !own.ownsKey(ms.get(i).key())) {
+            handedOff++;
+          }
+        }
+      }
       progress();
       return push(keys, batch.next());
     }, executor);
@@ -194,7 +256,9 @@ final class AntiEntropyRound {
             + resp.mutations().size() + " mutations");
       }
       for (Mutation m : resp.mutations()) {
-        store.apply(m);
+        if (own == null || own.ownsKey(m.key())) {
+          store.apply(m);
+        }
       }
       pulled += resp.mutations().size();
       progress();
@@ -207,6 +271,9 @@ final class AntiEntropyRound {
     if (frame instanceof Frames.AeDiff diff && diff.roundId() == roundId) {
       synchronized (this) {
         covered = diff.covered();
+        if (mask != null) {
+          covered.and(mask);
+        }
         more = diff.more();
       }
     } else if (frame instanceof Frames.AeKeys keys && keys.roundId() == roundId) {
@@ -219,7 +286,15 @@ final class AntiEntropyRound {
           fail("peer listed more than " + ReplicationEngine.MAX_KEYS_PER_ROUND + " keys in one round");
           return;
         }
-        theirs.addAll(keys.keys());
+        if (mask == null) {
+          theirs.addAll(keys.keys());
+        } else {
+          for (KeyVersion kv : keys.keys()) {
+            if (covered.get(Digest.bucketOf(kv.key(), bucketCount))) {
+              theirs.add(kv);
+            }
+          }
+        }
       }
       if (keys.last()) {
         keysReceived.complete(null);

@@ -4,6 +4,7 @@ import io.kvstore.core.spi.Mutation;
 import io.kvstore.core.spi.ReplicaStore;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.function.Predicate;
 import java.util.function.ToIntFunction;
 
 /** Cuts lists into frames of at most {@code maxBatchBytes} (one item more if a single item is larger). */
@@ -44,6 +45,15 @@ final class Chunker {
    * {@code maxBatchBytes} (at least one); keys the store no longer holds are skipped but covered.
    */
   static Mutations mutations(ReplicationEngine.Context ctx, List<String> keys, int from) {
+    return mutations(ctx, keys, from, null);
+  }
+
+  /**
+   * As {@link #mutations(ReplicationEngine.Context, List, int)}, skipping (but covering) the keys
+   * {@code allowed} refuses; null allows every key.
+   */
+  static Mutations mutations(ReplicationEngine.Context ctx, List<String> keys, int from,
+      Predicate<String> allowed) {
     ReplicaStore store = ctx.store();
     int maxBytes = ctx.settings().maxBatchBytes();
     boolean dropTombstones = ctx.bug() == ReplicationEngine.Bug.AE_DROPS_TOMBSTONES;
@@ -51,6 +61,9 @@ final class Chunker {
     int bytes = 0;
     int i = from;
     for (; i < keys.size(); i++) {
+      if (allowed != null && !allowed.test(keys.get(i))) {
+        continue;
+      }
       List<Mutation> ms = store.mutations(List.of(keys.get(i)));
       if (!ms.isEmpty() && !(dropTombstones && ms.get(0).isDelete())) {
         int size = Frames.mutationSize(ms.get(0));

@@ -354,6 +354,12 @@ final class PeerLink {
       if (p == null) {
         continue;
       }
+      if (!engine.mayFanOut(nodeId, key)) {
+        pendingBytes.addAndGet(-p.size);
+        stats.mutationsDropped.increment();
+        p.nack(nodeId, "no longer owns the key (the placement changed)");
+        continue;
+      }
       Mutation m = store.mutation(key);
       if (m == null) {
         pendingBytes.addAndGet(-p.size);

@@ -5,10 +5,12 @@ import io.kvstore.core.spi.KeyVersion;
 import io.kvstore.core.spi.Mutation;
 import io.kvstore.core.spi.ReplicaStore;
 import io.kvstore.core.WriteConcern;
+import io.kvstore.core.WriteConcernException;
 import io.netty.buffer.ByteBuf;
 import java.time.Duration;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.BitSet;
 import java.util.Collection;
 import java.util.Collections;
@@ -40,6 +42,35 @@ import org.slf4j.LoggerFactory;
  * network with seeded faults and a virtual clock in the deterministic simulation. Everything it needs
  * comes in its {@link Context}; it holds no reference to its owner.
  *
+ * <p><b>Partitioned mode</b> ({@link #setPlacement} with rf below the node count; null or a
+ * full-replication placement behaves exactly as before): a write goes only to the live links of its
+ * key's owners, and ONE / QUORUM / ALL count acks among those owners only (1 / majority of rf / rf;
+ * this node's apply counts only if it is an owner; a non-owner's ack never counts). If fewer owners
+ * are live than the concern needs, the write is still queued for those that are and fails at once.
+ * Anti-entropy runs only with co-owners (nodes sharing a partition) and with owners this node has
+ * data to hand off to, and compares only buckets of the partitions concerned (a digest bucket
+ * {@code b} belongs to partition {@code b & 1023}). Each side applies its <em>own</em> view of the
+ * placement, because two nodes may briefly disagree on it:
+ * <ul>
+ *   <li>the initiator compares the partitions both own and, to hand off, its non-empty buckets of
+ *       partitions the peer owns and it does not ({@link Ownership#initiatorMask}); it pulls only
+ *       partitions it owns, so a handoff is push only;</li>
+ *   <li>the responder answers only for partitions it owns, and of those only the ones the initiator
+ *       owns too or holds data in ({@link Ownership#responderMask}); it applies an anti-entropy push
+ *       only for partitions it owns, and hands out keys (AE_PULL) only of partitions both own.</li>
+ * </ul>
+ * So anti-entropy moves a key only to a node that both sides think owns it; when the views disagree,
+ * the partitions in dispute simply wait for the views to agree (no data moves wrongly, nothing is
+ * lost: whoever holds a key keeps it). Fan-out is applied by its receiver whatever its own view,
+ * because a coordinator that already knows a newer placement must be able to reach the new owners.
+ * Handoff: after each placement change and on each anti-entropy tick, the engine scans its digest
+ * for non-owned buckets whose content changed and marks each owner of those partitions for a
+ * handoff round (a round that also pushes those buckets) until one with it finds nothing more to
+ * move; every {@value #HANDOFF_RETRY_TICKS} ticks it marks them all again, because an owner whose
+ * view lagged refuses a handoff without saying so (its buckets look merely equal). Only marked
+ * peers get the handoff buckets, so data already handed off costs nothing per round. The engine
+ * deletes nothing locally.
+ *
  * <p><b>Threads:</b> the engine starts none. Peer-table changes and anti-entropy scheduling run on
  * the context's control scheduler; key scans and digest comparisons on its anti-entropy executor;
  * QUORUM/ALL futures complete on its callback executor; batches are flushed on each channel's own
@@ -52,6 +83,12 @@ final class ReplicationEngine {
   static final int MAX_AE_TASKS_PER_CONNECTION = 4;
   /** The most keys one anti-entropy answer lists; more differing buckets wait for the next round. */
   static final int MAX_KEYS_PER_ROUND = 100_000;
+  /**
+   * Partitioned mode: every this many anti-entropy ticks, every owner of data this node holds
+   * without owning it gets a handoff round again, even if that data did not change: an owner whose
+   * view of the placement lagged may have refused the last one.
+   */
+  static final int HANDOFF_RETRY_TICKS = 20;
 
   /**
    * A deliberately broken variant, for proving that the simulation finds protocol bugs; production
@@ -64,7 +101,15 @@ final class ReplicationEngine {
     /** A peer acknowledges a fan-out batch as held at once and applies it 10 ms later. */
     ACK_BEFORE_APPLY,
     /** Anti-entropy sends puts only: a tombstone never reaches a replica the fan-out missed. */
-    AE_DROPS_TOMBSTONES
+    AE_DROPS_TOMBSTONES,
+    /** Partitioned mode: the fan-out also goes to non-owners (their acks do not count). */
+    FAN_OUT_TO_NON_OWNERS,
+    /** Partitioned mode: the fan-out also goes to non-owners and their acks count (sloppy quorum). */
+    COUNT_NON_OWNER_ACKS,
+    /** Partitioned mode: anti-entropy ignores the placement (every peer, every bucket). */
+    AE_IGNORES_PLACEMENT,
+    /** Partitioned mode: data of partitions this node no longer owns is never handed off. */
+    NO_HANDOFF
   }
 
   /** The protocol's limits and timing. */
@@ -117,16 +162,28 @@ final class ReplicationEngine {
   private final RateLimitedLog warnings = new RateLimitedLog(log);
   private final AtomicLong roundIds;
   private volatile Live live = new Live(new PeerLink[0], 0);
-  /** Where keys live; null: every node holds every key. */
-  private volatile Placement placement;
   /** The client side of forwarded writes and remote reads (partitioned mode). */
   final PartitionRouter router;
   private volatile boolean closing;
+  /** As last set; null = full replication. */
+  private volatile Placement placement;
+  /** This node's view of a partitioned placement; null in full replication. */
+  private volatile Ownership ownership;
 
   // Confined to the control thread.
   private final ArrayDeque<PeerLink> urgent = new ArrayDeque<>();
   private AntiEntropyRound currentRound;
   private boolean started;
+  /**
+   * Partitioned mode: the owners this node has data to hand off to (it holds keys of partitions they
+   * own and it does not), each with the {@link #handoffGeneration} it was last added at; a round with
+   * the node that started after that and found nothing more to move removes it.
+   */
+  private final Map<String, Long> handoffPending = new HashMap<>();
+  private long handoffGeneration;
+  /** The digest of each non-owned bucket when last scanned for handoff (partitioned mode). */
+  private long[] orphanSeen;
+  private int ticksSinceHandoffRetry;
 
   ReplicationEngine(Context ctx) {
     this.ctx = Objects.requireNonNull(ctx, "ctx");
@@ -134,14 +191,16 @@ final class ReplicationEngine {
     this.router = new PartitionRouter(this);
   }
 
-  /** Sets where keys live; null for full replication. Control thread. */
-  void setPlacement(Placement placement) {
-    this.placement = placement;
-  }
-
-  /** Where keys live, or null for full replication. Any thread. */
-  Placement placement() {
-    return placement;
+  /**
+   * Whether the fan-out may still send the key to the node: always with full replication; in
+   * partitioned mode only while the node owns the key under this node's current placement (a key
+   * queued for an owner that lost it since is not sent: the queue reads the store's newest version,
+   * which may be a write made after the change). Any thread.
+   */
+  boolean mayFanOut(String nodeId, String key) {
+    Ownership own = ownership;
+    return own == null || own.ownsKey(nodeId, key) || ctx.bug() == Bug.FAN_OUT_TO_NON_OWNERS
+        || ctx.bug() == Bug.COUNT_NON_OWNER_ACKS;
   }
 
   /** The live peers' links. Any thread; do not modify. */
@@ -208,6 +267,94 @@ final class ReplicationEngine {
     return live.links().length;
   }
 
+  // ---- placement (control thread) --------------------------------------------------------------
+
+  /**
+   * Sets where keys live. Null, or a placement with rf at least its node count, is full replication:
+   * every live peer gets every write, exactly as without a placement. Otherwise writes go to the
+   * key's owners only and anti-entropy runs between co-owners, per partition (see the class
+   * comment). Control thread.
+   *
+   * @param placement the map over stable node ids, or null
+   * @throws IllegalArgumentException in partitioned mode if the store's digest has fewer than
+   *     {@value Placement#PARTITIONS} buckets (nothing changes then)
+   */
+  void setPlacement(Placement placement) {
+    Ownership own = null;
+    if (placement != null && !placement.isFullReplication()) {
+      int buckets = ctx.store().digest().bucketCount();
+      if (buckets < Placement.PARTITIONS) {
+        throw new IllegalArgumentException("partitioned mode (replication factor "
+            + placement.replicationFactor() + " of " + placement.nodes().size()
+            + " nodes) needs digestBuckets of at least " + Placement.PARTITIONS
+            + " (a power of two) so that digest buckets nest in partitions; node " + ctx.nodeId()
+            + " has " + buckets + " (set digestBuckets to 1024 or more on every node)");
+      }
+      own = new Ownership(placement, ctx.nodeId());
+    }
+    Placement old = this.placement;
+    this.placement = placement;
+    this.ownership = own;
+    if (own != null && (old == null || old.fingerprint() != placement.fingerprint())) {
+      log.debug("node {}: partitioned placement {}: this node owns {} partitions with {} co-owners",
+          ctx.nodeId(), placement, placement.partitionCount(ctx.nodeId()), own.coOwners().size());
+    }
+    orphanSeen = null;
+    handoffPending.clear();
+    if (own != null) {
+      scanForHandoff(own);
+      maybeStartRound(false);
+    }
+  }
+
+  /** The placement last set; null for full replication. Any thread. */
+  Placement placement() {
+    return placement;
+  }
+
+  /**
+   * Finds the non-owned buckets whose content changed since the last scan (this node holds data of
+   * partitions it does not own: it owned them under an older placement, or a coordinator with an
+   * older view sent it a write) and marks their owners for a handoff round.
+   */
+  private void scanForHandoff(Ownership own) {
+    if (ctx.bug() == Bug.NO_HANDOFF) {
+      return;
+    }
+    long[] d = ctx.store().digest().toArray();
+    if (orphanSeen == null || orphanSeen.length != d.length) {
+      orphanSeen = new long[d.length];
+    }
+    boolean added = false;
+    for (int b = 0; b < d.length; b++) {
+      int p = Ownership.partitionOfBucket(b);
+      if (d[b] != orphanSeen[b] && !own.ownsPartition(p)) {
+        orphanSeen[b] = d[b];
+        if (d[b] != 0) {
+          for (String owner : own.placement.owners(p)) {
+            handoffPending.put(owner, handoffGeneration + 1);
+            added = true;
+          }
+        }
+      }
+    }
+    if (added) {
+      handoffGeneration++;
+      for (PeerLink l : live.links()) {
+        if (handoffPending.containsKey(l.nodeId) && !urgent.contains(l)) {
+          urgent.add(l);
+        }
+      }
+    }
+  }
+
+  /** Whether this node starts rounds with the peer: any peer, or in partitioned mode a co-owner or
+   * an owner it has data to hand off to. */
+  private boolean isRoundPeer(Ownership own, PeerLink l) {
+    return own == null || ctx.bug() == Bug.AE_IGNORES_PLACEMENT
+        || own.coOwners().contains(l.nodeId) || handoffPending.containsKey(l.nodeId);
+  }
+
   // ---- fan-out ---------------------------------------------------------------------------------
 
   /**
@@ -215,6 +362,10 @@ final class ReplicationEngine {
    * the write concern. Never blocks, never throws.
    */
   CompletableFuture<Void> replicate(Mutation mutation, WriteConcern concern, Duration timeout) {
+    Ownership own = ownership;
+    if (own != null) {
+      return replicateToOwners(own, mutation, concern, timeout);
+    }
     try {
       Live snapshot = live;
       PeerLink[] links = snapshot.links();
@@ -228,6 +379,65 @@ final class ReplicationEngine {
       int size = Frames.mutationSize(mutation);
       for (PeerLink link : links) {
         link.enqueue(mutation, size, tracker);
+      }
+      if (tracker == null) {
+        return DONE;
+      }
+      tracker.setTimer(ctx.control().schedule(tracker::onTimeout, Math.max(0, timeout.toMillis())));
+      return tracker.future();
+    } catch (RuntimeException e) {
+      log.error("node {}: replicating {} failed", ctx.nodeId(), mutation, e);
+      return CompletableFuture.failedFuture(e);
+    }
+  }
+
+  /**
+   * Partitioned mode: queues the mutation for the live links of the key's owners only and counts acks
+   * among the owners (this node's apply counts only if it is one); fails at once, after queueing, if
+   * fewer owners are live than the concern needs.
+   */
+  private CompletableFuture<Void> replicateToOwners(Ownership own, Mutation mutation,
+      WriteConcern concern, Duration timeout) {
+    try {
+      PeerLink[] links = live.links();
+      List<String> owners = own.ownersOf(mutation.key());
+      boolean toAll = ctx.bug() == Bug.FAN_OUT_TO_NON_OWNERS
+          || ctx.bug() == Bug.COUNT_NON_OWNER_ACKS;
+      boolean sloppy = ctx.bug() == Bug.COUNT_NON_OWNER_ACKS;
+      int local = owners.contains(ctx.nodeId()) ? 1 : 0;
+      int rf = owners.size();
+      int required = concern.requiredAcks(rf);
+      List<PeerLink> targets = new ArrayList<>(Math.min(links.length, rf));
+      List<PeerLink> others = toAll ? new ArrayList<>() : List.of();
+      Set<String> reachable = new HashSet<>();
+      for (PeerLink link : links) {
+        if (sloppy || owners.contains(link.nodeId)) {
+          targets.add(link);
+          reachable.add(link.nodeId);
+        } else if (toAll) {
+          others.add(link);
+        }
+      }
+      int possible = local + reachable.size();
+      WriteTracker tracker = required > local && possible >= required
+          ? new WriteTracker(concern, required, rf, local, targets.size(), timeout,
+              this::runCallback)
+          : null;
+      int size = Frames.mutationSize(mutation);
+      for (PeerLink link : targets) {
+        link.enqueue(mutation, size, tracker);
+      }
+      for (PeerLink link : others) {
+        link.enqueue(mutation, size, null);
+      }
+      if (possible < required) {
+        List<String> missing = new ArrayList<>(owners);
+        missing.remove(ctx.nodeId());
+        missing.removeAll(reachable);
+        return CompletableFuture.failedFuture(new WriteConcernException(concern,
+            required, local, "only " + possible + " of the " + rf + " owners of partition "
+                + Placement.partitionOf(mutation.key()) + " are reachable from node "
+                + ctx.nodeId() + "; not live: " + missing));
       }
       if (tracker == null) {
         return DONE;
@@ -285,6 +495,14 @@ final class ReplicationEngine {
 
   private void antiEntropyTick() {
     try {
+      Ownership own = ownership;
+      if (own != null) {
+        if (++ticksSinceHandoffRetry >= HANDOFF_RETRY_TICKS) {
+          ticksSinceHandoffRetry = 0;
+          orphanSeen = null;
+        }
+        scanForHandoff(own);
+      }
       maybeStartRound(true);
     } finally {
       if (!closing) {
@@ -301,17 +519,18 @@ final class ReplicationEngine {
     if (closing || currentRound != null) {
       return;
     }
+    Ownership own = ownership;
     PeerLink target = null;
     while (target == null && !urgent.isEmpty()) {
       PeerLink l = urgent.poll();
-      if (!l.isClosed() && l.isReady()) {
+      if (!l.isClosed() && l.isReady() && isRoundPeer(own, l)) {
         target = l;
       }
     }
     if (target == null && periodic) {
       List<PeerLink> candidates = new ArrayList<>();
       for (PeerLink l : live.links()) {
-        if (l.isReady()) {
+        if (l.isReady() && isRoundPeer(own, l)) {
           candidates.add(l);
         }
       }
@@ -326,7 +545,12 @@ final class ReplicationEngine {
   }
 
   private void startRound(PeerLink link) {
-    AntiEntropyRound round = new AntiEntropyRound(ctx, roundIds.incrementAndGet(), link);
+    Ownership own = ctx.bug() == Bug.AE_IGNORES_PLACEMENT ? null : ownership;
+    long generation = handoffGeneration;
+    AntiEntropyRound round = own == null
+        ? new AntiEntropyRound(ctx, roundIds.incrementAndGet(), link)
+        : new AntiEntropyRound(ctx, roundIds.incrementAndGet(), link, own,
+            ctx.bug() != Bug.NO_HANDOFF && handoffPending.containsKey(link.nodeId));
     currentRound = round;
     link.setRound(round);
     CompletableFuture<AntiEntropyRound.Outcome> outcome;
@@ -337,11 +561,12 @@ final class ReplicationEngine {
       link.setRound(null);
       return;
     }
-    outcome.whenComplete((o, e) -> ctx.control().execute(() -> roundDone(link, round, o, e)));
+    outcome.whenComplete((o, e) -> ctx.control().execute(
+        () -> roundDone(link, round, own, generation, o, e)));
   }
 
-  private void roundDone(PeerLink link, AntiEntropyRound round, AntiEntropyRound.Outcome o,
-      Throwable e) {
+  private void roundDone(PeerLink link, AntiEntropyRound round, Ownership own, long generation,
+      AntiEntropyRound.Outcome o, Throwable e) {
     link.setRound(null);
     if (currentRound == round) {
       currentRound = null;
@@ -355,13 +580,19 @@ final class ReplicationEngine {
       stats.aeRounds.increment();
       stats.aeKeysPushed.add(o.pushed());
       stats.aeKeysPulled.add(o.pulled());
+      stats.aeKeysHandedOff.add(o.handedOff());
       if (o.pushed() + o.pulled() > 0) {
-        log.debug("node {}: anti-entropy with {} pushed {} and pulled {} keys{}", ctx.nodeId(),
-            link.nodeId, o.pushed(), o.pulled(), o.more() ? "; more differ" : "");
+        log.debug("node {}: anti-entropy with {} pushed {} ({} handed off) and pulled {} keys{}",
+            ctx.nodeId(), link.nodeId, o.pushed(), o.handedOff(), o.pulled(),
+            o.more() ? "; more differ" : "");
       }
       if (o.more()) {
         urgent.addFirst(link);
       } else {
+        Long added = handoffPending.get(link.nodeId);
+        if (own != null && own == ownership && added != null && added <= generation) {
+          handoffPending.remove(link.nodeId);
+        }
         ctx.onSynced().run();
       }
     }
@@ -453,7 +684,15 @@ final class ReplicationEngine {
         return;
       }
       BitSet held = new BitSet(ms.size());
+      // Partitioned mode: an anti-entropy push of a partition this node does not own (the peer's
+      // view differs) is refused; fan-out is applied whatever this node's view (see the class
+      // comment).
+      Ownership own = batch.isAntiEntropy() && ctx.bug() != Bug.AE_IGNORES_PLACEMENT
+          ? ownership : null;
       for (int i = 0; i < ms.size(); i++) {
+        if (own != null && !own.ownsKey(ms.get(i).key())) {
+          continue;
+        }
         if (store.apply(ms.get(i)).isHeld()) {
           held.set(i);
         }
@@ -564,6 +803,10 @@ final class ReplicationEngine {
         return;
       }
       int[] diff = mine.diff(Digest.of(theirs.hashes));
+      Ownership own = ctx.bug() == Bug.AE_IGNORES_PLACEMENT ? null : ownership;
+      if (own != null) {
+        diff = masked(diff, own.responderMask(peer, theirs.hashes));
+      }
       BitSet covered = new BitSet(mine.bucketCount());
       for (int b : diff) {
         covered.set(b);
@@ -623,7 +866,12 @@ final class ReplicationEngine {
     }
 
     private void answerPull(Frames.AePull pull) {
-      Chunker.Mutations m = Chunker.mutations(ctx, pull.keys(), 0);
+      // Partitioned mode: hand out only keys of partitions both this node and the peer own, in this
+      // node's view; the others are skipped (and covered), never sent to a node this one thinks is
+      // not their owner.
+      Ownership own = ctx.bug() == Bug.AE_IGNORES_PLACEMENT ? null : ownership;
+      Chunker.Mutations m = Chunker.mutations(ctx, pull.keys(), 0,
+          own == null ? null : k -> own.ownsKey(k) && own.ownsKey(peer, k));
       channel.send(Frames.aePullResponse(channel.alloc(), pull.roundId(), m.next(), m.mutations(),
           m.bytes()), true);
     }
@@ -650,6 +898,18 @@ final class ReplicationEngine {
         : Frames.FORWARD_UNAVAILABLE;
     return Frames.forwardResult(channel.alloc(), requestId, status, null, false, 0, 0,
         String.valueOf(f.getMessage()));
+  }
+
+  /** The buckets of {@code diff} (ascending) that are in {@code mask}. */
+  private static int[] masked(int[] diff, BitSet mask) {
+    int n = 0;
+    int[] out = new int[diff.length];
+    for (int b : diff) {
+      if (mask.get(b)) {
+        out[n++] = b;
+      }
+    }
+    return Arrays.copyOf(out, n);
   }
 
   /** A digest being received in chunks. */

@@ -24,6 +24,10 @@ package io.kvstore.cluster;
  * @param antiEntropyRoundsFailed anti-entropy rounds this node started that timed out or broke off
  * @param antiEntropyKeysPushed keys this node sent to peers in its anti-entropy rounds
  * @param antiEntropyKeysPulled keys this node fetched from peers in its anti-entropy rounds
+ * @param antiEntropyKeysHandedOff in partitioned mode, of the keys pushed, those of partitions this
+ *     node does not own (it owned them under an older placement) that their owner took: the handoff
+ *     to the current owners (also counted in {@code antiEntropyKeysPushed}); the keys stay on this
+ *     node for now
  * @param malformedFrames frames that broke the wire format or the protocol (the connection was closed)
  * @param handshakeFailures data-plane handshakes refused or failed, in either direction
  * @param membershipMessagesRefused messages on the membership port that were not exactly one of
@@ -61,6 +65,7 @@ public record ReplicationStats(
     long antiEntropyRoundsFailed,
     long antiEntropyKeysPushed,
     long antiEntropyKeysPulled,
+    long antiEntropyKeysHandedOff,
     long malformedFrames,
     long handshakeFailures,
     long membershipMessagesRefused,

@@ -9,8 +9,10 @@ import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.Executor;
 
 /**
- * Counts acknowledgements of one QUORUM or ALL write. The local apply is the first; each distinct
- * peer node that reports holding the mutation adds one. The future completes as soon as enough have,
+ * Counts acknowledgements of one QUORUM or ALL write (or, in partitioned mode, of a write this node
+ * coordinates without owning its key, at any concern). The local apply is the first (unless this node
+ * is not one of the key's owners in partitioned mode: then it counts none); each distinct peer node
+ * that reports holding the mutation adds one. The future completes as soon as enough have,
  * fails at once when the remaining peers can no longer make up the number (a peer dropped the mutation
  * or left), and fails at the timeout otherwise. It completes on the callback executor, never on a
  * network thread, so a caller's continuation cannot stall replication.
@@ -23,7 +25,7 @@ final class WriteTracker {
   private final Executor callbacks;
   private final CompletableFuture<Void> future = new CompletableFuture<>();
   private final Set<String> acked = new HashSet<>();
-  private int acks = 1;
+  private int acks;
   private int outstanding;
   private boolean done;
   private String lastProblem;
@@ -31,6 +33,23 @@ final class WriteTracker {
 
   WriteTracker(WriteConcern concern, int required, int replicas, int outstanding, Duration timeout,
       Executor callbacks) {
+    this(concern, required, replicas, 1, outstanding, timeout, callbacks);
+  }
+
+  /**
+   * A tracker whose local apply may not count.
+   *
+   * @param concern the write concern, for messages
+   * @param required acknowledgements needed, the local one included
+   * @param replicas the replicas the write is for (every node, or the key's owners), for messages
+   * @param localAcks 1 if the local apply counts (this node is a replica), else 0
+   * @param outstanding the peer links the mutation was queued on
+   * @param timeout for the timeout message
+   * @param callbacks completes the future
+   */
+  WriteTracker(WriteConcern concern, int required, int replicas, int localAcks, int outstanding,
+      Duration timeout, Executor callbacks) {
+    this.acks = localAcks;
     this.concern = concern;
     this.required = required;
     this.replicas = replicas;

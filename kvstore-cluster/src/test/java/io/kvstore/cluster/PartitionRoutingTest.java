@@ -33,7 +33,8 @@ class PartitionRoutingTest {
 
   private static SimNetwork cluster(long seed) {
     SimNetwork net = new SimNetwork(seed, new ReplicationEngine.Settings(1024 * 1024, 8 * 1024,
-        Duration.ofHours(1), Duration.ofMillis(400)), ReplicationEngine.Bug.NONE, b -> b);
+        Duration.ofHours(1), Duration.ofMillis(400)), ReplicationEngine.Bug.NONE,
+        b -> b.digestBuckets(1024));
     for (String id : NODES) {
       net.addNode(id, 0);
     }

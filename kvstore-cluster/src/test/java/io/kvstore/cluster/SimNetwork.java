@@ -108,6 +108,8 @@ final class SimNetwork implements AutoCloseable {
   private final List<Conn> conns = new ArrayList<>();
   private long framesDelivered;
   private long trace = 17;
+  /** The placement every engine gets (null: full replication, as without one). */
+  private Placement placement;
 
   SimNetwork(long seed, ReplicationEngine.Settings settings, ReplicationEngine.Bug bug,
       UnaryOperator<KvStoreBuilder> configurer) {
@@ -190,6 +192,20 @@ final class SimNetwork implements AutoCloseable {
     return n;
   }
 
+  /** Sets the placement on every running engine now, and on every engine started later. */
+  void setPlacement(Placement p) {
+    placement = p;
+    for (SimNode n : nodes()) {
+      if (n.engine != null) {
+        n.engine.setPlacement(p);
+      }
+    }
+  }
+
+  Placement placement() {
+    return placement;
+  }
+
   SimNode node(String id) {
     return nodes.get(id);
   }
@@ -209,6 +225,9 @@ final class SimNetwork implements AutoCloseable {
     n.engine = new ReplicationEngine(new ReplicationEngine.Context(n.id, settings, replica, n.stats,
         clock, clock, clock, new Random(seed * 31 + n.index), () -> clock.now() * 1_000_000L,
         () -> { }, bug));
+    if (placement != null) {
+      n.engine.setPlacement(placement);
+    }
     clock.execute(n.engine::start);
     for (SimNode other : nodes()) {
       if (other != n && other.engine != null) {

@@ -55,6 +55,8 @@ final class ReplicationMetrics implements MeterBinder {
     counter(m, "antiEntropyRoundsFailed", "antientropy.rounds.failed", "anti-entropy rounds failed");
     counter(m, "antiEntropyKeysPushed", "antientropy.keys.pushed", "keys pushed by anti-entropy");
     counter(m, "antiEntropyKeysPulled", "antientropy.keys.pulled", "keys pulled by anti-entropy");
+    counter(m, "antiEntropyKeysHandedOff", "antientropy.keys.handedoff",
+        "keys of partitions this node no longer owns pushed to their owners (partitioned mode)");
     counter(m, "malformedFrames", "frames.malformed", "malformed frames (connection closed)");
     counter(m, "handshakeFailures", "handshake.failures",
         "refused or failed data-plane handshakes");

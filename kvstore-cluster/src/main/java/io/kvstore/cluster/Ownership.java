@@ -1,0 +1,126 @@
+package io.kvstore.cluster;
+
+import java.util.BitSet;
+import java.util.Collections;
+import java.util.List;
+import java.util.Objects;
+import java.util.Set;
+import java.util.TreeSet;
+
+/**
+ * One node's view of a partitioned {@link Placement}, as its replication engine uses it: which
+ * partitions it owns, which nodes share at least one partition with it, and the bucket masks of an
+ * anti-entropy round. Immutable; the engine swaps it whole on {@link ReplicationEngine#setPlacement}.
+ *
+ * <p>Digest buckets nest in partitions: a key's bucket at {@code B >= }{@value Placement#PARTITIONS}
+ * buckets (a power of two) is bits 40.. of its key hash masked to {@code B - 1}, its partition the
+ * same bits masked to {@code 1023}, so bucket {@code b} holds only keys of partition
+ * {@code b & 1023} ({@link #partitionOfBucket}).
+ */
+final class Ownership {
+  static final int PARTITION_MASK = Placement.PARTITIONS - 1;
+
+  final Placement placement;
+  final String self;
+  private final BitSet mine = new BitSet(Placement.PARTITIONS);
+  private final Set<String> coOwners;
+
+  Ownership(Placement placement, String self) {
+    this.placement = Objects.requireNonNull(placement, "placement");
+    this.self = Objects.requireNonNull(self, "self");
+    Set<String> co = new TreeSet<>();
+    for (int p : placement.partitionsOf(self)) {
+      mine.set(p);
+      co.addAll(placement.owners(p));
+    }
+    co.remove(self);
+    this.coOwners = Collections.unmodifiableSet(co);
+  }
+
+  /** The partition a digest bucket belongs to (bucket counts of at least 1024 only). */
+  static int partitionOfBucket(int bucket) {
+    return bucket & PARTITION_MASK;
+  }
+
+  /** Whether this node owns a partition. */
+  boolean ownsPartition(int partition) {
+    return mine.get(partition);
+  }
+
+  /** Whether this node owns the key's partition. */
+  boolean ownsKey(String key) {
+    return mine.get(Placement.partitionOf(key));
+  }
+
+  /** Whether {@code node} owns the key's partition, in this node's view. */
+  boolean ownsKey(String node, String key) {
+    return placement.owns(node, Placement.partitionOf(key));
+  }
+
+  /** The nodes (never this one) that own at least one partition this node owns. */
+  Set<String> coOwners() {
+    return coOwners;
+  }
+
+  /** The owners of a key's partition, in this node's view, heaviest first. */
+  List<String> ownersOf(String key) {
+    return placement.ownersOf(key);
+  }
+
+  /** The partitions {@code node} owns, as a set. */
+  BitSet partitionsOf(String node) {
+    BitSet out = new BitSet(Placement.PARTITIONS);
+    for (int p : placement.partitionsOf(node)) {
+      out.set(p);
+    }
+    return out;
+  }
+
+  /**
+   * The buckets a round this node starts with {@code peer} compares: those of partitions both own
+   * (pushed and pulled), plus, for a handoff, the non-empty buckets of partitions the peer owns and
+   * this node does not (pushed only).
+   *
+   * @param peer the peer's node id
+   * @param myBuckets this node's digest
+   * @param handoff whether to include the handoff buckets
+   */
+  BitSet initiatorMask(String peer, long[] myBuckets, boolean handoff) {
+    BitSet theirs = partitionsOf(peer);
+    BitSet mask = new BitSet(myBuckets.length);
+    for (int b = 0; b < myBuckets.length; b++) {
+      int p = partitionOfBucket(b);
+      if (theirs.get(p) && (mine.get(p) || (handoff && myBuckets[b] != 0))) {
+        mask.set(b);
+      }
+    }
+    return mask;
+  }
+
+  /**
+   * The buckets this node answers for in a round {@code peer} started: of partitions this node owns,
+   * those the peer owns too (in this node's view) and those the peer holds data in although it does
+   * not own them (its handoff; a bucket's hash is 0 exactly when it holds nothing, up to a 2^-64
+   * collision).
+   *
+   * @param peer the initiator's node id
+   * @param theirBuckets the initiator's digest
+   */
+  BitSet responderMask(String peer, long[] theirBuckets) {
+    BitSet theirs = partitionsOf(peer);
+    BitSet mask = new BitSet(theirBuckets.length);
+    for (int b = 0; b < theirBuckets.length; b++) {
+      int p = partitionOfBucket(b);
+      if (mine.get(p) && (theirs.get(p) || theirBuckets[b] != 0)) {
+        mask.set(b);
+      }
+    }
+    return mask;
+  }
+
+  @Override
+  public String toString() {
+    return "Ownership{" + self + " owns " + mine.cardinality() + " of " + Placement.PARTITIONS
+        + " partitions, " + coOwners.size() + " co-owners, " + placement + "}";
+  }
+}

@@ -1,0 +1,141 @@
+package io.kvstore.cluster;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import io.kvstore.core.WriteConcern;
+import io.kvstore.core.WriteConcernException;
+import io.kvstore.core.WriteOptions;
+import io.kvstore.core.testing.Replicas;
+import java.nio.charset.StandardCharsets;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+
+/**
+ * The engine's partitioned mode, step by step on the simulated network (no faults): where a write
+ * goes, how its acks are counted, and what is refused.
+ */
+@Timeout(value = 30, unit = TimeUnit.SECONDS)
+class PartitionedEngineTest {
+  private static final List<String> FIVE = List.of("n1", "n2", "n3", "n4", "n5");
+
+  private static SimNetwork network(int digestBuckets, Placement placement) {
+    SimNetwork net = new SimNetwork(11, SimNetwork.smallSettings(), ReplicationEngine.Bug.NONE,
+        b -> b.digestBuckets(digestBuckets));
+    net.setPlacement(placement);
+    for (String id : FIVE) {
+      net.addNode(id, 0);
+    }
+    net.clock.runFor(100);
+    return net;
+  }
+
+  /** A key whose first owner is n1 under the placement. */
+  private static String keyOwnedFirstBy(Placement placement, String node) {
+    for (int i = 0; ; i++) {
+      String k = "key-" + i;
+      if (placement.ownersOf(k).get(0).equals(node)) {
+        return k;
+      }
+    }
+  }
+
+  private static WriteOptions at(WriteConcern c) {
+    return WriteOptions.defaults().withConcern(c).withTimeout(Duration.ofMillis(500));
+  }
+
+  @Test
+  void aWrite_goesOnlyToItsOwners_rfMinusOneMessages() {
+    Placement placement = Placement.of(FIVE, 3);
+    try (SimNetwork net = network(1024, placement)) {
+      String key = keyOwnedFirstBy(placement, "n1");
+      CompletableFuture<?> f = net.node("n1").store.putAsync(key,
+          "v".getBytes(StandardCharsets.UTF_8), at(WriteConcern.ALL));
+      net.clock.runFor(200);
+      assertThat(f).isCompleted();
+      assertThat(net.node("n1").stats.snapshot().mutationsSent()).isEqualTo(2);
+      for (String id : FIVE) {
+        boolean holds = Replicas.heldVersion(net.node(id).replica, key).isPresent();
+        assertThat(holds).as(id + " holds " + key).isEqualTo(placement.ownersOf(key).contains(id));
+      }
+    }
+  }
+
+  @Test
+  void quorumAndAll_countOwnersOnly_andFailAtOnce_whenTooFewOwnersAreLive() throws Exception {
+    Placement placement = Placement.of(FIVE, 3);
+    try (SimNetwork net = network(1024, placement)) {
+      String key = keyOwnedFirstBy(placement, "n1");
+      List<String> others = new ArrayList<>(placement.ownersOf(key));
+      others.remove("n1");
+      net.node(others.get(0)).store.close();
+      // 2 of 3 owners live: QUORUM (2) still succeeds, ALL (3) fails at once.
+      CompletableFuture<?> quorum = net.node("n1").store.putAsync(key,
+          "q".getBytes(StandardCharsets.UTF_8), at(WriteConcern.QUORUM));
+      CompletableFuture<?> all = net.node("n1").store.putAsync(key,
+          "a".getBytes(StandardCharsets.UTF_8), at(WriteConcern.ALL));
+      assertThat(all).isCompletedExceptionally();
+      assertThatThrownBy(all::get).isInstanceOf(ExecutionException.class)
+          .cause().isInstanceOf(WriteConcernException.class)
+          .hasMessageContaining("ALL needs 3 replica(s), 1 acknowledged")
+          .hasMessageContaining("only 2 of the 3 owners of partition "
+              + Placement.partitionOf(key) + " are reachable")
+          .hasMessageContaining(others.get(0));
+      net.clock.runFor(200);
+      assertThat(quorum).isCompleted();
+      quorum.get();
+      // 1 of 3 live: QUORUM fails at once, however many non-owners are live.
+      net.node(others.get(1)).store.close();
+      CompletableFuture<?> lost = net.node("n1").store.putAsync(key,
+          "x".getBytes(StandardCharsets.UTF_8), at(WriteConcern.QUORUM));
+      assertThat(lost).isCompletedExceptionally();
+      CompletableFuture<?> one = net.node("n1").store.putAsync(key,
+          "y".getBytes(StandardCharsets.UTF_8), at(WriteConcern.ONE));
+      assertThat(one).isCompleted();
+    }
+  }
+
+  @Test
+  void setPlacement_withFewerThan1024DigestBuckets_isRefused_andChangesNothing() {
+    try (SimNetwork net = network(64, null)) {
+      ReplicationEngine engine = net.node("n1").engine;
+      Placement partitioned = Placement.of(FIVE, 3);
+      assertThatThrownBy(() -> engine.setPlacement(partitioned))
+          .isInstanceOf(IllegalArgumentException.class)
+          .hasMessageContaining("digestBuckets of at least 1024")
+          .hasMessageContaining("has 64");
+      assertThat(engine.placement()).isNull();
+      // Full replication needs no particular bucket count.
+      Placement full = Placement.of(FIVE, 5);
+      engine.setPlacement(full);
+      assertThat(engine.placement()).isSameAs(full);
+    }
+  }
+
+  @Test
+  void aFullReplicationPlacement_runsExactlyAsNoPlacement() {
+    long[] traces = new long[2];
+    Placement[] placements = {null, Placement.of(FIVE, 7)};
+    for (int i = 0; i < 2; i++) {
+      try (SimNetwork net = network(64, placements[i])) {
+        net.faults = SimNetwork.Faults.of(0.1, 0.1, 1, 5, 0.2, 10);
+        for (int w = 0; w < 50; w++) {
+          SimNetwork.SimNode n = net.nodes().get(w % 5);
+          n.store.putAsync("k" + (w % 7), ("v" + w).getBytes(StandardCharsets.UTF_8),
+              at(w % 2 == 0 ? WriteConcern.QUORUM : WriteConcern.ONE));
+          net.clock.runFor(7);
+        }
+        net.faults = SimNetwork.Faults.none();
+        net.runUntilConverged(100);
+        traces[i] = net.trace();
+      }
+    }
+    assertThat(traces[1]).as("fingerprint of every frame delivered").isEqualTo(traces[0]);
+  }
+}

@@ -1,0 +1,173 @@
+package io.kvstore.cluster;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import java.util.function.LongFunction;
+import java.util.stream.LongStream;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.MethodSource;
+import org.junit.jupiter.params.provider.ValueSource;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The deterministic simulation in partitioned mode (issue 14): real {@link ReplicationEngine}s with
+ * a {@link Placement} of rf 3 over 5 or 6 nodes, under seeded loss, duplication, delay, reordering,
+ * partitions and crashes with restart; see {@link PartitionedSimulation} for what each run checks
+ * (acked QUORUM/ALL writes held by enough owners, ORPHANED = 0, UNDER_REPLICATED = 0, owners
+ * converge, deleted keys stay deleted).
+ *
+ * <p>{@code -Dkvstore.sim.seed=N} replays exactly seed N; {@code -Dkvstore.sim.seeds=M} runs M seeds
+ * (default {@value #DEFAULT_SEEDS}) for a longer soak.
+ */
+@Timeout(value = 120, unit = TimeUnit.SECONDS)
+class PartitionedSimulationTest {
+  private static final Logger log = LoggerFactory.getLogger(PartitionedSimulationTest.class);
+  static final int DEFAULT_SEEDS = 100;
+  private static final long BASE = 20_000;
+  private static final int OPERATIONS = 150;
+
+  static LongStream seeds() {
+    String one = System.getProperty(EngineSimulation.SEED_PROPERTY);
+    if (one != null && !one.isBlank()) {
+      return LongStream.of(Long.parseLong(one.trim()));
+    }
+    return LongStream.range(BASE, BASE + Integer.getInteger(EngineSimulation.COUNT_PROPERTY,
+        DEFAULT_SEEDS));
+  }
+
+  @ParameterizedTest(name = "seed={0}")
+  @MethodSource("seeds")
+  void when_faultsPartitionsAndCrashesHeal_then_everyOwnerHoldsTheModel_andNoNonOwnerReceivedAKey(
+      long seed) {
+    try (PartitionedSimulation sim = new PartitionedSimulation(seed, ReplicationEngine.Bug.NONE)) {
+      sim.chaos(OPERATIONS);
+      sim.healAndVerify();
+      log.debug("{}: {}", sim.describe(), sim.summary());
+      assertThat(sim.writes + sim.skipped).as(sim.describe()).isEqualTo(OPERATIONS);
+    }
+  }
+
+  /**
+   * A placement change to a map over one more node, then to one over one fewer (the node left out
+   * keeps running and still holds its data): after anti-entropy every key is on all its new owners.
+   * At rf 1 a moved partition has no old owner left among the new ones, so only the handoff push can
+   * move it.
+   */
+  @ParameterizedTest(name = "rf={0}")
+  @ValueSource(ints = {1, 3})
+  void when_thePlacementGainsAndLosesANode_then_handoffPutsEveryKeyOnItsNewOwners(int rf) {
+    for (long seed : placementSeeds()) {
+      try (PartitionedSimulation sim = placementChange(seed, rf, ReplicationEngine.Bug.NONE)) {
+        log.debug("{}: {}", sim.describe(), sim.summary());
+        assertThat(sim.placementChanges).isEqualTo(2);
+        if (rf == 1) {
+          assertThat(sim.handedOff()).as(sim.describe() + ": keys handed off").isPositive();
+        }
+      }
+    }
+  }
+
+  private static long[] placementSeeds() {
+    String one = System.getProperty(EngineSimulation.SEED_PROPERTY);
+    if (one != null && !one.isBlank()) {
+      return new long[] {Long.parseLong(one.trim())};
+    }
+    return LongStream.range(BASE, BASE + 10).toArray();
+  }
+
+  private static PartitionedSimulation chaosRun(long seed, ReplicationEngine.Bug bug) {
+    PartitionedSimulation sim = new PartitionedSimulation(seed, bug);
+    try {
+      sim.chaos(OPERATIONS);
+      sim.healAndVerify();
+      return sim;
+    } catch (RuntimeException | AssertionError e) {
+      sim.close();
+      throw e;
+    }
+  }
+
+  /** 6 nodes, placement over 5, then over all 6, then over 5 without n2; verified after each. */
+  private static PartitionedSimulation placementChange(long seed, int rf,
+      ReplicationEngine.Bug bug) {
+    PartitionedSimulation sim = new PartitionedSimulation(seed, bug, 6, 5, rf);
+    try {
+      sim.chaos(OPERATIONS / 2);
+      sim.healAndVerify();
+      sim.changePlacement(sim.nodeIds());
+      sim.chaos(OPERATIONS / 2);
+      sim.healAndVerify();
+      List<String> fewer = new ArrayList<>(sim.nodeIds());
+      fewer.remove("n2");
+      sim.changePlacement(fewer);
+      sim.chaos(OPERATIONS / 2);
+      sim.healAndVerify();
+      return sim;
+    } catch (RuntimeException | AssertionError e) {
+      sim.close();
+      throw e;
+    }
+  }
+
+  @Test
+  void sameSeed_replaysTheSameSchedule() {
+    long[] traces = new long[2];
+    for (int i = 0; i < 2; i++) {
+      try (PartitionedSimulation sim = new PartitionedSimulation(BASE + 3,
+          ReplicationEngine.Bug.NONE)) {
+        sim.chaos(OPERATIONS);
+        sim.healAndVerify();
+        traces[i] = sim.net.trace();
+      }
+    }
+    assertThat(traces[0]).isEqualTo(traces[1]);
+  }
+
+  /** Proof that the ORPHANED check can fail: fan-out also to non-owners (acks not counted). */
+  @Test
+  void findsAFanOutToNonOwners() {
+    assertBugFound(ReplicationEngine.Bug.FAN_OUT_TO_NON_OWNERS, "ORPHANED",
+        seed -> chaosRun(seed, ReplicationEngine.Bug.FAN_OUT_TO_NON_OWNERS));
+  }
+
+  /** Proof that the held-at-ack check can fail: a sloppy quorum counting non-owners' acks. */
+  @Test
+  void findsAQuorumThatCountsNonOwners() {
+    assertBugFound(ReplicationEngine.Bug.COUNT_NON_OWNER_ACKS, "owners",
+        seed -> chaosRun(seed, ReplicationEngine.Bug.COUNT_NON_OWNER_ACKS));
+  }
+
+  /** Proof that the ORPHANED check sees anti-entropy too: rounds that ignore the placement. */
+  @Test
+  void findsAntiEntropyThatIgnoresThePlacement() {
+    assertBugFound(ReplicationEngine.Bug.AE_IGNORES_PLACEMENT, "ORPHANED",
+        seed -> chaosRun(seed, ReplicationEngine.Bug.AE_IGNORES_PLACEMENT));
+  }
+
+  /** Proof that the placement-change test needs the handoff: without it rf 1 keys are lost. */
+  @Test
+  void findsAMissingHandoff() {
+    assertBugFound(ReplicationEngine.Bug.NO_HANDOFF, "UNDER_REPLICATED",
+        seed -> placementChange(seed, 1, ReplicationEngine.Bug.NO_HANDOFF));
+  }
+
+  private static void assertBugFound(ReplicationEngine.Bug bug, String check,
+      LongFunction<PartitionedSimulation> run) {
+    for (long seed = BASE; seed < BASE + DEFAULT_SEEDS; seed++) {
+      try {
+        run.apply(seed).close();
+      } catch (AssertionError e) {
+        log.info("bug {} found by seed {}: {}", bug, seed, e.getMessage());
+        assertThat(e.getMessage()).startsWith("seed=" + seed).contains(check);
+        return;
+      }
+    }
+    throw new AssertionError("no seed of " + DEFAULT_SEEDS + " found bug " + bug);
+  }
+}
