@@ -117,6 +117,12 @@ final class ReplicationEngine {
   private final AtomicLong roundIds;
   private volatile Live live = new Live(new PeerLink[0], 0);
   private volatile boolean closing;
+  /**
+   * STUB (task "nodeset"): the partition map, null for full replication. The real
+   * {@code setPlacement} comes from the "owners" work, which routes by it; until then it is only
+   * stored.
+   */
+  private volatile Placement placement;
 
   // Confined to the control thread.
   private final ArrayDeque<PeerLink> urgent = new ArrayDeque<>();
@@ -154,6 +160,14 @@ final class ReplicationEngine {
       nodes.add(l.nodeId);
     }
     live = new Live(links.toArray(new PeerLink[0]), nodes.size());
+  }
+
+  /**
+   * The partition map writes and anti-entropy follow; null means full replication (every node owns
+   * every key, today's behaviour). Control thread. STUB: stored only, see the field.
+   */
+  void setPlacement(Placement placement) {
+    this.placement = placement;
   }
 
   /** A link is closed for good (its peer left or was replaced). Control thread. */
