@@ -151,7 +151,7 @@ class KvServerFlagsTest {
     for (String flag : List.of("--node-id", "--host", "--http-port", "--cluster-port", "--data-port",
         "--join", "--cluster-name", "--auth-token", "--auth-token-file", "--cluster-secret-file",
         "--tls-cert", "--tls-key", "--tls-keystore", "--tls-keystore-password-file",
-        "--max-value-size", "--help", "--version")) {
+        "--max-value-size", "--replication-factor", "--removal-delay", "--help", "--version")) {
       assertThat(r.out()).contains(flag);
     }
     assertThat(r.out()).contains("KVSTORE_");
