@@ -173,6 +173,22 @@ class PublicApiTest {
   }
 
   @Test
+  void clusterNode_exposesItsAddressesStatsSettingsKeyringAndPartitionMap() {
+    TreeSet<String> methods = new TreeSet<>();
+    for (Method m : ClusterNode.class.getDeclaredMethods()) {
+      if (Modifier.isPublic(m.getModifiers())) {
+        methods.add(m.getName() + "/" + m.getParameterCount() + ":" + m.getReturnType()
+            .getSimpleName());
+      }
+    }
+    assertThat(methods).containsExactly("config/0:KvClusterConfig", "dataAddress/0:String",
+        "keyring/0:ClusterKeyring", "membershipAddress/0:String", "nodeId/0:String",
+        "partitionCount/0:int", "partitionCounts/0:Map", "partitionMapVersion/0:long",
+        "replicationFactor/0:int", "stats/0:ReplicationStats", "toString/0:String",
+        "updateKeyring/1:void");
+  }
+
+  @Test
   void noPublicSignatureMentionsAnImplementationLibrary() throws Exception {
     List<String> leaks = new ArrayList<>();
     for (Class<?> c : mainClasses()) {
