@@ -1,5 +1,8 @@
 package io.kvstore.cluster;
 
+import java.util.Collections;
+import java.util.LinkedHashMap;
+import java.util.Map;
 import java.util.Objects;
 
 /**
@@ -86,6 +89,57 @@ public final class ClusterNode {
    */
   public void updateKeyring(ClusterKeyring newKeyring) {
     replicator.updateKeyring(newKeyring);
+  }
+
+  /**
+   * How many of the {@code 1024} partitions this node owns in its current partition map: all of them
+   * under full replication (no replication factor, or one at or above the number of nodes), about
+   * {@code 1024 × rf / N} in partitioned mode. See docs/CLUSTER.md, "Partitioned mode".
+   *
+   * @return 1 to 1024
+   */
+  public int partitionCount() {
+    return replicator.placement().partitionCount(nodeId());
+  }
+
+  /**
+   * How many partitions each node of this node's partition map owns, by node id in ascending
+   * order. The map is computed over the placement node set, which keeps a node removed without a
+   * graceful leave until the removal delay has passed, so it may list a node that
+   * {@link io.kvstore.core.ClusterView#members()} no longer shows.
+   *
+   * @return node id to partition count, unmodifiable
+   */
+  public Map<String, Integer> partitionCounts() {
+    Placement p = replicator.placement();
+    Map<String, Integer> out = new LinkedHashMap<>();
+    for (String n : p.nodes()) {
+      out.put(n, p.partitionCount(n));
+    }
+    return Collections.unmodifiableMap(out);
+  }
+
+  /**
+   * The version of this node's partition map: a hash of the placement node set and the replication
+   * factor, so every node that agrees on them shows the same value, and a change of the set changes
+   * it. Compare it across nodes to see that they agree; it is not ordered (a set that returns to an
+   * earlier value returns to the earlier version).
+   *
+   * @return the map version
+   */
+  public long partitionMapVersion() {
+    return replicator.placement().fingerprint();
+  }
+
+  /**
+   * Owners per partition in this node's current map: the configured replication factor capped at
+   * the size of the placement node set, which is that size under full replication (the configured
+   * value is {@link KvClusterConfig#replicationFactor()}).
+   *
+   * @return at least 1
+   */
+  public int replicationFactor() {
+    return replicator.placement().replicationFactor();
   }
 
   @Override

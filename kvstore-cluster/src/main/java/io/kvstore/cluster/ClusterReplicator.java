@@ -80,12 +80,15 @@ final class ClusterReplicator implements Replicator {
   private volatile boolean ready;
   private volatile boolean closing;
   private volatile ClusterKeyring keyring;
+  /** The partition map from {@link #placementNodes}; this node alone until start. */
+  private volatile Placement placement;
 
   // Confined to the control thread.
   private final Map<String, Peer> peers = new HashMap<>();
   private boolean aloneAllowed;
   private boolean synced;
   private long sequence;
+  private PlacementNodes placementNodes;
 
   private ScheduledThreadPoolExecutor control;
   private ExecutorService antiEntropy;
@@ -129,6 +132,8 @@ final class ClusterReplicator implements Replicator {
     this.dataGuard = InboundGuard.dataPlane(config, stats);
     this.self = new Member(config.nodeId(), null, null, Member.Status.ALIVE);
     this.members = List.of(self);
+    this.placement = PlacementNodes.placementOf(java.util.Set.of(config.nodeId()),
+        config.replicationFactor());
   }
 
   // ---- Replicator ------------------------------------------------------------------------------
@@ -149,6 +154,13 @@ final class ClusterReplicator implements Replicator {
           + "' differs from the cluster config's '" + config.nodeId()
           + "'; build both with the same id (KvClusterBuilder.build() does)");
     }
+    int buckets = store.digest().bucketCount();
+    if (config.replicationFactor() != KvClusterConfig.FULL_REPLICATION
+        && buckets < Placement.PARTITIONS) {
+      throw new IllegalArgumentException("replicationFactor " + config.replicationFactor()
+          + " (partitioned mode) needs digestBuckets of at least " + Placement.PARTITIONS
+          + " so that digest buckets nest in partitions; the store has " + buckets);
+    }
     if (!started.compareAndSet(false, true)) {
       throw new IllegalStateException("this replicator was already started; build one per store");
     }
@@ -163,6 +175,9 @@ final class ClusterReplicator implements Replicator {
           ReplicationEngine.Settings.of(config), store, stats, this::schedule, antiEntropy,
           callbackPool, new Random(), System::nanoTime, this::onSynced, ReplicationEngine.Bug.NONE));
       engine = e;
+      placementNodes = new PlacementNodes(id, config.replicationFactor(),
+          config.removalDelay().toMillis(), this::schedule, () -> System.nanoTime() / 1_000_000,
+          this::onPlacement);
       dataPlane = new DataPlane(config, new Handshakes.Env(id, config.clusterName(),
           config.handshakeTimeout(), stats, this::keyring, faults, e::isClosing), tls, dataGuard, e,
           this::schedule);
@@ -242,6 +257,15 @@ final class ClusterReplicator implements Replicator {
   }
 
   /**
+   * Where keys live: every key is local with full replication (the default); in partitioned mode
+   * the engine's placement decides and foreign keys are forwarded or read remotely.
+   */
+  @Override
+  public io.kvstore.core.spi.Router router() {
+    return engine.router;
+  }
+
+  /**
    * Announces a graceful leave (waiting at most {@link KvClusterConfig#leaveTimeout()}), fails writes
    * still waiting for acknowledgements, closes connections and stops the threads. Never throws.
    */
@@ -258,6 +282,11 @@ final class ClusterReplicator implements Replicator {
     if (!started.get()) {
       return;
     }
+    execute(() -> {
+      if (placementNodes != null) {
+        placementNodes.selfLeaving();
+      }
+    });
     try {
       if (membership != null) {
         membership.leave();
@@ -379,6 +408,11 @@ final class ClusterReplicator implements Replicator {
     return keyring;
   }
 
+  /** The current partition map (full replication until other nodes join); any thread. */
+  Placement placement() {
+    return placement;
+  }
+
   @Override
   public String toString() {
     return "ClusterReplicator{" + config.nodeId() + ", cluster " + config.clusterName()
@@ -460,6 +494,9 @@ final class ClusterReplicator implements Replicator {
       case ADDED, UPDATED -> onAlive(c);
       case LEAVING -> {
         Peer p = peers.get(c.memberId());
+        if (p != null) {
+          placementNodes.leaving(p.memberId, p.metadata.nodeId());
+        }
         if (p != null && p.status != Member.Status.LEAVING) {
           p.status = Member.Status.LEAVING;
           p.link.close();
@@ -470,6 +507,7 @@ final class ClusterReplicator implements Replicator {
       case REMOVED -> {
         Peer p = peers.remove(c.memberId());
         if (p != null) {
+          placementNodes.removed(p.memberId, p.metadata.nodeId());
           p.link.close();
           engine.forget(p.link);
           rebuild();
@@ -519,7 +557,15 @@ final class ClusterReplicator implements Replicator {
       type = MembershipEvent.Type.UPDATED;
     }
     rebuild();
+    placementNodes.alive(p.memberId, md.nodeId());
     fire(type, p);
+  }
+
+  /** The placement node set changed (control thread). */
+  private void onPlacement(Placement next) {
+    placement = next;
+    // Full replication (rf unset, or at least the node count) is today's behaviour: no map.
+    engine.setPlacement(next.isFullReplication() ? null : next);
   }
 
   private void rebuild() {

@@ -3,6 +3,8 @@ package io.kvstore.cluster;
 import io.kvstore.core.spi.KeyVersion;
 import io.kvstore.core.KvStoreConfig;
 import io.kvstore.core.spi.Mutation;
+import io.kvstore.core.spi.WriteRequest;
+import io.kvstore.core.WriteConcern;
 import io.kvstore.core.NodeIds;
 import io.kvstore.core.Version;
 import io.netty.buffer.ByteBuf;
@@ -80,6 +82,31 @@ final class Frames {
   static final byte AE_PULL = 0x23;
   static final byte AE_PULL_RESPONSE = 0x24;
   static final byte AE_ABORT = 0x2F;
+  /** Partitioned mode: a client write forwarded to an owner of its key, and the owner's answer. */
+  static final byte FORWARD = 0x30;
+  static final byte FORWARD_RESULT = 0x31;
+  /** Partitioned mode: a read of one key from an owner, and its answer. */
+  static final byte READ = 0x32;
+  static final byte READ_RESULT = 0x33;
+  /** Partitioned mode: one node's part of a cluster-wide scan, and its answer. */
+  static final byte SCAN = 0x34;
+  static final byte SCAN_RESULT = 0x35;
+  /** A SCAN_RESULT stops adding entries past this many bytes (and says it was truncated). */
+  static final int MAX_SCAN_RESULT_BYTES = MAX_FRAME_BYTES - 64 * 1024;
+
+  /** {@link ForwardResult#status()}: the write succeeded. */
+  static final int FORWARD_OK = 0;
+  /** The write's condition did not hold; {@code version} is the current one (or null). */
+  static final int FORWARD_CONDITION_FAILED = 1;
+  /** The owner applied it but the concern was not met; {@code required}/{@code acked} say how. */
+  static final int FORWARD_CONCERN_FAILED = 2;
+  /** The owner refused the request as invalid (its own limits); nothing was written. */
+  static final int FORWARD_INVALID = 3;
+  /** The owner could not run it (closing, read-only after a storage failure, ...). */
+  static final int FORWARD_UNAVAILABLE = 4;
+  private static final int FWD_DELETE = 1;
+  private static final int FWD_IF_ABSENT = 2;
+  private static final int FWD_EXPECTED = 4;
 
   /** Authentication schemes a handshake may name (see docs/CLUSTER.md and docs/SECURITY.md). */
   static final int AUTH_NONE = 0;
@@ -119,7 +146,8 @@ final class Frames {
 
   /** A decoded frame. */
   sealed interface Frame permits Hello, HelloOk, HelloReject, Auth, MutationBatch, Ack, AeDigest, AeDiff,
-      AeKeys, AePull, AePullResponse, AeAbort {}
+      AeKeys, AePull, AePullResponse, AeAbort, Forward, ForwardResult, Read, ReadResult, Scan,
+      ScanResult {}
 
   record Hello(int magic, int minVersion, int maxVersion, String clusterName, String nodeId,
       byte[] nonce, int authScheme, byte[] auth) implements Frame {}
@@ -155,6 +183,28 @@ final class Frames {
   record AePullResponse(long roundId, int processed, List<Mutation> mutations) implements Frame {}
 
   record AeAbort(long roundId, String message) implements Frame {}
+
+  record Forward(long requestId, WriteRequest request) implements Frame {}
+
+  /**
+   * An owner's answer to a {@link Forward}: {@code version} is the write's (OK) or the key's current
+   * one (CONDITION_FAILED, null for none); {@code required}/{@code acked} for CONCERN_FAILED.
+   */
+  record ForwardResult(long requestId, int status, Version version, boolean wasLive, int required,
+      int acked, String message) implements Frame {}
+
+  record Read(long requestId, String key) implements Frame {}
+
+  /** An owner's answer to a {@link Read}: its mutation of the key, null when it holds none. */
+  record ReadResult(long requestId, Mutation mutation) implements Frame {}
+
+  record Scan(long requestId, String prefix, String startAfter, int limit) implements Frame {}
+
+  /**
+   * A node's live entries for a {@link Scan}, in key order; {@code truncated}: it stopped at
+   * {@link #MAX_SCAN_RESULT_BYTES} before the limit, so keys after its last one were not considered.
+   */
+  record ScanResult(long requestId, boolean truncated, List<Mutation> mutations) implements Frame {}
 
   // ---- sizes -----------------------------------------------------------------------------------
 
@@ -391,6 +441,96 @@ final class Frames {
     return out;
   }
 
+  static ByteBuf forward(ByteBufAllocator alloc, long requestId, WriteRequest r) {
+    byte[] v = r.value();
+    Version expected = r.expectedVersion();
+    ByteBuf out = alloc.buffer(64 + stringSize(r.key()) + (v == null ? 0 : v.length + 5)
+        + (expected == null ? 0 : stringSize(expected.nodeId())));
+    out.writeByte(FORWARD);
+    out.writeLong(requestId);
+    out.writeByte((v == null ? FWD_DELETE : 0) | (r.ifAbsent() ? FWD_IF_ABSENT : 0)
+        | (expected != null ? FWD_EXPECTED : 0));
+    writeString(out, r.key());
+    if (v != null) {
+      writeBytes(out, v);
+      out.writeLong(r.ttlMillis());
+    }
+    if (expected != null) {
+      out.writeLong(expected.timestamp());
+      writeString(out, expected.nodeId());
+    }
+    out.writeByte(r.concern().ordinal());
+    out.writeLong(r.timeoutMillis());
+    return out;
+  }
+
+  static ByteBuf forwardResult(ByteBufAllocator alloc, long requestId, int status, Version version,
+      boolean wasLive, int required, int acked, String message) {
+    String text = truncate(message);
+    ByteBuf out = alloc.buffer(48 + (version == null ? 0 : stringSize(version.nodeId()))
+        + text.length() * 3);
+    out.writeByte(FORWARD_RESULT);
+    out.writeLong(requestId);
+    out.writeByte(status);
+    out.writeBoolean(version != null);
+    if (version != null) {
+      out.writeLong(version.timestamp());
+      writeString(out, version.nodeId());
+    }
+    out.writeBoolean(wasLive);
+    writeVarint(out, required);
+    writeVarint(out, acked);
+    writeString(out, text);
+    return out;
+  }
+
+  static ByteBuf read(ByteBufAllocator alloc, long requestId, String key) {
+    ByteBuf out = alloc.buffer(16 + stringSize(key));
+    out.writeByte(READ);
+    out.writeLong(requestId);
+    writeString(out, key);
+    return out;
+  }
+
+  static ByteBuf readResult(ByteBufAllocator alloc, long requestId, Mutation m) {
+    ByteBuf out = alloc.buffer(16 + (m == null ? 0 : mutationSize(m)));
+    out.writeByte(READ_RESULT);
+    out.writeLong(requestId);
+    out.writeBoolean(m != null);
+    if (m != null) {
+      writeMutation(out, m);
+    }
+    return out;
+  }
+
+  static ByteBuf scan(ByteBufAllocator alloc, long requestId, String prefix, String startAfter,
+      int limit) {
+    ByteBuf out = alloc.buffer(24 + stringSize(prefix)
+        + (startAfter == null ? 0 : stringSize(startAfter)));
+    out.writeByte(SCAN);
+    out.writeLong(requestId);
+    writeString(out, prefix);
+    out.writeBoolean(startAfter != null);
+    if (startAfter != null) {
+      writeString(out, startAfter);
+    }
+    writeVarint(out, limit);
+    return out;
+  }
+
+  static ByteBuf scanResult(ByteBufAllocator alloc, long requestId, boolean truncated,
+      List<Mutation> ms, int bodyBytes) {
+    ByteBuf out = alloc.buffer(16 + bodyBytes);
+    out.writeByte(SCAN_RESULT);
+    out.writeLong(requestId);
+    out.writeBoolean(truncated);
+    writeVarint(out, ms.size());
+    for (Mutation m : ms) {
+      writeMutation(out, m);
+    }
+    return out;
+  }
+
   private static byte[] bitmap(BitSet bits, int count) {
     byte[] out = new byte[(count + 7) >>> 3];
     for (int i = bits.nextSetBit(0); i >= 0 && i < count; i = bits.nextSetBit(i + 1)) {
@@ -539,6 +679,80 @@ final class Frames {
       case AE_ABORT: {
         long roundId = in.readLong();
         return new AeAbort(roundId, readString(in, MAX_TEXT_BYTES, "message"));
+      }
+      case FORWARD: {
+        long requestId = in.readLong();
+        int flags = in.readUnsignedByte();
+        if ((flags & ~(FWD_DELETE | FWD_IF_ABSENT | FWD_EXPECTED)) != 0) {
+          throw new MalformedFrameException("unknown forward flags " + flags);
+        }
+        String key = readString(in, MAX_KEY_BYTES, "key");
+        byte[] value = null;
+        long ttl = 0;
+        if ((flags & FWD_DELETE) == 0) {
+          value = readBytes(in, KvStoreConfig.MAX_VALUE_BYTES_LIMIT, "value");
+          ttl = in.readLong();
+        }
+        Version expected = null;
+        if ((flags & FWD_EXPECTED) != 0) {
+          long ts = in.readLong();
+          expected = Version.of(ts, readString(in, MAX_NODE_ID_BYTES, "node id"));
+        }
+        int concern = in.readUnsignedByte();
+        if (concern >= WriteConcern.values().length) {
+          throw new MalformedFrameException("unknown write concern " + concern);
+        }
+        long timeout = in.readLong();
+        return new Forward(requestId, new WriteRequest(key, value, ttl,
+            (flags & FWD_IF_ABSENT) != 0, expected, WriteConcern.values()[concern], timeout));
+      }
+      case FORWARD_RESULT: {
+        long requestId = in.readLong();
+        int status = in.readUnsignedByte();
+        if (status > FORWARD_UNAVAILABLE) {
+          throw new MalformedFrameException("unknown forward status " + status);
+        }
+        Version version = null;
+        if (readBoolean(in)) {
+          long ts = in.readLong();
+          version = Version.of(ts, readString(in, MAX_NODE_ID_BYTES, "node id"));
+        }
+        boolean wasLive = readBoolean(in);
+        int required = readVarint(in);
+        int acked = readVarint(in);
+        String message = readString(in, MAX_TEXT_BYTES, "message");
+        if (status == FORWARD_OK && version == null) {
+          throw new MalformedFrameException("a successful forward result without a version");
+        }
+        return new ForwardResult(requestId, status, version, wasLive, required, acked, message);
+      }
+      case READ: {
+        long requestId = in.readLong();
+        return new Read(requestId, readString(in, MAX_KEY_BYTES, "key"));
+      }
+      case SCAN: {
+        long requestId = in.readLong();
+        String prefix = readString(in, MAX_KEY_BYTES, "prefix");
+        String startAfter = readBoolean(in) ? readString(in, MAX_KEY_BYTES, "startAfter") : null;
+        int limit = readVarint(in);
+        if (limit < 1) {
+          throw new MalformedFrameException("scan limit " + limit);
+        }
+        return new Scan(requestId, prefix, startAfter, limit);
+      }
+      case SCAN_RESULT: {
+        long requestId = in.readLong();
+        boolean truncated = readBoolean(in);
+        int n = readCount(in, 12, "mutation count");
+        List<Mutation> ms = new ArrayList<>(n);
+        for (int i = 0; i < n; i++) {
+          ms.add(readMutation(in));
+        }
+        return new ScanResult(requestId, truncated, ms);
+      }
+      case READ_RESULT: {
+        long requestId = in.readLong();
+        return new ReadResult(requestId, readBoolean(in) ? readMutation(in) : null);
       }
       default:
         throw new MalformedFrameException(String.format("unknown frame type 0x%02x", type & 0xff));

@@ -49,6 +49,9 @@ public final class KvClusterBuilder {
   private int maxUnauthenticatedConnectionsPerAddress =
       KvClusterConfig.DEFAULT_MAX_UNAUTHENTICATED_CONNECTIONS_PER_ADDRESS;
   private Duration membershipIdleTimeout = KvClusterConfig.DEFAULT_MEMBERSHIP_IDLE_TIMEOUT;
+  private int replicationFactor = KvClusterConfig.DEFAULT_REPLICATION_FACTOR;
+  private boolean replicationFactorSet;
+  private Duration removalDelay = KvClusterConfig.DEFAULT_REMOVAL_DELAY;
   private Consumer<KvStoreBuilder> storeSettings = b -> { };
   private FaultHooks faults = FaultHooks.NONE;
   private ClusterKeyring keyring;
@@ -371,6 +374,36 @@ public final class KvClusterBuilder {
   }
 
   /**
+   * How many nodes own each key (default: unset, every node owns every key, which is full
+   * replication). Below the number of nodes the cluster is partitioned: each of the
+   * {@code 1024} partitions lives on this many nodes, and capacity grows with the cluster (see
+   * docs/CLUSTER.md, "Partitioned mode"). At or above the number of nodes behaviour is exactly full
+   * replication. Every node of a cluster needs the same factor.
+   *
+   * @param replicationFactor at least 1
+   * @return this builder
+   */
+  public KvClusterBuilder replicationFactor(int replicationFactor) {
+    this.replicationFactor = replicationFactor;
+    this.replicationFactorSet = true;
+    return this;
+  }
+
+  /**
+   * How long a node removed by the failure detector without a graceful leave (crashed, cut off,
+   * paused) keeps its partitions before placement moves them to the others (default 5 minutes; see
+   * {@link KvClusterConfig#DEFAULT_REMOVAL_DELAY}). A node back within it moves nothing; a graceful
+   * leave does not wait; a SWIM suspicion never counts.
+   *
+   * @param delay a positive duration
+   * @return this builder
+   */
+  public KvClusterBuilder removalDelay(Duration delay) {
+    this.removalDelay = delay;
+    return this;
+  }
+
+  /**
    * Settings of the store itself (limits, TTL purge, write concern defaults, data directory and
    * durability...). The node id, the cluster name and the replicator are set by this builder and
    * override whatever the consumer sets; corruption found at recovery defaults to
@@ -442,13 +475,18 @@ public final class KvClusterBuilder {
     if (nodeId == null) {
       nodeId = "node-" + UUID.randomUUID().toString().substring(0, 8);
     }
+    if (replicationFactorSet && replicationFactor < 1) {
+      throw new IllegalArgumentException("replicationFactor must be at least 1, was "
+          + replicationFactor + " (leave it unset for full replication: every node owns every key)");
+    }
     return new KvClusterConfig(nodeId, clusterName, host,
         advertiseHost != null ? advertiseHost : host, membershipPort, dataPort, seeds, pingInterval,
         pingTimeout, pingRequestMembers, suspicionMultiplier, syncInterval, joinTimeout,
         metadataTimeout, gossipInterval, antiEntropyInterval, antiEntropyTimeout, connectTimeout,
         handshakeTimeout, reconnectBackoffMin, reconnectBackoffMax, maxBatchBytes,
         maxInFlightBytesPerPeer, leaveTimeout, maxInboundConnections,
-        maxUnauthenticatedConnectionsPerAddress, membershipIdleTimeout, keyring, tls);
+        maxUnauthenticatedConnectionsPerAddress, membershipIdleTimeout, keyring, tls,
+        replicationFactor, removalDelay);
   }
 
   /**

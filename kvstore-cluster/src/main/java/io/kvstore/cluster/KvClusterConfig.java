@@ -48,6 +48,12 @@ import java.util.regex.Pattern;
  * @param tls mutual TLS with a cluster CA for both planes, or null for plain TCP; with TLS and no
  *     keyring the cluster counts as authenticated (only holders of a certificate signed by the CA get
  *     in); both may be set, see {@link ClusterTls} and docs/SECURITY.md
+ * @param replicationFactor how many nodes own each partition (partitioned mode, docs/CLUSTER.md), or
+ *     {@link #FULL_REPLICATION} (0) for every node owning every key; a factor at or above the number
+ *     of nodes is full replication too
+ * @param removalDelay how long a node must be continuously absent (removed by the failure detector
+ *     without a graceful leave) before placement stops counting it; a node back within it keeps its
+ *     partitions
  */
 public record KvClusterConfig(
     String nodeId,
@@ -78,7 +84,9 @@ public record KvClusterConfig(
     int maxUnauthenticatedConnectionsPerAddress,
     Duration membershipIdleTimeout,
     ClusterKeyring keyring,
-    ClusterTls tls) {
+    ClusterTls tls,
+    int replicationFactor,
+    Duration removalDelay) {
 
   /** "kvstore": the name nodes use when none is given. */
   public static final String DEFAULT_CLUSTER_NAME = "kvstore";
@@ -175,6 +183,21 @@ public record KvClusterConfig(
    */
   public static final Duration DEFAULT_MEMBERSHIP_IDLE_TIMEOUT = Duration.ofSeconds(60);
 
+  /**
+   * 0: no replication factor, every node owns every key (full replication, the default). A write then
+   * costs N-1 messages and each node holds everything; a factor below N spreads the data so capacity
+   * grows with the cluster.
+   */
+  public static final int FULL_REPLICATION = 0;
+  /** {@link #FULL_REPLICATION}: partitioned mode is opt-in. */
+  public static final int DEFAULT_REPLICATION_FACTOR = FULL_REPLICATION;
+  /**
+   * 5 minutes. A node removed by the failure detector (crashed, partitioned, paused) keeps its
+   * partitions this long, so a restart or a short outage moves no data; a longer delay leaves its
+   * partitions with one replica fewer for longer after a real loss. A graceful leave does not wait.
+   */
+  public static final Duration DEFAULT_REMOVAL_DELAY = Duration.ofMinutes(5);
+
   /** The largest data-plane frame: a value at the store's hard limit plus room for key and headers. */
   public static final int MAX_FRAME_BYTES = Frames.MAX_FRAME_BYTES;
 
@@ -214,6 +237,8 @@ public record KvClusterConfig(
    * @param membershipIdleTimeout how long an inbound membership connection may stay silent
    * @param keyring the cluster keyring, or null for none
    * @param tls the cluster TLS settings, or null for plain TCP
+   * @param replicationFactor owners per partition, at least 1, or {@link #FULL_REPLICATION}
+   * @param removalDelay how long an absent node keeps its partitions
    */
   public KvClusterConfig {
     NodeIds.validate(nodeId);
@@ -271,6 +296,11 @@ public record KvClusterConfig(
     requireRange("maxUnauthenticatedConnectionsPerAddress", maxUnauthenticatedConnectionsPerAddress,
         1, maxInboundConnections);
     requirePositive("membershipIdleTimeout", membershipIdleTimeout);
+    if (replicationFactor < 0) {
+      throw new IllegalArgumentException("replicationFactor must be at least 1 (or FULL_REPLICATION, "
+          + "0, for every node owning every key), was " + replicationFactor);
+    }
+    requirePositive("removalDelay", removalDelay);
     for (Duration d : List.of(pingInterval, syncInterval, joinTimeout, metadataTimeout, gossipInterval,
         connectTimeout)) {
       if (d.toMillis() > Integer.MAX_VALUE) {

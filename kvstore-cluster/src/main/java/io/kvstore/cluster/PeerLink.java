@@ -1,6 +1,7 @@
 package io.kvstore.cluster;
 
 import io.kvstore.core.spi.Mutation;
+import io.kvstore.core.spi.ReplicaStore;
 import io.netty.buffer.ByteBuf;
 import io.netty.util.ReferenceCountUtil;
 import java.util.ArrayList;
@@ -11,6 +12,7 @@ import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicIntegerFieldUpdater;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.Consumer;
 import org.slf4j.Logger;
@@ -23,20 +25,33 @@ import org.slf4j.LoggerFactory;
  * ({@link #onFrame}), tells it when the connection ends ({@link #disconnected}) and reconnects while
  * it is not {@link #isClosed() closed}.
  *
- * <p><b>Queue and memory:</b> {@link #enqueue} queues at most one not-yet-sent mutation per key
- * (a map by key, plus a lock-free queue of keys in the order they were first queued) and counts the
- * mutation's encoded size against {@code maxInFlightBytesPerPeer} until the peer acknowledges it;
- * past the limit a mutation of a key not yet queued is dropped for this peer (counted, and left to
- * anti-entropy), so a slow or unreachable peer costs bounded memory. Enqueueing never blocks.
+ * <p><b>Queue and memory:</b> the local store is the fan-out buffer. A mutation reaches
+ * {@link #enqueue} only after it is applied locally, and the store keeps the newest version of every
+ * key, so the link queues <i>keys</i>, not mutations: a map from each queued key to its
+ * {@link Pending} entry (the writes waiting for it), plus a lock-free queue of keys in the order they
+ * were first queued. The flush takes a key and sends the store's current mutation of it. A key's
+ * estimated encoded size counts against {@code maxInFlightBytesPerPeer} from its first enqueue until
+ * the peer acknowledges it (corrected to the real size when it is sent); past the limit a write of a
+ * key not yet queued is dropped for this peer (counted, and left to anti-entropy), so a slow or
+ * unreachable peer costs bounded memory. Enqueueing never blocks.
  *
- * <p><b>Coalescing:</b> a mutation of a key that is already queued (not yet sent) is merged with the
- * queued one, also at the limit: the higher version is kept (LWW: a peer holding it holds "at least"
- * the other), the other is counted in {@code mutationsCoalesced}, and the write trackers of both ride
- * on the one kept. A tracker counts "the peer holds the key at the write's version or newer"
- * ({@link WriteTracker#ack}), so the ack of the kept, newer mutation acknowledges every write it
- * superseded; if the peer refuses the kept one, all of them are nacked (a false failure at worst,
- * never a false success). When the peer acknowledges the kept one, the mutations it superseded are
- * counted in {@code mutationsCoalescedAcked}.
+ * <p><b>Coalescing:</b> a write of a key that is already queued (not yet sent) adds nothing to the
+ * queue, also at the limit: what is sent is read from the store later, so it is that write's version
+ * or a newer one (LWW: a peer holding it holds "at least" the write). It is counted in
+ * {@code mutationsCoalesced}; a QUORUM/ALL write's tracker joins the queued entry's, and the ack of the
+ * one mutation sent acknowledges them all ({@link WriteTracker#ack} means "the peer holds the key at
+ * the write's version or newer"); if the peer refuses it, all of them are nacked (a false failure at
+ * worst, never a false success). When the peer acknowledges it, the writes it covered are counted in
+ * {@code mutationsCoalescedAcked}. A write at ONE that finds its key queued costs one map lookup: no
+ * lock, no allocation, nothing retained, which keeps a burst's writers as fast as when the old queue
+ * dropped most of their mutations (docs/BENCHMARKS.md §3a′).
+ *
+ * <p><b>Why reading the store is exact:</b> a writer applies its mutation to the store, then finds the
+ * key queued; the flush removes the key from the map, then reads the store. Both maps are concurrent,
+ * so if the writer saw the key still queued (before the removal), the flush's later read sees the
+ * writer's apply or something newer; if it did not, the writer queues the key again. A key whose
+ * entry the store no longer holds (a tombstone purged past its grace) is not sent; its waiting writes
+ * are nacked.
  *
  * <p><b>Batching:</b> the first enqueue after a flush schedules one flush task on the channel's
  * thread; the task drains the queue into frames of up to {@code maxBatchBytes} while the channel is
@@ -51,28 +66,40 @@ final class PeerLink {
   private static final Logger log = LoggerFactory.getLogger(PeerLink.class);
 
   /**
-   * One mutation on its way to the peer, the writes waiting for its ack (of it or of a mutation it
-   * superseded), and how many queued mutations of its key it superseded.
+   * A queued key: the bytes reserved for it, the QUORUM/ALL writes waiting for it, and how many writes
+   * of the key found it queued (and are covered by what will be sent). {@code trackers} changes only
+   * inside the key's {@code queued.compute} (the map's bin lock), and is read once the entry is
+   * removed from the map, so no one adds to it after it is read.
    */
-  record Outgoing(Mutation mutation, int size, List<WriteTracker> trackers, int superseded) {
-    Outgoing(Mutation mutation, int size, WriteTracker tracker) {
-      this(mutation, size, tracker == null ? List.of() : List.of(tracker), 0);
+  static final class Pending {
+    private static final AtomicIntegerFieldUpdater<Pending> SUPERSEDED =
+        AtomicIntegerFieldUpdater.newUpdater(Pending.class, "superseded");
+    final int size;
+    private List<WriteTracker> trackers;
+    private volatile int superseded;
+
+    Pending(int size, List<WriteTracker> trackers, int superseded) {
+      this.size = size;
+      this.trackers = trackers;
+      this.superseded = superseded;
     }
 
-    /** The higher version of the two (this one on a tie), carrying both's trackers. */
-    Outgoing merge(Outgoing other) {
-      Outgoing kept = mutation.version().compareTo(other.mutation.version()) >= 0 ? this : other;
-      List<WriteTracker> all;
-      if (other.trackers.isEmpty()) {
-        all = trackers;
-      } else if (trackers.isEmpty()) {
-        all = other.trackers;
-      } else {
-        all = new ArrayList<>(trackers.size() + other.trackers.size());
-        all.addAll(trackers);
-        all.addAll(other.trackers);
+    int superseded() {
+      return superseded;
+    }
+
+    private void addTrackers(List<WriteTracker> more) {
+      if (more.isEmpty()) {
+        return;
       }
-      return new Outgoing(kept.mutation, kept.size, all, superseded + other.superseded + 1);
+      if (trackers.isEmpty()) {
+        trackers = more;
+        return;
+      }
+      List<WriteTracker> all = new ArrayList<>(trackers.size() + more.size());
+      all.addAll(trackers);
+      all.addAll(more);
+      trackers = all;
     }
 
     void ack(String nodeId) {
@@ -88,11 +115,11 @@ final class PeerLink {
     }
   }
 
-  /** What {@link #enqueue} did with a mutation. */
-  private enum Queued { ADDED, COALESCED, OVER_LIMIT }
+  /** A mutation taken from the queue for sending (or sent), and the entry of the writes it covers. */
+  private record Sent(Mutation mutation, int size, Pending pending) {}
 
   /** A sent frame awaiting its ack: fan-out mutations, or an anti-entropy push. */
-  private record Batch(List<Outgoing> items, long bytes, CompletableFuture<Frames.Ack> aeAck) {}
+  private record Batch(List<Sent> items, long bytes, CompletableFuture<Frames.Ack> aeAck) {}
 
   final String memberId;
   final String nodeId;
@@ -103,14 +130,15 @@ final class PeerLink {
 
   /** Keys with a queued mutation, in the order first queued; each is in {@link #queued} too. */
   private final ConcurrentLinkedQueue<String> queue = new ConcurrentLinkedQueue<>();
-  /** The one not-yet-sent mutation per key. */
-  private final ConcurrentHashMap<String, Outgoing> queued = new ConcurrentHashMap<>();
+  /** The queued (not yet sent) keys. */
+  private final ConcurrentHashMap<String, Pending> queued = new ConcurrentHashMap<>();
   private final AtomicLong pendingBytes = new AtomicLong();
   private final AtomicBoolean flushScheduled = new AtomicBoolean();
   private final Map<Long, Batch> inflight = new ConcurrentHashMap<>();
   private final AtomicLong batchIds = new AtomicLong();
   private final long maxPendingBytes;
   private final int maxBatchBytes;
+  private final ReplicaStore store;
 
   private volatile PeerChannel channel;
   private volatile boolean closed;
@@ -124,6 +152,7 @@ final class PeerLink {
     this.self = engine.nodeId();
     this.maxPendingBytes = engine.ctx.settings().maxInFlightBytesPerPeer();
     this.maxBatchBytes = engine.ctx.settings().maxBatchBytes();
+    this.store = engine.ctx.store();
   }
 
   boolean isReady() {
@@ -154,6 +183,7 @@ final class PeerLink {
       return;
     }
     channel = null;
+    engine.router.peerLost(nodeId);
     // Unacknowledged fan-out goes back in the queue; anti-entropy pushes fail with their round.
     endInflight("connection to " + nodeId + " lost", this::requeue);
     if (closed) {
@@ -176,6 +206,12 @@ final class PeerLink {
   void onFrame(PeerChannel ch, Frames.Frame frame) {
     if (frame instanceof Frames.Ack ack) {
       onAck(ack);
+    } else if (frame instanceof Frames.ForwardResult r) {
+      engine.router.onAnswer(nodeId, r.requestId(), r);
+    } else if (frame instanceof Frames.ReadResult r) {
+      engine.router.onAnswer(nodeId, r.requestId(), r);
+    } else if (frame instanceof Frames.ScanResult r) {
+      engine.router.onAnswer(nodeId, r.requestId(), r);
     } else if (frame instanceof Frames.AeDiff || frame instanceof Frames.AeKeys
         || frame instanceof Frames.AePullResponse || frame instanceof Frames.AeAbort) {
       AntiEntropyRound r = round;
@@ -190,85 +226,161 @@ final class PeerLink {
 
   // ---- fan-out ---------------------------------------------------------------------------------
 
-  /** Queues a mutation for the peer; never blocks. */
-  void enqueue(Outgoing o) {
+  /**
+   * Queues a mutation, already applied to the local store, for the peer; never blocks.
+   *
+   * @param mutation the applied mutation (only its key is kept: the store's newest version is sent)
+   * @param size its encoded size ({@link Frames#mutationSize}), reserved against the limit
+   * @param tracker the QUORUM/ALL write waiting for the peer's ack, or null
+   */
+  void enqueue(Mutation mutation, int size, WriteTracker tracker) {
     if (closed) {
       stats.mutationsDropped.increment();
-      o.nack(nodeId, "left the cluster");
+      if (tracker != null) {
+        tracker.nack(nodeId, "left the cluster");
+      }
       return;
     }
-    Queued[] what = new Queued[1];
-    String key = o.mutation.key();
-    queued.compute(key, (k, cur) -> {
-      if (cur == null) {
-        if (pendingBytes.addAndGet(o.size) > maxPendingBytes) {
-          pendingBytes.addAndGet(-o.size);
-          what[0] = Queued.OVER_LIMIT;
-          return null;
-        }
-        what[0] = Queued.ADDED;
-        return o;
-      }
-      Outgoing merged = cur.merge(o);
-      long delta = merged.size - cur.size;
-      if (pendingBytes.addAndGet(delta) > maxPendingBytes && delta > 0) {
-        pendingBytes.addAndGet(-delta);
-        what[0] = Queued.OVER_LIMIT;
-        return cur;
-      }
-      what[0] = Queued.COALESCED;
-      return merged;
-    });
-    switch (what[0]) {
-      case ADDED -> {
-        queue.add(key);
-        scheduleFlush();
-      }
-      case COALESCED -> stats.mutationsCoalesced.increment();
-      case OVER_LIMIT -> {
-        stats.mutationsDropped.increment();
-        warnings.warn("node {}: dropped a mutation for {}: {} bytes are already waiting for it "
-            + "(maxInFlightBytesPerPeer); anti-entropy will repair it", self, nodeId,
-            pendingBytes.get());
-        o.nack(nodeId, "dropped it: its in-flight limit was reached");
-        return;
-      }
+    String key = mutation.key();
+    boolean added = tracker == null ? enqueueUntracked(key, size)
+        : enqueueTracked(key, size, tracker);
+    if (added) {
+      queue.add(key);
+      scheduleFlush();
     }
     if (closed) {
       failQueued("left the cluster");
     }
   }
 
-  /**
-   * Queues again a mutation whose bytes are already counted (sent but unacknowledged when the
-   * connection ended, or taken from the queue but not sent); coalesces like {@link #enqueue}.
-   */
-  private void requeue(Outgoing o) {
+  /** A write at ONE: one lookup when its key is queued already. Returns whether it added the key. */
+  private boolean enqueueUntracked(String key, int size) {
+    while (true) {
+      Pending cur = queued.get(key);
+      if (cur != null) {
+        Pending.SUPERSEDED.incrementAndGet(cur);
+        stats.mutationsCoalesced.increment();
+        return false;
+      }
+      if (!reserve(key, size, null)) {
+        return false;
+      }
+      if (queued.putIfAbsent(key, new Pending(size, List.of(), 0)) == null) {
+        return true;
+      }
+      pendingBytes.addAndGet(-size); // queued meanwhile by another writer: coalesce with it
+    }
+  }
+
+  /** A QUORUM/ALL write: its tracker joins the key's entry under the map's lock. */
+  private boolean enqueueTracked(String key, int size, WriteTracker tracker) {
     boolean[] added = new boolean[1];
-    String key = o.mutation.key();
+    boolean[] over = new boolean[1];
+    List<WriteTracker> mine = List.of(tracker);
     queued.compute(key, (k, cur) -> {
+      if (cur != null) {
+        cur.addTrackers(mine);
+        Pending.SUPERSEDED.incrementAndGet(cur);
+        return cur;
+      }
+      if (pendingBytes.addAndGet(size) > maxPendingBytes) {
+        pendingBytes.addAndGet(-size);
+        over[0] = true;
+        return null;
+      }
+      added[0] = true;
+      return new Pending(size, mine, 0);
+    });
+    if (over[0]) {
+      overLimit(tracker);
+    } else if (!added[0]) {
+      stats.mutationsCoalesced.increment();
+    }
+    return added[0];
+  }
+
+  /** Reserves a new key's bytes; false (the write dropped for this peer) past the limit. */
+  private boolean reserve(String key, int size, WriteTracker tracker) {
+    if (pendingBytes.addAndGet(size) <= maxPendingBytes) {
+      return true;
+    }
+    pendingBytes.addAndGet(-size);
+    overLimit(tracker);
+    return false;
+  }
+
+  private void overLimit(WriteTracker tracker) {
+    stats.mutationsDropped.increment();
+    warnings.warn("node {}: dropped a mutation for {}: {} bytes are already waiting for it "
+        + "(maxInFlightBytesPerPeer); anti-entropy will repair it", self, nodeId,
+        pendingBytes.get());
+    if (tracker != null) {
+      tracker.nack(nodeId, "dropped it: its in-flight limit was reached");
+    }
+  }
+
+  /**
+   * Queues again a key taken from the queue (sent but unacknowledged when the connection ended, or
+   * taken but not sent); its bytes are already counted. Coalesces like {@link #enqueue}.
+   */
+  private void requeue(Sent s) {
+    boolean[] added = new boolean[1];
+    Pending p = s.pending;
+    queued.compute(s.mutation.key(), (k, cur) -> {
       if (cur == null) {
         added[0] = true;
-        return o;
+        return new Pending(s.size, p.trackers, p.superseded);
       }
-      Outgoing merged = cur.merge(o);
-      pendingBytes.addAndGet(merged.size - cur.size - o.size);
-      return merged;
+      cur.addTrackers(p.trackers);
+      Pending.SUPERSEDED.addAndGet(cur, p.superseded + 1);
+      pendingBytes.addAndGet(-s.size);
+      return cur;
     });
     if (added[0]) {
-      queue.add(key);
+      queue.add(s.mutation.key());
     } else {
       stats.mutationsCoalesced.increment();
     }
   }
 
-  /** Takes the queued mutation of the next queued key, or null when none is queued. */
-  private Outgoing poll() {
+  /**
+   * Takes the next queued key and reads what to send for it from the store; null when none is
+   * queued.
+   */
+  private Sent take() {
     String key;
     while ((key = queue.poll()) != null) {
-      Outgoing o = queued.remove(key);
-      if (o != null) {
-        return o;
+      Pending p = queued.remove(key);
+      if (p == null) {
+        continue;
+      }
+      if (!engine.mayFanOut(nodeId, key)) {
+        pendingBytes.addAndGet(-p.size);
+        stats.mutationsDropped.increment();
+        p.nack(nodeId, "no longer owns the key (the placement changed)");
+        continue;
+      }
+      Mutation m = store.mutation(key);
+      if (m == null) {
+        pendingBytes.addAndGet(-p.size);
+        stats.mutationsDropped.increment();
+        p.nack(nodeId, "was not sent it: this node no longer holds the key (purged)");
+        continue;
+      }
+      int size = Frames.mutationSize(m);
+      pendingBytes.addAndGet(size - p.size);
+      return new Sent(m, size, p);
+    }
+    return null;
+  }
+
+  /** Takes the entry of the next queued key without reading the store, for failing it. */
+  private Pending takeForFailure() {
+    String key;
+    while ((key = queue.poll()) != null) {
+      Pending p = queued.remove(key);
+      if (p != null) {
+        return p;
       }
     }
     return null;
@@ -288,13 +400,13 @@ final class PeerLink {
       return;
     }
     boolean wrote = false;
-    Outgoing next = null; // taken from the queue but did not fit the previous batch
+    Sent next = null; // taken from the queue but did not fit the previous batch
     while (ch.isWritable()) {
-      List<Outgoing> items = new ArrayList<>();
+      List<Sent> items = new ArrayList<>();
       List<Mutation> batch = new ArrayList<>();
       int bytes = 0;
       while (bytes < maxBatchBytes) {
-        Outgoing o = next != null ? next : poll();
+        Sent o = next != null ? next : take();
         next = null;
         if (o == null) {
           break;
@@ -320,8 +432,8 @@ final class PeerLink {
       }
       stats.mutationsSent.add(items.size());
       if (engine.ctx.bug() == ReplicationEngine.Bug.ACK_ON_SEND) {
-        for (Outgoing sent : items) {
-          sent.ack(nodeId);
+        for (Sent sent : items) {
+          sent.pending.ack(nodeId);
         }
       }
       wrote = true;
@@ -344,15 +456,16 @@ final class PeerLink {
       return;
     }
     for (int i = 0; i < b.items.size(); i++) {
-      Outgoing o = b.items.get(i);
+      Sent o = b.items.get(i);
       pendingBytes.addAndGet(-o.size);
       if (i < ack.count() && ack.held().get(i)) {
         stats.mutationsAcked.increment();
-        stats.mutationsCoalescedAcked.add(o.superseded);
-        o.ack(nodeId);
+        stats.mutationsCoalescedAcked.add(o.pending.superseded());
+        o.pending.ack(nodeId);
       } else {
         stats.mutationsRefused.increment();
-        o.nack(nodeId, "refused it (invalid for its limits, or its clock drift check failed)");
+        o.pending.nack(nodeId,
+            "refused it (invalid for its limits, or its clock drift check failed)");
       }
     }
   }
@@ -400,7 +513,7 @@ final class PeerLink {
     if (ch != null) {
       ch.close();
     }
-    endInflight("peer " + nodeId + " left", o -> drop(o, "left the cluster"));
+    endInflight("peer " + nodeId + " left", o -> drop(o.pending, o.size, "left the cluster"));
     failQueued("left the cluster");
   }
 
@@ -408,7 +521,7 @@ final class PeerLink {
    * Ends every sent batch still waiting for its ack, and the round: anti-entropy pushes fail, each
    * fan-out mutation goes to {@code fanOut}.
    */
-  private void endInflight(String why, Consumer<Outgoing> fanOut) {
+  private void endInflight(String why, Consumer<Sent> fanOut) {
     for (Iterator<Map.Entry<Long, Batch>> it = inflight.entrySet().iterator(); it.hasNext(); ) {
       Batch b = it.next().getValue();
       it.remove();
@@ -425,16 +538,16 @@ final class PeerLink {
   }
 
   private void failQueued(String why) {
-    Outgoing o;
-    while ((o = poll()) != null) {
-      drop(o, why);
+    Pending p;
+    while ((p = takeForFailure()) != null) {
+      drop(p, p.size, why);
     }
   }
 
-  private void drop(Outgoing o, String why) {
-    pendingBytes.addAndGet(-o.size);
+  private void drop(Pending p, int size, String why) {
+    pendingBytes.addAndGet(-size);
     stats.mutationsDropped.increment();
-    o.nack(nodeId, why);
+    p.nack(nodeId, why);
   }
 
   @Override

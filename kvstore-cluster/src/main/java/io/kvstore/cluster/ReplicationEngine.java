@@ -6,6 +6,7 @@ import io.kvstore.core.spi.Mutation;
 import io.kvstore.core.spi.ReplicaStore;
 import io.kvstore.core.WriteConcern;
 import io.kvstore.core.WriteConcernException;
+import io.netty.buffer.ByteBuf;
 import java.time.Duration;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
@@ -161,6 +162,8 @@ final class ReplicationEngine {
   private final RateLimitedLog warnings = new RateLimitedLog(log);
   private final AtomicLong roundIds;
   private volatile Live live = new Live(new PeerLink[0], 0);
+  /** The client side of forwarded writes and remote reads (partitioned mode). */
+  final PartitionRouter router;
   private volatile boolean closing;
   /** As last set; null = full replication. */
   private volatile Placement placement;
@@ -185,6 +188,34 @@ final class ReplicationEngine {
   ReplicationEngine(Context ctx) {
     this.ctx = Objects.requireNonNull(ctx, "ctx");
     this.roundIds = new AtomicLong(ctx.random().nextLong() >>> 2);
+    this.router = new PartitionRouter(this);
+  }
+
+  /**
+   * Whether the fan-out may still send the key to the node: always with full replication; in
+   * partitioned mode only while the node owns the key under this node's current placement (a key
+   * queued for an owner that lost it since is not sent: the queue reads the store's newest version,
+   * which may be a write made after the change). Any thread.
+   */
+  boolean mayFanOut(String nodeId, String key) {
+    Ownership own = ownership;
+    return own == null || own.ownsKey(nodeId, key) || ctx.bug() == Bug.FAN_OUT_TO_NON_OWNERS
+        || ctx.bug() == Bug.COUNT_NON_OWNER_ACKS;
+  }
+
+  /** The live peers' links. Any thread; do not modify. */
+  PeerLink[] liveLinks() {
+    return live.links();
+  }
+
+  /** A live link to the node with an established connection, or null. Any thread. */
+  PeerLink readyLink(String nodeId) {
+    for (PeerLink l : live.links()) {
+      if (l.nodeId.equals(nodeId) && l.isReady()) {
+        return l;
+      }
+    }
+    return null;
   }
 
   String nodeId() {
@@ -347,7 +378,7 @@ final class ReplicationEngine {
           links.length, timeout, this::runCallback) : null;
       int size = Frames.mutationSize(mutation);
       for (PeerLink link : links) {
-        link.enqueue(new PeerLink.Outgoing(mutation, size, tracker));
+        link.enqueue(mutation, size, tracker);
       }
       if (tracker == null) {
         return DONE;
@@ -394,10 +425,10 @@ final class ReplicationEngine {
           : null;
       int size = Frames.mutationSize(mutation);
       for (PeerLink link : targets) {
-        link.enqueue(new PeerLink.Outgoing(mutation, size, tracker));
+        link.enqueue(mutation, size, tracker);
       }
       for (PeerLink link : others) {
-        link.enqueue(new PeerLink.Outgoing(mutation, size, null));
+        link.enqueue(mutation, size, null);
       }
       if (possible < required) {
         List<String> missing = new ArrayList<>(owners);
@@ -419,7 +450,7 @@ final class ReplicationEngine {
     }
   }
 
-  private void runCallback(Runnable r) {
+  void runCallback(Runnable r) {
     try {
       ctx.callbacks().execute(r);
     } catch (RejectedExecutionException e) {
@@ -616,6 +647,13 @@ final class ReplicationEngine {
           onDigest(digest);
         } else if (frame instanceof Frames.AePull pull) {
           submit(() -> answerPull(pull));
+        } else if (frame instanceof Frames.Forward fwd) {
+          runForwarded(fwd);
+        } else if (frame instanceof Frames.Scan scan) {
+          submit(() -> answerScan(scan));
+        } else if (frame instanceof Frames.Read read) {
+          channel.send(Frames.readResult(channel.alloc(), read.requestId(),
+              ctx.store().mutation(read.key())), true);
         } else {
           fail("unexpected " + frame.getClass().getSimpleName() + " from " + peer);
         }
@@ -673,6 +711,27 @@ final class ReplicationEngine {
               ms.size(), durableHeld), true));
         } catch (RejectedExecutionException e) {
           // The connection's thread is shutting down: the connection is gone, and so is the ack.
+        }
+      });
+    }
+
+    /**
+     * Runs a write a non-owner forwarded here as this node's own local write, and answers once it
+     * completed (the concern met or failed); never forwarded again.
+     */
+    private void runForwarded(Frames.Forward fwd) {
+      CompletableFuture<io.kvstore.core.spi.WriteResult> done;
+      try {
+        done = ctx.store().write(fwd.request());
+      } catch (RuntimeException e) {
+        done = CompletableFuture.failedFuture(e);
+      }
+      done.whenComplete((result, failure) -> {
+        ByteBuf answer = forwardAnswer(channel, fwd.requestId(), result, failure);
+        try {
+          channel.execute(() -> channel.send(answer, true));
+        } catch (RejectedExecutionException e) {
+          answer.release(); // the connection is gone, and so is the answer
         }
       });
     }
@@ -786,6 +845,26 @@ final class ReplicationEngine {
               bytes), true));
     }
 
+    /** This node's part of a cluster scan, bounded in bytes (anti-entropy executor). */
+    private void answerScan(Frames.Scan scan) {
+      List<Mutation> all = ctx.store().scanLocal(scan.prefix(), scan.startAfter(),
+          Math.min(scan.limit(), MAX_KEYS_PER_ROUND));
+      List<Mutation> kept = new ArrayList<>(all.size());
+      int bytes = 0;
+      boolean truncated = false;
+      for (Mutation m : all) {
+        int size = Frames.mutationSize(m);
+        if (bytes + size > Frames.MAX_SCAN_RESULT_BYTES) {
+          truncated = true;
+          break;
+        }
+        kept.add(m);
+        bytes += size;
+      }
+      channel.send(Frames.scanResult(channel.alloc(), scan.requestId(), truncated, kept, bytes),
+          true);
+    }
+
     private void answerPull(Frames.AePull pull) {
       // Partitioned mode: hand out only keys of partitions both this node and the peer own, in this
       // node's view; the others are skipped (and covered), never sent to a node this one thinks is
@@ -796,6 +875,29 @@ final class ReplicationEngine {
       channel.send(Frames.aePullResponse(channel.alloc(), pull.roundId(), m.next(), m.mutations(),
           m.bytes()), true);
     }
+  }
+
+  /** The FORWARD_RESULT frame for a forwarded write's outcome; no stack traces cross the wire. */
+  static ByteBuf forwardAnswer(PeerChannel channel, long requestId,
+      io.kvstore.core.spi.WriteResult result, Throwable failure) {
+    Throwable f = failure instanceof java.util.concurrent.CompletionException c
+        && c.getCause() != null ? c.getCause() : failure;
+    if (f == null) {
+      return Frames.forwardResult(channel.alloc(), requestId, Frames.FORWARD_OK, result.version(),
+          result.wasLive(), 0, 0, "");
+    }
+    if (f instanceof io.kvstore.core.ConditionFailedException c) {
+      return Frames.forwardResult(channel.alloc(), requestId, Frames.FORWARD_CONDITION_FAILED,
+          c.current().orElse(null), false, 0, 0, c.getMessage());
+    }
+    if (f instanceof io.kvstore.core.WriteConcernException w) {
+      return Frames.forwardResult(channel.alloc(), requestId, Frames.FORWARD_CONCERN_FAILED, null,
+          false, w.required(), w.acknowledged(), w.getMessage());
+    }
+    int status = f instanceof IllegalArgumentException ? Frames.FORWARD_INVALID
+        : Frames.FORWARD_UNAVAILABLE;
+    return Frames.forwardResult(channel.alloc(), requestId, status, null, false, 0, 0,
+        String.valueOf(f.getMessage()));
   }
 
   /** The buckets of {@code diff} (ascending) that are in {@code mask}. */

@@ -295,7 +295,9 @@ class ClusterSecurityTest {
           await().atMost(Duration.ofSeconds(5)).until(link::isReady);
           Mutation m = Mutation.put("poison-ack", "v".getBytes(StandardCharsets.UTF_8),
               Version.of(System.currentTimeMillis(), 0, "s1"), 0);
-          link.enqueue(new PeerLink.Outgoing(m, Frames.mutationSize(m), null));
+          // The link sends what the store holds for a queued key.
+          io.kvstore.core.ReplicaViews.of(s1().store()).apply(m);
+          link.enqueue(m, Frames.mutationSize(m), null);
           Frames.MutationBatch batch = null;
           while (batch == null) { // skip the anti-entropy round the link starts when it is up
             byte[] sent = peer.readBody();

@@ -135,6 +135,69 @@ class FramesTest {
   }
 
   @Test
+  void requestFrames_roundTrip_andEveryTruncationIsMalformed() {
+    List<io.kvstore.core.spi.WriteRequest> requests = List.of(
+        new io.kvstore.core.spi.WriteRequest("k\u00e9", new byte[] {1, 2}, 60_000, true, null,
+            io.kvstore.core.WriteConcern.QUORUM, 2_000),
+        new io.kvstore.core.spi.WriteRequest("k", null, 0, false, V,
+            io.kvstore.core.WriteConcern.ALL, 1),
+        new io.kvstore.core.spi.WriteRequest("k", new byte[0], 0, false, V,
+            io.kvstore.core.WriteConcern.ONE, 5));
+    List<ByteBuf> frames = new ArrayList<>();
+    for (io.kvstore.core.spi.WriteRequest r : requests) {
+      Frames.Forward f = (Frames.Forward) roundTrip(Frames.forward(ALLOC, 9, r));
+      assertThat(f.requestId()).isEqualTo(9);
+      assertThat(f.request()).isEqualTo(r);
+      frames.add(Frames.forward(ALLOC, 9, r));
+    }
+    Frames.ForwardResult ok = (Frames.ForwardResult) roundTrip(Frames.forwardResult(ALLOC, 4,
+        Frames.FORWARD_OK, V, true, 0, 0, ""));
+    assertThat(ok).isEqualTo(new Frames.ForwardResult(4, Frames.FORWARD_OK, V, true, 0, 0, ""));
+    Frames.ForwardResult concern = (Frames.ForwardResult) roundTrip(Frames.forwardResult(ALLOC, 5,
+        Frames.FORWARD_CONCERN_FAILED, null, false, 2, 1, "timed out"));
+    assertThat(concern.required()).isEqualTo(2);
+    assertThat(concern.acked()).isEqualTo(1);
+    assertThat(concern.version()).isNull();
+    assertThat(((Frames.Read) roundTrip(Frames.read(ALLOC, 6, "r/\u65e5"))).key())
+        .isEqualTo("r/\u65e5");
+    for (Mutation m : sampleMutations()) {
+      assertThat(((Frames.ReadResult) roundTrip(Frames.readResult(ALLOC, 7, m))).mutation())
+          .isEqualTo(m);
+    }
+    assertThat(((Frames.ReadResult) roundTrip(Frames.readResult(ALLOC, 7, null))).mutation())
+        .isNull();
+    assertThatThrownBy(() -> roundTrip(Frames.forwardResult(ALLOC, 4, Frames.FORWARD_OK, null,
+        false, 0, 0, ""))).as("a success without a version")
+        .isInstanceOf(MalformedFrameException.class);
+    frames.add(Frames.forwardResult(ALLOC, 4, Frames.FORWARD_CONDITION_FAILED, V, false, 0, 0,
+        "no"));
+    frames.add(Frames.read(ALLOC, 6, "key"));
+    Frames.Scan scan = (Frames.Scan) roundTrip(Frames.scan(ALLOC, 8, "p/", "p/a", 50));
+    assertThat(scan).isEqualTo(new Frames.Scan(8, "p/", "p/a", 50));
+    assertThat(((Frames.Scan) roundTrip(Frames.scan(ALLOC, 8, "", null, 1))).startAfter()).isNull();
+    List<Mutation> ms = sampleMutations();
+    Frames.ScanResult sr = (Frames.ScanResult) roundTrip(Frames.scanResult(ALLOC, 8, true, ms,
+        ms.stream().mapToInt(Frames::mutationSize).sum()));
+    assertThat(sr.truncated()).isTrue();
+    assertThat(sr.mutations()).isEqualTo(ms);
+    frames.add(Frames.scan(ALLOC, 8, "p/", "p/a", 50));
+    frames.add(Frames.scanResult(ALLOC, 8, false, ms, ms.stream().mapToInt(Frames::mutationSize)
+        .sum()));
+    frames.add(Frames.readResult(ALLOC, 7, sampleMutations().get(0)));
+    for (ByteBuf full : frames) {
+      byte[] bytes = new byte[full.readableBytes()];
+      full.readBytes(bytes);
+      full.release();
+      for (int cut = 0; cut < bytes.length; cut++) {
+        ByteBuf partial = Unpooled.wrappedBuffer(bytes, 0, cut);
+        int at = cut;
+        assertThatThrownBy(() -> Frames.decode(partial), "type %d, cut at %d", bytes[0], at)
+            .isInstanceOf(MalformedFrameException.class);
+      }
+    }
+  }
+
+  @Test
   void expiredPut_carriesItsValueHash_andAZeroHashIsMalformed() {
     Mutation expired = Mutation.expired("ttl", V, 1_700_000_000_500L, Digest.valueHash(new byte[] {1}));
     int size = Frames.mutationSize(expired);
@@ -299,7 +362,8 @@ class FramesTest {
       if (bytes.length > 0 && random.nextBoolean()) {
         byte[] types = {Frames.HELLO, Frames.HELLO_OK, Frames.HELLO_REJECT, Frames.MUTATIONS,
             Frames.ACK, Frames.AE_DIGEST, Frames.AE_DIFF, Frames.AE_KEYS, Frames.AE_PULL,
-            Frames.AE_PULL_RESPONSE, Frames.AE_ABORT};
+            Frames.AE_PULL_RESPONSE, Frames.AE_ABORT, Frames.FORWARD, Frames.FORWARD_RESULT,
+            Frames.READ, Frames.READ_RESULT, Frames.SCAN, Frames.SCAN_RESULT};
         bytes[0] = types[random.nextInt(types.length)];
       }
       try {

@@ -37,6 +37,54 @@ class KvClusterConfigTest {
     assertThat(c.maxInboundConnections()).isEqualTo(256);
     assertThat(c.maxUnauthenticatedConnectionsPerAddress()).isEqualTo(16);
     assertThat(c.membershipIdleTimeout()).isEqualTo(Duration.ofSeconds(60));
+    assertThat(c.replicationFactor()).isEqualTo(KvClusterConfig.FULL_REPLICATION);
+    assertThat(c.removalDelay()).isEqualTo(Duration.ofMinutes(5))
+        .isEqualTo(KvClusterConfig.DEFAULT_REMOVAL_DELAY);
+  }
+
+  @Test
+  void replicationFactor_belowOne_isRejected_sayingHowToGetFullReplication() {
+    for (int bad : new int[] {0, -1, Integer.MIN_VALUE}) {
+      assertThatThrownBy(() -> config(b -> b.replicationFactor(bad)))
+          .isInstanceOf(IllegalArgumentException.class)
+          .hasMessageContaining("replicationFactor must be at least 1, was " + bad)
+          .hasMessageContaining("leave it unset for full replication");
+    }
+    assertThat(config(b -> b.replicationFactor(1)).replicationFactor()).isEqualTo(1);
+    assertThat(config(b -> b.replicationFactor(3)).replicationFactor()).isEqualTo(3);
+    // At or above any plausible node count: accepted, and simply full replication.
+    assertThat(config(b -> b.replicationFactor(1000)).replicationFactor()).isEqualTo(1000);
+  }
+
+  @Test
+  void configRecord_acceptsFullReplicationSentinel_butNotNegativeFactors() {
+    KvClusterConfig c = config(b -> b);
+    assertThatThrownBy(() -> withReplication(c, -2, c.removalDelay()))
+        .hasMessageContaining("replicationFactor must be at least 1 (or FULL_REPLICATION");
+    assertThat(withReplication(c, KvClusterConfig.FULL_REPLICATION, c.removalDelay())
+        .replicationFactor()).isZero();
+  }
+
+  @Test
+  void removalDelay_mustBePositive() {
+    assertThatThrownBy(() -> config(b -> b.removalDelay(Duration.ZERO)))
+        .hasMessageContaining("removalDelay must be a positive duration, was PT0S");
+    assertThatThrownBy(() -> config(b -> b.removalDelay(Duration.ofSeconds(-1))))
+        .hasMessageContaining("removalDelay");
+    assertThatThrownBy(() -> config(b -> b.removalDelay(null))).hasMessageContaining("removalDelay");
+    assertThat(config(b -> b.removalDelay(Duration.ofSeconds(2))).removalDelay())
+        .isEqualTo(Duration.ofSeconds(2));
+  }
+
+  private static KvClusterConfig withReplication(KvClusterConfig c, int rf, Duration delay) {
+    return new KvClusterConfig(c.nodeId(), c.clusterName(), c.host(), c.advertiseHost(),
+        c.membershipPort(), c.dataPort(), c.seeds(), c.pingInterval(), c.pingTimeout(),
+        c.pingRequestMembers(), c.suspicionMultiplier(), c.syncInterval(), c.joinTimeout(),
+        c.metadataTimeout(), c.gossipInterval(), c.antiEntropyInterval(), c.antiEntropyTimeout(),
+        c.connectTimeout(), c.handshakeTimeout(), c.reconnectBackoffMin(), c.reconnectBackoffMax(),
+        c.maxBatchBytes(), c.maxInFlightBytesPerPeer(), c.leaveTimeout(), c.maxInboundConnections(),
+        c.maxUnauthenticatedConnectionsPerAddress(), c.membershipIdleTimeout(), c.keyring(),
+        c.tls(), rf, delay);
   }
 
   @Test

@@ -102,7 +102,8 @@ class PublicApiTest {
         "ConditionFailedException", "CorruptionPolicy", "Durability", "KeyMaterial", "KvStore",
         "KvStoreBuilder",
         "KvStoreConfig", "KvStoreException", "Member", "Member$Status", "MembershipEvent",
-        "MembershipEvent$Type", "NodeIds", "Registration", "StorageException", "StorageStatus",
+        "MembershipEvent$Type", "NodeIds", "ReadConcern", "ReadOptions", "Registration",
+        "StorageException", "StorageStatus",
         "StoreClosedException", "StoreStats", "Version", "Versioned", "WriteConcern",
         "WriteConcernException", "WriteOptions");
   }
@@ -111,7 +112,7 @@ class PublicApiTest {
   void coreSpiPublicTypes_areTheReplicatorSpi() throws Exception {
     assertThat(publicTypes(io.kvstore.core.spi.Replicator.class)).containsExactly("AntiEntropy",
         "AntiEntropy$Plan", "ApplyResult", "Digest", "Hashing", "KeyVersion", "Mutation",
-        "ReplicaStore", "Replicator");
+        "ReplicaStore", "Replicator", "Router", "WriteRequest", "WriteResult");
   }
 
   @Test
@@ -169,6 +170,22 @@ class PublicApiTest {
         "KvCluster",
         "KvClusterBuilder",
         "KvClusterConfig", "ReplicationStats");
+  }
+
+  @Test
+  void clusterNode_exposesItsAddressesStatsSettingsKeyringAndPartitionMap() {
+    TreeSet<String> methods = new TreeSet<>();
+    for (Method m : ClusterNode.class.getDeclaredMethods()) {
+      if (Modifier.isPublic(m.getModifiers())) {
+        methods.add(m.getName() + "/" + m.getParameterCount() + ":" + m.getReturnType()
+            .getSimpleName());
+      }
+    }
+    assertThat(methods).containsExactly("config/0:KvClusterConfig", "dataAddress/0:String",
+        "keyring/0:ClusterKeyring", "membershipAddress/0:String", "nodeId/0:String",
+        "partitionCount/0:int", "partitionCounts/0:Map", "partitionMapVersion/0:long",
+        "replicationFactor/0:int", "stats/0:ReplicationStats", "toString/0:String",
+        "updateKeyring/1:void");
   }
 
   @Test

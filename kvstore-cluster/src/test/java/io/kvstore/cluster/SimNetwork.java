@@ -566,6 +566,11 @@ final class SimNetwork implements AutoCloseable {
     }
 
     @Override
+    public io.kvstore.core.spi.Router router() {
+      return node.engine.router;
+    }
+
+    @Override
     public ClusterView clusterView() {
       return new ClusterView() {
         @Override

@@ -2,6 +2,9 @@ package io.kvstore.core;
 
 import io.kvstore.core.spi.Replicator;
 import io.kvstore.core.spi.ReplicaStore;
+import io.kvstore.core.spi.Router;
+import io.kvstore.core.spi.WriteRequest;
+import io.kvstore.core.spi.WriteResult;
 import io.kvstore.core.spi.Mutation;
 import io.kvstore.core.spi.Digest;
 import io.kvstore.core.spi.KeyVersion;
@@ -100,6 +103,8 @@ final class DefaultKvStore implements KvStore {
   private final AtomicLongArray digest;
   private final int bucketCount;
   private final Replicator replicator;
+  /** Where keys live when the replicator partitions them; null: every key is local. */
+  private final Router router;
   private final boolean standalone;
   private final ListenerRegistry listeners = new ListenerRegistry();
   private final ScheduledExecutorService scheduler;
@@ -167,8 +172,10 @@ final class DefaultKvStore implements KvStore {
     long interval = config.purgeInterval().toMillis();
     this.maintenanceTask = this.scheduler.scheduleWithFixedDelay(this::maintenanceQuietly,
         interval, interval, TimeUnit.MILLISECONDS);
+    Router r;
     try {
       replicator.start(replicaView);
+      r = replicator.router();
     } catch (RuntimeException e) {
       shutdownScheduler();
       if (storage != null) {
@@ -176,6 +183,7 @@ final class DefaultKvStore implements KvStore {
       }
       throw e;
     }
+    this.router = r;
   }
 
   /** Opens the data directory, replays it into the map and resumes the clock above it. */
@@ -281,15 +289,96 @@ final class DefaultKvStore implements KvStore {
 
   @Override
   public Optional<byte[]> get(String key) {
+    if (isRemote(key)) {
+      return getVersioned(key, ReadOptions.defaults()).map(Versioned::value);
+    }
     Entry e = read(key);
     return e == null ? Optional.empty() : Optional.of(e.value.clone());
   }
 
   @Override
   public Optional<Versioned> getVersioned(String key) {
+    if (isRemote(key)) {
+      return getVersioned(key, ReadOptions.defaults());
+    }
     Entry e = read(key);
     return e == null ? Optional.empty()
         : Optional.of(new Versioned(key, e.value, e.version(), e.expiresAt()));
+  }
+
+  @Override
+  public Optional<Versioned> getVersioned(String key, ReadOptions options) {
+    CompletableFuture<Optional<Versioned>> f = getAsync(key, options);
+    if (f.isDone() && !f.isCompletedExceptionally()) {
+      return f.join();
+    }
+    return awaitRead(f, options);
+  }
+
+  /** Blocks for a remote read; throws what the async form would fail with. */
+  private Optional<Versioned> awaitRead(CompletableFuture<Optional<Versioned>> f,
+      ReadOptions options) {
+    Duration timeout = options.timeout() != null ? options.timeout() : config.writeTimeout();
+    long t = timeout.toMillis();
+    long guardMillis = t > (Long.MAX_VALUE - 1_000) / 2 ? Long.MAX_VALUE : t * 2 + 1_000;
+    try {
+      return f.get(guardMillis, TimeUnit.MILLISECONDS);
+    } catch (ExecutionException | CompletionException e) {
+      Throwable cause = e.getCause() != null ? e.getCause() : e;
+      if (cause instanceof RuntimeException re) {
+        throw re;
+      }
+      throw new KvStoreException("read failed: " + cause, cause);
+    } catch (TimeoutException e) {
+      throw new KvStoreException("read at " + options.concern() + ": the replicator gave no "
+          + "answer within " + guardMillis + " ms");
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new KvStoreException("interrupted while waiting for a remote read", e);
+    }
+  }
+
+  @Override
+  public CompletableFuture<Optional<Versioned>> getAsync(String key, ReadOptions options) {
+    Objects.requireNonNull(options, "options");
+    ensureOpen();
+    if (key == null) {
+      throw new IllegalArgumentException("key must not be null");
+    }
+    if (router == null || (options.concern() == ReadConcern.ONE && router.isLocal(key))) {
+      Entry e = read(key);
+      return CompletableFuture.completedFuture(e == null ? Optional.empty()
+          : Optional.of(new Versioned(key, e.value, e.version(), e.expiresAt())));
+    }
+    Keys.validate(key, maxKeyBytes);
+    gets.increment();
+    Duration timeout = options.timeout() != null ? options.timeout() : config.writeTimeout();
+    CompletableFuture<Mutation> read;
+    try {
+      read = router.read(key, options.concern(), timeout);
+    } catch (RuntimeException ex) {
+      log.error("router threw from read(); it must fail the future instead", ex);
+      return CompletableFuture.failedFuture(ex);
+    }
+    return read.thenApply(this::liveOf);
+  }
+
+  /** A mutation read from an owner as what a read returns: empty unless a live value. */
+  private Optional<Versioned> liveOf(Mutation m) {
+    if (m == null || m.valueUnsafe() == null) {
+      return Optional.empty();
+    }
+    long expires = m.expiresAtMillis();
+    if (expires != 0 && expires <= hlc.wallMillis()) {
+      return Optional.empty();
+    }
+    return Optional.of(new Versioned(m.key(), m.valueUnsafe(), m.version(), expires));
+  }
+
+  /** Whether the key lives on other nodes only (partitioned mode, this node not an owner). */
+  private boolean isRemote(String key) {
+    Router r = router;
+    return r != null && key != null && !r.isLocal(key);
   }
 
   private Entry read(String key) {
@@ -316,6 +405,36 @@ final class DefaultKvStore implements KvStore {
     ensureOpen();
     Objects.requireNonNull(prefix, "prefix (use \"\" for all keys)");
     KvStoreConfig.requireRange("limit", limit, 1, config.maxScanLimit());
+    Router r = router;
+    if (r != null && r.isPartitioned()) {
+      return clusterScan(r, prefix, startAfter, limit);
+    }
+    return scanLocal(prefix, startAfter, limit);
+  }
+
+  /** Partitioned mode: this node holds only its partitions, so the scan gathers from the cluster. */
+  private List<Versioned> clusterScan(Router r, String prefix, String startAfter, int limit) {
+    CompletableFuture<List<Mutation>> f;
+    try {
+      f = r.scan(prefix, startAfter, limit, config.writeTimeout());
+    } catch (RuntimeException ex) {
+      log.error("router threw from scan(); it must fail the future instead", ex);
+      throw ex;
+    }
+    List<Versioned> out = new ArrayList<>();
+    ReadOptions options = ReadOptions.defaults();
+    CompletableFuture<Optional<Versioned>> none = f.thenApply(ms -> {
+      for (Mutation m : ms) {
+        liveOf(m).ifPresent(out::add);
+      }
+      return Optional.empty();
+    });
+    awaitRead(none, options);
+    return out;
+  }
+
+  /** This node's own entries of a scan (ReplicaStore.scanLocal, and the scan without a cluster). */
+  List<Versioned> scanLocal(String prefix, String startAfter, int limit) {
     long now = hlc.wallMillis();
     Comparator<Map.Entry<String, Entry>> byKey = Map.Entry.comparingByKey();
     PriorityQueue<Map.Entry<String, Entry>> largestFirst = new PriorityQueue<>(byKey.reversed());
@@ -355,6 +474,9 @@ final class DefaultKvStore implements KvStore {
   @Override
   public CompletableFuture<Version> putAsync(String key, byte[] value, WriteOptions options) {
     byte[] copy = checkPut(key, value, options);
+    if (isRemote(key)) {
+      return forward(key, copy, options).thenApply(WriteResult::version);
+    }
     Stored st;
     try {
       st = applyLocal(key, copy, ttlOf(options), options, null);
@@ -368,6 +490,9 @@ final class DefaultKvStore implements KvStore {
   @Override
   public CompletableFuture<Boolean> deleteAsync(String key, WriteOptions options) {
     checkDelete(key, options);
+    if (isRemote(key)) {
+      return forward(key, null, options).thenApply(WriteResult::wasLive);
+    }
     boolean[] wasLive = new boolean[1];
     Stored st;
     try {
@@ -382,6 +507,9 @@ final class DefaultKvStore implements KvStore {
   @Override
   public Version put(String key, byte[] value, WriteOptions options) {
     byte[] copy = checkPut(key, value, options);
+    if (isRemote(key)) {
+      return await(forward(key, copy, options), options).version();
+    }
     Stored st = applyLocal(key, copy, ttlOf(options), options, null);
     awaitConcern(both(st.durable(), replicate(key, st.entry(), options)), options);
     return st.entry().version();
@@ -390,10 +518,66 @@ final class DefaultKvStore implements KvStore {
   @Override
   public boolean delete(String key, WriteOptions options) {
     checkDelete(key, options);
+    if (isRemote(key)) {
+      return await(forward(key, null, options), options).wasLive();
+    }
     boolean[] wasLive = new boolean[1];
     Stored st = applyLocal(key, null, 0, options, wasLive);
     awaitConcern(both(st.durable(), replicate(key, st.entry(), options)), options);
     return wasLive[0];
+  }
+
+  /**
+   * Hands a write of a key this node does not own to an owner (partitioned mode). Everything that can
+   * be checked here is: the key fully (the map's shortcut for stored keys does not apply), the value
+   * by {@link #checkPut}; a closed store refuses.
+   */
+  private CompletableFuture<WriteResult> forward(String key, byte[] value, WriteOptions options) {
+    Keys.validate(key, maxKeyBytes);
+    if (closed) {
+      return CompletableFuture.failedFuture(new StoreClosedException(nodeId));
+    }
+    WriteConcern concern = options.concern() != null ? options.concern()
+        : config.defaultWriteConcern();
+    Duration timeout = options.timeout() != null ? options.timeout() : config.writeTimeout();
+    WriteRequest request = new WriteRequest(key, value, value == null ? 0 : ttlOf(options),
+        value != null && options.isIfAbsent(), options.expectedVersion(), concern,
+        timeout.toMillis());
+    try {
+      return router.forward(request);
+    } catch (RuntimeException ex) {
+      log.error("router threw from forward(); it must fail the future instead", ex);
+      return CompletableFuture.failedFuture(ex);
+    }
+  }
+
+  /** Runs a forwarded write as this store's own local write ({@link ReplicaStore#write}). */
+  CompletableFuture<WriteResult> write(WriteRequest r) {
+    WriteOptions options = WriteOptions.concern(r.concern())
+        .withTimeout(Duration.ofMillis(r.timeoutMillis()));
+    if (r.ttlMillis() > 0) {
+      options = options.withTtl(Duration.ofMillis(r.ttlMillis()));
+    }
+    if (r.ifAbsent()) {
+      options = options.ifAbsent();
+    } else if (r.expectedVersion() != null) {
+      options = options.ifVersion(r.expectedVersion());
+    }
+    try {
+      if (r.isDelete()) {
+        checkDelete(r.key(), options);
+        boolean[] wasLive = new boolean[1];
+        Stored st = applyLocal(r.key(), null, 0, options, wasLive);
+        return both(st.durable(), replicate(r.key(), st.entry(), options))
+            .thenApply(ignored -> new WriteResult(st.entry().version(), wasLive[0]));
+      }
+      byte[] copy = checkPut(r.key(), r.value(), options);
+      Stored st = applyLocal(r.key(), copy, ttlOf(options), options, null);
+      return both(st.durable(), replicate(r.key(), st.entry(), options))
+          .thenApply(ignored -> new WriteResult(st.entry().version(), false));
+    } catch (RuntimeException failure) {
+      return CompletableFuture.failedFuture(failure);
+    }
   }
 
   /** Checks what can be checked before touching the map; returns the store's copy of the value. */
@@ -709,6 +893,29 @@ final class DefaultKvStore implements KvStore {
     @Override
     public List<Mutation> mutations(Collection<String> keys) {
       return DefaultKvStore.this.mutations(keys);
+    }
+
+    @Override
+    public CompletableFuture<WriteResult> write(WriteRequest request) {
+      return DefaultKvStore.this.write(request);
+    }
+
+    @Override
+    public List<Mutation> scanLocal(String prefix, String startAfter, int limit) {
+      List<Mutation> out = new ArrayList<>();
+      for (Versioned v : DefaultKvStore.this.scanLocal(prefix, startAfter, limit)) {
+        Entry e = map.get(v.key());
+        if (e != null && e.value != null) {
+          out.add(e.toMutation(v.key()));
+        }
+      }
+      return out;
+    }
+
+    @Override
+    public Mutation mutation(String key) {
+      Entry e = map.get(key);
+      return e == null ? null : e.toMutation(key);
     }
 
     @Override

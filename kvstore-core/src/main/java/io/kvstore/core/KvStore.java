@@ -49,7 +49,9 @@ public interface KvStore extends AutoCloseable {
   // ---- reads -----------------------------------------------------------------------------------
 
   /**
-   * The key's live value.
+   * The key's live value. A local read with full replication (the default) or when this node owns
+   * the key; in partitioned mode a key this node does not own is read from one of its owners, and
+   * this call blocks until it answers (at most the store's write timeout).
    *
    * @param key the key
    * @return a copy of the value, or empty if absent, deleted or expired
@@ -67,12 +69,45 @@ public interface KvStore extends AutoCloseable {
   }
 
   /**
-   * The key's live value with its version and expiry.
+   * The key's live value with its version and expiry; local or remote like {@link #get}.
    *
    * @param key the key
    * @return the entry, or empty if absent, deleted or expired
    */
   Optional<Versioned> getVersioned(String key);
+
+  /**
+   * The key's live value with its version and expiry, read at the given concern. With full
+   * replication, or when this node owns the key, {@link ReadConcern#ONE} reads this node; otherwise
+   * (partitioned mode) it asks the key's owners and blocks until they answer or the options' timeout
+   * passes.
+   *
+   * @param key the key
+   * @param options the read concern and timeout
+   * @return the entry, or empty if absent, deleted or expired
+   * @throws KvStoreException if not enough owners answered in time
+   */
+  Optional<Versioned> getVersioned(String key, ReadOptions options);
+
+  /**
+   * The asynchronous form of {@link #getVersioned(String, ReadOptions)}: completes at once for a
+   * local read, when the owners answered for a remote one. Invalid input throws at once.
+   *
+   * @param key the key
+   * @param options the read concern and timeout
+   * @return completes with the entry, or empty if absent, deleted or expired
+   */
+  CompletableFuture<Optional<Versioned>> getAsync(String key, ReadOptions options);
+
+  /**
+   * {@link #getAsync(String, ReadOptions)} at {@link ReadOptions#defaults()}.
+   *
+   * @param key the key
+   * @return completes with the entry, or empty if absent, deleted or expired
+   */
+  default CompletableFuture<Optional<Versioned>> getAsync(String key) {
+    return getAsync(key, ReadOptions.defaults());
+  }
 
   /**
    * Live entries whose keys start with {@code prefix}, in ascending key order.

@@ -223,6 +223,10 @@ class JepsenProcessIT {
         version = v == null ? null : v.asText();
       } else if (resp.statusCode() == 503) {
         outcome = Outcome.UNKNOWN;
+      } else if (resp.statusCode() == 408) {
+        // The server gave up reading the body (it was SIGSTOPped mid-request and resumed past its
+        // minimum data rate): the write never ran.
+        outcome = Outcome.FAILED;
       } else {
         throw new IllegalStateException("unexpected " + resp.statusCode() + " " + resp.body());
       }

@@ -8,6 +8,8 @@ import static org.assertj.core.api.Assertions.assertThat;
 import io.kvstore.examples.ServerCommand.Run;
 import io.kvstore.examples.server.KvServer;
 import io.kvstore.examples.server.ServerOptions;
+import io.kvstore.cluster.KvClusterConfig;
+import java.time.Duration;
 import java.util.List;
 import java.util.Set;
 import org.junit.jupiter.api.Test;
@@ -41,6 +43,43 @@ class KvServerFlagsTest {
         List.of("127.0.0.1:7946", "127.0.0.1:7956"), "orders", Set.of("s3cret", "other"),
         64 * 1024));
     assertThat(o.toString()).doesNotContain("s3cret");
+  }
+
+  @Test
+  void replicationFactor_defaultsToFullReplication_andRemovalDelayToFiveMinutes() {
+    ServerOptions o = parse();
+    assertThat(o.replicationFactor()).isEqualTo(KvClusterConfig.FULL_REPLICATION);
+    assertThat(o.removalDelay()).isEqualTo(Duration.ofMinutes(5))
+        .isEqualTo(KvClusterConfig.DEFAULT_REMOVAL_DELAY);
+  }
+
+  @Test
+  void replicationFactorAndRemovalDelay_areParsed_inEveryDurationForm() {
+    ServerOptions o = parse("--replication-factor", "3", "--removal-delay", "90s");
+    assertThat(o.replicationFactor()).isEqualTo(3);
+    assertThat(o.removalDelay()).isEqualTo(Duration.ofSeconds(90));
+    assertThat(parse("--removal-delay", "500ms").removalDelay()).isEqualTo(Duration.ofMillis(500));
+    assertThat(parse("--removal-delay", "10m").removalDelay()).isEqualTo(Duration.ofMinutes(10));
+    assertThat(parse("--removal-delay", "1h").removalDelay()).isEqualTo(Duration.ofHours(1));
+    assertThat(parse("--removal-delay", "PT2M30S").removalDelay())
+        .isEqualTo(Duration.ofSeconds(150));
+    assertThat(o.toString()).contains("replicationFactor=3").contains("removalDelay=PT1M30S");
+    assertThat(parse().toString()).contains("replicationFactor=full");
+  }
+
+  @Test
+  void badReplicationFactorOrRemovalDelay_exitsWithCode2_namingTheFlag() {
+    Run zero = execute("--replication-factor", "0");
+    assertThat(zero.code()).isEqualTo(2);
+    assertThat(zero.err()).contains("--replication-factor must be at least 1, got 0")
+        .contains("leave it out for full replication");
+    assertThat(execute("--replication-factor", "-2").code()).isEqualTo(2);
+    assertThat(execute("--replication-factor", "three").err()).contains("--replication-factor");
+    for (String bad : List.of("soon", "5 minutes", "0s", "-PT1M", "")) {
+      Run r = execute("--removal-delay", bad);
+      assertThat(r.code()).as(bad).isEqualTo(2);
+      assertThat(r.err()).as(bad).contains("--removal-delay");
+    }
   }
 
   @Test
@@ -112,7 +151,7 @@ class KvServerFlagsTest {
     for (String flag : List.of("--node-id", "--host", "--http-port", "--cluster-port", "--data-port",
         "--join", "--cluster-name", "--auth-token", "--auth-token-file", "--cluster-secret-file",
         "--tls-cert", "--tls-key", "--tls-keystore", "--tls-keystore-password-file",
-        "--max-value-size", "--help", "--version")) {
+        "--max-value-size", "--replication-factor", "--removal-delay", "--help", "--version")) {
       assertThat(r.out()).contains(flag);
     }
     assertThat(r.out()).contains("KVSTORE_");

@@ -7,6 +7,11 @@ import static io.kvstore.examples.ServerCommand.tlsDir;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import io.kvstore.cluster.ClusterNode;
+import io.kvstore.cluster.KvCluster;
+
 import io.kvstore.examples.ServerCommand.Run;
 import io.kvstore.examples.server.KvServer;
 import io.kvstore.examples.server.ServerOptions;
@@ -256,13 +261,43 @@ class KvServerOpenApiFlagsTest {
     cl.setOut(new PrintWriter(help));
     assertThat(cl.execute("--help")).isZero();
     assertThat(help.toString()).contains("--allowed-host").contains("DNS rebinding");
+    // The same node also carries the replication flags (a node start costs seconds; one serves both).
     try (KvServer.Node node = KvServer.Node.start(parse("--node-id", "guarded", "--http-port", "0",
-        "--cluster-port", "0", "--allowed-host", "kv1.example"))) {
+        "--cluster-port", "0", "--allowed-host", "kv1.example", "--replication-factor", "2",
+        "--removal-delay", "30s"))) {
+      replicationFlags_reachTheNode_andV1ClusterShowsItsPartitionMap(node);
       assertThat(get(node.httpPort(), "kv1.example:" + node.httpPort())).startsWith("HTTP/1.1 404");
       assertThat(get(node.httpPort(), "127.0.0.1:" + node.httpPort())).startsWith("HTTP/1.1 404");
       assertThat(get(node.httpPort(), "rebound.example"))
           .startsWith("HTTP/1.1 403").contains("host_not_allowed")
           .contains("--allowed-host rebound.example");
+    }
+  }
+
+  private static void replicationFlags_reachTheNode_andV1ClusterShowsItsPartitionMap(
+      KvServer.Node node) throws IOException {
+    ClusterNode handle = KvCluster.node(node.store()).orElseThrow();
+    assertThat(handle.config().replicationFactor()).isEqualTo(2);
+    assertThat(handle.config().removalDelay()).isEqualTo(java.time.Duration.ofSeconds(30));
+    String response = getPath(node.httpPort(), "/v1/cluster");
+    JsonNode body = new ObjectMapper().readTree(response.substring(response.indexOf("\r\n\r\n") + 4));
+    // Alone, the node owns everything: rf 2 capped at one node.
+    assertThat(body.get("self").get("partitions").asInt()).isEqualTo(1024);
+    assertThat(body.get("partitionMap").get("replicationFactor").asInt()).isEqualTo(1);
+    assertThat(body.get("partitionMap").get("version").asText())
+        .isEqualTo(String.format("%016x", handle.partitionMapVersion()));
+    assertThat(body.get("partitionMap").get("nodes").get("guarded").asInt()).isEqualTo(1024);
+  }
+
+  /** {@code GET path} from loopback, over a raw socket: the whole response. */
+  private static String getPath(int port, String path) throws IOException {
+    try (Socket s = new Socket("127.0.0.1", port)) {
+      s.setSoTimeout(10_000);
+      OutputStream out = s.getOutputStream();
+      out.write(("GET " + path + " HTTP/1.1\r\nHost: 127.0.0.1:" + port
+          + "\r\nConnection: close\r\n\r\n").getBytes(StandardCharsets.ISO_8859_1));
+      out.flush();
+      return new String(s.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
     }
   }
 

@@ -13,6 +13,7 @@ import java.util.List;
 import java.util.Objects;
 import java.util.Set;
 import java.util.concurrent.TimeoutException;
+import java.util.function.Supplier;
 import org.eclipse.jetty.http.HttpVersion;
 import org.eclipse.jetty.server.HttpConfiguration;
 import org.eclipse.jetty.server.HttpConnectionFactory;
@@ -59,9 +60,13 @@ public final class KvHttpServer implements AutoCloseable {
   private Javalin app;
   private volatile int boundPort = -1;
 
-  private KvHttpServer(KvStore store, KvHttpServerConfig config) {
+  private final Supplier<PartitionMapInfo> partitionMap;
+
+  private KvHttpServer(KvStore store, KvHttpServerConfig config,
+      Supplier<PartitionMapInfo> partitionMap) {
     this.store = store;
     this.config = config;
+    this.partitionMap = partitionMap;
     this.registry = new PrometheusMeterRegistry(PrometheusConfig.DEFAULT);
     this.metrics = new HttpMetrics(registry, store);
     this.watches = new Watches(store, config, metrics);
@@ -91,7 +96,7 @@ public final class KvHttpServer implements AutoCloseable {
     }
     state = State.STARTED;
     JsonErrorHandler errors = new JsonErrorHandler();
-    Routes routes = new Routes(store, config, metrics, watches, registry);
+    Routes routes = new Routes(store, config, metrics, watches, registry, partitionMap);
     OriginGuard guard = OriginGuard.of(config);
     QueuedThreadPool threads = new QueuedThreadPool(config.maxThreads(), 4,
         (int) Math.min(Integer.MAX_VALUE, Duration.ofMinutes(1).toMillis()));
@@ -267,6 +272,7 @@ public final class KvHttpServer implements AutoCloseable {
     private long minRequestDataRate = KvHttpServerConfig.DEFAULT_MIN_REQUEST_DATA_RATE;
     private int maxListBytes = KvHttpServerConfig.DEFAULT_MAX_LIST_BYTES;
     private int maxConcurrentListings = KvHttpServerConfig.DEFAULT_MAX_CONCURRENT_LISTINGS;
+    private Supplier<PartitionMapInfo> partitionMap;
 
     private Builder(KvStore store) {
       this.store = Objects.requireNonNull(store, "store");
@@ -520,6 +526,19 @@ public final class KvHttpServer implements AutoCloseable {
     }
 
     /**
+     * Where {@code /v1/cluster} reads the node's partition map (default: none, and
+     * {@code /v1/cluster} shows no partition fields). Called on each request; it must be cheap, must
+     * not block, and may return null when there is no map.
+     *
+     * @param source the current map, or null to show none
+     * @return this builder
+     */
+    public Builder partitionMap(Supplier<PartitionMapInfo> source) {
+      this.partitionMap = source;
+      return this;
+    }
+
+    /**
      * The validated config these settings make.
      *
      * @return the config
@@ -539,7 +558,7 @@ public final class KvHttpServer implements AutoCloseable {
      * @throws IllegalArgumentException naming the first invalid setting
      */
     public KvHttpServer build() {
-      return new KvHttpServer(store, config());
+      return new KvHttpServer(store, config(), partitionMap);
     }
   }
 }

@@ -10,6 +10,7 @@ import io.kvstore.core.StorageStatus;
 import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
 import java.util.Locale;
 import java.util.Set;
+import java.util.function.Supplier;
 
 /** {@code /health}, {@code /ready}, {@code /v1/cluster} and {@code /metrics}. */
 final class OpsApi {
@@ -18,9 +19,13 @@ final class OpsApi {
   private final KvStore store;
   private final PrometheusMeterRegistry registry;
 
-  OpsApi(KvStore store, PrometheusMeterRegistry registry) {
+  /** Null: no partition fields on /v1/cluster. */
+  private final Supplier<PartitionMapInfo> partitionMap;
+
+  OpsApi(KvStore store, PrometheusMeterRegistry registry, Supplier<PartitionMapInfo> partitionMap) {
     this.store = store;
     this.registry = registry;
+    this.partitionMap = partitionMap;
   }
 
   void health(Context ctx) {
@@ -51,22 +56,33 @@ final class OpsApi {
   void cluster(Context ctx) {
     QueryParams.parse(ctx.queryString(), Set.of());
     ClusterView view = store.cluster();
+    PartitionMapInfo map = partitionMap == null ? null : partitionMap.get();
     ObjectNode out = Json.object();
-    out.set("self", member(view.self()));
+    out.set("self", member(view.self(), map));
     out.put("ready", view.isReady());
     ArrayNode members = out.putArray("members");
     for (Member m : view.members()) {
-      members.add(member(m));
+      members.add(member(m, map));
+    }
+    if (map != null) {
+      ObjectNode pm = out.putObject("partitionMap");
+      pm.put("version", map.versionText());
+      pm.put("replicationFactor", map.replicationFactor());
+      ObjectNode nodes = pm.putObject("nodes");
+      map.partitionsByNode().forEach(nodes::put);
     }
     Routes.json(ctx, 200, out);
   }
 
-  private static ObjectNode member(Member m) {
+  private static ObjectNode member(Member m, PartitionMapInfo map) {
     ObjectNode node = Json.object();
     node.put("id", m.nodeId());
     node.put("membershipAddress", m.membershipAddress());
     node.put("dataAddress", m.dataAddress());
     node.put("status", m.status().name().toLowerCase(Locale.ROOT));
+    if (map != null) {
+      node.put("partitions", map.partitionsByNode().getOrDefault(m.nodeId(), 0));
+    }
     return node;
   }
 

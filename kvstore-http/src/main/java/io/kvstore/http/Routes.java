@@ -24,6 +24,7 @@ import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.function.Supplier;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -70,14 +71,14 @@ final class Routes {
   private final AtomicLong lastFatalLog = new AtomicLong(System.nanoTime() - FATAL_LOG_INTERVAL_NANOS);
 
   Routes(KvStore store, KvHttpServerConfig config, HttpMetrics metrics, Watches watches,
-      PrometheusMeterRegistry registry) {
+      PrometheusMeterRegistry registry, Supplier<PartitionMapInfo> partitionMap) {
     this.config = config;
     this.metrics = metrics;
     for (String token : config.authTokens()) {
       tokenDigests.add(sha256(token));
     }
     KvApi kv = new KvApi(store, config);
-    OpsApi ops = new OpsApi(store, registry);
+    OpsApi ops = new OpsApi(store, registry, partitionMap);
 
     exact("/put", Map.of("PUT", kv::put));
     exact("/get", getAndHead(ctx -> kv.get(ctx, null)));

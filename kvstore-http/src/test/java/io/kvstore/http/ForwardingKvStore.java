@@ -38,6 +38,17 @@ class ForwardingKvStore implements KvStore {
   }
 
   @Override
+  public Optional<Versioned> getVersioned(String key, io.kvstore.core.ReadOptions options) {
+    return delegate.getVersioned(key, options);
+  }
+
+  @Override
+  public java.util.concurrent.CompletableFuture<Optional<Versioned>> getAsync(String key,
+      io.kvstore.core.ReadOptions options) {
+    return delegate.getAsync(key, options);
+  }
+
+  @Override
   public List<Versioned> scan(String prefix, String startAfter, int limit) {
     return delegate.scan(prefix, startAfter, limit);
   }

@@ -126,6 +126,56 @@ class OpsApiTest {
   }
 
   @Test
+  void cluster_withoutAPartitionMap_hasNoPartitionFields() {
+    startClustered();
+    JsonNode body = json(http.send("GET", "/v1/cluster"));
+    assertThat(body.has("partitionMap")).isFalse();
+    assertThat(body.get("self").has("partitions")).isFalse();
+    assertThat(body.get("members").get(1).has("partitions")).isFalse();
+  }
+
+  @Test
+  void cluster_withAPartitionMap_showsVersionRfAndEachNodesPartitions_keepingTheOldFields() {
+    FakeClusterReplicator replicator = new FakeClusterReplicator("node-1");
+    java.util.Map<String, Integer> counts = new java.util.LinkedHashMap<>();
+    counts.put("node-1", 683);
+    counts.put("node-2", 682);
+    counts.put("node-3", 683); // absent but still in the map (within the removal delay)
+    http = HttpFixture.start(KvStore.builder().nodeId("node-1").replicator(replicator).build(),
+        b -> b.partitionMap(() -> new PartitionMapInfo(0x8000_0000_0000_0001L, 2, counts)));
+    JsonNode body = json(http.send("GET", "/v1/cluster"));
+
+    assertThat(body.get("self").get("partitions").asInt()).isEqualTo(683);
+    assertThat(body.get("self").get("membershipAddress")).isNotNull();
+    JsonNode peer = body.get("members").get(1);
+    assertThat(peer.get("id").asText()).isEqualTo("node-2");
+    assertThat(peer.get("status").asText()).isEqualTo("alive");
+    assertThat(peer.get("partitions").asInt()).isEqualTo(682);
+    JsonNode map = body.get("partitionMap");
+    assertThat(map.get("version").asText()).isEqualTo("8000000000000001");
+    assertThat(map.get("replicationFactor").asInt()).isEqualTo(2);
+    assertThat(map.get("nodes").get("node-3").asInt()).isEqualTo(683);
+    assertThat(map.get("nodes").size()).isEqualTo(3);
+  }
+
+  @Test
+  void cluster_memberOutsideThePartitionMap_showsZeroPartitions() {
+    FakeClusterReplicator replicator = new FakeClusterReplicator("node-1");
+    http = HttpFixture.start(KvStore.builder().nodeId("node-1").replicator(replicator).build(),
+        b -> b.partitionMap(() -> new PartitionMapInfo(7, 1, java.util.Map.of("node-1", 1024))));
+    JsonNode body = json(http.send("GET", "/v1/cluster"));
+    assertThat(body.get("members").get(1).get("partitions").asInt()).isZero();
+    assertThat(body.get("partitionMap").get("version").asText()).isEqualTo("0000000000000007");
+  }
+
+  @Test
+  void partitionMapInfo_rejectsAReplicationFactorBelowOne() {
+    org.assertj.core.api.Assertions.assertThatThrownBy(
+        () -> new PartitionMapInfo(1, 0, java.util.Map.of()))
+        .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("replicationFactor");
+  }
+
+  @Test
   void unmetWriteConcern_is503WithCountsAndTheWriteStaysLocal() {
     startClustered();
 

@@ -95,4 +95,42 @@ public interface ReplicaStore {
    * @return their mutations, ready to send
    */
   List<Mutation> mutations(Collection<String> keys);
+
+  /**
+   * The current mutation (value or tombstone, with version and expiry) of one key: what a replicator
+   * sends for a key whose newest version a peer should get.
+   *
+   * @param key the key
+   * @return its mutation, or null when this store does not hold the key
+   */
+  default Mutation mutation(String key) {
+    List<Mutation> one = mutations(List.of(key));
+    return one.isEmpty() ? null : one.get(0);
+  }
+
+  /**
+   * Runs a write that a node which does not own the key forwarded here ({@link Router#forward}) as
+   * this store's own local write: stamped, checked, applied, replicated at the request's concern. It
+   * is never forwarded again, whatever this node's own view of the placement.
+   *
+   * @param request the write
+   * @return completes with the result, or fails with the exception the local write failed with
+   */
+  default java.util.concurrent.CompletableFuture<WriteResult> write(WriteRequest request) {
+    return java.util.concurrent.CompletableFuture.failedFuture(
+        new UnsupportedOperationException("this replica store runs no forwarded writes"));
+  }
+
+  /**
+   * This store's own part of a cluster scan: its first {@code limit} live entries, in ascending key
+   * order, whose keys start with {@code prefix} and sort after {@code startAfter}.
+   *
+   * @param prefix the prefix, "" for all keys
+   * @param startAfter exclusive lower bound, or null
+   * @param limit at most this many, at least 1
+   * @return live mutations in key order
+   */
+  default List<Mutation> scanLocal(String prefix, String startAfter, int limit) {
+    throw new UnsupportedOperationException("this replica store cannot scan");
+  }
 }

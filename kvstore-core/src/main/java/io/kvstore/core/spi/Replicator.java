@@ -67,6 +67,16 @@ public interface Replicator extends AutoCloseable {
    */
   ClusterView clusterView();
 
+  /**
+   * Where keys live, when this replicator partitions them; the store consults it on every read and
+   * write. Called once, after {@link #start}.
+   *
+   * @return the router, or null when every node holds every key (the default)
+   */
+  default Router router() {
+    return null;
+  }
+
   /** Leaves the cluster and releases resources. Called once; must not throw. */
   @Override
   void close();

@@ -527,7 +527,7 @@ public final class ClusterBench implements Callable<Integer> {
     long goneOnB = 0;
     long deadline = System.nanoTime() + waitBound.toNanos();
     while (System.nanoTime() < deadline && (goneOnB == 0 || !removedAt.containsKey(c.nodeId))) {
-      if (goneOnB == 0 && !clusterJson(b).contains("\"" + c.nodeId + "\"")) {
+      if (goneOnB == 0 && !memberIds(clusterJson(b)).contains(c.nodeId)) {
         goneOnB = System.nanoTime();
       }
       Thread.sleep(50);
@@ -685,6 +685,28 @@ public final class ClusterBench implements Callable<Integer> {
       throw new IOException(url + " answered " + r.statusCode() + ": " + r.body());
     }
     return r.body();
+  }
+
+  /**
+   * The node ids of {@code self} and {@code members} in a /v1/cluster answer (not the partition
+   * map's node list, which keeps a crashed node for the removal delay).
+   */
+  static Set<String> memberIds(String clusterJson) {
+    Set<String> ids = new java.util.HashSet<>();
+    if (clusterJson.isEmpty()) {
+      return ids;
+    }
+    try {
+      com.fasterxml.jackson.databind.JsonNode root =
+          new com.fasterxml.jackson.databind.ObjectMapper().readTree(clusterJson);
+      ids.add(root.path("self").path("id").asText());
+      for (com.fasterxml.jackson.databind.JsonNode m : root.path("members")) {
+        ids.add(m.path("id").asText());
+      }
+    } catch (IOException e) {
+      // not JSON: no members
+    }
+    return ids;
   }
 
   private String clusterJson(Server s) {

@@ -1,13 +1,17 @@
 package io.kvstore.examples.server;
 
 import io.kvstore.cluster.ClusterKeyring;
+import io.kvstore.cluster.ClusterNode;
 import io.kvstore.cluster.ClusterTls;
 import io.kvstore.cluster.KvCluster;
+import io.kvstore.cluster.KvClusterBuilder;
+import io.kvstore.cluster.KvClusterConfig;
 import io.kvstore.core.Durability;
 import io.kvstore.core.KvStore;
 import io.kvstore.core.KvStoreConfig;
 import io.kvstore.http.HttpTls;
 import io.kvstore.http.KvHttpServer;
+import io.kvstore.http.PartitionMapInfo;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -187,6 +191,21 @@ public final class KvServer implements Callable<Integer> {
           + "(default: ${DEFAULT-VALUE}).")
   String maxValueSize;
 
+  @Option(names = "--replication-factor", paramLabel = "<n>",
+      defaultValue = "${env:KVSTORE_REPLICATION_FACTOR}",
+      description = "How many nodes own each key (default: every node, full replication). Below "
+          + "the number of nodes the keys are partitioned over the cluster, so capacity grows "
+          + "with it; every node needs the same value. See docs/CLUSTER.md.")
+  Integer replicationFactor;
+
+  @Option(names = "--removal-delay", paramLabel = "<duration>",
+      defaultValue = "${env:KVSTORE_REMOVAL_DELAY:-5m}",
+      description = "How long a node that vanished without leaving (crash, cut off) keeps its "
+          + "partitions before they move to the others: 500ms, 90s, 10m, 1h or ISO-8601 such as "
+          + "PT5M (default: ${DEFAULT-VALUE}). A graceful leave does not wait; a suspicion never "
+          + "counts.")
+  String removalDelay;
+
   @Option(names = "--console", negatable = true, defaultValue = "${env:KVSTORE_CONSOLE:-true}",
       fallbackValue = "true",
       description = "Serve the web console at /ui (default: on; --no-console turns it off). Its "
@@ -354,10 +373,16 @@ public final class KvServer implements Callable<Integer> {
       throw invalid("use either --in-memory or --data-dir, not both");
     }
     Path dir = inMemory ? null : dataDir != null ? dataDir : Path.of("kvstore-data", id);
+    if (replicationFactor != null && replicationFactor < 1) {
+      throw invalid("--replication-factor must be at least 1, got " + replicationFactor
+          + " (leave it out for full replication: every node owns every key)");
+    }
+    Duration delay = parseDuration("--removal-delay", removalDelay);
     ServerOptions options = new ServerOptions(id, host, httpPort, clusterPort, data, seeds,
         clusterName.trim(), tokens, maxValue, clusterSecretFile, tlsCert, tlsKey, tlsKeyStore,
         tlsKeyStorePasswordFile, clusterTls, hosts, console, dir,
-        dir == null ? null : durability);
+        dir == null ? null : durability,
+        replicationFactor == null ? KvClusterConfig.FULL_REPLICATION : replicationFactor, delay);
     try {
       httpTls(options);
     } catch (IllegalArgumentException e) {
@@ -571,6 +596,35 @@ public final class KvServer implements Callable<Integer> {
     }
   }
 
+  private static final Pattern DURATION = Pattern.compile("(\\d{1,12})(ms|s|m|h)");
+
+  /** {@code 500ms}, {@code 90s}, {@code 10m}, {@code 1h} or ISO-8601 ({@code PT5M}); positive. */
+  private Duration parseDuration(String flag, String text) {
+    String t = text == null ? "" : text.strip();
+    Duration d;
+    Matcher m = DURATION.matcher(t.toLowerCase(Locale.ROOT));
+    try {
+      if (m.matches()) {
+        long n = Long.parseLong(m.group(1));
+        d = switch (m.group(2)) {
+          case "ms" -> Duration.ofMillis(n);
+          case "s" -> Duration.ofSeconds(n);
+          case "m" -> Duration.ofMinutes(n);
+          default -> Duration.ofHours(n);
+        };
+      } else {
+        d = Duration.parse(t);
+      }
+    } catch (RuntimeException e) {
+      throw invalid(flag + " wants a duration such as 500ms, 90s, 10m, 1h or PT5M, got '" + text
+          + "'");
+    }
+    if (d.isNegative() || d.isZero()) {
+      throw invalid(flag + " must be positive, got '" + text + "'");
+    }
+    return d;
+  }
+
   private CommandLine.ParameterException invalid(String message) {
     return new CommandLine.ParameterException(spec.commandLine(), message);
   }
@@ -666,7 +720,11 @@ public final class KvServer implements Callable<Integer> {
       }
       HttpTls tls = httpTls(o);
       ClusterTls clusterTls = o.clusterTls() == null ? null : o.clusterTls().load();
-      KvStore store = KvCluster.builder()
+      KvClusterBuilder builder = KvCluster.builder();
+      if (o.replicationFactor() != KvClusterConfig.FULL_REPLICATION) {
+        builder.replicationFactor(o.replicationFactor());
+      }
+      KvStore store = builder
           .keyring(keyring)
           .tls(clusterTls)
           .nodeId(o.nodeId())
@@ -675,6 +733,7 @@ public final class KvServer implements Callable<Integer> {
           .membershipPort(o.clusterPort())
           .dataPort(o.dataPort())
           .seeds(o.join())
+          .removalDelay(o.removalDelay())
           .store(b -> {
             b.maxValueBytes(o.maxValueBytes()).dataDir(o.dataDir());
             if (o.dataDir() != null) {
@@ -691,6 +750,7 @@ public final class KvServer implements Callable<Integer> {
             .host(o.host())
             .port(o.httpPort())
             .meterBinder(new ReplicationMetrics(store))
+            .partitionMap(partitionMap(store))
             .allowedHosts(o.allowedHosts())
             .tls(tls)
             .console(o.console());
@@ -723,6 +783,13 @@ public final class KvServer implements Callable<Integer> {
           o.authTokens().isEmpty() ? "off" : "on", keyring == null ? "none" : keyring,
           clusterTls == null ? "off" : clusterTls, o.console() ? "at /ui/" : "off");
       return new Node(store, http, reloader);
+    }
+
+    /** /v1/cluster's partition fields, from the node's handle; null for a store without one. */
+    private static java.util.function.Supplier<PartitionMapInfo> partitionMap(KvStore store) {
+      ClusterNode node = KvCluster.node(store).orElse(null);
+      return node == null ? null : () -> new PartitionMapInfo(node.partitionMapVersion(),
+          node.replicationFactor(), node.partitionCounts());
     }
 
     private static byte[] digest(Path file) throws IOException {

@@ -2,7 +2,9 @@ package io.kvstore.examples.server;
 
 import io.kvstore.cluster.ClusterTls;
 import io.kvstore.core.Durability;
+import io.kvstore.cluster.KvClusterConfig;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.List;
 import java.util.Set;
 
@@ -29,6 +31,10 @@ import java.util.Set;
  * @param console whether the HTTP server serves the web console at {@code /ui}
  * @param dataDir the data directory, or null to keep nothing on disk ({@code --in-memory})
  * @param durability when writes are acknowledged (null with no data directory)
+ * @param replicationFactor owners per key ({@code --replication-factor}), or
+ *     {@link KvClusterConfig#FULL_REPLICATION} (0) for every node owning every key
+ * @param removalDelay how long a node gone without leaving keeps its partitions
+ *     ({@code --removal-delay})
  */
 public record ServerOptions(
     String nodeId,
@@ -49,7 +55,9 @@ public record ServerOptions(
     Set<String> allowedHosts,
     boolean console,
     Path dataDir,
-    Durability durability) {
+    Durability durability,
+    int replicationFactor,
+    Duration removalDelay) {
 
   /**
    * The files of cluster TLS: PEM files, or a keystore and a truststore with password files. Exactly
@@ -101,11 +109,52 @@ public record ServerOptions(
    * @param console whether to serve the web console
    * @param dataDir the data directory, or null for memory only
    * @param durability the durability level, or null for memory only
+   * @param replicationFactor owners per key, or 0 for full replication
+   * @param removalDelay how long an absent node keeps its partitions
    */
   public ServerOptions {
     join = List.copyOf(join);
     authTokens = Set.copyOf(authTokens);
     allowedHosts = Set.copyOf(allowedHosts);
+    if (replicationFactor < 0) {
+      throw new IllegalArgumentException("replicationFactor must be at least 1, or 0 for full "
+          + "replication, was " + replicationFactor);
+    }
+    java.util.Objects.requireNonNull(removalDelay, "removalDelay");
+  }
+
+  /**
+   * Options with full replication and the default removal delay.
+   *
+   * @param nodeId the node id
+   * @param host bind and advertise host
+   * @param httpPort HTTP port
+   * @param clusterPort membership port
+   * @param dataPort data-plane port
+   * @param join seeds
+   * @param clusterName cluster name
+   * @param authTokens bearer tokens
+   * @param maxValueBytes largest value
+   * @param clusterSecretFile cluster key file, or null
+   * @param tlsCert PEM certificate chain, or null
+   * @param tlsKey PEM private key, or null
+   * @param tlsKeyStore keystore, or null
+   * @param tlsKeyStorePasswordFile keystore password file, or null
+   * @param clusterTls cluster TLS files, or null
+   * @param allowedHosts extra HTTP {@code Host} names
+   * @param console whether to serve the web console
+   * @param dataDir the data directory, or null for memory only
+   * @param durability the durability level, or null for memory only
+   */
+  public ServerOptions(String nodeId, String host, int httpPort, int clusterPort, int dataPort,
+      List<String> join, String clusterName, Set<String> authTokens, int maxValueBytes,
+      Path clusterSecretFile, Path tlsCert, Path tlsKey, Path tlsKeyStore,
+      Path tlsKeyStorePasswordFile, ClusterTlsFiles clusterTls, Set<String> allowedHosts,
+      boolean console, Path dataDir, Durability durability) {
+    this(nodeId, host, httpPort, clusterPort, dataPort, join, clusterName, authTokens, maxValueBytes,
+        clusterSecretFile, tlsCert, tlsKey, tlsKeyStore, tlsKeyStorePasswordFile, clusterTls,
+        allowedHosts, console, dataDir, durability, KvClusterConfig.FULL_REPLICATION,
+        KvClusterConfig.DEFAULT_REMOVAL_DELAY);
   }
 
   /**
@@ -194,6 +243,8 @@ public record ServerOptions(
         + ", tlsCert=" + tlsCert + ", tlsKey=" + tlsKey + ", tlsKeyStore=" + tlsKeyStore
         + ", tlsKeyStorePasswordFile=" + tlsKeyStorePasswordFile + ", clusterTls=" + clusterTls
         + ", allowedHosts=" + allowedHosts + ", console=" + console + ", dataDir=" + dataDir
-        + ", durability=" + durability + "}";
+        + ", durability=" + durability + ", replicationFactor="
+        + (replicationFactor == KvClusterConfig.FULL_REPLICATION ? "full" : replicationFactor)
+        + ", removalDelay=" + removalDelay + "}";
   }
 }

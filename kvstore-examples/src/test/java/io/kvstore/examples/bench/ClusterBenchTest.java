@@ -108,4 +108,13 @@ class ClusterBenchTest {
       assertThat(second[1]).isNotEqualTo(first[1]);
     }
   }
+
+  /** Regression: the partition map's node list keeps a crashed node, so only members count. */
+  @Test
+  void memberIds_readSelfAndMembers_notThePartitionMapsNodes() {
+    String json = "{\"self\":{\"id\":\"node-b\"},\"members\":[{\"id\":\"node-a\"}],"
+        + "\"partitionMap\":{\"nodes\":{\"node-a\":1024,\"node-b\":1024,\"node-c\":1024}}}";
+    assertThat(ClusterBench.memberIds(json)).containsExactlyInAnyOrder("node-a", "node-b");
+    assertThat(ClusterBench.memberIds("")).isEmpty();
+  }
 }

@@ -1,0 +1,219 @@
+package io.kvstore.cluster;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import io.kvstore.core.KvStoreException;
+import io.kvstore.core.ReadConcern;
+import io.kvstore.core.ReadOptions;
+import io.kvstore.core.Version;
+import io.kvstore.core.Versioned;
+import io.kvstore.core.WriteConcern;
+import io.kvstore.core.WriteConcernException;
+import io.kvstore.core.WriteOptions;
+import io.kvstore.core.spi.Mutation;
+import java.nio.charset.StandardCharsets;
+import java.time.Duration;
+import java.util.List;
+import java.util.Optional;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionException;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+
+/**
+ * Forwarded writes and remote reads of partitioned mode, over real engines in the deterministic
+ * simulation: 5 nodes, replication factor 3, one placement set on every node. A node that does not own
+ * a key never runs its writes: the first reachable owner stamps and replicates them; reads of a foreign
+ * key go to the owners, a QUORUM read returns the newest version and repairs a stale owner.
+ */
+@Timeout(value = 30, unit = TimeUnit.SECONDS)
+class PartitionRoutingTest {
+  private static final List<String> NODES = List.of("n1", "n2", "n3", "n4", "n5");
+
+  private static SimNetwork cluster(long seed) {
+    SimNetwork net = new SimNetwork(seed, new ReplicationEngine.Settings(1024 * 1024, 8 * 1024,
+        Duration.ofHours(1), Duration.ofMillis(400)), ReplicationEngine.Bug.NONE,
+        b -> b.digestBuckets(1024));
+    for (String id : NODES) {
+      net.addNode(id, 0);
+    }
+    Placement placement = Placement.of(NODES, 3);
+    for (SimNetwork.SimNode n : net.nodes()) {
+      n.engine.setPlacement(placement);
+    }
+    net.clock.runFor(200);
+    return net;
+  }
+
+  /** A key and the first node (in NODES order) that does not own it. */
+  private record Foreign(String key, SimNetwork.SimNode via, List<String> owners) {}
+
+  private static Foreign foreignKey(SimNetwork net, String prefix) {
+    Placement p = net.nodes().get(0).engine.placement();
+    String key = prefix;
+    List<String> owners = p.ownersOf(key);
+    for (SimNetwork.SimNode n : net.nodes()) {
+      if (!owners.contains(n.id)) {
+        return new Foreign(key, n, owners);
+      }
+    }
+    throw new AssertionError("rf 3 of 5 leaves two non-owners");
+  }
+
+  private static <T> T await(SimNetwork net, CompletableFuture<T> f) {
+    assertThat(net.clock.runUntil(f::isDone, 10_000)).as("completed in virtual time").isTrue();
+    return f.join();
+  }
+
+  @Test
+  void aWriteThroughANonOwner_isStampedByAnOwner_andHeldByAQuorumOfOwnersWhenAcknowledged() {
+    try (SimNetwork net = cluster(1)) {
+      Foreign f = foreignKey(net, "user:1");
+      Version v = await(net, f.via().store.putAsync(f.key(), bytes("v1"),
+          WriteOptions.concern(WriteConcern.QUORUM)));
+      assertThat(f.owners()).as("stamped by an owner").contains(v.nodeId());
+      long holding = f.owners().stream()
+          .filter(o -> net.node(o).replica.mutation(f.key()) != null)
+          .count();
+      assertThat(holding).as("owners holding it at the ack").isGreaterThanOrEqualTo(2);
+      assertThat(await(net, f.via().store.getAsync(f.key())))
+          .get().extracting(Versioned::valueAsString).isEqualTo("v1");
+    }
+  }
+
+  @Test
+  void conditionalWritesThroughANonOwner_areCheckedOnTheOwner() {
+    try (SimNetwork net = cluster(2)) {
+      Foreign f = foreignKey(net, "lock:a");
+      WriteOptions ifAbsent = WriteOptions.defaults().ifAbsent();
+      Version first = await(net, f.via().store.putAsync(f.key(), bytes("me"), ifAbsent));
+      CompletableFuture<Version> second = f.via().store.putAsync(f.key(), bytes("you"), ifAbsent);
+      net.clock.runUntil(second::isDone, 10_000);
+      assertThat(second).isCompletedExceptionally();
+      assertThat(causeOf(second)).isInstanceOf(io.kvstore.core.ConditionFailedException.class)
+          .hasMessageContaining("nothing was written");
+      CompletableFuture<Boolean> deleted = f.via().store.deleteAsync(f.key(),
+          WriteOptions.defaults().ifVersion(first));
+      assertThat(await(net, deleted)).as("the live value was deleted").isTrue();
+      net.clock.runFor(200);
+      for (String o : f.owners()) {
+        assertThat(net.node(o).store.get(f.key())).as(o).isEmpty();
+      }
+    }
+  }
+
+  @Test
+  void readsOfAForeignKey_failClearly_whenNoOwnerIsReachable_andWritesDoNotRunLocally() {
+    try (SimNetwork net = cluster(3)) {
+      Foreign f = foreignKey(net, "orders:9");
+      for (String o : f.owners()) {
+        net.cut(f.via().id, o);
+      }
+      CompletableFuture<Optional<Versioned>> read = f.via().store.getAsync(f.key());
+      net.clock.runUntil(read::isDone, 10_000);
+      assertThat(causeOf(read)).isInstanceOf(KvStoreException.class)
+          .hasMessageContaining("no owner");
+      CompletableFuture<Version> write = f.via().store.putAsync(f.key(), bytes("x"),
+          WriteOptions.defaults());
+      net.clock.runUntil(write::isDone, 10_000);
+      assertThat(causeOf(write)).isInstanceOf(WriteConcernException.class)
+          .hasMessageContaining("nothing was written");
+      assertThat(f.via().replica.mutation(f.key())).as("not written locally").isNull();
+    }
+  }
+
+  @Test
+  void aQuorumReadThroughANonOwner_returnsTheNewestVersion_andRepairsTheStaleOwner() {
+    try (SimNetwork net = cluster(4)) {
+      Foreign f = foreignKey(net, "profile:7");
+      await(net, f.via().store.putAsync(f.key(), bytes("old"),
+          WriteOptions.concern(WriteConcern.ALL)));
+      // A newer version reaches two owners only (as if the third missed the fan-out).
+      String stale = f.owners().get(2);
+      Mutation newer = Mutation.put(f.key(), bytes("new"),
+          Version.of(net.node(f.owners().get(0)).millis() + 1_000, 0, f.owners().get(0)), 0);
+      net.node(f.owners().get(0)).replica.apply(newer);
+      net.node(f.owners().get(1)).replica.apply(newer);
+      net.cut(f.via().id, f.owners().get(1)); // the quorum must include the stale owner
+      Optional<Versioned> read = await(net, f.via().store.getAsync(f.key(),
+          ReadOptions.concern(ReadConcern.QUORUM)));
+      assertThat(read).get().extracting(Versioned::valueAsString).isEqualTo("new");
+      assertThat(net.clock.runUntil(() -> net.node(stale).store.getString(f.key())
+          .equals(Optional.of("new")), 5_000)).as("read repair of " + stale).isTrue();
+    }
+  }
+
+  @Test
+  void aForwardedWriteWhoseConnectionIsLostBeforeTheAnswer_failsSayingTheOutcomeIsUnknown() {
+    try (SimNetwork net = cluster(5)) {
+      Foreign f = foreignKey(net, "cart:3");
+      String first = f.owners().get(0);
+      CompletableFuture<Version> write = f.via().store.putAsync(f.key(), bytes("x"),
+          WriteOptions.defaults());
+      // The request is on its way; the connection breaks before the answer can come back.
+      net.cut(f.via().id, first);
+      net.clock.runUntil(write::isDone, 10_000);
+      assertThat(causeOf(write)).isInstanceOf(WriteConcernException.class)
+          .hasMessageContaining("owner " + first)
+          .hasMessageContaining("may or may not have been applied");
+    }
+  }
+
+  @Test
+  void aClusterScan_pagesThroughEveryKeyOnce_inKeyOrder_evenWithOneNodeUnreachable() {
+    try (SimNetwork net = cluster(6)) {
+      java.util.TreeSet<String> written = new java.util.TreeSet<>();
+      for (int i = 0; i < 60; i++) {
+        SimNetwork.SimNode via = net.nodes().get(i % NODES.size());
+        String key = "item:" + (1000 + i * 7);
+        await(net, via.store.putAsync(key, bytes("v" + i), WriteOptions.concern(WriteConcern.ALL)));
+        written.add(key);
+      }
+      await(net, net.node("n2").store.putAsync("other:1", bytes("x"), WriteOptions.defaults()));
+      SimNetwork.SimNode scanner = net.node("n1");
+      net.cut("n1", "n4");
+      List<String> seen = new java.util.ArrayList<>();
+      String after = null;
+      while (true) {
+        List<Mutation> page = await(net, scanner.engine.router.scan("item:", after, 7,
+            Duration.ofSeconds(2)));
+        if (page.isEmpty()) {
+          break;
+        }
+        assertThat(page.size()).isLessThanOrEqualTo(7);
+        page.forEach(m -> seen.add(m.key()));
+        after = page.get(page.size() - 1).key();
+      }
+      assertThat(seen).as("every key once, in order").containsExactlyElementsOf(written);
+    }
+  }
+
+  @Test
+  void aClusterScan_fails_whenSomePartitionHasNoReachableOwner() {
+    try (SimNetwork net = cluster(7)) {
+      SimNetwork.SimNode scanner = net.node("n1");
+      for (String other : List.of("n2", "n3", "n4")) {
+        net.cut("n1", other);
+      }
+      CompletableFuture<List<Mutation>> scan = scanner.engine.router.scan("", null, 10,
+          Duration.ofSeconds(2));
+      net.clock.runUntil(scan::isDone, 10_000);
+      assertThat(causeOf(scan)).isInstanceOf(KvStoreException.class)
+          .hasMessageContaining("had no owner answer");
+    }
+  }
+
+  private static Throwable causeOf(CompletableFuture<?> f) {
+    try {
+      f.join();
+      throw new AssertionError("expected a failure");
+    } catch (CompletionException e) {
+      return e.getCause();
+    }
+  }
+
+  private static byte[] bytes(String s) {
+    return s.getBytes(StandardCharsets.UTF_8);
+  }
+}
