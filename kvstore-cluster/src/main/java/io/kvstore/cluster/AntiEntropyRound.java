@@ -81,6 +81,8 @@ final class AntiEntropyRound {
   /** This node's view of the placement in partitioned mode; null in full replication. */
   private final Ownership own;
   private final boolean handoff;
+  /** Partitions this node pulls from the peer whoever owns them (pending ones); never null. */
+  private final BitSet pull;
   /** The buckets this round may compare (partitioned mode), set before the digest is sent. */
   private BitSet mask;
   private int bucketCount;
@@ -102,7 +104,7 @@ final class AntiEntropyRound {
   private int toPush;
 
   AntiEntropyRound(ReplicationEngine.Context ctx, long roundId, PeerLink link) {
-    this(ctx, roundId, link, null, false);
+    this(ctx, roundId, link, null, false, new BitSet());
   }
 
   /**
@@ -113,8 +115,19 @@ final class AntiEntropyRound {
    */
   AntiEntropyRound(ReplicationEngine.Context ctx, long roundId, PeerLink link, Ownership own,
       boolean handoff) {
+    this(ctx, roundId, link, own, handoff, new BitSet());
+  }
+
+  /**
+   * A round in partitioned mode that also pulls {@code pull} (partitions this node owns and has not
+   * pulled from the peer yet): the peer is asked to answer them whatever its view of their owners
+   * ({@link Frames#AE_PULL_REQUEST}).
+   */
+  AntiEntropyRound(ReplicationEngine.Context ctx, long roundId, PeerLink link, Ownership own,
+      boolean handoff, BitSet pull) {
     this.own = own;
     this.handoff = handoff;
+    this.pull = own == null ? new BitSet() : pull;
     this.ctx = ctx;
     this.self = ctx.nodeId();
     this.roundId = roundId;
@@ -127,19 +140,29 @@ final class AntiEntropyRound {
     this.maxBatchBytes = ctx.settings().maxBatchBytes();
   }
 
+  /** The partitions this round pulls whoever owns them (a copy is not made: do not modify). */
+  BitSet pulls() {
+    return pull;
+  }
+
   /** Runs the round; call on the anti-entropy executor. */
   CompletableFuture<Outcome> run() {
     startedNanos = nanoTime.getAsLong();
     lastProgressNanos = startedNanos;
     long[] buckets = store.digest().toArray();
     if (own != null) {
-      BitSet m = own.initiatorMask(link.nodeId, buckets, handoff);
+      BitSet m = own.initiatorMask(link.nodeId, buckets, handoff, pull);
       if (m.isEmpty()) {
         return CompletableFuture.completedFuture(new Outcome(false, 0, 0));
       }
       synchronized (this) {
         mask = m;
         bucketCount = buckets.length;
+      }
+      if (!pull.isEmpty() && !link.sendAe(Frames.aePullRequest(ByteBufAllocator.DEFAULT, roundId,
+          pull))) {
+        return CompletableFuture.failedFuture(new IllegalStateException("link to "
+            + link.nodeId + " is down"));
       }
     }
     for (int from = 0; from < buckets.length; from += DIGEST_CHUNK) {
@@ -173,9 +196,19 @@ final class AntiEntropyRound {
       }
     }
     List<String> fetch = toFetch;
-    toPush = plan.push().size();
+    List<String> send = plan.push();
+    if (own != null && !pull.isEmpty()) {
+      // A pulled partition the peer does not own (an old owner) gets nothing pushed back.
+      send = new ArrayList<>(plan.push().size());
+      for (String k : plan.push()) {
+        if (own.ownsKey(link.nodeId, k)) {
+          send.add(k);
+        }
+      }
+    }
+    toPush = send.size();
     toPull = fetch.size();
-    return push(plan.push(), 0)
+    return push(send, 0)
         .thenComposeAsync(v -> pull(fetch, 0), executor)
         .thenApply(v -> summarize(new Outcome(more, pushed, pulled, handedOff)));
   }

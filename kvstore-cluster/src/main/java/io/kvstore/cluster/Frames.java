@@ -81,6 +81,11 @@ final class Frames {
   static final byte AE_KEYS = 0x22;
   static final byte AE_PULL = 0x23;
   static final byte AE_PULL_RESPONSE = 0x24;
+  /**
+   * Partitioned mode: sent before a round's AE_DIGEST by a pending owner; the responder answers the
+   * listed partitions whatever its own view of their owners (a pull of data being moved).
+   */
+  static final byte AE_PULL_REQUEST = 0x25;
   static final byte AE_ABORT = 0x2F;
   /** Partitioned mode: a client write forwarded to an owner of its key, and the owner's answer. */
   static final byte FORWARD = 0x30;
@@ -91,6 +96,8 @@ final class Frames {
   /** Partitioned mode: one node's part of a cluster-wide scan, and its answer. */
   static final byte SCAN = 0x34;
   static final byte SCAN_RESULT = 0x35;
+  /** Partitioned mode: which partitions the sender is still pulling (pending), under which map. */
+  static final byte STATUS = 0x36;
   /** A SCAN_RESULT stops adding entries past this many bytes (and says it was truncated). */
   static final int MAX_SCAN_RESULT_BYTES = MAX_FRAME_BYTES - 64 * 1024;
 
@@ -104,6 +111,13 @@ final class Frames {
   static final int FORWARD_INVALID = 3;
   /** The owner could not run it (closing, read-only after a storage failure, ...). */
   static final int FORWARD_UNAVAILABLE = 4;
+  /**
+   * The owner is still pulling the key's partition (a pending owner) and does not decide a
+   * conditional write on incomplete data; nothing was written, another owner may run it.
+   */
+  static final int FORWARD_PENDING = 5;
+  private static final int READ_HAS_MUTATION = 1;
+  private static final int READ_PENDING = 2;
   private static final int FWD_DELETE = 1;
   private static final int FWD_IF_ABSENT = 2;
   private static final int FWD_EXPECTED = 4;
@@ -147,7 +161,7 @@ final class Frames {
   /** A decoded frame. */
   sealed interface Frame permits Hello, HelloOk, HelloReject, Auth, MutationBatch, Ack, AeDigest, AeDiff,
       AeKeys, AePull, AePullResponse, AeAbort, Forward, ForwardResult, Read, ReadResult, Scan,
-      ScanResult {}
+      ScanResult, AePullRequest, Status {}
 
   record Hello(int magic, int minVersion, int maxVersion, String clusterName, String nodeId,
       byte[] nonce, int authScheme, byte[] auth) implements Frame {}
@@ -196,7 +210,17 @@ final class Frames {
   record Read(long requestId, String key) implements Frame {}
 
   /** An owner's answer to a {@link Read}: its mutation of the key, null when it holds none. */
-  record ReadResult(long requestId, Mutation mutation) implements Frame {}
+  record ReadResult(long requestId, Mutation mutation, boolean pending) implements Frame {
+    ReadResult(long requestId, Mutation mutation) {
+      this(requestId, mutation, false);
+    }
+  }
+
+  /** The partitions (of {@link Placement#PARTITIONS}) a pull round asks for whatever the owners. */
+  record AePullRequest(long roundId, BitSet partitions) implements Frame {}
+
+  /** The partitions the sender has not finished pulling, under its map {@code mapVersion}. */
+  record Status(long mapVersion, BitSet pending) implements Frame {}
 
   record Scan(long requestId, String prefix, String startAfter, int limit) implements Frame {}
 
@@ -493,13 +517,36 @@ final class Frames {
   }
 
   static ByteBuf readResult(ByteBufAllocator alloc, long requestId, Mutation m) {
+    return readResult(alloc, requestId, m, false);
+  }
+
+  /** A READ answer; {@code pending}: the answering owner is still pulling the key's partition. */
+  static ByteBuf readResult(ByteBufAllocator alloc, long requestId, Mutation m, boolean pending) {
     ByteBuf out = alloc.buffer(16 + (m == null ? 0 : mutationSize(m)));
     out.writeByte(READ_RESULT);
     out.writeLong(requestId);
-    out.writeBoolean(m != null);
+    out.writeByte((m != null ? READ_HAS_MUTATION : 0) | (pending ? READ_PENDING : 0));
     if (m != null) {
       writeMutation(out, m);
     }
+    return out;
+  }
+
+  static ByteBuf aePullRequest(ByteBufAllocator alloc, long roundId, BitSet partitions) {
+    byte[] bits = bitmap(partitions, Placement.PARTITIONS);
+    ByteBuf out = alloc.buffer(1 + 8 + bits.length);
+    out.writeByte(AE_PULL_REQUEST);
+    out.writeLong(roundId);
+    out.writeBytes(bits);
+    return out;
+  }
+
+  static ByteBuf status(ByteBufAllocator alloc, long mapVersion, BitSet pending) {
+    byte[] bits = bitmap(pending, Placement.PARTITIONS);
+    ByteBuf out = alloc.buffer(1 + 8 + bits.length);
+    out.writeByte(STATUS);
+    out.writeLong(mapVersion);
+    out.writeBytes(bits);
     return out;
   }
 
@@ -709,7 +756,7 @@ final class Frames {
       case FORWARD_RESULT: {
         long requestId = in.readLong();
         int status = in.readUnsignedByte();
-        if (status > FORWARD_UNAVAILABLE) {
+        if (status > FORWARD_PENDING) {
           throw new MalformedFrameException("unknown forward status " + status);
         }
         Version version = null;
@@ -752,7 +799,20 @@ final class Frames {
       }
       case READ_RESULT: {
         long requestId = in.readLong();
-        return new ReadResult(requestId, readBoolean(in) ? readMutation(in) : null);
+        int flags = in.readUnsignedByte();
+        if ((flags & ~(READ_HAS_MUTATION | READ_PENDING)) != 0) {
+          throw new MalformedFrameException("unknown read result flags " + flags);
+        }
+        Mutation m = (flags & READ_HAS_MUTATION) != 0 ? readMutation(in) : null;
+        return new ReadResult(requestId, m, (flags & READ_PENDING) != 0);
+      }
+      case AE_PULL_REQUEST: {
+        long roundId = in.readLong();
+        return new AePullRequest(roundId, readPartitions(in));
+      }
+      case STATUS: {
+        long mapVersion = in.readLong();
+        return new Status(mapVersion, readPartitions(in));
       }
       default:
         throw new MalformedFrameException(String.format("unknown frame type 0x%02x", type & 0xff));
@@ -892,6 +952,15 @@ final class Frames {
       }
     }
     return set;
+  }
+
+  private static BitSet readPartitions(ByteBuf in) {
+    int bytes = Placement.PARTITIONS >>> 3;
+    if (in.readableBytes() < bytes) {
+      throw new MalformedFrameException("partition bitmap of " + in.readableBytes()
+          + " bytes; expected " + bytes);
+    }
+    return readBitmap(in, bytes, Placement.PARTITIONS);
   }
 
   private static void checkBucketCount(int count) {

@@ -47,6 +47,11 @@ final class Ownership {
     return mine.get(partition);
   }
 
+  /** The partitions this node owns: a fresh copy. */
+  BitSet owned() {
+    return (BitSet) mine.clone();
+  }
+
   /** Whether this node owns the key's partition. */
   boolean ownsKey(String key) {
     return mine.get(Placement.partitionOf(key));
@@ -86,11 +91,21 @@ final class Ownership {
    * @param handoff whether to include the handoff buckets
    */
   BitSet initiatorMask(String peer, long[] myBuckets, boolean handoff) {
+    return initiatorMask(peer, myBuckets, handoff, new BitSet());
+  }
+
+  /**
+   * As {@link #initiatorMask(String, long[], boolean)}, plus every bucket of the partitions this
+   * node pulls from the peer whoever owns them in either view ({@code pull}: pending partitions,
+   * all owned by this node).
+   */
+  BitSet initiatorMask(String peer, long[] myBuckets, boolean handoff, BitSet pull) {
     BitSet theirs = partitionsOf(peer);
     BitSet mask = new BitSet(myBuckets.length);
     for (int b = 0; b < myBuckets.length; b++) {
       int p = partitionOfBucket(b);
-      if (theirs.get(p) && (mine.get(p) || (handoff && myBuckets[b] != 0))) {
+      if ((pull.get(p) && mine.get(p))
+          || (theirs.get(p) && (mine.get(p) || (handoff && myBuckets[b] != 0)))) {
         mask.set(b);
       }
     }
@@ -107,11 +122,20 @@ final class Ownership {
    * @param theirBuckets the initiator's digest
    */
   BitSet responderMask(String peer, long[] theirBuckets) {
+    return responderMask(peer, theirBuckets, null);
+  }
+
+  /**
+   * As {@link #responderMask(String, long[])}, plus every bucket of the partitions the peer asked to
+   * pull ({@code pull}, may be null): answering a pull only lists keys, whoever owns them.
+   */
+  BitSet responderMask(String peer, long[] theirBuckets, BitSet pull) {
     BitSet theirs = partitionsOf(peer);
     BitSet mask = new BitSet(theirBuckets.length);
     for (int b = 0; b < theirBuckets.length; b++) {
       int p = partitionOfBucket(b);
-      if (mine.get(p) && (theirs.get(p) || theirBuckets[b] != 0)) {
+      if ((pull != null && pull.get(p))
+          || (mine.get(p) && (theirs.get(p) || theirBuckets[b] != 0))) {
         mask.set(b);
       }
     }

@@ -82,6 +82,31 @@ final class PartitionRouter implements Router {
     return p == null || p.isFullReplication() || p.owns(self, Placement.partitionOf(key));
   }
 
+  /**
+   * Whether a read at ONE of the key is served by this node's own copy: it owns the key and is not
+   * still pulling its partition (a pending owner's copy may lack data the old owners hold).
+   */
+  @Override
+  public boolean isReadLocal(String key) {
+    return isLocal(key) && !engine.isPending(key);
+  }
+
+  /**
+   * The key's owners for a read or a forwarded write, preferred first: owners that are not pending
+   * (as far as this node knows) before pending ones, each group in placement order.
+   */
+  List<String> readOrder(String key) {
+    List<String> owners = owners(key);
+    List<String> ready = new ArrayList<>(owners.size());
+    List<String> pendingOwners = new ArrayList<>(0);
+    for (String o : owners) {
+      boolean pend = o.equals(self) ? engine.isPending(key) : engine.isPeerPending(o, key);
+      (pend ? pendingOwners : ready).add(o);
+    }
+    ready.addAll(pendingOwners);
+    return ready;
+  }
+
   /** The key's owners, preferred first: the placement's, or with full replication every live node. */
   List<String> owners(String key) {
     Placement p = engine.placement();
@@ -101,33 +126,49 @@ final class PartitionRouter implements Router {
   @Override
   public CompletableFuture<WriteResult> forward(WriteRequest request) {
     CompletableFuture<WriteResult> result = new CompletableFuture<>();
-    List<String> owners = owners(request.key());
+    List<String> owners = readOrder(request.key());
     int required = request.concern().requiredAcks(Math.max(1, owners.size()));
+    forwardTo(request, owners, 0, required, result, null);
+    return result;
+  }
+
+  /**
+   * Sends the write to the first owner from {@code from} on with a ready connection. An owner that
+   * refuses it as pending (it wrote nothing) passes it to the next; an unanswered one never does.
+   */
+  private void forwardTo(WriteRequest request, List<String> owners, int from, int required,
+      CompletableFuture<WriteResult> result, String refusal) {
     PeerLink link = null;
-    for (String owner : owners) {
-      if (!owner.equals(self)) {
-        link = engine.readyLink(owner);
-        if (link != null) {
-          break;
-        }
+    int at = from;
+    for (; at < owners.size() && link == null; at++) {
+      if (!owners.get(at).equals(self)) {
+        link = engine.readyLink(owners.get(at));
       }
     }
     if (link == null) {
-      result.completeExceptionally(new WriteConcernException(request.concern(), required, 0,
-          "no owner of key '" + request.key() + "' " + owners + " is reachable from node " + self
-              + "; nothing was written"));
-      return result;
+      fail(result, new WriteConcernException(request.concern(), required, 0,
+          (refusal != null ? refusal + "; " : "") + "no " + (from > 0 ? "other " : "")
+              + "owner of key '" + request.key() + "' " + owners + " is reachable from node "
+              + self + "; nothing was written"));
+      return;
     }
     String owner = link.nodeId;
+    int next = at;
     long id = requestIds.incrementAndGet();
     long timeout = request.timeoutMillis() + FORWARD_MARGIN_MILLIS;
     send(link, id, Frames.forward(ByteBufAllocator.DEFAULT, id, request), timeout,
-        answer -> complete(result, answerOf(request, owner, required,
-            (Frames.ForwardResult) answer)),
+        answer -> {
+          Frames.ForwardResult a = (Frames.ForwardResult) answer;
+          if (a.status() == Frames.FORWARD_PENDING) {
+            forwardTo(request, owners, next, required, result, "owner " + owner + ": "
+                + a.message());
+          } else {
+            complete(result, answerOf(request, owner, required, a));
+          }
+        },
         problem -> fail(result, new WriteConcernException(request.concern(), required, 0,
             "owner " + owner + " of key '" + request.key() + "' " + problem
                 + "; the write may or may not have been applied there")));
-    return result;
   }
 
   private static Object answerOf(WriteRequest r, String owner, int required,
@@ -149,12 +190,16 @@ final class PartitionRouter implements Router {
 
   @Override
   public CompletableFuture<Mutation> read(String key, ReadConcern concern, Duration timeout) {
-    List<String> owners = owners(key);
+    List<String> owners = readOrder(key);
     boolean localOwner = owners.contains(self);
     int required = concern.requiredReplies(Math.max(1, owners.size()));
     ReadRound round = new ReadRound(key, concern, required, owners.size(), timeout);
+    if (concern == ReadConcern.ONE) {
+      readOne(round, key, owners, 0, timeout);
+      return round.result;
+    }
     if (localOwner) {
-      round.answer(self, store.mutation(key));
+      round.answer(self, store.mutation(key), engine.isPending(key));
     }
     if (round.isDone()) {
       return round.result;
@@ -172,18 +217,60 @@ final class PartitionRouter implements Router {
       long id = requestIds.incrementAndGet();
       round.asking();
       send(link, id, Frames.read(ByteBufAllocator.DEFAULT, id, key), timeout.toMillis(),
-          answer -> round.answer(owner, ((Frames.ReadResult) answer).mutation()),
+          answer -> {
+            Frames.ReadResult r = (Frames.ReadResult) answer;
+            round.answer(owner, r.mutation(), r.pending());
+          },
           problem -> round.failed(owner, problem));
       asked++;
-      if (concern == ReadConcern.ONE && !localOwner) {
-        break; // one owner is enough; the others are not asked
-      }
     }
     if (asked == 0 && !round.isDone()) {
       round.fail("no owner " + owners + " is reachable from node " + self);
     }
     round.seal();
     return round.result;
+  }
+
+  /**
+   * A read at ONE: the owners in {@link #readOrder}, one at a time, until one that is not pending
+   * answers; when every reachable owner is pending, the newest of their answers.
+   */
+  private void readOne(ReadRound round, String key, List<String> owners, int from,
+      Duration timeout) {
+    for (int i = from; i < owners.size(); i++) {
+      String owner = owners.get(i);
+      if (owner.equals(self)) {
+        round.answer(self, store.mutation(key), engine.isPending(key));
+        if (round.isDone()) {
+          return;
+        }
+        continue;
+      }
+      PeerLink link = engine.readyLink(owner);
+      if (link == null) {
+        round.unreachable(owner);
+        continue;
+      }
+      int next = i + 1;
+      long id = requestIds.incrementAndGet();
+      round.asking();
+      send(link, id, Frames.read(ByteBufAllocator.DEFAULT, id, key), timeout.toMillis(),
+          answer -> {
+            Frames.ReadResult r = (Frames.ReadResult) answer;
+            round.answer(owner, r.mutation(), r.pending());
+            if (!round.isDone()) {
+              readOne(round, key, owners, next, timeout);
+            }
+          },
+          problem -> {
+            round.failed(owner, problem);
+            if (!round.isDone()) {
+              readOne(round, key, owners, next, timeout);
+            }
+          });
+      return;
+    }
+    round.exhausted("no owner " + owners + " is reachable from node " + self);
   }
 
   /**
@@ -198,6 +285,8 @@ final class PartitionRouter implements Router {
     private final int owners;
     private final Map<String, Mutation> answers = new java.util.LinkedHashMap<>();
     private final Set<String> answered = new LinkedHashSet<>();
+    /** Answers of owners that are not pending: only these count toward {@code required}... */
+    private int readyAnswers;
     private int outstanding;
     private boolean sealed;
     private String lastProblem;
@@ -222,9 +311,11 @@ final class PartitionRouter implements Router {
       return answered.size();
     }
 
-    void answer(String owner, Mutation m) {
-      Mutation newest;
-      Map<String, Mutation> snapshot;
+    /**
+     * An owner's answer; {@code pending}: it is still pulling the partition, so its answer counts
+     * toward the concern only when too few other owners can answer (see {@link #settle}).
+     */
+    void answer(String owner, Mutation m, boolean pending) {
       synchronized (this) {
         if (!owner.equals(self)) {
           outstanding--;
@@ -233,7 +324,28 @@ final class PartitionRouter implements Router {
           return;
         }
         answers.put(owner, m);
-        if (answered.size() < required) {
+        if (!pending) {
+          readyAnswers++;
+        }
+        if (readyAnswers < required && !(sealed && outstanding == 0)) {
+          return;
+        }
+      }
+      settle();
+    }
+
+    /**
+     * Completes the read if it can: once {@code required} owners that are not pending answered; or,
+     * when no more answers are coming, with the newest of all answers if at least {@code required}
+     * owners answered, pending ones included (every owner is still pulling, as right after a cluster
+     * starts or loses rf - 1 owners of a partition: their answers are the best there is).
+     */
+    void settle() {
+      Mutation newest;
+      Map<String, Mutation> snapshot;
+      synchronized (this) {
+        if (done || (readyAnswers < required
+            && !(sealed && outstanding == 0 && answered.size() >= required))) {
           return;
         }
         done = true;
@@ -260,6 +372,19 @@ final class PartitionRouter implements Router {
       failIfShort(lastProblem);
     }
 
+    /** Every owner has been tried (a read at ONE): the answers there are, or a failure. */
+    void exhausted(String why) {
+      synchronized (this) {
+        sealed = true;
+      }
+      settle();
+      String problem;
+      synchronized (this) {
+        problem = lastProblem;
+      }
+      fail(problem == null ? why : problem + "; " + why);
+    }
+
     void unreachable(String owner) {
       synchronized (this) {
         lastProblem = "owner " + owner + " is not connected";
@@ -276,7 +401,13 @@ final class PartitionRouter implements Router {
 
     private void failIfShort(String problem) {
       synchronized (this) {
-        if (done || !sealed || answered.size() + outstanding >= required) {
+        if (done || !sealed) {
+          return;
+        }
+      }
+      settle(); // enough answers, pending ones among them, and no more to come: settle decides
+      synchronized (this) {
+        if (done || answered.size() + outstanding >= required) {
           return;
         }
       }

@@ -109,7 +109,9 @@ final class ReplicationEngine {
     /** Partitioned mode: anti-entropy ignores the placement (every peer, every bucket). */
     AE_IGNORES_PLACEMENT,
     /** Partitioned mode: data of partitions this node no longer owns is never handed off. */
-    NO_HANDOFF
+    NO_HANDOFF,
+    /** Partitioned mode: a pending owner never pulls (it serves a gained partition at once). */
+    NO_PULL
   }
 
   /** The protocol's limits and timing. */
@@ -184,6 +186,13 @@ final class ReplicationEngine {
   /** The digest of each non-owned bucket when last scanned for handoff (partitioned mode). */
   private long[] orphanSeen;
   private int ticksSinceHandoffRetry;
+  /** Partitioned mode: what this node still has to pull, per peer (see {@link PendingPulls}). */
+  private final PendingPulls pulls = new PendingPulls();
+
+  /** This node's pending partitions as last published (a copy; never modified). Any thread. */
+  private volatile BitSet pendingView = new BitSet();
+  /** The last {@link Frames.Status} each peer node sent: its map version and pending partitions. */
+  private final Map<String, Frames.Status> peerStatus = new java.util.concurrent.ConcurrentHashMap<>();
 
   ReplicationEngine(Context ctx) {
     this.ctx = Objects.requireNonNull(ctx, "ctx");
@@ -244,6 +253,9 @@ final class ReplicationEngine {
       nodes.add(l.nodeId);
     }
     live = new Live(links.toArray(new PeerLink[0]), nodes.size());
+    pulls.retainPeers(nodes);
+    peerStatus.keySet().retainAll(nodes);
+    publishPending();
   }
 
   /** A link is closed for good (its peer left or was replaced). Control thread. */
@@ -293,8 +305,24 @@ final class ReplicationEngine {
       own = new Ownership(placement, ctx.nodeId());
     }
     Placement old = this.placement;
+    Ownership oldOwn = this.ownership;
     this.placement = placement;
     this.ownership = own;
+    if (own == null) {
+      pulls.clear();
+    } else {
+      // Entering partitioned mode, everything owned is pending (this node may have started empty);
+      // afterwards, what it gains. Pulled from every live peer (see PendingPulls).
+      BitSet gained = own.owned();
+      if (oldOwn != null) {
+        gained.andNot(oldOwn.owned());
+      }
+      pulls.retainOwned(own.owned());
+      if (ctx.bug() != Bug.NO_PULL) {
+        pulls.add(gained, liveNodeIds());
+      }
+    }
+    publishPending();
     if (own != null && (old == null || old.fingerprint() != placement.fingerprint())) {
       log.debug("node {}: partitioned placement {}: this node owns {} partitions with {} co-owners",
           ctx.nodeId(), placement, placement.partitionCount(ctx.nodeId()), own.coOwners().size());
@@ -302,9 +330,79 @@ final class ReplicationEngine {
     orphanSeen = null;
     handoffPending.clear();
     if (own != null) {
+      for (PeerLink l : live.links()) {
+        if (pulls.hasWork(l.nodeId) && !urgent.contains(l)) {
+          urgent.add(l);
+        }
+      }
       scanForHandoff(own);
       maybeStartRound(false);
     }
+  }
+
+  private Set<String> liveNodeIds() {
+    Set<String> ids = new HashSet<>();
+    for (PeerLink l : live.links()) {
+      ids.add(l.nodeId);
+    }
+    ids.remove(ctx.nodeId());
+    return ids;
+  }
+
+  /**
+   * Publishes this node's pending partitions: to readers of {@link #pendingPartitions} and, when
+   * they changed, to every connected peer as a STATUS frame. Control thread.
+   */
+  private void publishPending() {
+    BitSet now = pulls.pending();
+    if (now.equals(pendingView)) {
+      return;
+    }
+    int before = pendingView.cardinality();
+    pendingView = now;
+    if (now.isEmpty()) {
+      log.info("node {}: every partition it owns is pulled; it serves them all ({} were pending)",
+          ctx.nodeId(), before);
+    } else if (before == 0) {
+      log.info("node {}: {} partitions pending (pulling them from its peers before serving reads)",
+          ctx.nodeId(), now.cardinality());
+    }
+    for (PeerLink l : live.links()) {
+      sendStatus(l);
+    }
+  }
+
+  private void sendStatus(PeerLink l) {
+    Placement p = placement;
+    if (p != null && ownership != null && l.isReady()) {
+      l.sendAe(Frames.status(io.netty.buffer.ByteBufAllocator.DEFAULT, p.fingerprint(),
+          pendingView));
+    }
+  }
+
+  /** This node's pending partitions (owned, not yet pulled): do not modify. Any thread. */
+  BitSet pendingPartitions() {
+    return pendingView;
+  }
+
+  /** Whether this node still pulls the key's partition (partitioned mode only). Any thread. */
+  boolean isPending(String key) {
+    BitSet p = pendingView;
+    return !p.isEmpty() && p.get(Placement.partitionOf(key));
+  }
+
+  /**
+   * Whether {@code nodeId} said it still pulls the key's partition (its last STATUS frame); false
+   * when it said nothing yet. Any thread.
+   */
+  boolean isPeerPending(String nodeId, String key) {
+    Frames.Status st = peerStatus.get(nodeId);
+    return st != null && st.pending().get(Placement.partitionOf(key));
+  }
+
+  /** Each peer's last STATUS (map version and pending partitions). Any thread. */
+  Map<String, Frames.Status> peerStatus() {
+    return Collections.unmodifiableMap(peerStatus);
   }
 
   /** The placement last set; null for full replication. Any thread. */
@@ -352,7 +450,8 @@ final class ReplicationEngine {
    * an owner it has data to hand off to. */
   private boolean isRoundPeer(Ownership own, PeerLink l) {
     return own == null || ctx.bug() == Bug.AE_IGNORES_PLACEMENT
-        || own.coOwners().contains(l.nodeId) || handoffPending.containsKey(l.nodeId);
+        || own.coOwners().contains(l.nodeId) || handoffPending.containsKey(l.nodeId)
+        || pulls.hasWork(l.nodeId);
   }
 
   // ---- fan-out ---------------------------------------------------------------------------------
@@ -481,6 +580,9 @@ final class ReplicationEngine {
   /** A link finished its handshake: reconcile with that peer now. Any thread. */
   void onLinkReady(PeerLink link) {
     ctx.control().execute(() -> {
+      if (!link.isClosed()) {
+        sendStatus(link);
+      }
       if (!link.isClosed() && !urgent.contains(link)) {
         urgent.add(link);
         maybeStartRound(false);
@@ -502,6 +604,10 @@ final class ReplicationEngine {
           orphanSeen = null;
         }
         scanForHandoff(own);
+        // Re-sent each tick: a STATUS lost with a connection must not leave a peer's view stale.
+        for (PeerLink l : live.links()) {
+          sendStatus(l);
+        }
       }
       maybeStartRound(true);
     } finally {
@@ -529,10 +635,17 @@ final class ReplicationEngine {
     }
     if (target == null && periodic) {
       List<PeerLink> candidates = new ArrayList<>();
+      List<PeerLink> toPullFrom = new ArrayList<>();
       for (PeerLink l : live.links()) {
         if (l.isReady() && isRoundPeer(own, l)) {
           candidates.add(l);
+          if (own != null && pulls.hasWork(l.nodeId)) {
+            toPullFrom.add(l);
+          }
         }
+      }
+      if (!toPullFrom.isEmpty()) {
+        candidates = toPullFrom; // a pending partition is served by nobody here: pull it first
       }
       if (candidates.isEmpty()) {
         return;
@@ -550,7 +663,8 @@ final class ReplicationEngine {
     AntiEntropyRound round = own == null
         ? new AntiEntropyRound(ctx, roundIds.incrementAndGet(), link)
         : new AntiEntropyRound(ctx, roundIds.incrementAndGet(), link, own,
-            ctx.bug() != Bug.NO_HANDOFF && handoffPending.containsKey(link.nodeId));
+            ctx.bug() != Bug.NO_HANDOFF && handoffPending.containsKey(link.nodeId),
+            pulls.from(link.nodeId));
     currentRound = round;
     link.setRound(round);
     CompletableFuture<AntiEntropyRound.Outcome> outcome;
@@ -593,6 +707,10 @@ final class ReplicationEngine {
         if (own != null && own == ownership && added != null && added <= generation) {
           handoffPending.remove(link.nodeId);
         }
+        if (own != null && !round.pulls().isEmpty()) {
+          pulls.pulled(link.nodeId, round.pulls());
+          publishPending();
+        }
         ctx.onSynced().run();
       }
     }
@@ -627,6 +745,12 @@ final class ReplicationEngine {
     private final PeerChannel channel;
     final String peer;
     private final Map<Long, DigestParts> digests = new HashMap<>();
+    /**
+     * The partitions the peer asked to pull in its rounds (AE_PULL_REQUEST), by round id; the two
+     * newest rounds at most (a peer runs one round at a time with this node). Read on the
+     * anti-entropy executor, so a concurrent map.
+     */
+    private final Map<Long, BitSet> pullRequests = new java.util.concurrent.ConcurrentHashMap<>();
     private final AtomicInteger aeTasks = new AtomicInteger();
     private boolean failed;
 
@@ -653,7 +777,14 @@ final class ReplicationEngine {
           submit(() -> answerScan(scan));
         } else if (frame instanceof Frames.Read read) {
           channel.send(Frames.readResult(channel.alloc(), read.requestId(),
-              ctx.store().mutation(read.key())), true);
+              ctx.store().mutation(read.key()), isPending(read.key())), true);
+        } else if (frame instanceof Frames.AePullRequest req) {
+          if (pullRequests.size() >= 2) {
+            pullRequests.keySet().removeIf(id -> id < req.roundId());
+          }
+          pullRequests.put(req.roundId(), req.partitions());
+        } else if (frame instanceof Frames.Status st) {
+          peerStatus.put(peer, st);
         } else {
           fail("unexpected " + frame.getClass().getSimpleName() + " from " + peer);
         }
@@ -721,8 +852,16 @@ final class ReplicationEngine {
      */
     private void runForwarded(Frames.Forward fwd) {
       CompletableFuture<io.kvstore.core.spi.WriteResult> done;
+      io.kvstore.core.spi.WriteRequest req = fwd.request();
+      if ((req.ifAbsent() || req.expectedVersion() != null) && isPending(req.key())) {
+        channel.send(Frames.forwardResult(channel.alloc(), fwd.requestId(), Frames.FORWARD_PENDING,
+            null, false, 0, 0, "node " + ctx.nodeId() + " is still pulling partition "
+                + Placement.partitionOf(req.key()) + " and does not decide conditional writes on"
+                + " it yet"), true);
+        return;
+      }
       try {
-        done = ctx.store().write(fwd.request());
+        done = ctx.store().write(req);
       } catch (RuntimeException e) {
         done = CompletableFuture.failedFuture(e);
       }
@@ -805,7 +944,7 @@ final class ReplicationEngine {
       int[] diff = mine.diff(Digest.of(theirs.hashes));
       Ownership own = ctx.bug() == Bug.AE_IGNORES_PLACEMENT ? null : ownership;
       if (own != null) {
-        diff = masked(diff, own.responderMask(peer, theirs.hashes));
+        diff = masked(diff, own.responderMask(peer, theirs.hashes, pullRequests.get(roundId)));
       }
       BitSet covered = new BitSet(mine.bucketCount());
       for (int b : diff) {
@@ -870,8 +1009,12 @@ final class ReplicationEngine {
       // node's view; the others are skipped (and covered), never sent to a node this one thinks is
       // not their owner.
       Ownership own = ctx.bug() == Bug.AE_IGNORES_PLACEMENT ? null : ownership;
+      // A pull round also gets keys of the partitions it asked for (AE_PULL_REQUEST) whoever owns
+      // them: the peer is taking them over and this node may be their old owner.
+      BitSet asked = pullRequests.get(pull.roundId());
       Chunker.Mutations m = Chunker.mutations(ctx, pull.keys(), 0,
-          own == null ? null : k -> own.ownsKey(k) && own.ownsKey(peer, k));
+          own == null ? null : k -> (own.ownsKey(k) && own.ownsKey(peer, k))
+              || (asked != null && asked.get(Placement.partitionOf(k))));
       channel.send(Frames.aePullResponse(channel.alloc(), pull.roundId(), m.next(), m.mutations(),
           m.bytes()), true);
     }

@@ -184,6 +184,30 @@ class FramesTest {
     frames.add(Frames.scanResult(ALLOC, 8, false, ms, ms.stream().mapToInt(Frames::mutationSize)
         .sum()));
     frames.add(Frames.readResult(ALLOC, 7, sampleMutations().get(0)));
+    Frames.ReadResult pendingAnswer = (Frames.ReadResult) roundTrip(Frames.readResult(ALLOC, 9,
+        null, true));
+    assertThat(pendingAnswer.pending()).isTrue();
+    assertThat(pendingAnswer.mutation()).isNull();
+    assertThat(((Frames.ReadResult) roundTrip(Frames.readResult(ALLOC, 9, ms.get(0), true)))
+        .mutation()).isEqualTo(ms.get(0));
+    BitSet parts = new BitSet();
+    parts.set(0);
+    parts.set(517);
+    parts.set(Placement.PARTITIONS - 1);
+    assertThat(roundTrip(Frames.aePullRequest(ALLOC, 11, parts)))
+        .isEqualTo(new Frames.AePullRequest(11, parts));
+    assertThat(roundTrip(Frames.status(ALLOC, -42, parts)))
+        .isEqualTo(new Frames.Status(-42, parts));
+    assertThat(((Frames.ForwardResult) roundTrip(Frames.forwardResult(ALLOC, 12,
+        Frames.FORWARD_PENDING, null, false, 0, 0, "pulling"))).status())
+        .isEqualTo(Frames.FORWARD_PENDING);
+    ByteBuf badFlags = Frames.readResult(ALLOC, 9, null, false);
+    badFlags.setByte(9, 4);
+    assertThatThrownBy(() -> roundTrip(badFlags)).isInstanceOf(MalformedFrameException.class)
+        .hasMessageContaining("flags");
+    frames.add(Frames.readResult(ALLOC, 9, ms.get(0), true));
+    frames.add(Frames.aePullRequest(ALLOC, 11, parts));
+    frames.add(Frames.status(ALLOC, 3, parts));
     for (ByteBuf full : frames) {
       byte[] bytes = new byte[full.readableBytes()];
       full.readBytes(bytes);

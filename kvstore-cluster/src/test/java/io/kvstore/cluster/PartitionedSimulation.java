@@ -271,6 +271,49 @@ final class PartitionedSimulation implements AutoCloseable {
     net.setPlacement(next);
   }
 
+  /**
+   * Changes the placement to {@code nodeIds} on a fault-free network and, at once, reads every key of
+   * the model at ONE through every live node, asynchronously, while the new owners pull. Call after
+   * {@link #healAndVerify} (the model is then what every owner holds).
+   *
+   * @return the reads that did not return the model's value, described (empty when all did)
+   */
+  List<String> changePlacementReadingThroughout(List<String> nodeIds) {
+    net.faults = SimNetwork.Faults.none();
+    changePlacement(nodeIds);
+    Map<String, CompletableFuture<Optional<io.kvstore.core.Versioned>>> reads = new TreeMap<>();
+    for (SimNetwork.SimNode n : net.nodes()) {
+      if (n.closed) {
+        continue;
+      }
+      for (String k : modelValue.keySet()) {
+        reads.put(n.id + " reads " + k, n.store.getAsync(k));
+      }
+    }
+    boolean done = net.clock.runUntil(() -> reads.values().stream()
+        .allMatch(CompletableFuture::isDone), 20_000);
+    List<String> wrong = new ArrayList<>();
+    if (!done) {
+      wrong.add("reads still running after 20 s of virtual time");
+    }
+    reads.forEach((what, f) -> {
+      String k = what.substring(what.lastIndexOf(' ') + 1);
+      Optional<String> expected = Optional.ofNullable(modelValue.get(k));
+      Optional<String> got;
+      try {
+        got = f.getNow(null).map(v -> new String(v.value(), StandardCharsets.UTF_8));
+      } catch (RuntimeException e) {
+        wrong.add(what + ": " + e.getMessage());
+        return;
+      }
+      if (!got.equals(expected)) {
+        wrong.add(what + " as " + got + ", the model " + expected + " (owners "
+            + placement.ownersOf(k) + ")");
+      }
+    });
+    return wrong;
+  }
+
   /** Keys of the model that an owner does not hold at the model's version. */
   int underReplicated() {
     int missing = 0;
@@ -287,6 +330,17 @@ final class PartitionedSimulation implements AutoCloseable {
   }
 
   /** Whether the owners of every partition have equal digest buckets for it. */
+  /** Partitions some live node still pulls (a pending owner), summed over nodes. */
+  int pendingPartitions() {
+    int n = 0;
+    for (SimNetwork.SimNode node : net.nodes()) {
+      if (!node.closed && node.engine != null) {
+        n += node.engine.pendingPartitions().cardinality();
+      }
+    }
+    return n;
+  }
+
   boolean ownersAgree() {
     Map<String, long[]> digests = new HashMap<>();
     for (SimNetwork.SimNode n : net.nodes()) {
@@ -324,7 +378,7 @@ final class PartitionedSimulation implements AutoCloseable {
     boolean converged = false;
     long healedAt = net.clock.now();
     for (long t = 0; t <= CONVERGE_MILLIS && !converged; t += 20) {
-      converged = underReplicated() == 0 && ownersAgree();
+      converged = underReplicated() == 0 && ownersAgree() && pendingPartitions() == 0;
       if (!converged) {
         net.clock.runFor(20);
       }
@@ -337,7 +391,8 @@ final class PartitionedSimulation implements AutoCloseable {
     }
     if (!converged) {
       throw new AssertionError(describe() + ": UNDER_REPLICATED = " + underReplicated()
-          + (ownersAgree() ? "" : ", owners' digests differ") + " after " + CONVERGE_MILLIS
+          + (ownersAgree() ? "" : ", owners' digests differ") + ", PENDING = "
+          + pendingPartitions() + " after " + CONVERGE_MILLIS
           + " ms of virtual time after healing: " + states());
     }
     convergeMillis.add(net.clock.now() - healedAt);

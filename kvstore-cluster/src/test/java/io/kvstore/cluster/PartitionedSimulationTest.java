@@ -79,6 +79,46 @@ class PartitionedSimulationTest {
     }
   }
 
+  /**
+   * A node joins the placement of a converged cluster; at once, while it pulls the partitions it
+   * gains, every key is read at ONE through every node, the joiner included: each read returns the
+   * value written (a pending owner sends reads of its pending partitions to the old owners, and
+   * answers a remote read saying it is pending). Then the run heals and verifies as usual.
+   */
+  @Test
+  void when_aNodeJoinsThePlacement_then_readsAtOneThroughEveryNodeSeeEveryKey_whileItPulls() {
+    for (long seed : placementSeeds()) {
+      try (PartitionedSimulation sim = joinReadingThroughout(seed, ReplicationEngine.Bug.NONE)) {
+        log.debug("{}: {}", sim.describe(), sim.summary());
+      }
+    }
+  }
+
+  /** Proof that the join test needs pending owners: a new owner that serves at once reads stale. */
+  @Test
+  void findsANewOwnerThatServesReadsBeforePulling() {
+    assertBugFound(ReplicationEngine.Bug.NO_PULL, "STALE_READS",
+        seed -> joinReadingThroughout(seed, ReplicationEngine.Bug.NO_PULL));
+  }
+
+  private static PartitionedSimulation joinReadingThroughout(long seed, ReplicationEngine.Bug bug) {
+    PartitionedSimulation sim = new PartitionedSimulation(seed, bug, 6, 5, 3);
+    try {
+      sim.chaos(OPERATIONS / 2);
+      sim.healAndVerify();
+      List<String> wrong = sim.changePlacementReadingThroughout(sim.nodeIds());
+      if (!wrong.isEmpty()) {
+        throw new AssertionError(sim.describe() + ": STALE_READS = " + wrong.size()
+            + " while the new owner pulled; first: " + wrong.get(0));
+      }
+      sim.healAndVerify();
+      return sim;
+    } catch (RuntimeException | AssertionError e) {
+      sim.close();
+      throw e;
+    }
+  }
+
   private static long[] placementSeeds() {
     String one = System.getProperty(EngineSimulation.SEED_PROPERTY);
     if (one != null && !one.isBlank()) {

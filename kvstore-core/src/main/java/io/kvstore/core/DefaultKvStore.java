@@ -345,7 +345,7 @@ final class DefaultKvStore implements KvStore {
     if (key == null) {
       throw new IllegalArgumentException("key must not be null");
     }
-    if (router == null || (options.concern() == ReadConcern.ONE && router.isLocal(key))) {
+    if (router == null || (options.concern() == ReadConcern.ONE && router.isReadLocal(key))) {
       Entry e = read(key);
       return CompletableFuture.completedFuture(e == null ? Optional.empty()
           : Optional.of(new Versioned(key, e.value, e.version(), e.expiresAt())));
@@ -375,10 +375,26 @@ final class DefaultKvStore implements KvStore {
     return Optional.of(new Versioned(m.key(), m.valueUnsafe(), m.version(), expires));
   }
 
-  /** Whether the key lives on other nodes only (partitioned mode, this node not an owner). */
+  /**
+   * Whether a read of the key at ONE goes to other nodes (partitioned mode: this node is not an
+   * owner, or a pending one).
+   */
   private boolean isRemote(String key) {
     Router r = router;
-    return r != null && key != null && !r.isLocal(key);
+    return r != null && key != null && !r.isReadLocal(key);
+  }
+
+  /**
+   * Whether a write goes to an owner: this node is not one, or, for a conditional write, is one
+   * still pulling the partition (its copy cannot decide the condition).
+   */
+  private boolean isRemoteWrite(String key, WriteOptions options) {
+    Router r = router;
+    if (r == null || key == null) {
+      return false;
+    }
+    boolean conditional = options.isIfAbsent() || options.expectedVersion() != null;
+    return conditional ? !r.isReadLocal(key) : !r.isLocal(key);
   }
 
   private Entry read(String key) {
@@ -474,7 +490,7 @@ final class DefaultKvStore implements KvStore {
   @Override
   public CompletableFuture<Version> putAsync(String key, byte[] value, WriteOptions options) {
     byte[] copy = checkPut(key, value, options);
-    if (isRemote(key)) {
+    if (isRemoteWrite(key, options)) {
       return forward(key, copy, options).thenApply(WriteResult::version);
     }
     Stored st;
@@ -490,7 +506,7 @@ final class DefaultKvStore implements KvStore {
   @Override
   public CompletableFuture<Boolean> deleteAsync(String key, WriteOptions options) {
     checkDelete(key, options);
-    if (isRemote(key)) {
+    if (isRemoteWrite(key, options)) {
       return forward(key, null, options).thenApply(WriteResult::wasLive);
     }
     boolean[] wasLive = new boolean[1];
@@ -507,7 +523,7 @@ final class DefaultKvStore implements KvStore {
   @Override
   public Version put(String key, byte[] value, WriteOptions options) {
     byte[] copy = checkPut(key, value, options);
-    if (isRemote(key)) {
+    if (isRemoteWrite(key, options)) {
       return await(forward(key, copy, options), options).version();
     }
     Stored st = applyLocal(key, copy, ttlOf(options), options, null);
@@ -518,7 +534,7 @@ final class DefaultKvStore implements KvStore {
   @Override
   public boolean delete(String key, WriteOptions options) {
     checkDelete(key, options);
-    if (isRemote(key)) {
+    if (isRemoteWrite(key, options)) {
       return await(forward(key, null, options), options).wasLive();
     }
     boolean[] wasLive = new boolean[1];

@@ -24,6 +24,20 @@ public interface Router {
   boolean isLocal(String key);
 
   /**
+   * Whether a read at {@link ReadConcern#ONE} of the key, and a conditional write of it, may be
+   * decided on this node's own copy: it owns the key and holds all of its partition's data. A new
+   * owner still pulling a partition it just gained (a <em>pending</em> owner) takes writes of it at
+   * once but sends those reads and conditional writes to another owner. Defaults to
+   * {@link #isLocal}.
+   *
+   * @param key the key
+   * @return whether this node's copy is authoritative for reads
+   */
+  default boolean isReadLocal(String key) {
+    return isLocal(key);
+  }
+
+  /**
    * Hands a write of a key this node does not own to one of its owners, which runs it as its own
    * local write and replicates it; the owner never forwards it again.
    *
