@@ -142,6 +142,50 @@ public final class ClusterNode {
     return replicator.placement().replicationFactor();
   }
 
+  /**
+   * How many of the partitions this node owns it is still pulling from its peers (it gained them in
+   * a map change, or it just started): it takes writes of them but sends their reads at ONE and
+   * their conditional writes to other owners until the pull is done. 0 under full replication. See
+   * docs/CLUSTER.md, "Rebalancing".
+   *
+   * @return 0 to {@link #partitionCount()}
+   */
+  public int pendingPartitions() {
+    return replicator.pendingPartitions();
+  }
+
+  /**
+   * Pending partitions per node: this node's, and each connected peer's as it last reported it.
+   *
+   * @return node id to its pending partition count, in node id order, unmodifiable
+   */
+  public Map<String, Integer> pendingPartitionsByNode() {
+    return Collections.unmodifiableMap(replicator.pendingByNode());
+  }
+
+  /**
+   * Whether stopping this node now (a crash, a restart, a scale-down) keeps every key available
+   * and loses no acknowledged write: this node pulls nothing, its writes to peers are acknowledged,
+   * data it holds for partitions it no longer owns is handed off, and every other owner of each of
+   * its partitions is connected, uses the same partition map and is not pulling that partition.
+   * Under full replication: another node is connected and the fan-out is acknowledged. For a rolling
+   * restart, wait for this on the next node before stopping it. See {@link #shutdownBlocker()}.
+   *
+   * @return true when the node may be stopped
+   */
+  public boolean isSafeToShutdown() {
+    return replicator.shutdownBlocker() == null;
+  }
+
+  /**
+   * What makes {@link #isSafeToShutdown()} false right now, for an operator or a log line.
+   *
+   * @return the first reason found, or empty when it is safe
+   */
+  public java.util.Optional<String> shutdownBlocker() {
+    return java.util.Optional.ofNullable(replicator.shutdownBlocker());
+  }
+
   @Override
   public String toString() {
     return "ClusterNode[" + nodeId() + ", membership " + membershipAddress() + ", data "

@@ -413,6 +413,39 @@ final class ClusterReplicator implements Replicator {
     return placement;
   }
 
+  /** How many partitions this node owns and still pulls (0 outside partitioned mode); any thread. */
+  int pendingPartitions() {
+    ReplicationEngine e = engine;
+    return e == null ? 0 : e.pendingPartitions().cardinality();
+  }
+
+  /**
+   * Pending partitions per node id: this node's, and each peer's as its last STATUS said (peers that
+   * sent none yet are left out). Any thread.
+   */
+  java.util.Map<String, Integer> pendingByNode() {
+    java.util.Map<String, Integer> out = new java.util.TreeMap<>();
+    ReplicationEngine e = engine;
+    if (e == null) {
+      return out;
+    }
+    out.put(config.nodeId(), e.pendingPartitions().cardinality());
+    e.peerStatus().forEach((node, st) -> out.put(node, st.pending().cardinality()));
+    return out;
+  }
+
+  /** Why stopping this node now could lose data or make it unavailable; null when it cannot. */
+  String shutdownBlocker() {
+    ReplicationEngine e = engine;
+    if (e == null) {
+      return "the node is not started";
+    }
+    if (e.isClosing()) {
+      return "the node is closing";
+    }
+    return e.shutdownBlocker();
+  }
+
   @Override
   public String toString() {
     return "ClusterReplicator{" + config.nodeId() + ", cluster " + config.clusterName()
@@ -617,7 +650,11 @@ final class ClusterReplicator implements Replicator {
     if (ready) {
       return;
     }
-    if (synced || (aloneAllowed && engine.livePeers() == 0)) {
+    // Partitioned mode: a node becomes ready once it also pulled every partition it owns (after
+    // that, partitions it gains in a rebalance do not make it unready: they are served by the
+    // other owners meanwhile).
+    if ((synced || (aloneAllowed && engine.livePeers() == 0))
+        && engine.pendingPartitions().isEmpty()) {
       ready = true;
       log.info("node {} is ready ({})", config.nodeId(),
           synced ? "synchronised with a peer" : "no peer found; running alone");

@@ -163,6 +163,11 @@ final class PeerLink {
     return closed;
   }
 
+  /** Fan-out bytes queued or sent and not yet acknowledged. Any thread. */
+  long unacknowledgedBytes() {
+    return pendingBytes.get();
+  }
+
   // ---- the connection --------------------------------------------------------------------------
 
   /** The transport established (and authenticated) a connection to the peer. */

@@ -182,12 +182,16 @@ final class ReplicationEngine {
    * the node that started after that and found nothing more to move removes it.
    */
   private final Map<String, Long> handoffPending = new HashMap<>();
+  /** {@link #handoffPending}'s nodes as last published, for other threads. */
+  private volatile Set<String> handoffView = Set.of();
   private long handoffGeneration;
   /** The digest of each non-owned bucket when last scanned for handoff (partitioned mode). */
   private long[] orphanSeen;
   private int ticksSinceHandoffRetry;
   /** Partitioned mode: what this node still has to pull, per peer (see {@link PendingPulls}). */
   private final PendingPulls pulls = new PendingPulls();
+  /** Partitioned mode: this node has not yet held all its partitions since it started. */
+  private boolean fresh = true;
 
   /** This node's pending partitions as last published (a copy; never modified). Any thread. */
   private volatile BitSet pendingView = new BitSet();
@@ -313,11 +317,16 @@ final class ReplicationEngine {
     } else {
       // Entering partitioned mode, everything owned is pending (this node may have started empty);
       // afterwards, what it gains. Pulled from every live peer (see PendingPulls).
+      // While it never had all its partitions, every owned one is pending again from whoever is
+      // live now: a node that just started may compute maps from a partial view of the cluster and
+      // must not count a pull from the few nodes it knew then. Still-pending partitions get the new
+      // live peers as sources too.
       BitSet gained = own.owned();
-      if (oldOwn != null) {
+      if (oldOwn != null && !fresh) {
         gained.andNot(oldOwn.owned());
       }
       pulls.retainOwned(own.owned());
+      gained.or(pulls.pending());
       if (ctx.bug() != Bug.NO_PULL) {
         pulls.add(gained, liveNodeIds());
       }
@@ -329,6 +338,7 @@ final class ReplicationEngine {
     }
     orphanSeen = null;
     handoffPending.clear();
+    handoffView = Set.of();
     if (own != null) {
       for (PeerLink l : live.links()) {
         if (pulls.hasWork(l.nodeId) && !urgent.contains(l)) {
@@ -355,6 +365,9 @@ final class ReplicationEngine {
    */
   private void publishPending() {
     BitSet now = pulls.pending();
+    if (now.isEmpty() && ownership != null) {
+      fresh = false;
+    }
     if (now.equals(pendingView)) {
       return;
     }
@@ -392,12 +405,76 @@ final class ReplicationEngine {
   }
 
   /**
+   * Whether this node's copy of the key decides a read or a condition for a partitioned-mode peer:
+   * it owns the key in its own view and is not pulling its partition. A node in full replication
+   * (its view may be partial: it just started) or with another view of the key's owners answers
+   * such requests as pending, so the asker tries another owner. Any thread.
+   */
+  boolean isAuthoritative(String key) {
+    Ownership own = ownership;
+    return own != null && own.ownsKey(key) && !isPending(key);
+  }
+
+  /**
    * Whether {@code nodeId} said it still pulls the key's partition (its last STATUS frame); false
    * when it said nothing yet. Any thread.
    */
   boolean isPeerPending(String nodeId, String key) {
     Frames.Status st = peerStatus.get(nodeId);
     return st != null && st.pending().get(Placement.partitionOf(key));
+  }
+
+  /**
+   * Why stopping this node now could make data unavailable or lose it, or null when it cannot: this
+   * node pulls nothing, its fan-out is acknowledged, its handoffs are done, and every other owner of
+   * each partition it owns is connected, said it uses the same map, and pulls nothing of it. Under
+   * full replication: at least one other node is connected and the fan-out is acknowledged. Any
+   * thread (a snapshot of state that keeps changing).
+   */
+  String shutdownBlocker() {
+    BitSet mine = pendingView;
+    if (!mine.isEmpty()) {
+      return "this node still pulls " + mine.cardinality() + " partitions it owns";
+    }
+    for (PeerLink l : live.links()) {
+      long bytes = l.unacknowledgedBytes();
+      if (bytes > 0 && (ownership == null || isOwnerPeer(l.nodeId))) {
+        return bytes + " bytes of writes to " + l.nodeId + " are not acknowledged yet";
+      }
+    }
+    Ownership own = ownership;
+    if (own == null) {
+      return connectedPeers() > 0 ? null
+          : "no other node is connected: stopping this one takes its data offline";
+    }
+    for (String to : handoffView) {
+      if (readyLink(to) != null) {
+        return "data of partitions this node no longer owns is not handed off yet to " + to;
+      }
+    }
+    long version = own.placement.fingerprint();
+    for (String peer : own.coOwners()) {
+      if (readyLink(peer) == null) {
+        return "co-owner " + peer + " is not connected";
+      }
+      Frames.Status st = peerStatus.get(peer);
+      if (st == null || st.mapVersion() != version) {
+        return "co-owner " + peer + " has not confirmed partition map " + Long.toHexString(version);
+      }
+      BitSet shared = own.partitionsOf(peer);
+      shared.and(own.owned());
+      if (shared.intersects(st.pending())) {
+        shared.and(st.pending());
+        return "co-owner " + peer + " still pulls " + shared.cardinality()
+            + " partitions this node owns (first: " + shared.nextSetBit(0) + ")";
+      }
+    }
+    return null;
+  }
+
+  private boolean isOwnerPeer(String nodeId) {
+    Ownership own = ownership;
+    return own == null || own.coOwners().contains(nodeId);
   }
 
   /** Each peer's last STATUS (map version and pending partitions). Any thread. */
@@ -431,6 +508,7 @@ final class ReplicationEngine {
         if (d[b] != 0) {
           for (String owner : own.placement.owners(p)) {
             handoffPending.put(owner, handoffGeneration + 1);
+            handoffView = Set.copyOf(handoffPending.keySet());
             added = true;
           }
         }
@@ -706,6 +784,7 @@ final class ReplicationEngine {
         Long added = handoffPending.get(link.nodeId);
         if (own != null && own == ownership && added != null && added <= generation) {
           handoffPending.remove(link.nodeId);
+          handoffView = Set.copyOf(handoffPending.keySet());
         }
         if (own != null && !round.pulls().isEmpty()) {
           pulls.pulled(link.nodeId, round.pulls());
@@ -777,7 +856,7 @@ final class ReplicationEngine {
           submit(() -> answerScan(scan));
         } else if (frame instanceof Frames.Read read) {
           channel.send(Frames.readResult(channel.alloc(), read.requestId(),
-              ctx.store().mutation(read.key()), isPending(read.key())), true);
+              ctx.store().mutation(read.key()), !isAuthoritative(read.key())), true);
         } else if (frame instanceof Frames.AePullRequest req) {
           if (pullRequests.size() >= 2) {
             pullRequests.keySet().removeIf(id -> id < req.roundId());
@@ -853,7 +932,7 @@ final class ReplicationEngine {
     private void runForwarded(Frames.Forward fwd) {
       CompletableFuture<io.kvstore.core.spi.WriteResult> done;
       io.kvstore.core.spi.WriteRequest req = fwd.request();
-      if ((req.ifAbsent() || req.expectedVersion() != null) && isPending(req.key())) {
+      if ((req.ifAbsent() || req.expectedVersion() != null) && !isAuthoritative(req.key())) {
         channel.send(Frames.forwardResult(channel.alloc(), fwd.requestId(), Frames.FORWARD_PENDING,
             null, false, 0, 0, "node " + ctx.nodeId() + " is still pulling partition "
                 + Placement.partitionOf(req.key()) + " and does not decide conditional writes on"

@@ -98,4 +98,80 @@ class PartitionedClusterTest {
       assertThat(Digest.bucketOf(key, 1024)).isEqualTo(Placement.partitionOf(key));
     }
   }
+
+  /**
+   * A fifth node joins a loaded four-node cluster (rf 2). A reader keeps reading every key at ONE
+   * through every node, the joiner included once it has seen the whole cluster: no read misses a key
+   * or returns a wrong value while the joiner pulls what it gains (a pending owner sends those reads
+   * to the old owners). Afterwards nothing is pending, the joiner pulled data, and every node says
+   * it may be stopped.
+   */
+  @Test
+  void aJoiningNode_pullsWhatItGains_whileReadsThroughEveryNodeStayCorrect() throws Exception {
+    try (TestCluster cluster = TestCluster.start("partitioned-join", "j", 4,
+        b -> b.replicationFactor(2).antiEntropyInterval(Duration.ofMillis(200)))) {
+      List<String> four = List.of("j1", "j2", "j3", "j4");
+      long fourMap = Placement.of(four, 2).fingerprint();
+      List<KvStore> stores = new java.util.concurrent.CopyOnWriteArrayList<>(
+          cluster.nodes().stream().map(TestCluster.Node::store).toList());
+      await().atMost(Duration.ofSeconds(15)).until(() -> stores.stream().allMatch(s -> {
+        ClusterNode n = KvCluster.node(s).orElseThrow();
+        return n.partitionMapVersion() == fourMap && n.pendingPartitions() == 0
+            && n.isSafeToShutdown();
+      }));
+      java.util.Map<String, String> written = new java.util.TreeMap<>();
+      for (int i = 0; i < 400; i++) {
+        String key = "join:" + i;
+        stores.get(i % 4).put(key, ("v" + i).getBytes(StandardCharsets.UTF_8), QUORUM);
+        written.put(key, "v" + i);
+      }
+
+      java.util.concurrent.atomic.AtomicBoolean stop = new java.util.concurrent.atomic.AtomicBoolean();
+      java.util.concurrent.atomic.AtomicLong reads = new java.util.concurrent.atomic.AtomicLong();
+      List<String> wrong = new java.util.concurrent.CopyOnWriteArrayList<>();
+      Thread reader = new Thread(() -> {
+        while (!stop.get() && wrong.size() < 20) {
+          for (java.util.Map.Entry<String, String> e : written.entrySet()) {
+            KvStore s = stores.get((int) (reads.getAndIncrement() % stores.size()));
+            try {
+              java.util.Optional<String> got = s.getString(e.getKey());
+              if (!got.equals(java.util.Optional.of(e.getValue()))) {
+                wrong.add(KvCluster.node(s).orElseThrow().nodeId() + " read " + e.getKey()
+                    + " as " + got);
+              }
+            } catch (RuntimeException ex) {
+              wrong.add(KvCluster.node(s).orElseThrow().nodeId() + " failed to read " + e.getKey()
+                  + ": " + ex.getMessage());
+            }
+          }
+        }
+      }, "join-reader");
+      reader.start();
+      try {
+        TestCluster.Node joiner = cluster.startNode("j5",
+            cluster.node("j1").membershipAddress());
+        long fiveMap = Placement.of(List.of("j1", "j2", "j3", "j4", "j5"), 2).fingerprint();
+        ClusterNode j5 = KvCluster.node(joiner.store()).orElseThrow();
+        await().atMost(Duration.ofSeconds(20)).until(() -> j5.partitionMapVersion() == fiveMap
+            && joiner.store().cluster().isReady());
+        stores.add(joiner.store()); // reads through the joiner too, from the moment it is ready
+        await().atMost(Duration.ofSeconds(30)).until(() -> stores.stream().allMatch(s -> {
+          ClusterNode n = KvCluster.node(s).orElseThrow();
+          return n.partitionMapVersion() == fiveMap && n.pendingPartitions() == 0
+              && n.isSafeToShutdown();
+        }));
+        long target = reads.get() + 2L * written.size() * stores.size();
+        await().atMost(Duration.ofSeconds(30)).until(() -> reads.get() >= target
+            || !wrong.isEmpty());
+        assertThat(j5.partitionCount()).isBetween(300, 520);
+        assertThat(joiner.stats().antiEntropyKeysPulled()).as("keys the joiner pulled").isPositive();
+        assertThat(j5.pendingPartitionsByNode()).containsOnlyKeys("j1", "j2", "j3", "j4", "j5")
+            .allSatisfy((node, pending) -> assertThat(pending).isZero());
+      } finally {
+        stop.set(true);
+        reader.join(10_000);
+      }
+      assertThat(wrong).as("reads that missed or were wrong (%d reads)", reads.get()).isEmpty();
+    }
+  }
 }

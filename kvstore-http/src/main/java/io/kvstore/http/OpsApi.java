@@ -50,6 +50,11 @@ final class OpsApi {
     ObjectNode out = Json.object();
     out.put("ready", true);
     out.put("node", view.self().nodeId());
+    PartitionMapInfo map = partitionMap == null ? null : partitionMap.get();
+    if (map != null) {
+      safety(out, map);
+      out.put("pendingPartitions", map.pendingByNode().getOrDefault(view.self().nodeId(), 0));
+    }
     Routes.json(ctx, 200, out);
   }
 
@@ -60,6 +65,9 @@ final class OpsApi {
     ObjectNode out = Json.object();
     out.set("self", member(view.self(), map));
     out.put("ready", view.isReady());
+    if (map != null) {
+      safety(out, map);
+    }
     ArrayNode members = out.putArray("members");
     for (Member m : view.members()) {
       members.add(member(m, map));
@@ -70,8 +78,22 @@ final class OpsApi {
       pm.put("replicationFactor", map.replicationFactor());
       ObjectNode nodes = pm.putObject("nodes");
       map.partitionsByNode().forEach(nodes::put);
+      ObjectNode pending = pm.putObject("pendingPartitions");
+      map.pendingByNode().forEach(pending::put);
     }
     Routes.json(ctx, 200, out);
+  }
+
+  /** {@code safeToShutdown} (true, false, or null when unknown) and why not. */
+  private static void safety(ObjectNode out, PartitionMapInfo map) {
+    if (map.safeToShutdown() == null) {
+      out.putNull("safeToShutdown");
+      return;
+    }
+    out.put("safeToShutdown", map.safeToShutdown());
+    if (map.shutdownBlocker() != null) {
+      out.put("shutdownBlocker", map.shutdownBlocker());
+    }
   }
 
   private static ObjectNode member(Member m, PartitionMapInfo map) {
@@ -82,6 +104,10 @@ final class OpsApi {
     node.put("status", m.status().name().toLowerCase(Locale.ROOT));
     if (map != null) {
       node.put("partitions", map.partitionsByNode().getOrDefault(m.nodeId(), 0));
+      Integer pending = map.pendingByNode().get(m.nodeId());
+      if (pending != null) {
+        node.put("pendingPartitions", pending);
+      }
     }
     return node;
   }

@@ -159,6 +159,40 @@ class OpsApiTest {
   }
 
   @Test
+  void clusterAndReady_showPendingPartitionsAndWhetherTheNodeMayBeStopped() {
+    FakeClusterReplicator replicator = new FakeClusterReplicator("node-1");
+    java.util.Map<String, Integer> pending = new java.util.LinkedHashMap<>();
+    pending.put("node-1", 0);
+    pending.put("node-2", 17);
+    http = HttpFixture.start(KvStore.builder().nodeId("node-1").replicator(replicator).build(),
+        b -> b.partitionMap(() -> new PartitionMapInfo(5, 2, java.util.Map.of("node-1", 512,
+            "node-2", 512), pending, false, "co-owner node-2 still pulls 17 partitions")));
+    JsonNode body = json(http.send("GET", "/v1/cluster"));
+
+    assertThat(body.get("safeToShutdown").asBoolean()).isFalse();
+    assertThat(body.get("shutdownBlocker").asText()).contains("node-2 still pulls");
+    assertThat(body.get("self").get("pendingPartitions").asInt()).isZero();
+    assertThat(body.get("members").get(1).get("pendingPartitions").asInt()).isEqualTo(17);
+    assertThat(body.get("partitionMap").get("pendingPartitions").get("node-2").asInt())
+        .isEqualTo(17);
+    JsonNode ready = json(http.send("GET", "/ready"));
+    assertThat(ready.get("ready").asBoolean()).isTrue();
+    assertThat(ready.get("pendingPartitions").asInt()).isZero();
+    assertThat(ready.get("safeToShutdown").asBoolean()).isFalse();
+  }
+
+  @Test
+  void cluster_withoutSafetyInformation_showsSafeToShutdownAsNull() {
+    FakeClusterReplicator replicator = new FakeClusterReplicator("node-1");
+    http = HttpFixture.start(KvStore.builder().nodeId("node-1").replicator(replicator).build(),
+        b -> b.partitionMap(() -> new PartitionMapInfo(7, 1, java.util.Map.of("node-1", 1024))));
+    JsonNode body = json(http.send("GET", "/v1/cluster"));
+    assertThat(body.get("safeToShutdown").isNull()).isTrue();
+    assertThat(body.has("shutdownBlocker")).isFalse();
+    assertThat(body.get("self").has("pendingPartitions")).isFalse();
+  }
+
+  @Test
   void cluster_memberOutsideThePartitionMap_showsZeroPartitions() {
     FakeClusterReplicator replicator = new FakeClusterReplicator("node-1");
     http = HttpFixture.start(KvStore.builder().nodeId("node-1").replicator(replicator).build(),

@@ -788,8 +788,11 @@ public final class KvServer implements Callable<Integer> {
     /** /v1/cluster's partition fields, from the node's handle; null for a store without one. */
     private static java.util.function.Supplier<PartitionMapInfo> partitionMap(KvStore store) {
       ClusterNode node = KvCluster.node(store).orElse(null);
-      return node == null ? null : () -> new PartitionMapInfo(node.partitionMapVersion(),
-          node.replicationFactor(), node.partitionCounts());
+      return node == null ? null : () -> {
+        String blocker = node.shutdownBlocker().orElse(null);
+        return new PartitionMapInfo(node.partitionMapVersion(), node.replicationFactor(),
+            node.partitionCounts(), node.pendingPartitionsByNode(), blocker == null, blocker);
+      };
     }
 
     private static byte[] digest(Path file) throws IOException {
