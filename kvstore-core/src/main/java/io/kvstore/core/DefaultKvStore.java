@@ -129,6 +129,8 @@ final class DefaultKvStore implements KvStore {
   private final ReentrantLock[] appendStripes;
   /** Test seam: runs between a change's map operation and its append, under the stripe. */
   private volatile Runnable beforeAppendForTest;
+  /** Test seam: runs in an eviction between reading the entry and removing it. */
+  private volatile Runnable beforeEvictRemoveForTest;
   private final AtomicLong lastReadOnlyWarning = new AtomicLong(Long.MIN_VALUE / 2);
 
   private final LongAdder gets = new LongAdder();
@@ -282,6 +284,11 @@ final class DefaultKvStore implements KvStore {
   /** Test seam: runs between a change's map operation and its append (null to clear). */
   void beforeAppendForTest(Runnable hook) {
     beforeAppendForTest = hook;
+  }
+
+  /** Test seam: runs in an eviction between reading the entry and removing it (null to clear). */
+  void beforeEvictRemoveForTest(Runnable hook) {
+    beforeEvictRemoveForTest = hook;
   }
 
   /** A local change stored in the map and the future of its append. */
@@ -910,6 +917,10 @@ final class DefaultKvStore implements KvStore {
     try {
       Entry cur = map.get(key);
       while (cur != null && cur.sameVersion(kv.version()) && cur.fingerprint() == kv.fingerprint()) {
+        Runnable hook = beforeEvictRemoveForTest;
+        if (hook != null) {
+          hook.run();
+        }
         if (map.remove(key, cur)) {
           gone = cur;
           if (storage != null) {
