@@ -220,7 +220,7 @@ class EvictDurabilityTest {
           }
         }
         r.evict(out);
-        if (round % 8 == 7) {
+        if (round % 8 == 3) { // the last rounds stay in the log, past the last snapshot
           s.storageForTest().snapshot();
         }
       }
