@@ -74,11 +74,19 @@ import org.slf4j.LoggerFactory;
  * delete's timestamp or the expiry. That deadline depends only on the entry, so every replica purges at
  * the same wall-clock time, give or take clock skew.
  *
+ * <p><b>Eviction</b> ({@link ReplicaStore#evict}) drops an entry of a partition this node no longer
+ * owns: a {@code remove(key, entry)} of exactly the entry it checked, so any write that replaced it
+ * in between wins; then the digest loses the entry's hash (leaving the bucket as if the key had never
+ * been there) and the counts lose the entry. No tombstone, no event, no replication.
+ *
  * <p><b>Durability:</b> with a data directory every change to the map (local write, remote apply,
  * anti-entropy repair; not a merge that changed nothing) is appended to a {@link Storage} after the
  * map operation, and the write's future completes only when both the storage says it is durable and
  * the write concern is met. Reads may see a change before it is durable. Expiry and purge are not
- * logged: replay restores the put or tombstone and the sweep makes the same decision again. A failed
+ * logged: replay restores the put or tombstone and the sweep makes the same decision again. An
+ * eviction is logged (best effort, waited for by nothing), under the key's stripe like a change, so a
+ * key's records are in the log in the order of its map operations: replay relies on that to tell an
+ * evicted entry from the same version handed back later. A failed
  * storage write or sync makes the store read-only: local writes throw {@link StorageException},
  * remote ones are refused ({@link ApplyResult#REFUSED_READ_ONLY}).
  *
@@ -121,6 +129,8 @@ final class DefaultKvStore implements KvStore {
   private final ReentrantLock[] appendStripes;
   /** Test seam: runs between a change's map operation and its append, under the stripe. */
   private volatile Runnable beforeAppendForTest;
+  /** Test seam: runs in an eviction between reading the entry and removing it. */
+  private volatile Runnable beforeEvictRemoveForTest;
   private final AtomicLong lastReadOnlyWarning = new AtomicLong(Long.MIN_VALUE / 2);
 
   private final LongAdder gets = new LongAdder();
@@ -197,6 +207,11 @@ final class DefaultKvStore implements KvStore {
           }
 
           @Override
+          public void evict(String key, long timestamp, String nodeId) {
+            recoverEviction(key, timestamp, nodeId);
+          }
+
+          @Override
           public void reset() {
             map.clear();
             for (int i = 0; i < bucketCount; i++) {
@@ -222,6 +237,16 @@ final class DefaultKvStore implements KvStore {
     if (r.applied) {
       digestReplace(key, r.old, r.result);
       countTransition(r.old, r.result);
+    }
+  }
+
+  /** Replays an eviction: what the key holds now goes unless it is newer than the evicted version. */
+  private void recoverEviction(String key, long timestamp, String evictedNodeId) {
+    Entry cur = map.get(key);
+    if (cur != null && Version.compare(cur.timestamp, cur.nodeId, timestamp, evictedNodeId) <= 0
+        && map.remove(key, cur)) {
+      digestReplace(key, cur, null);
+      countTransition(cur, null);
     }
   }
 
@@ -259,6 +284,11 @@ final class DefaultKvStore implements KvStore {
   /** Test seam: runs between a change's map operation and its append (null to clear). */
   void beforeAppendForTest(Runnable hook) {
     beforeAppendForTest = hook;
+  }
+
+  /** Test seam: runs in an eviction between reading the entry and removing it (null to clear). */
+  void beforeEvictRemoveForTest(Runnable hook) {
+    beforeEvictRemoveForTest = hook;
   }
 
   /** A local change stored in the map and the future of its append. */
@@ -871,6 +901,64 @@ final class DefaultKvStore implements KvStore {
     return storage == null ? StandaloneReplicator.DONE : storage.barrier();
   }
 
+  /** {@link ReplicaStore#evict}: drops exactly the listed entries; returns how many went. */
+  long evict(Collection<KeyVersion> entries) {
+    Objects.requireNonNull(entries, "entries");
+    if (closed) {
+      return 0;
+    }
+    long removed = 0;
+    for (KeyVersion kv : entries) {
+      if (evictOne(Objects.requireNonNull(kv, "an entry to evict"))) {
+        removed++;
+      }
+    }
+    if (log.isDebugEnabled()) {
+      log.debug("node {}: evicted {} of {} entries listed", nodeId, removed, entries.size());
+    }
+    return removed;
+  }
+
+  /**
+   * Removes the key if it holds exactly the listed entry. The loop repeats only when the entry was
+   * replaced by another of the same version and fingerprint (a put by its expired form): each such
+   * replacement is a step up the merge's total order, so it ends at once in practice. Under the
+   * key's stripe in a durable store, so the record lands in the log in the key's order (see the
+   * class comment).
+   */
+  private boolean evictOne(KeyVersion kv) {
+    String key = kv.key();
+    Entry gone = null;
+    ReentrantLock stripe = lockStripe(key);
+    try {
+      Entry cur = map.get(key);
+      while (cur != null && cur.sameVersion(kv.version()) && cur.fingerprint() == kv.fingerprint()) {
+        Runnable hook = beforeEvictRemoveForTest;
+        if (hook != null) {
+          hook.run();
+        }
+        if (map.remove(key, cur)) {
+          gone = cur;
+          if (storage != null) {
+            storage.appendEviction(key, cur); // best effort: a failure turns the store read-only
+          }
+          break;
+        }
+        cur = map.get(key);
+      }
+    } finally {
+      if (stripe != null) {
+        stripe.unlock();
+      }
+    }
+    if (gone == null) {
+      return false;
+    }
+    digestReplace(key, gone, null);
+    countTransition(gone, null);
+    return true;
+  }
+
   /**
    * The last-writer-wins merge of a remote mutation; one instance per call. A higher version wins; an
    * equal version with different content is decided by {@link Entry#compareSameVersion}; an identical
@@ -894,6 +982,11 @@ final class DefaultKvStore implements KvStore {
     @Override
     public CompletionStage<Void> whenDurable() {
       return DefaultKvStore.this.whenDurable();
+    }
+
+    @Override
+    public long evict(Collection<KeyVersion> entries) {
+      return DefaultKvStore.this.evict(entries);
     }
 
     @Override

@@ -101,6 +101,20 @@ import org.slf4j.LoggerFactory;
  * damaged clock file) cannot come from a crash: by the {@link CorruptionPolicy} the store refuses to
  * start with the file and the offset, or moves the files aside and starts empty.
  *
+ * <p><b>Evictions</b> ({@link io.kvstore.core.spi.ReplicaStore#evict}) are the one record that is not
+ * an entry: {@code EVICTED} names a key and the version it held when the store dropped it, and replay
+ * removes the key if what it holds at that point is not newer. That step, unlike the merge, depends on
+ * order, and must: after an eviction the same version can come back (the partition handed back to
+ * this node), and only its place in the log tells the re-added entry from the evicted one, so a
+ * "floor" remembered across the whole replay would drop the handback. The order is there: the store
+ * appends a key's records under the key's lock, in the order of its map operations, and recovery
+ * reads them in that order. The fuzzy snapshot keeps it too: an entry it holds that the map got after
+ * an eviction in segment S was logged after that eviction, so it replays again after it. Only a
+ * successful eviction is logged; a snapshot leaves evicted keys out (they are not in the map) and an
+ * eviction record goes with the segments the snapshot makes obsolete. Evictions are appended without
+ * waiting for a sync, even under SYNC: a lost one brings the entry back as non-owned data, which the
+ * engine hands off and evicts again.
+ *
  * <p><b>Clock:</b> the {@code CLOCK} file holds a timestamp the node's clock may not pass before a
  * higher one is on disk (reserved a few seconds ahead, refreshed in the background, and synchronously
  * by a writer that reaches it). After a restart the clock resumes above it and above every recovered
@@ -157,6 +171,12 @@ final class LogStorage implements Storage {
   interface Sink {
     /** One recovered entry, to merge last-writer-wins into the map. */
     void accept(String key, Entry entry);
+
+    /**
+     * A recovered eviction: remove the key if what the map holds for it now is not newer than the
+     * version {@code timestamp}, {@code nodeId} (it is what was evicted, or older).
+     */
+    void evict(String key, long timestamp, String nodeId);
 
     /** Forget everything accepted so far (the directory was moved aside). */
     void reset();
@@ -624,6 +644,8 @@ final class LogStorage implements Storage {
         headed[0] = true;
       } else if (r.entry != null) {
         accept(sink, r);
+      } else if (r.type == RecordCodec.EVICTED) {
+        acceptEviction(sink, r);
       } else {
         throw new Corrupt(file, offset, "unexpected record type " + r.type);
       }
@@ -685,6 +707,13 @@ final class LogStorage implements Storage {
     recoveredEntries++;
     recoveredMaxTimestamp = Math.max(recoveredMaxTimestamp, r.entry.timestamp);
     sink.accept(r.key, r.entry);
+  }
+
+  /** An eviction record; its version counts for the clock like an entry's (it was issued). */
+  private void acceptEviction(Sink sink, RecordCodec.Record r) {
+    recoveredEntries++;
+    recoveredMaxTimestamp = Math.max(recoveredMaxTimestamp, r.evictedTimestamp);
+    sink.evict(r.key, r.evictedTimestamp, r.evictedNodeId);
   }
 
   /**
@@ -903,7 +932,22 @@ final class LogStorage implements Storage {
 
   @Override
   public CompletableFuture<Void> append(String key, Entry entry) {
-    ByteBuffer record = RecordCodec.encode(key, entry);
+    return append(RecordCodec.encode(key, entry), true);
+  }
+
+  /**
+   * Logs an eviction without waiting for anything: the record is in the mapped segment when this
+   * returns (so a killed process keeps it) and reaches the disk with the next force, whoever does it.
+   * Under SYNC nothing waits for that force (an eviction is best effort, see
+   * {@link io.kvstore.core.spi.ReplicaStore#evict}). A failure turns the storage read-only as usual.
+   */
+  @Override
+  public void appendEviction(String key, Entry evicted) {
+    append(RecordCodec.eviction(key, evicted), false);
+  }
+
+  /** Appends a framed record; {@code ack} false: returns once copied, waiting for no sync. */
+  private CompletableFuture<Void> append(ByteBuffer record, boolean ack) {
     int n = record.remaining();
     while (true) {
       StorageException f = failure;
@@ -919,16 +963,19 @@ final class LogStorage implements Storage {
         awaitRoll(seg);
       } else if (p + n > seg.capacity) {
         if (seg.reserve.compareAndSet(p, p | SEALED)) {
-          return rollAndAppend(seg, p, record);
+          return rollAndAppend(seg, p, record, ack);
         }
       } else if (seg.reserve.compareAndSet(p, p + n)) {
-        return copy(seg, (int) p, record);
+        return copy(seg, (int) p, record, ack);
       }
     }
   }
 
-  /** Copies a reserved record into the segment and acknowledges it per the durability. */
-  private CompletableFuture<Void> copy(Segment seg, int at, ByteBuffer record) {
+  /**
+   * Copies a reserved record into the segment and acknowledges it per the durability ({@code ack}
+   * false: at once).
+   */
+  private CompletableFuture<Void> copy(Segment seg, int at, ByteBuffer record, boolean ack) {
     int end = at + record.remaining();
     try {
       seg.map.put(at, record);
@@ -938,6 +985,9 @@ final class LogStorage implements Storage {
       return CompletableFuture.failedFuture(failure);
     }
     seg.complete(at, end);
+    if (!ack) {
+      return StandaloneReplicator.DONE;
+    }
     if (durability == Durability.SYNC && !ackSyncBeforeForceForTest) {
       return waitForSync(seg.base + end);
     }
@@ -1016,7 +1066,8 @@ final class LogStorage implements Storage {
    * before the next segment starts keeps unsynced data to the last segment, so a power loss can only
    * tear the last one. {@code record} null: a roll for a snapshot.
    */
-  private CompletableFuture<Void> rollAndAppend(Segment seg, long end, ByteBuffer record) {
+  private CompletableFuture<Void> rollAndAppend(Segment seg, long end, ByteBuffer record,
+      boolean ack) {
     int n = record == null ? 0 : record.remaining();
     Segment next;
     try {
@@ -1042,7 +1093,7 @@ final class LogStorage implements Storage {
     if (syncerParked) {
       LockSupport.unpark(syncer); // waiters up to the roll are durable
     }
-    return record == null ? StandaloneReplicator.DONE : copy(next, HEADER_BYTES, record);
+    return record == null ? StandaloneReplicator.DONE : copy(next, HEADER_BYTES, record, ack);
   }
 
   /**
@@ -1062,7 +1113,7 @@ final class LogStorage implements Storage {
       if (p < 0) {
         awaitRoll(seg);
       } else if (seg.reserve.compareAndSet(p, p | SEALED)) {
-        if (roll && rollAndAppend(seg, p, null).isCompletedExceptionally()) {
+        if (roll && rollAndAppend(seg, p, null, false).isCompletedExceptionally()) {
           return null;
         }
         return new Sealed(seg, p);

@@ -13,17 +13,23 @@ import java.util.zip.CRC32C;
  * <pre>
  * int    length      bytes of the payload, 1 to MAX_PAYLOAD
  * int    crc         CRC32C of the length field's 4 bytes and then the payload
- * byte   type        PUT, DELETE, EXPIRED, HEADER, END, CLOCK
+ * byte   type        PUT, DELETE, EXPIRED, EVICTED, HEADER, END, CLOCK
  * ...    payload     per type, below (big-endian)
  *
  * PUT      long timestamp, long expiresAt, short nodeIdLength, nodeId (ASCII), int keyLength, key (UTF-8),
  *          int valueLength, value
  * DELETE   long timestamp, short nodeIdLength, nodeId, int keyLength, key
  * EXPIRED  long timestamp, long expiresAt, int valueHash, short nodeIdLength, nodeId, int keyLength, key
+ * EVICTED  long timestamp, short nodeIdLength, nodeId, int keyLength, key: the key was dropped locally
+ *          while it held that version (timestamp and node id); log segments only, never a snapshot
  * HEADER   long magic, int formatVersion, byte fileKind (1 segment, 2 snapshot), long sequence
  * END      long entries (the last record of a snapshot: a snapshot without it is incomplete)
  * CLOCK    long reservedTimestamp, long lastAliveMillis
  * </pre>
+ *
+ * <p>EVICTED is not an entry: replay removes the key if what it holds then is not newer than the
+ * version (see {@link LogStorage}). It came after format 1's first release without a format bump, so
+ * older directories open unchanged; a build that predates it reads one as damage (unknown type).
  *
  * <p>The CRC covers the length too, so a damaged length is caught like a damaged payload, and a record
  * must be read whole before anything in it is believed. A length of zero never occurs: it is what a
@@ -34,6 +40,7 @@ final class RecordCodec {
   static final byte PUT = 1;
   static final byte DELETE = 2;
   static final byte EXPIRED = 3;
+  static final byte EVICTED = 4;
   static final byte HEADER = 8;
   static final byte END = 9;
   static final byte CLOCK = 10;
@@ -82,6 +89,20 @@ final class RecordCodec {
     return frame(b);
   }
 
+  /**
+   * The record of an eviction: {@code key} was dropped while it held {@code evicted}'s version.
+   * Framed, ready to write.
+   */
+  static ByteBuffer eviction(String key, Entry evicted) {
+    byte[] k = key.getBytes(StandardCharsets.UTF_8);
+    byte[] n = evicted.nodeId.getBytes(StandardCharsets.US_ASCII);
+    ByteBuffer b = ByteBuffer.allocate(FRAME_BYTES + 1 + 8 + 2 + n.length + 4 + k.length);
+    b.position(FRAME_BYTES);
+    b.put(EVICTED).putLong(evicted.timestamp).putShort((short) n.length).put(n).putInt(k.length)
+        .put(k);
+    return frame(b);
+  }
+
   static ByteBuffer header(byte kind, long sequence) {
     ByteBuffer b = ByteBuffer.allocate(FRAME_BYTES + 1 + 8 + 4 + 1 + 8);
     b.position(FRAME_BYTES);
@@ -125,7 +146,11 @@ final class RecordCodec {
   static final class Record {
     byte type;
     String key;
+    /** The entry of a PUT, DELETE or EXPIRED record; null for every other type. */
     Entry entry;
+    /** EVICTED: the version the key held when it was dropped. */
+    long evictedTimestamp;
+    String evictedNodeId;
     byte kind;
     long sequence;
     long entries;
@@ -228,6 +253,17 @@ final class RecordCodec {
         }
         r.key = key;
         r.entry = Entry.create(value, ts, nodeId, expiresAt, valueHash);
+      }
+      case EVICTED -> {
+        long ts = p.getLong();
+        String nodeId = nodeId(p, p.getShort(), nodeIds);
+        String key = utf8(p, p.getInt());
+        if (ts < 0) {
+          throw new IllegalArgumentException("field out of range");
+        }
+        r.key = key;
+        r.evictedTimestamp = ts;
+        r.evictedNodeId = nodeId;
       }
       case HEADER -> {
         if (p.getLong() != MAGIC) {

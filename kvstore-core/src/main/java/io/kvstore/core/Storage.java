@@ -19,6 +19,14 @@ interface Storage extends AutoCloseable {
   CompletableFuture<Void> append(String key, Entry entry);
 
   /**
+   * Persists that the store dropped {@code key} while it held {@code evicted} (an eviction, not a
+   * change: no entry replaces it). Recovery then removes the key unless what it holds by then is
+   * newer than that version. Best effort: it returns without waiting for durability, and a failure
+   * only turns the storage read-only (see {@link io.kvstore.core.spi.ReplicaStore#evict}).
+   */
+  void appendEviction(String key, Entry evicted);
+
+  /**
    * Completes when every entry appended before the call is durable.
    *
    * @return the barrier; already complete when nothing is waiting

@@ -30,6 +30,7 @@ class RecordCodecTest {
         RecordCodec.encode("gone", Entry.create(null, TS, "node-1", 0, 0)),
         RecordCodec.encode("expired", Entry.create(null, TS, "node-2", ManualClock.T0 + 1, 12345)),
         RecordCodec.encode("empty", Entry.create(new byte[0], TS, "node-1", 0, 0)),
+        RecordCodec.eviction("handed-off-ü", Entry.create(v, TS, "node-3", 0, 0)),
         RecordCodec.header(RecordCodec.KIND_SEGMENT, 42),
         RecordCodec.end(3),
         RecordCodec.clock(TS, ManualClock.T0));
@@ -58,6 +59,18 @@ class RecordCodecTest {
     assertThat(r.type).isEqualTo(RecordCodec.EXPIRED);
     assertThat(r.entry.value).isNull();
     assertThat(r.entry.fingerprint()).isEqualTo(put.fingerprint());
+  }
+
+  @Test
+  void evictionRecord_decodesToTheKeyAndTheVersionItRemoves() throws Exception {
+    Entry evicted = Entry.create(new byte[] {9}, TS, "node-3", ManualClock.T0 + 9, 0);
+    RecordCodec.Record r = RecordCodec.decode(RecordCodec.eviction("ключ", evicted),
+        RecordCodec.nodeIdTable());
+    assertThat(r.type).isEqualTo(RecordCodec.EVICTED);
+    assertThat(r.key).isEqualTo("ключ");
+    assertThat(r.evictedTimestamp).isEqualTo(TS);
+    assertThat(r.evictedNodeId).isEqualTo("node-3");
+    assertThat(r.entry).as("an eviction is not an entry").isNull();
   }
 
   @Test

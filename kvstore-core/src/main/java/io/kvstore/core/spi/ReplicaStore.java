@@ -109,6 +109,40 @@ public interface ReplicaStore {
   }
 
   /**
+   * Drops entries this node holds for partitions it no longer owns, once the engine has handed them
+   * to their new owners: a local, silent removal, not a delete.
+   *
+   * <p>Each listed key is removed only if its current entry (value, tombstone or expired put) is
+   * exactly the listed one: the same {@link KeyVersion#version() version} and the same
+   * {@link KeyVersion#fingerprint() fingerprint} (a put and its expired form count as the same entry).
+   * The check and the removal are one atomic step per key, so a write that arrived since the engine
+   * read the entry (a newer version, or a different entry of the same version) is kept, whatever the
+   * interleaving; keys not held are skipped. Nothing else happens: no tombstone, no
+   * {@link ChangeEvent} to listeners, nothing replicated; the digest, the counts and the scans are as
+   * if the store had never held the key. An evicted key can come back later like any key this store
+   * never had (a mutation or a repair applies on an absent key), which is what a handback of the
+   * partition needs.
+   *
+   * <p>With a data directory each removal is logged, so a restart does not bring the entry back; a
+   * snapshot simply leaves evicted keys out. The eviction record itself is best effort: it is not
+   * synced before this returns (not even under {@link Durability#SYNC}), and a store that turned
+   * read-only still evicts in memory. If the record is lost (a power loss, a crash after a storage
+   * failure), the entry comes back after the restart as data of a partition this node does not own;
+   * the engine hands it off and evicts it again, which last-writer-wins makes harmless: every copy it
+   * reaches already has that version or a newer one.
+   *
+   * <p>Thread-safe; does not block on disk; O(entries listed). A closed store evicts nothing. The
+   * default implementation, for stores that cannot evict, removes nothing and returns 0.
+   *
+   * @param entries the keys and the exact entries to drop (as {@link #keyVersions} lists them, or
+   *     {@link KeyVersion#of(Mutation)} of the mutations handed off)
+   * @return how many keys were removed
+   */
+  default long evict(Collection<KeyVersion> entries) {
+    return 0;
+  }
+
+  /**
    * Runs a write that a node which does not own the key forwarded here ({@link Router#forward}) as
    * this store's own local write: stamped, checked, applied, replicated at the request's concern. It
    * is never forwarded again, whatever this node's own view of the placement.
