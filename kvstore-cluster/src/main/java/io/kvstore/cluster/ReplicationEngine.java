@@ -69,7 +69,12 @@ import org.slf4j.LoggerFactory;
  * move; every {@value #HANDOFF_RETRY_TICKS} ticks it marks them all again, because an owner whose
  * view lagged refuses a handoff without saying so (its buckets look merely equal). Only marked
  * peers get the handoff buckets, so data already handed off costs nothing per round. The engine
- * deletes nothing locally.
+ * evicts (never deletes) that data once, for {@value #EVICT_GRACE_TICKS} ticks in a row, the
+ * handoff was done and every owner was connected, on this node's map and not pulling it.
+ *
+ * <p><b>Pending owners</b> ({@link PendingPulls}): a node that gains a partition takes its writes at
+ * once but pulls it from every live peer before it serves reads or decides conditional writes of
+ * it; STATUS frames tell peers what it still pulls, READ answers say when it is not authoritative.
  *
  * <p><b>Threads:</b> the engine starts none. Peer-table changes and anti-entropy scheduling run on
  * the context's control scheduler; key scans and digest comparisons on its anti-entropy executor;
@@ -89,6 +94,12 @@ final class ReplicationEngine {
    * view of the placement lagged may have refused the last one.
    */
   static final int HANDOFF_RETRY_TICKS = 20;
+  /**
+   * Partitioned mode: data this node holds for a partition it does not own is evicted once, for
+   * this many anti-entropy ticks in a row, its handoff was done and every owner was connected,
+   * reported this node's map version and was not pulling the partition.
+   */
+  static final int EVICT_GRACE_TICKS = 10;
 
   /**
    * A deliberately broken variant, for proving that the simulation finds protocol bugs; production
@@ -111,7 +122,9 @@ final class ReplicationEngine {
     /** Partitioned mode: data of partitions this node no longer owns is never handed off. */
     NO_HANDOFF,
     /** Partitioned mode: a pending owner never pulls (it serves a gained partition at once). */
-    NO_PULL
+    NO_PULL,
+    /** Partitioned mode: data of a partition this node lost is evicted at once, handed off or not. */
+    EVICT_EARLY
   }
 
   /** The protocol's limits and timing. */
@@ -188,6 +201,9 @@ final class ReplicationEngine {
   /** The digest of each non-owned bucket when last scanned for handoff (partitioned mode). */
   private long[] orphanSeen;
   private int ticksSinceHandoffRetry;
+  /** Per partition: ticks in a row it has been evictable (see {@link #EVICT_GRACE_TICKS}). */
+  private final int[] evictableTicks = new int[Placement.PARTITIONS];
+  private boolean evicting;
   /** Partitioned mode: what this node still has to pull, per peer (see {@link PendingPulls}). */
   private final PendingPulls pulls = new PendingPulls();
   /** Partitioned mode: this node has not yet held all its partitions since it started. */
@@ -524,6 +540,102 @@ final class ReplicationEngine {
     }
   }
 
+  /**
+   * Evicts the data this node holds for partitions it does not own once that has been safe for
+   * {@value #EVICT_GRACE_TICKS} ticks in a row (see {@link #evictable}). The keys are listed and
+   * evicted on the anti-entropy executor, each only at the exact version listed
+   * ({@link ReplicaStore#evict}), so a write that arrives meanwhile stays and is handed off later.
+   * Control thread.
+   */
+  private void maybeEvict(Ownership own) {
+    if (evicting || ctx.bug() == Bug.NO_HANDOFF || orphanSeen == null) {
+      return;
+    }
+    // The buckets as the handoff last saw them: only content the handoff knew about is evicted.
+    long[] d = orphanSeen.clone();
+    BitSet held = new BitSet(Placement.PARTITIONS);
+    for (int b = 0; b < d.length; b++) {
+      if (d[b] != 0) {
+        held.set(Ownership.partitionOfBucket(b));
+      }
+    }
+    BitSet evict = new BitSet(Placement.PARTITIONS);
+    for (int p = 0; p < Placement.PARTITIONS; p++) {
+      if (own.ownsPartition(p) || !held.get(p)) {
+        evictableTicks[p] = 0;
+      } else if (ctx.bug() == Bug.EVICT_EARLY || evictable(own, p)) {
+        if (++evictableTicks[p] >= EVICT_GRACE_TICKS || ctx.bug() == Bug.EVICT_EARLY) {
+          evict.set(p);
+          evictableTicks[p] = 0;
+        }
+      } else {
+        evictableTicks[p] = 0;
+      }
+    }
+    if (evict.isEmpty()) {
+      return;
+    }
+    evicting = true;
+    BitSet buckets = new BitSet(d.length);
+    for (int b = 0; b < d.length; b++) {
+      if (evict.get(Ownership.partitionOfBucket(b))) {
+        buckets.set(b);
+      }
+    }
+    try {
+      ctx.antiEntropy().execute(() -> {
+        long n = 0;
+        try {
+          List<KeyVersion> listed = ctx.store().keyVersions(buckets);
+          // A bucket that changed since the handoff saw it (a late write) is left for the next
+          // handoff; a write after this check is kept by evict's exact-version match.
+          long[] now = ctx.store().digest().toArray();
+          List<KeyVersion> entries = new ArrayList<>(listed.size());
+          for (KeyVersion kv : listed) {
+            int b = Digest.bucketOf(kv.key(), now.length);
+            if (ownership == own && now.length == d.length && now[b] == d[b]) {
+              entries.add(kv);
+            }
+          }
+          n = ctx.store().evict(entries);
+          ctx.stats().keysEvicted.add(n);
+        } catch (RuntimeException e) {
+          log.warn("node {}: evicting handed-off data failed", ctx.nodeId(), e);
+        } finally {
+          long evicted = n;
+          ctx.control().execute(() -> {
+            evicting = false;
+            if (evicted > 0) {
+              log.info("node {}: evicted {} keys of {} partitions it no longer owns (their owners"
+                  + " hold them)", ctx.nodeId(), evicted, evict.cardinality());
+            }
+          });
+        }
+      });
+    } catch (RejectedExecutionException e) {
+      evicting = false;
+    }
+  }
+
+  /**
+   * Whether this node may drop its data of partition {@code p}, which it does not own: every owner
+   * is connected, reported this node's map version and does not pull {@code p}, and the handoff to
+   * each is done.
+   */
+  private boolean evictable(Ownership own, int p) {
+    long version = own.placement.fingerprint();
+    for (String o : own.placement.owners(p)) {
+      if (o.equals(ctx.nodeId()) || handoffPending.containsKey(o) || readyLink(o) == null) {
+        return false;
+      }
+      Frames.Status st = peerStatus.get(o);
+      if (st == null || st.mapVersion() != version || st.pending().get(p)) {
+        return false;
+      }
+    }
+    return true;
+  }
+
   /** Whether this node starts rounds with the peer: any peer, or in partitioned mode a co-owner or
    * an owner it has data to hand off to. */
   private boolean isRoundPeer(Ownership own, PeerLink l) {
@@ -682,6 +794,7 @@ final class ReplicationEngine {
           orphanSeen = null;
         }
         scanForHandoff(own);
+        maybeEvict(own);
         // Re-sent each tick: a STATUS lost with a connection must not leave a peer's view stale.
         for (PeerLink l : live.links()) {
           sendStatus(l);

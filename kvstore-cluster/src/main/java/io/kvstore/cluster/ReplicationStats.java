@@ -28,6 +28,8 @@ package io.kvstore.cluster;
  *     node does not own (it owned them under an older placement) that their owner took: the handoff
  *     to the current owners (also counted in {@code antiEntropyKeysPushed}); the keys stay on this
  *     node for now
+ * @param keysEvicted in partitioned mode, keys dropped from this node (not deleted) because it no
+ *     longer owns their partition and every owner had pulled it, a grace period after the handoff
  * @param malformedFrames frames that broke the wire format or the protocol (the connection was closed)
  * @param handshakeFailures data-plane handshakes refused or failed, in either direction
  * @param membershipMessagesRefused messages on the membership port that were not exactly one of
@@ -66,6 +68,7 @@ public record ReplicationStats(
     long antiEntropyKeysPushed,
     long antiEntropyKeysPulled,
     long antiEntropyKeysHandedOff,
+    long keysEvicted,
     long malformedFrames,
     long handshakeFailures,
     long membershipMessagesRefused,

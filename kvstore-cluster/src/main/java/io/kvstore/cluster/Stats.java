@@ -20,6 +20,7 @@ final class Stats {
   final LongAdder aeKeysPushed = new LongAdder();
   final LongAdder aeKeysPulled = new LongAdder();
   final LongAdder aeKeysHandedOff = new LongAdder();
+  final LongAdder keysEvicted = new LongAdder();
   final LongAdder malformedFrames = new LongAdder();
   final LongAdder handshakeFailures = new LongAdder();
   final LongAdder membershipMessagesRefused = new LongAdder();
@@ -48,7 +49,7 @@ final class Stats {
         bytesReceived.sum(), mutationsSent.sum(), mutationsAcked.sum(), mutationsRefused.sum(),
         mutationsDropped.sum(), mutationsCoalesced.sum(), mutationsCoalescedAcked.sum(),
         aeRounds.sum(), aeRoundsFailed.sum(), aeKeysPushed.sum(),
-        aeKeysPulled.sum(), aeKeysHandedOff.sum(), malformedFrames.sum(), handshakeFailures.sum(),
+        aeKeysPulled.sum(), aeKeysHandedOff.sum(), keysEvicted.sum(), malformedFrames.sum(), handshakeFailures.sum(),
         membershipMessagesRefused.sum(), authenticationFailures.sum(), tlsFailures.sum(),
         inboundConnectionsRefused.sum(), membershipConnectionsTimedOut.sum(),
         connectedPeers.getAsInt());

@@ -103,8 +103,8 @@ class PartitionedClusterTest {
    * A fifth node joins a loaded four-node cluster (rf 2). A reader keeps reading every key at ONE
    * through every node, the joiner included once it has seen the whole cluster: no read misses a key
    * or returns a wrong value while the joiner pulls what it gains (a pending owner sends those reads
-   * to the old owners). Afterwards nothing is pending, the joiner pulled data, and every node says
-   * it may be stopped.
+   * to the old owners). Afterwards nothing is pending, the joiner pulled data, every node says it
+   * may be stopped, and the old owners evicted what moved (each key on exactly its two owners).
    */
   @Test
   void aJoiningNode_pullsWhatItGains_whileReadsThroughEveryNodeStayCorrect() throws Exception {
@@ -167,6 +167,22 @@ class PartitionedClusterTest {
         assertThat(joiner.stats().antiEntropyKeysPulled()).as("keys the joiner pulled").isPositive();
         assertThat(j5.pendingPartitionsByNode()).containsOnlyKeys("j1", "j2", "j3", "j4", "j5")
             .allSatisfy((node, pending) -> assertThat(pending).isZero());
+        // The old owners evict what moved: every key ends on exactly its two owners in the new map.
+        Placement five = Placement.of(List.of("j1", "j2", "j3", "j4", "j5"), 2);
+        await().atMost(Duration.ofSeconds(30)).untilAsserted(() -> {
+          for (TestCluster.Node n : cluster.nodes()) {
+            ReplicaStore replica = ReplicaViews.of(n.store());
+            BitSet all = new BitSet();
+            all.set(0, replica.digest().bucketCount());
+            List<String> held = replica.keyVersions(all).stream().map(kv -> kv.key()).toList();
+            List<String> expected = written.keySet().stream()
+                .filter(k -> five.ownersOf(k).contains(n.id())).toList();
+            assertThat(held).as("keys held by %s", n.id())
+                .containsExactlyInAnyOrderElementsOf(expected);
+          }
+        });
+        long evicted = cluster.nodes().stream().mapToLong(n -> n.stats().keysEvicted()).sum();
+        assertThat(evicted).as("keys evicted by the old owners").isPositive();
       } finally {
         stop.set(true);
         reader.join(10_000);

@@ -330,6 +330,22 @@ final class PartitionedSimulation implements AutoCloseable {
   }
 
   /** Whether the owners of every partition have equal digest buckets for it. */
+  /** Keys live nodes hold of partitions they do not own. */
+  int heldWithoutOwning() {
+    int n = 0;
+    for (SimNetwork.SimNode node : net.nodes()) {
+      if (node.closed) {
+        continue;
+      }
+      for (String k : Replicas.keyVersions(node.replica).keySet()) {
+        if (!placement.owns(node.id, Placement.partitionOf(k))) {
+          n++;
+        }
+      }
+    }
+    return n;
+  }
+
   /** Partitions some live node still pulls (a pending owner), summed over nodes. */
   int pendingPartitions() {
     int n = 0;
@@ -396,6 +412,16 @@ final class PartitionedSimulation implements AutoCloseable {
           + " ms of virtual time after healing: " + states());
     }
     convergeMillis.add(net.clock.now() - healedAt);
+    // Data a node holds for partitions it lost is evicted once every owner pulled (plus a grace).
+    if (!net.clock.runUntil(() -> heldWithoutOwning() == 0, CONVERGE_MILLIS)) {
+      throw new AssertionError(describe() + ": NOT_EVICTED = " + heldWithoutOwning()
+          + " keys still held by non-owners " + CONVERGE_MILLIS + " ms after converging: "
+          + states());
+    }
+    if (underReplicated() != 0) {
+      throw new AssertionError(describe() + ": UNDER_REPLICATED = " + underReplicated()
+          + " after eviction: " + states());
+    }
     net.clock.runFor(1_000); // and stay converged
     for (SimNetwork.SimNode n : net.nodes()) {
       SortedMap<String, Version> state = Replicas.keyVersions(n.replica);

@@ -204,6 +204,13 @@ class PartitionedSimulationTest {
         seed -> placementChange(seed, 1, ReplicationEngine.Bug.NO_HANDOFF));
   }
 
+  /** Proof that the checks see an eviction before the owners hold the data: rf 1 keys are lost. */
+  @Test
+  void findsAnEvictionBeforeTheOwnersPulled() {
+    assertBugFound(ReplicationEngine.Bug.EVICT_EARLY, "UNDER_REPLICATED",
+        seed -> placementChange(seed, 1, ReplicationEngine.Bug.EVICT_EARLY));
+  }
+
   private static void assertBugFound(ReplicationEngine.Bug bug, String check,
       LongFunction<PartitionedSimulation> run) {
     for (long seed = BASE; seed < BASE + DEFAULT_SEEDS; seed++) {

@@ -57,6 +57,8 @@ final class ReplicationMetrics implements MeterBinder {
     counter(m, "antiEntropyKeysPulled", "antientropy.keys.pulled", "keys pulled by anti-entropy");
     counter(m, "antiEntropyKeysHandedOff", "antientropy.keys.handedoff",
         "keys of partitions this node no longer owns pushed to their owners (partitioned mode)");
+    counter(m, "keysEvicted", "keys.evicted",
+        "keys dropped (not deleted) from partitions this node no longer owns, after handoff");
     counter(m, "malformedFrames", "frames.malformed", "malformed frames (connection closed)");
     counter(m, "handshakeFailures", "handshake.failures",
         "refused or failed data-plane handshakes");
