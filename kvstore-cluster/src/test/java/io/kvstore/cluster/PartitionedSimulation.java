@@ -35,7 +35,10 @@ import java.util.concurrent.CompletableFuture;
  *       least as many of its key's owners as the concern requires (majority of rf / rf);</li>
  *   <li>ORPHANED = 0: no node ever receives a key (fan-out or anti-entropy) of a partition it does not
  *       own, and at the end no node holds a key it does not own, apart from what it held when a
- *       placement change took the partition away (handoff does not delete yet), unchanged;</li>
+ *       placement change took the partition away, unchanged (until it is evicted);</li>
+ *   <li>NOT_EVICTED = 0 after heal: no live node keeps a key of a partition it does not own (the
+ *       handoff moved it and the eviction dropped it), with UNDER_REPLICATED still 0 after that;</li>
+ *   <li>PENDING = 0 after heal: no node still pulls a partition;</li>
  *   <li>UNDER_REPLICATED = 0 after heal: every owner holds every key of its partitions at exactly the
  *       last-writer-wins model's version (so every acknowledged write is on all rf owners, and no
  *       deleted key comes back), and reads it as the model says;</li>
