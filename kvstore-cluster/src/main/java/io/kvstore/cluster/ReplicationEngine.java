@@ -129,10 +129,16 @@ final class ReplicationEngine {
 
   /** The protocol's limits and timing. */
   record Settings(long maxInFlightBytesPerPeer, int maxBatchBytes, Duration antiEntropyInterval,
-      Duration antiEntropyTimeout) {
+      Duration antiEntropyTimeout, long antiEntropyBytesPerSecond) {
+    /** Settings with no anti-entropy rate limit. */
+    Settings(long maxInFlightBytesPerPeer, int maxBatchBytes, Duration antiEntropyInterval,
+        Duration antiEntropyTimeout) {
+      this(maxInFlightBytesPerPeer, maxBatchBytes, antiEntropyInterval, antiEntropyTimeout, 0);
+    }
+
     static Settings of(KvClusterConfig c) {
       return new Settings(c.maxInFlightBytesPerPeer(), c.maxBatchBytes(), c.antiEntropyInterval(),
-          c.antiEntropyTimeout());
+          c.antiEntropyTimeout(), c.antiEntropyBytesPerSecond());
     }
   }
 
@@ -179,6 +185,8 @@ final class ReplicationEngine {
   private volatile Live live = new Live(new PeerLink[0], 0);
   /** The client side of forwarded writes and remote reads (partitioned mode). */
   final PartitionRouter router;
+  /** The byte rate of this node's anti-entropy rounds (pushes and pulls). */
+  final Throttle throttle;
   private volatile boolean closing;
   /** As last set; null = full replication. */
   private volatile Placement placement;
@@ -218,6 +226,7 @@ final class ReplicationEngine {
     this.ctx = Objects.requireNonNull(ctx, "ctx");
     this.roundIds = new AtomicLong(ctx.random().nextLong() >>> 2);
     this.router = new PartitionRouter(this);
+    this.throttle = new Throttle(ctx.settings().antiEntropyBytesPerSecond(), ctx.nanoTime());
   }
 
   /**
@@ -448,19 +457,33 @@ final class ReplicationEngine {
    * thread (a snapshot of state that keeps changing).
    */
   String shutdownBlocker() {
+    return blocker(false);
+  }
+
+  /**
+   * What a graceful leave should still wait for: the part of {@link #shutdownBlocker} that waiting
+   * can clear while this node is still up (its fan-out to connected peers unacknowledged, a handoff
+   * to a connected owner not done, a connected co-owner still pulling a partition both own, which
+   * it may be pulling from this node). Null when nothing. Any thread.
+   */
+  String leaveBlocker() {
+    return blocker(true);
+  }
+
+  private String blocker(boolean leaving) {
     BitSet mine = pendingView;
-    if (!mine.isEmpty()) {
+    if (!leaving && !mine.isEmpty()) {
       return "this node still pulls " + mine.cardinality() + " partitions it owns";
     }
     for (PeerLink l : live.links()) {
       long bytes = l.unacknowledgedBytes();
-      if (bytes > 0 && (ownership == null || isOwnerPeer(l.nodeId))) {
+      if (bytes > 0 && l.isReady() && (ownership == null || isOwnerPeer(l.nodeId))) {
         return bytes + " bytes of writes to " + l.nodeId + " are not acknowledged yet";
       }
     }
     Ownership own = ownership;
     if (own == null) {
-      return connectedPeers() > 0 ? null
+      return leaving || connectedPeers() > 0 ? null
           : "no other node is connected: stopping this one takes its data offline";
     }
     for (String to : handoffView) {
@@ -471,10 +494,16 @@ final class ReplicationEngine {
     long version = own.placement.fingerprint();
     for (String peer : own.coOwners()) {
       if (readyLink(peer) == null) {
+        if (leaving) {
+          continue;
+        }
         return "co-owner " + peer + " is not connected";
       }
       Frames.Status st = peerStatus.get(peer);
       if (st == null || st.mapVersion() != version) {
+        if (leaving) {
+          continue;
+        }
         return "co-owner " + peer + " has not confirmed partition map " + Long.toHexString(version);
       }
       BitSet shared = own.partitionsOf(peer);
@@ -483,6 +512,15 @@ final class ReplicationEngine {
         shared.and(st.pending());
         return "co-owner " + peer + " still pulls " + shared.cardinality()
             + " partitions this node owns (first: " + shared.nextSetBit(0) + ")";
+      }
+    }
+    if (!leaving && own.placement.replicationFactor() == 1) {
+      long[] d = ctx.store().digest().toArray();
+      for (int b = 0; b < d.length; b++) {
+        if (d[b] != 0 && own.ownsPartition(Ownership.partitionOfBucket(b))) {
+          return "replication factor 1: partition " + Ownership.partitionOfBucket(b)
+              + " has no other owner, so its data would be lost or unavailable";
+        }
       }
     }
     return null;
@@ -852,10 +890,11 @@ final class ReplicationEngine {
     Ownership own = ctx.bug() == Bug.AE_IGNORES_PLACEMENT ? null : ownership;
     long generation = handoffGeneration;
     AntiEntropyRound round = own == null
-        ? new AntiEntropyRound(ctx, roundIds.incrementAndGet(), link)
+        ? new AntiEntropyRound(ctx, roundIds.incrementAndGet(), link, null, false, new BitSet(),
+            throttle)
         : new AntiEntropyRound(ctx, roundIds.incrementAndGet(), link, own,
             ctx.bug() != Bug.NO_HANDOFF && handoffPending.containsKey(link.nodeId),
-            pulls.from(link.nodeId));
+            pulls.from(link.nodeId), throttle);
     currentRound = round;
     link.setRound(round);
     CompletableFuture<AntiEntropyRound.Outcome> outcome;
