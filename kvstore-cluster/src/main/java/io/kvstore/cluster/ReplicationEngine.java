@@ -810,6 +810,7 @@ final class ReplicationEngine {
     ctx.control().execute(() -> {
       if (!link.isClosed()) {
         sendStatus(link);
+        router.onLinkReady(link);
       }
       if (!link.isClosed() && !urgent.contains(link)) {
         urgent.add(link);
@@ -983,6 +984,8 @@ final class ReplicationEngine {
      */
     private final Map<Long, BitSet> pullRequests = new java.util.concurrent.ConcurrentHashMap<>();
     private final AtomicInteger aeTasks = new AtomicInteger();
+    /** The peer's cluster-wide listener subscriptions (channel thread only). */
+    private final Map<Long, io.kvstore.core.Registration> subscriptions = new HashMap<>();
     private boolean failed;
 
     private Responder(PeerChannel channel, String peer) {
@@ -1016,6 +1019,13 @@ final class ReplicationEngine {
           pullRequests.put(req.roundId(), req.partitions());
         } else if (frame instanceof Frames.Status st) {
           peerStatus.put(peer, st);
+        } else if (frame instanceof Frames.Subscribe sub) {
+          subscribe(sub);
+        } else if (frame instanceof Frames.Unsubscribe un) {
+          io.kvstore.core.Registration r = subscriptions.remove(un.subscriptionId());
+          if (r != null) {
+            r.close();
+          }
         } else {
           fail("unexpected " + frame.getClass().getSimpleName() + " from " + peer);
         }
@@ -1028,6 +1038,44 @@ final class ReplicationEngine {
     /** The connection ended. */
     void closed() {
       digests.clear();
+      subscriptions.values().forEach(io.kvstore.core.Registration::close);
+      subscriptions.clear();
+    }
+
+    /**
+     * Serves a peer's cluster-wide listener: each change this node applies of a key with the
+     * prefix, of a partition this node owns and the peer does not (in this node's view), goes to
+     * the peer as an EVENT. The store's listener runs on this connection's thread, which then reads
+     * the key's newest mutation (it carries the TTL the event lacks).
+     */
+    private void subscribe(Frames.Subscribe sub) {
+      if (subscriptions.size() >= Frames.MAX_SUBSCRIPTIONS_PER_CONNECTION
+          && !subscriptions.containsKey(sub.subscriptionId())) {
+        fail("more than " + Frames.MAX_SUBSCRIPTIONS_PER_CONNECTION + " subscriptions from "
+            + peer);
+        return;
+      }
+      io.kvstore.core.Registration old = subscriptions.remove(sub.subscriptionId());
+      if (old != null) {
+        old.close(); // a repeat (the peer reconnected): one registration per id
+      }
+      io.kvstore.core.Registration r = ctx.store().listen(sub.prefix(), event -> {
+        Ownership own = ownership;
+        if (own == null || !own.ownsKey(event.key()) || own.ownsKey(peer, event.key())) {
+          return;
+        }
+        Mutation m = ctx.store().mutation(event.key());
+        if (m != null) {
+          channel.send(Frames.event(channel.alloc(), sub.subscriptionId(), m), true);
+        }
+      }, task -> {
+        try {
+          channel.execute(task);
+        } catch (RejectedExecutionException e) {
+          // the connection is closing; its subscriptions end with it
+        }
+      });
+      subscriptions.put(sub.subscriptionId(), r);
     }
 
     private void fail(String problem) {
