@@ -707,15 +707,24 @@ final class ReplicationEngine {
       for (PeerLink link : links) {
         link.enqueue(mutation, size, tracker);
       }
-      if (tracker == null) {
-        return DONE;
-      }
-      tracker.setTimer(ctx.control().schedule(tracker::onTimeout, Math.max(0, timeout.toMillis())));
-      return tracker.future();
+      return armed(tracker, timeout);
     } catch (RuntimeException e) {
-      log.error("node {}: replicating {} failed", ctx.nodeId(), mutation, e);
-      return CompletableFuture.failedFuture(e);
+      return failed(mutation, e);
     }
+  }
+
+  /** Starts the tracker's timeout and returns its future; DONE without a tracker. */
+  private CompletableFuture<Void> armed(WriteTracker tracker, Duration timeout) {
+    if (tracker == null) {
+      return DONE;
+    }
+    tracker.setTimer(ctx.control().schedule(tracker::onTimeout, Math.max(0, timeout.toMillis())));
+    return tracker.future();
+  }
+
+  private CompletableFuture<Void> failed(Mutation mutation, RuntimeException e) {
+    log.error("node {}: replicating {} failed", ctx.nodeId(), mutation, e);
+    return CompletableFuture.failedFuture(e);
   }
 
   /**
@@ -766,14 +775,9 @@ final class ReplicationEngine {
                 + Placement.partitionOf(mutation.key()) + " are reachable from node "
                 + ctx.nodeId() + "; not live: " + missing));
       }
-      if (tracker == null) {
-        return DONE;
-      }
-      tracker.setTimer(ctx.control().schedule(tracker::onTimeout, Math.max(0, timeout.toMillis())));
-      return tracker.future();
+      return armed(tracker, timeout);
     } catch (RuntimeException e) {
-      log.error("node {}: replicating {} failed", ctx.nodeId(), mutation, e);
-      return CompletableFuture.failedFuture(e);
+      return failed(mutation, e);
     }
   }
 
