@@ -185,7 +185,9 @@ public final class ClusterNode {
    */
   public java.util.Optional<String> shutdownBlocker() {
     return java.util.Optional.ofNullable(replicator.shutdownBlocker());
+  }
 
+  /**
    * The node ids owning {@code key}'s partition in this node's current partition map, in preference
    * order (the first is the partition's preferred coordinator, and the first reachable one is where
    * this node forwards a write or a read at {@code ONE} of a key it does not own). This node serves
