@@ -1198,6 +1198,16 @@ final class DefaultKvStore implements KvStore {
   }
 
   @Override
+  public long contentFingerprint() {
+    long[] buckets = digest().toArray();
+    long h = 0x9E3779B97F4A7C15L * buckets.length;
+    for (int i = 0; i < buckets.length; i++) {
+      h = Long.rotateLeft(h ^ buckets[i], 27) * 0x9E3779B97F4A7C15L + i;
+    }
+    return h;
+  }
+
+  @Override
   public Registration addClusterListener(String prefix, ChangeListener listener,
       Executor executor) {
     ensureOpen();

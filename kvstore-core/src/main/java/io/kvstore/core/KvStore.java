@@ -139,6 +139,20 @@ public interface KvStore extends AutoCloseable {
    */
   long size();
 
+  /**
+   * A 64-bit fingerprint of everything this node holds: every key with its version, tombstones
+   * included, taken from the anti-entropy digest. Two nodes that hold exactly the same entries show
+   * the same value (under full replication, replicas that have converged), so an operator or a test
+   * can compare replicas without listing them. O(digest buckets), not O(keys). Tombstones count, so
+   * two nodes may show different values while they agree on every live value, until both purged a
+   * tombstone.
+   *
+   * @return the fingerprint; the same for two empty stores
+   */
+  default long contentFingerprint() {
+    throw new UnsupportedOperationException("this store has no digest");
+  }
+
   // ---- writes ----------------------------------------------------------------------------------
 
   /**

@@ -64,6 +64,8 @@ final class OpsApi {
     PartitionMapInfo map = partitionMap == null ? null : partitionMap.get();
     ObjectNode out = Json.object();
     out.set("self", member(view.self(), map));
+    ((ObjectNode) out.get("self")).put("contentFingerprint",
+        String.format("%016x", store.contentFingerprint()));
     out.put("ready", view.isReady());
     if (map != null) {
       safety(out, map);

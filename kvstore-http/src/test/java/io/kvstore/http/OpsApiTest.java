@@ -113,6 +113,16 @@ class OpsApiTest {
   }
 
   @Test
+  void cluster_selfShowsTheStoresContentFingerprint() {
+    KvStore a = KvStore.builder().nodeId("fa").build();
+    a.put("k", "v");
+    http = HttpFixture.start(a);
+    JsonNode body = json(http.send("GET", "/v1/cluster"));
+    assertThat(body.get("self").get("contentFingerprint").asText())
+        .isEqualTo(String.format("%016x", a.contentFingerprint()));
+  }
+
+  @Test
   void cluster_listsMembersWithAddressesAndStatus() {
     startClustered();
     JsonNode body = json(http.send("GET", "/v1/cluster"));

@@ -60,8 +60,10 @@ import picocli.CommandLine.Option;
  * <ul>
  *   <li>{@code one}, {@code quorum}: replicated puts of {@code --value-size} bytes over {@code --keys}
  *       keys from {@code --threads} threads on A, for {@code --duration}; then the time until the three
- *       replicas are identical, checked by an order-independent hash over every live (key, version):
- *       A by a local paged scan, B and C by paging {@code GET /v1/kv?limit=10000&startAfter=}.
+ *       replicas are identical: their content fingerprints (A's store, B's and C's
+ *       {@code /v1/cluster}) polled every 20 ms until equal, then confirmed by an order-independent
+ *       hash over every live (key, version): A by a local paged scan, B and C by paging
+ *       {@code GET /v1/kv?limit=10000&startAfter=}.
  *   <li>{@code lag}: puts paced at {@code --lag-rate} on A (latency counted from the intended start, so
  *       no coordinated omission) and the time until C reports each change on its SSE stream
  *       {@code /v1/watch?prefix=lag:}, read in this JVM so one clock measures both ends.
@@ -150,6 +152,8 @@ public final class ClusterBench implements Callable<Integer> {
   private static final Pattern NEXT = Pattern.compile("\"nextStartAfter\"\\s*:\\s*(null|\"([^\"]*)\")");
   private static final Pattern LIVE =
       Pattern.compile("(?m)^kvstore_store_live_entries(?:\\{[^}]*})? ([0-9.eE+]+)");
+  private static final Pattern FINGERPRINT =
+      Pattern.compile("\"contentFingerprint\"\\s*:\\s*\"([0-9a-f]{16})\"");
   private static final Pattern LAG_KEY = Pattern.compile("\"key\"\\s*:\\s*\"lag:(\\d+)\"");
   private static final int PAGE = 10_000;
 
@@ -386,31 +390,56 @@ public final class ClusterBench implements Callable<Integer> {
     out.flush();
   }
 
+  /**
+   * Polls the three nodes' content fingerprints (A's store, B's and C's {@code /v1/cluster}) every
+   * 20 ms until they are equal, which times convergence to within a poll; then confirms with the
+   * full listings (an order-independent hash over every live key and version on each node).
+   */
   private void convergence(String name, KvStore a, Server b, Server c, long since) throws Exception {
     long deadline = System.nanoTime() + waitBound.toNanos();
-    int checks = 0;
-    long lastCheckNanos = 0;
+    int polls = 0;
     while (true) {
-      long s = System.nanoTime();
-      long[] ha = hashLocal(a);
-      long[] hb = hashHttp(b);
-      long[] hc = hashHttp(c);
-      lastCheckNanos = System.nanoTime() - s;
-      checks++;
-      if (ha[0] == hb[0] && ha[0] == hc[0] && ha[1] == hb[1] && ha[1] == hc[1]) {
-        out.printf("[%s] replicas identical (%d live keys, hash %016x) %d ms after the last put; "
-                + "%d check(s), one check (3 full listings) takes %d ms%n",
-            name.toLowerCase(Locale.ROOT), ha[0], ha[1], ms(System.nanoTime() - since), checks,
-            ms(lastCheckNanos));
-        return;
+      String fa = String.format("%016x", a.contentFingerprint());
+      String fb = fingerprintHttp(b);
+      String fc = fingerprintHttp(c);
+      polls++;
+      if (fa.equals(fb) && fa.equals(fc)) {
+        long identicalMs = ms(System.nanoTime() - since);
+        long s = System.nanoTime();
+        long[] ha = hashLocal(a);
+        long[] hb = hashHttp(b);
+        long[] hc = hashHttp(c);
+        long checkMs = ms(System.nanoTime() - s);
+        if (ha[0] == hb[0] && ha[0] == hc[0] && ha[1] == hb[1] && ha[1] == hc[1]) {
+          out.printf("[%s] replicas identical %d ms after the last put (content fingerprints"
+                  + " equal at poll %d, polled every 20 ms); confirmed by full listings (%d live"
+                  + " keys, hash %016x; 3 listings took %d ms)%n",
+              name.toLowerCase(Locale.ROOT), identicalMs, polls, ha[0], ha[1], checkMs);
+          return;
+        }
+        out.printf("[%s] fingerprints equal but listings differ (A %d/%016x B %d/%016x C %d/%016x):"
+                + " a tombstone on one node only; waiting on%n", name.toLowerCase(Locale.ROOT),
+            ha[0], ha[1], hb[0], hb[1], hc[0], hc[1]);
       }
       if (System.nanoTime() > deadline) {
         throw new IllegalStateException(String.format(
-            "replicas differ after %s: A %d keys %016x, B %d keys %016x, C %d keys %016x", waitBound,
-            ha[0], ha[1], hb[0], hb[1], hc[0], hc[1]));
+            "replicas differ after %s: content fingerprints A %s, B %s, C %s", waitBound, fa, fb,
+            fc));
       }
-      Thread.sleep(50);
+      Thread.sleep(20);
     }
+  }
+
+  /** A server's {@code self.contentFingerprint} from {@code /v1/cluster}. */
+  private String fingerprintHttp(Server s) throws IOException, InterruptedException {
+    HttpResponse<String> r = http.send(HttpRequest.newBuilder(URI.create(s.url() + "/v1/cluster"))
+        .build(), HttpResponse.BodyHandlers.ofString());
+    Matcher m = FINGERPRINT.matcher(r.body());
+    if (r.statusCode() != 200 || !m.find()) {
+      throw new IllegalStateException("no contentFingerprint in " + s.url() + "/v1/cluster: "
+          + r.statusCode() + " " + r.body());
+    }
+    return m.group(1);
   }
 
   private void lag(KvStore a, Server c, byte[] value, Duration warm, Duration measure) throws Exception {

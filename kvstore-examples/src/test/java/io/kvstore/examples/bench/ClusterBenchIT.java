@@ -32,7 +32,8 @@ class ClusterBenchIT {
     assertThat(report)
         .containsPattern("\\[one\\] puts=\\d+ .* errors=0")
         .containsPattern("\\[quorum\\] puts=\\d+ .* errors=0")
-        .containsPattern("\\[one\\] replicas identical \\(\\d+ live keys")
+        .containsPattern("\\[one\\] replicas identical \\d+ ms after the last put \\(content"
+            + " fingerprints equal at poll \\d+.*confirmed by full listings \\(\\d+ live keys")
         .containsPattern("\\[quorum\\] replicas identical")
         .containsPattern("\\[lag\\] put start on A -> change visible on C \\(SSE\\), n=\\d+: p50=")
         .doesNotContain("never seen on C")
