@@ -113,6 +113,10 @@ final class PeerLink {
         t.nack(nodeId, problem);
       }
     }
+
+    List<WriteTracker> trackers() {
+      return trackers;
+    }
   }
 
   /** A mutation taken from the queue for sending (or sent), and the entry of the writes it covers. */
@@ -364,6 +368,9 @@ final class PeerLink {
       if (!engine.mayFanOut(nodeId, key)) {
         pendingBytes.addAndGet(-p.size);
         stats.mutationsDropped.increment();
+        // Writes waiting for this peer's ack go to the key's current owners instead (before the
+        // nack, so they do not fail for want of targets).
+        engine.retarget(key, p.trackers(), nodeId);
         p.nack(nodeId, "no longer owns the key (the placement changed)");
         continue;
       }

@@ -241,6 +241,36 @@ final class ReplicationEngine {
         || ctx.bug() == Bug.COUNT_NON_OWNER_ACKS;
   }
 
+  /**
+   * A write queued for a peer that lost the key in a map change before it was sent: the writes
+   * waiting for that peer's ack are queued for the key's current owners (other than this node and
+   * that peer) instead, so a QUORUM write that started just before a join or leave can still be met
+   * by the owners the map has now (Cassandra's "pending owners count" rule in another form: the
+   * coordinator's target set follows the map). An owner that already acknowledged is counted once
+   * ({@link WriteTracker} counts nodes). Any thread.
+   */
+  void retarget(String key, List<WriteTracker> trackers, String lostOwner) {
+    Ownership own = ownership;
+    if (trackers.isEmpty() || own == null) {
+      return;
+    }
+    Mutation m = ctx.store().mutation(key);
+    if (m == null) {
+      return;
+    }
+    int size = Frames.mutationSize(m);
+    List<String> owners = own.ownersOf(key);
+    for (PeerLink l : live.links()) {
+      if (l.nodeId.equals(lostOwner) || !owners.contains(l.nodeId) || l.isClosed()) {
+        continue;
+      }
+      for (WriteTracker t : trackers) {
+        t.addTarget();
+        l.enqueue(m, size, t);
+      }
+    }
+  }
+
   /** The live peers' links. Any thread; do not modify. */
   PeerLink[] liveLinks() {
     return live.links();

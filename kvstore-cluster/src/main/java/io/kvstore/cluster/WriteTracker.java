@@ -70,6 +70,13 @@ final class WriteTracker {
     }
   }
 
+  /** One more peer link the mutation was queued on (a write re-targeted after a map change). */
+  synchronized void addTarget() {
+    if (!done) {
+      outstanding++;
+    }
+  }
+
   /** A peer holds the mutation (at its version or newer). */
   void ack(String nodeId) {
     boolean complete;
