@@ -45,7 +45,11 @@ import org.slf4j.LoggerFactory;
  * right after a join changed the map, while partitions move; rf − 1 nodes crash at once; every node
  * is restarted in turn (graceful stop, a fresh memory-only node under the same id, wait until it is
  * safe, next). Clients write at QUORUM through random live nodes the whole time: new keys (deleted
- * later by their writer, at most once) and overwrites of a few shared keys.
+ * later by their writer, at most once) and overwrites of a few shared keys. A client uses a node
+ * only once it is ready, as a load balancer with a readiness check would (a node that has just
+ * started acknowledges QUORUM alone: the disabled case in {@link JepsenMembershipTest}). The node
+ * the handoff kill crashed stays down until a later join brings its id back; the double kill's
+ * victims restart empty once the map has dropped them.
  *
  * <p><b>Checker.</b> After each nemesis the clients stop and every key ever written is read at
  * QUORUM (through one random live node after a round, through every live node at the end), polled
@@ -61,7 +65,9 @@ import org.slf4j.LoggerFactory;
  * holds is marked lost to that event. Losing one is allowed only when rf − 1 nodes went at once (the
  * double kill: both holders of a QUORUM write may be among them); anywhere else it is a violation
  * ({@code LOST_AT_STOP}). A QUORUM acknowledgement held by fewer than a majority of rf nodes right
- * after it is {@code QUORUM_UNDER_REPLICATED}.
+ * after it is {@code QUORUM_UNDER_REPLICATED}. A node starts under the write lock too (it can
+ * acknowledge as a replica before its build returns, when the harness cannot see it yet), which
+ * pauses the clients for as long as the start takes.
  *
  * <p><b>Safe to stop.</b> The rolling restart waits, before each stop, for a {@code safeToStop}
  * predicate (node to stop, cluster). {@link #ownersElsewhereHoldEverything} is the best check there
