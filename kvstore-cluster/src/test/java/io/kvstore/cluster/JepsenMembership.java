@@ -45,9 +45,10 @@ import org.slf4j.LoggerFactory;
  * right after a join changed the map, while partitions move; rf − 1 nodes crash at once; every node
  * is restarted in turn (graceful stop, a fresh memory-only node under the same id, wait until it is
  * safe, next). Clients write at QUORUM through random live nodes the whole time: new keys (deleted
- * later by their writer, at most once) and overwrites of a few shared keys. A client uses a node
- * only once it is ready, as a load balancer with a readiness check would (a node that has just
- * started acknowledges QUORUM alone: the disabled case in {@link JepsenMembershipTest}). The node
+ * later by their writer, at most once) and overwrites of a few shared keys. A node that has just
+ * started acknowledges QUORUM alone until it is ready (the disabled case in
+ * {@link JepsenMembershipTest}), also for writes forwarded to it, so clients wait while a node
+ * starts until it is ready, and then use only ready nodes. The node
  * the handoff kill crashed stays down until a later join brings its id back; the double kill's
  * victims restart empty once the map has dropped them.
  *
@@ -616,7 +617,16 @@ final class JepsenMembership {
   private void lockedStart(java.util.function.Supplier<JepsenCluster.Node> start) {
     stillPicture.writeLock().lock();
     try {
-      start.get();
+      JepsenCluster.Node node = start.get();
+      // Until it is ready, a new node acknowledges QUORUM alone (its placement set is itself:
+      // the disabled case in JepsenMembershipTest), also for writes other nodes forward to it as
+      // an owner. No client write runs before then; usually a few ms after its start returns.
+      try {
+        await().atMost(Duration.ofSeconds(10)).pollInterval(Duration.ofMillis(2))
+            .until(() -> node.store().cluster().isReady());
+      } catch (ConditionTimeoutException e) {
+        note("  %s NOT ready 10 s after its start; clients go on", node.id());
+      }
     } finally {
       stillPicture.writeLock().unlock();
     }
