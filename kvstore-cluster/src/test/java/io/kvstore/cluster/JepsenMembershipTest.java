@@ -85,7 +85,10 @@ class JepsenMembershipTest {
    * set is itself, so the map's rf is capped at 1 and QUORUM needs one ack: a write the caller was
    * told is on a majority of 3 owners is on one node, and a crash of that node loses it. Here the
    * new node is kept from its seeds, so the window lasts (join timeout, then up to metadataTimeout
-   * before it may declare itself ready alone) instead of a few ms.
+   * before it may declare itself ready alone) instead of a few ms. The chaos run (PT64S, seed 11)
+   * reached it through forwarding too: ready m3 forwarded a write to owner m4, restarted 1 ms
+   * before, which acknowledged it alone; so the harness now also holds its clients while a node
+   * starts until it is ready.
    */
   @Test
   @Disabled("main code (ClusterReplicator/PlacementNodes/ReplicationEngine): a node that is not "
