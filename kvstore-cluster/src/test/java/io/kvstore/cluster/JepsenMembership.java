@@ -554,9 +554,6 @@ final class JepsenMembership {
    */
   private void probe(String event) {
     List<Op> acked = new ArrayList<>(newestAcked().values());
-    // A delete whose outcome is unknown may have run: absent is then no miss.
-    Set<String> deleted = history.stream().filter(o -> o.kind == Op.Kind.DELETE).map(o -> o.key)
-        .collect(Collectors.toSet());
     Collections.shuffle(acked, probeRandom);
     List<Op> sample = acked.subList(0, Math.min(PROBE_KEYS, acked.size()));
     List<JepsenCluster.Node> readers = cluster.runningNodes().stream()
@@ -571,6 +568,11 @@ final class JepsenMembership {
       via.put(op, reader.id());
       reads.put(op, reader.store().getAsync(op.key, QUORUM_READ));
     }
+    reads.values().forEach(f -> f.handle((v, e) -> null).join());
+    // A delete whose outcome is unknown (or that is still running) may have run: absent is then
+    // no miss. Taken after the reads: a delete is in the history before it is issued.
+    Set<String> deleted = history.stream().filter(o -> o.kind == Op.Kind.DELETE).map(o -> o.key)
+        .collect(Collectors.toSet());
     int missed = 0;
     int failed = 0;
     String first = "";
