@@ -34,6 +34,7 @@ import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.locks.ReentrantReadWriteLock;
 import java.util.function.BiPredicate;
+import java.util.function.Supplier;
 import java.util.stream.Collectors;
 import org.awaitility.core.ConditionTimeoutException;
 import org.slf4j.Logger;
@@ -48,9 +49,9 @@ import org.slf4j.LoggerFactory;
  * later by their writer, at most once) and overwrites of a few shared keys. A node that has just
  * started acknowledges QUORUM alone until it is ready (the disabled case in
  * {@link JepsenMembershipTest}), also for writes forwarded to it, so clients wait while a node
- * starts until it is ready, and then use only ready nodes. The node
- * the handoff kill crashed stays down until a later join brings its id back; the double kill's
- * victims restart empty once the map has dropped them.
+ * starts until it is ready, and then use only ready nodes. The node the handoff kill crashed stays
+ * down until a later join brings its id back; the double kill's victims restart empty once the map
+ * has dropped them.
  *
  * <p><b>Checker.</b> After each nemesis the clients stop and every key ever written is read at
  * QUORUM (through one random live node after a round, through every live node at the end), polled
@@ -59,7 +60,9 @@ import org.slf4j.LoggerFactory;
  * must read absent (RESURRECTED otherwise), and every value read must be one some write made
  * (UNEXPLAINED otherwise). At the end the nodes must also agree with each other key by key, and
  * every owner of every partition (in the agreed map) must hold the newest version any replica holds
- * (UNDER_REPLICATED otherwise).
+ * (UNDER_REPLICATED otherwise). A figure, not a rule: right after each map change, QUORUM reads
+ * of a sample of acknowledged writes count those that miss (a new owner serves before it holds its
+ * partitions until pending owners exist).
  *
  * <p><b>Crashes and stops.</b> Client writes hold a read lock, the nemesis takes the write lock to
  * take nodes out of the running set; under it, every acknowledged write that no remaining node
@@ -616,7 +619,7 @@ final class JepsenMembership {
   }
 
   /** Starts a node while no client write is under way (its acks must be visible to the checks). */
-  private void lockedStart(java.util.function.Supplier<JepsenCluster.Node> start) {
+  private void lockedStart(Supplier<JepsenCluster.Node> start) {
     stillPicture.writeLock().lock();
     try {
       JepsenCluster.Node node = start.get();
