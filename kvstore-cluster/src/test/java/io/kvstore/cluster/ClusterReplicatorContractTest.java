@@ -23,6 +23,8 @@ import java.util.concurrent.TimeUnit;
 import java.util.function.BooleanSupplier;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.parallel.Execution;
+import org.junit.jupiter.api.parallel.ExecutionMode;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -46,6 +48,7 @@ import org.slf4j.LoggerFactory;
  * manual time only; the clocks of all nodes move together, as {@link Fixture#advanceClocks} does.
  */
 @Timeout(value = 120, unit = TimeUnit.SECONDS)
+@Execution(ExecutionMode.SAME_THREAD) // the shared cluster serves one test at a time
 class ClusterReplicatorContractTest extends ReplicatorContract {
   private static final Logger log = LoggerFactory.getLogger(ClusterReplicatorContractTest.class);
   private static final Instant START = Instant.parse("2026-01-01T00:00:00Z");
