@@ -29,6 +29,7 @@ import java.util.TreeSet;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.function.UnaryOperator;
 import java.util.stream.Collectors;
 
 /**
@@ -48,6 +49,12 @@ import java.util.stream.Collectors;
  * across the cut; a restarted node is seeded with every running node. A change listener on every
  * store captures, on the writing thread, the version each local write was stamped with
  * ({@link #lastLocalVersion}), so even a write whose concern failed is identified exactly.
+ *
+ * <p><b>Membership changes</b> (memory-only clusters with extra settings, e.g. partitioned mode):
+ * {@link #join} starts a node under a new id, {@link #beginStop}/{@link #finishStop} stop one
+ * gracefully (its leave is announced, nothing is cut), and the kill above is the crash: cut off on
+ * both planes first, then closed, so no LEAVING ever reaches a peer and the failure detector and
+ * the removal delay have to notice it.
  */
 final class JepsenCluster implements AutoCloseable {
   static final String HOST = "127.0.0.1";
@@ -78,7 +85,7 @@ final class JepsenCluster implements AutoCloseable {
   final FaultNetwork network;
   final Duration maxClockDrift;
   private final String clusterName;
-  private final List<String> ids = new ArrayList<>();
+  private final List<String> ids = new CopyOnWriteArrayList<>();
   private final Map<String, Node> running = new ConcurrentHashMap<>();
   private final Map<String, SkewedClock> clocks = new ConcurrentHashMap<>();
   private final List<Node> killed = new CopyOnWriteArrayList<>();
@@ -87,6 +94,7 @@ final class JepsenCluster implements AutoCloseable {
   private final Duration syncInterval;
   private final long diskSeed;
   private final AtomicLong incarnations = new AtomicLong();
+  private final UnaryOperator<KvClusterBuilder> settings;
 
   /** A memory-only cluster: a restarted node comes back empty. */
   JepsenCluster(String clusterName, FaultNetwork network, Duration maxClockDrift) {
@@ -101,6 +109,22 @@ final class JepsenCluster implements AutoCloseable {
    */
   JepsenCluster(String clusterName, FaultNetwork network, Duration maxClockDrift, Path dataRoot,
       Durability durability, Duration syncInterval, long diskSeed) {
+    this(clusterName, network, maxClockDrift, dataRoot, durability, syncInterval, diskSeed, b -> b);
+  }
+
+  /**
+   * A memory-only cluster whose nodes get extra builder settings (replication factor, removal
+   * delay, faster failure detection...), applied after the harness's own.
+   */
+  JepsenCluster(String clusterName, FaultNetwork network, Duration maxClockDrift,
+      UnaryOperator<KvClusterBuilder> settings) {
+    this(clusterName, network, maxClockDrift, null, null, null, 0, settings);
+  }
+
+  private JepsenCluster(String clusterName, FaultNetwork network, Duration maxClockDrift,
+      Path dataRoot, Durability durability, Duration syncInterval, long diskSeed,
+      UnaryOperator<KvClusterBuilder> settings) {
+    this.settings = Objects.requireNonNull(settings);
     this.clusterName = clusterName;
     this.network = network;
     this.maxClockDrift = maxClockDrift;
@@ -131,7 +155,7 @@ final class JepsenCluster implements AutoCloseable {
     SkewedClock clock = clocks.computeIfAbsent(id, x -> new SkewedClock());
     PowerLossDisk disk = dataRoot == null ? null
         : PowerLossDisk.create(diskSeed * 1_000_003 + incarnations.incrementAndGet());
-    KvStore store = KvCluster.builder()
+    KvStore store = settings.apply(KvCluster.builder()
         .nodeId(id)
         .clusterName(clusterName)
         .host(HOST)
@@ -150,7 +174,7 @@ final class JepsenCluster implements AutoCloseable {
             }
           }
         })
-        .faultHooks(network.hooksFor(id))
+        .faultHooks(network.hooksFor(id)))
         .build();
     store.addListener("", JepsenCluster::capture);
     ClusterReplicator replicator = java.util.Objects.requireNonNull(ClusterReplicator.owning(store.cluster()));
@@ -307,6 +331,43 @@ final class JepsenCluster implements AutoCloseable {
       started.add(node);
     }
     return started;
+  }
+
+  /**
+   * Starts a node under a new id (a join), seeded with every running node; returns without waiting
+   * for membership.
+   */
+  Node join(String id) {
+    if (ids.contains(id)) {
+      throw new IllegalArgumentException(id + " is already a node of this cluster");
+    }
+    List<String> seeds = runningNodes().stream().map(n -> n.replicator().membershipAddress())
+        .toList();
+    ids.add(id);
+    return startNode(id, seeds);
+  }
+
+  /**
+   * First half of a graceful stop: takes the node out of the running set (clients stop choosing
+   * it) without cutting any link. {@link #finishStop} closes it, announcing its leave; it can come
+   * back with {@link #restart} under the same id.
+   */
+  Node beginStop(String id) {
+    Node node = running.remove(id);
+    if (node != null) {
+      killed.add(node);
+    }
+    return node;
+  }
+
+  /** Second half of a graceful stop: {@code close()}, which gossips LEAVING before it returns. */
+  void finishStop(Node node) {
+    node.store().close();
+  }
+
+  /** The partition map version a running node computes now. */
+  static long mapVersion(Node node) {
+    return KvCluster.node(node.store()).orElseThrow().partitionMapVersion();
   }
 
   List<String> others(String id) {
