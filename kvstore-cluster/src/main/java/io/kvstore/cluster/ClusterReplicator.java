@@ -174,6 +174,7 @@ final class ClusterReplicator implements Replicator {
       ReplicationEngine e = new ReplicationEngine(new ReplicationEngine.Context(id,
           ReplicationEngine.Settings.of(config), store, stats, this::schedule, antiEntropy,
           callbackPool, new Random(), System::nanoTime, this::onSynced, ReplicationEngine.Bug.NONE));
+      e.setConfiguredReplicationFactor(config.replicationFactor());
       engine = e;
       placementNodes = new PlacementNodes(id, config.replicationFactor(),
           config.removalDelay().toMillis(), this::schedule, () -> System.nanoTime() / 1_000_000,

@@ -271,6 +271,16 @@ final class ReplicationEngine {
     }
   }
 
+  /**
+   * The configured replication factor (0 when unset), the least number of replicas a write concern
+   * counts against under full replication. Set once, before start.
+   */
+  private volatile int minReplicas;
+
+  void setConfiguredReplicationFactor(int rf) {
+    this.minReplicas = Math.max(0, rf);
+  }
+
   /** The live peers' links. Any thread; do not modify. */
   PeerLink[] liveLinks() {
     return live.links();
@@ -726,11 +736,22 @@ final class ReplicationEngine {
     try {
       Live snapshot = live;
       PeerLink[] links = snapshot.links();
-      if (links.length == 0) {
+      if (links.length == 0 && minReplicas <= 1) {
         return DONE;
       }
-      int replicas = snapshot.peerNodes() + 1;
+      // With a replication factor configured, a node that sees fewer nodes (it just started, or is
+      // cut off) still counts the concern against rf: QUORUM means a majority of rf copies, never
+      // this node's copy alone because it knows no one else.
+      int replicas = Math.max(snapshot.peerNodes() + 1, minReplicas);
       int required = concern.requiredAcks(replicas);
+      if (required > snapshot.peerNodes() + 1) {
+        for (PeerLink link : links) {
+          link.enqueue(mutation, Frames.mutationSize(mutation), null);
+        }
+        return CompletableFuture.failedFuture(new WriteConcernException(concern, required, 1,
+            "only " + (snapshot.peerNodes() + 1) + " node(s) are live in this node's view and the"
+                + " replication factor is " + minReplicas));
+      }
       WriteTracker tracker = required > 1 ? new WriteTracker(concern, required, replicas,
           links.length, timeout, this::runCallback) : null;
       int size = Frames.mutationSize(mutation);
