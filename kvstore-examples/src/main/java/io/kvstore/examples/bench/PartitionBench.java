@@ -335,6 +335,8 @@ public final class PartitionBench implements Callable<Integer> {
       for (ClusterBench.Server s : cluster.servers()) {
         cluster.awaitReady(s);
       }
+      out.printf("%s %d server JVMs ready in %d ms%n", tag, nodes - 1, ms(System.nanoTime() - t0));
+      out.flush();
       List<String> seeds = new ArrayList<>();
       for (ClusterBench.Server s : cluster.servers()) {
         seeds.add("127.0.0.1:" + s.clusterPort);
@@ -418,11 +420,21 @@ public final class PartitionBench implements Callable<Integer> {
       }
       return r;
     } finally {
-      if (a != null) {
-        a.close();
-      }
+      long stopping = System.nanoTime();
+      // node-0's graceful leave and the servers' take seconds each: run them side by side
+      KvStore embedded = a;
+      Thread closer = new Thread(() -> {
+        if (embedded != null) {
+          embedded.close();
+        }
+      }, "partition-bench-close-node-0");
+      closer.start();
       cluster.close();
+      closer.join(TimeUnit.SECONDS.toMillis(60));
       current.set(null);
+      out.printf("%s node-0 closed and %d server JVMs stopped in %d ms%n", tag, cluster.servers().size(),
+          ms(System.nanoTime() - stopping));
+      out.flush();
     }
   }
 
