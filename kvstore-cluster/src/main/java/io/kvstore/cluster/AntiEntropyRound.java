@@ -83,6 +83,8 @@ final class AntiEntropyRound {
   private final boolean handoff;
   /** Partitions this node pulls from the peer whoever owns them (pending ones); never null. */
   private final BitSet pull;
+  /** The engine's anti-entropy byte rate, or null for none. */
+  private final Throttle throttle;
   /** The buckets this round may compare (partitioned mode), set before the digest is sent. */
   private BitSet mask;
   private int bucketCount;
@@ -102,9 +104,11 @@ final class AntiEntropyRound {
   private long lastProgressNanos;
   private int toPull;
   private int toPush;
+  /** Milliseconds this round waited for the byte rate. */
+  private long throttled;
 
   AntiEntropyRound(ReplicationEngine.Context ctx, long roundId, PeerLink link) {
-    this(ctx, roundId, link, null, false, new BitSet());
+    this(ctx, roundId, link, null, false, new BitSet(), null);
   }
 
   /**
@@ -115,7 +119,7 @@ final class AntiEntropyRound {
    */
   AntiEntropyRound(ReplicationEngine.Context ctx, long roundId, PeerLink link, Ownership own,
       boolean handoff) {
-    this(ctx, roundId, link, own, handoff, new BitSet());
+    this(ctx, roundId, link, own, handoff, new BitSet(), null);
   }
 
   /**
@@ -124,7 +128,8 @@ final class AntiEntropyRound {
    * ({@link Frames#AE_PULL_REQUEST}).
    */
   AntiEntropyRound(ReplicationEngine.Context ctx, long roundId, PeerLink link, Ownership own,
-      boolean handoff, BitSet pull) {
+      boolean handoff, BitSet pull, Throttle throttle) {
+    this.throttle = throttle;
     this.own = own;
     this.handoff = handoff;
     this.pull = own == null ? new BitSet() : pull;
@@ -232,9 +237,11 @@ final class AntiEntropyRound {
 
   private Outcome summarize(Outcome o) {
     if (o.pulled() + o.pushed() >= SUMMARY_THRESHOLD) {
-      log.info("node {}: anti-entropy round with {} done in {} ms: {} entries received, {} sent{}",
+      log.info("node {}: anti-entropy round with {} done in {} ms: {} entries received, {} sent{}{}",
           self, link.nodeId, (nanoTime.getAsLong() - startedNanos) / 1_000_000, o.pulled(),
-          o.pushed(), o.more() ? "; more differ, the next round follows at once" : "");
+          o.pushed(), throttled > 0 ? " (" + throttled + " ms waiting for antiEntropyBytesPerSecond "
+              + throttle.bytesPerSecond() + ")" : "",
+          o.more() ? "; more differ, the next round follows at once" : "");
     }
     return o;
   }
@@ -256,7 +263,7 @@ final class AntiEntropyRound {
         }
       }
       progress();
-      return push(keys, batch.next());
+      return later(batch.bytes(), () -> push(keys, batch.next()));
     }, executor);
   }
 
@@ -295,8 +302,40 @@ final class AntiEntropyRound {
       }
       pulled += resp.mutations().size();
       progress();
-      return pull(keys, from + resp.processed());
+      long received = 0;
+      for (Mutation m : resp.mutations()) {
+        received += Frames.mutationSize(m);
+      }
+      return later(received, () -> pull(keys, from + resp.processed()));
     }, executor);
+  }
+
+  /**
+   * Runs the next step at once, or, when the engine's byte rate says so after {@code bytes} just
+   * moved, after waiting on the timers (never blocking a thread).
+   */
+  private <T> CompletableFuture<T> later(long bytes, java.util.function.Supplier<CompletableFuture<T>>
+      next) {
+    long wait = throttle == null ? 0 : throttle.reserve(bytes);
+    if (wait <= 0) {
+      return next.get();
+    }
+    throttled += wait;
+    CompletableFuture<T> out = new CompletableFuture<>();
+    timers.schedule(() -> {
+      try {
+        executor.execute(() -> next.get().whenComplete((v, e) -> {
+          if (e != null) {
+            out.completeExceptionally(e);
+          } else {
+            out.complete(v);
+          }
+        }));
+      } catch (java.util.concurrent.RejectedExecutionException e) {
+        out.completeExceptionally(e);
+      }
+    }, wait);
+    return out;
   }
 
   /** A frame for this round arrived (on the link's event loop). */

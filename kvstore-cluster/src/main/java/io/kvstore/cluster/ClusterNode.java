@@ -2,6 +2,7 @@ package io.kvstore.cluster;
 
 import java.util.Collections;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.Objects;
 
@@ -184,6 +185,28 @@ public final class ClusterNode {
    */
   public java.util.Optional<String> shutdownBlocker() {
     return java.util.Optional.ofNullable(replicator.shutdownBlocker());
+  }
+
+  /**
+   * The node ids owning {@code key}'s partition in this node's current partition map, in preference
+   * order (the first is the partition's preferred coordinator, and the first reachable one is where
+   * this node forwards a write or a read at {@code ONE} of a key it does not own). This node serves
+   * the key itself exactly when it is in the list.
+   *
+   * <p>In partitioned mode the list has {@link #replicationFactor()} entries. Under full replication
+   * (no replication factor, or one at or above the node count) every node of the map owns every
+   * partition, so the list is every node of the map, ordered by the same rendezvous weights; it
+   * always contains this node. The map is computed over the placement node set, which keeps a node
+   * removed without a graceful leave until the removal delay has passed, so the list may name a node
+   * that {@link io.kvstore.core.ClusterView#members()} no longer shows (see
+   * {@link #partitionCounts()}). The key is not validated: any string has a partition.
+   *
+   * @param key the key
+   * @return its owners, at least one, unmodifiable
+   */
+  public List<String> ownersOf(String key) {
+    Objects.requireNonNull(key, "key");
+    return replicator.placement().ownersOf(key);
   }
 
   @Override

@@ -266,7 +266,9 @@ final class ClusterReplicator implements Replicator {
   }
 
   /**
-   * Announces a graceful leave (waiting at most {@link KvClusterConfig#leaveTimeout()}), fails writes
+   * In partitioned mode first waits, at most {@link KvClusterConfig#leaveTimeout()}, until peers no
+   * longer need this node's data (see {@code awaitSafeLeave}); then announces a graceful leave
+   * (waiting at most {@link KvClusterConfig#leaveTimeout()} again), fails writes
    * still waiting for acknowledgements, closes connections and stops the threads. Never throws.
    */
   @Override
@@ -274,8 +276,11 @@ final class ClusterReplicator implements Replicator {
     if (!closeCalled.compareAndSet(false, true)) {
       return;
     }
-    closing = true;
     ReplicationEngine running = engine;
+    if (started.get()) {
+      awaitSafeLeave(running); // still fully running: peers may be pulling from this node
+    }
+    closing = true;
     if (running != null) {
       running.beginClose();
     }
@@ -296,6 +301,29 @@ final class ClusterReplicator implements Replicator {
     }
     shutdown();
     log.info("node {} closed", config.nodeId());
+  }
+
+  /**
+   * Partitioned mode: before announcing the leave, waits (at most {@code leaveTimeout}) until
+   * nothing this node still holds is needed: its writes acknowledged, its handoffs done, no
+   * connected co-owner still pulling a partition both own. A co-owner that is gone or on another map
+   * is not waited for (waiting would not help); {@link ClusterNode#isSafeToShutdown()} is the
+   * operator's stricter check.
+   */
+  private void awaitSafeLeave(ReplicationEngine e) {
+    if (e == null || e.placement() == null) {
+      return;
+    }
+    long deadline = System.nanoTime() + config.leaveTimeout().toNanos();
+    String blocker = e.leaveBlocker();
+    while (blocker != null && System.nanoTime() < deadline) {
+      java.util.concurrent.locks.LockSupport.parkNanos(TimeUnit.MILLISECONDS.toNanos(20));
+      blocker = e.leaveBlocker();
+    }
+    if (blocker != null) {
+      log.warn("node {}: leaving after {} ms although {}", config.nodeId(),
+          config.leaveTimeout().toMillis(), blocker);
+    }
   }
 
   private void shutdown() {

@@ -98,6 +98,12 @@ final class Frames {
   static final byte SCAN_RESULT = 0x35;
   /** Partitioned mode: which partitions the sender is still pulling (pending), under which map. */
   static final byte STATUS = 0x36;
+  /** Partitioned mode: a cluster-wide listener's subscription to a peer, its end, and an event. */
+  static final byte SUBSCRIBE = 0x37;
+  static final byte UNSUBSCRIBE = 0x38;
+  static final byte EVENT = 0x39;
+  /** At most this many subscriptions one connection may hold on its responder. */
+  static final int MAX_SUBSCRIPTIONS_PER_CONNECTION = 64;
   /** A SCAN_RESULT stops adding entries past this many bytes (and says it was truncated). */
   static final int MAX_SCAN_RESULT_BYTES = MAX_FRAME_BYTES - 64 * 1024;
 
@@ -161,7 +167,7 @@ final class Frames {
   /** A decoded frame. */
   sealed interface Frame permits Hello, HelloOk, HelloReject, Auth, MutationBatch, Ack, AeDigest, AeDiff,
       AeKeys, AePull, AePullResponse, AeAbort, Forward, ForwardResult, Read, ReadResult, Scan,
-      ScanResult, AePullRequest, Status {}
+      ScanResult, AePullRequest, Status, Subscribe, Unsubscribe, Event {}
 
   record Hello(int magic, int minVersion, int maxVersion, String clusterName, String nodeId,
       byte[] nonce, int authScheme, byte[] auth) implements Frame {}
@@ -221,6 +227,14 @@ final class Frames {
 
   /** The partitions the sender has not finished pulling, under its map {@code mapVersion}. */
   record Status(long mapVersion, BitSet pending) implements Frame {}
+
+  /** Send EVENTs of changes of keys starting with {@code prefix} (see the cluster listener). */
+  record Subscribe(long subscriptionId, String prefix) implements Frame {}
+
+  record Unsubscribe(long subscriptionId) implements Frame {}
+
+  /** A change the sender applied, for a subscription of the receiver. */
+  record Event(long subscriptionId, Mutation mutation) implements Frame {}
 
   record Scan(long requestId, String prefix, String startAfter, int limit) implements Frame {}
 
@@ -541,6 +555,29 @@ final class Frames {
     return out;
   }
 
+  static ByteBuf subscribe(ByteBufAllocator alloc, long subscriptionId, String prefix) {
+    ByteBuf out = alloc.buffer(16 + stringSize(prefix));
+    out.writeByte(SUBSCRIBE);
+    out.writeLong(subscriptionId);
+    writeString(out, prefix);
+    return out;
+  }
+
+  static ByteBuf unsubscribe(ByteBufAllocator alloc, long subscriptionId) {
+    ByteBuf out = alloc.buffer(9);
+    out.writeByte(UNSUBSCRIBE);
+    out.writeLong(subscriptionId);
+    return out;
+  }
+
+  static ByteBuf event(ByteBufAllocator alloc, long subscriptionId, Mutation m) {
+    ByteBuf out = alloc.buffer(16 + mutationSize(m));
+    out.writeByte(EVENT);
+    out.writeLong(subscriptionId);
+    writeMutation(out, m);
+    return out;
+  }
+
   static ByteBuf status(ByteBufAllocator alloc, long mapVersion, BitSet pending) {
     byte[] bits = bitmap(pending, Placement.PARTITIONS);
     ByteBuf out = alloc.buffer(1 + 8 + bits.length);
@@ -813,6 +850,16 @@ final class Frames {
       case STATUS: {
         long mapVersion = in.readLong();
         return new Status(mapVersion, readPartitions(in));
+      }
+      case SUBSCRIBE: {
+        long id = in.readLong();
+        return new Subscribe(id, readString(in, MAX_KEY_BYTES, "prefix"));
+      }
+      case UNSUBSCRIBE:
+        return new Unsubscribe(in.readLong());
+      case EVENT: {
+        long id = in.readLong();
+        return new Event(id, readMutation(in));
       }
       default:
         throw new MalformedFrameException(String.format("unknown frame type 0x%02x", type & 0xff));

@@ -38,6 +38,7 @@ public final class KvClusterBuilder {
   private Duration gossipInterval = KvClusterConfig.DEFAULT_GOSSIP_INTERVAL;
   private Duration antiEntropyInterval = KvClusterConfig.DEFAULT_ANTI_ENTROPY_INTERVAL;
   private Duration antiEntropyTimeout = KvClusterConfig.DEFAULT_ANTI_ENTROPY_TIMEOUT;
+  private long antiEntropyBytesPerSecond = KvClusterConfig.DEFAULT_ANTI_ENTROPY_BYTES_PER_SECOND;
   private Duration connectTimeout = KvClusterConfig.DEFAULT_CONNECT_TIMEOUT;
   private Duration handshakeTimeout = KvClusterConfig.DEFAULT_HANDSHAKE_TIMEOUT;
   private Duration reconnectBackoffMin = KvClusterConfig.DEFAULT_RECONNECT_BACKOFF_MIN;
@@ -250,6 +251,20 @@ public final class KvClusterBuilder {
    */
   public KvClusterBuilder antiEntropyInterval(Duration interval) {
     this.antiEntropyInterval = interval;
+    return this;
+  }
+
+  /**
+   * The most bytes per second this node's anti-entropy rounds push and pull: a node catching up, a
+   * new owner pulling partitions in a rebalance, a handoff (default
+   * {@link KvClusterConfig#DEFAULT_ANTI_ENTROPY_BYTES_PER_SECOND}, 64 MiB/s). Live writes are not
+   * limited. 0 removes the limit.
+   *
+   * @param bytesPerSecond 0, or at least 65536
+   * @return this builder
+   */
+  public KvClusterBuilder antiEntropyBytesPerSecond(long bytesPerSecond) {
+    this.antiEntropyBytesPerSecond = bytesPerSecond;
     return this;
   }
 
@@ -486,7 +501,7 @@ public final class KvClusterBuilder {
         handshakeTimeout, reconnectBackoffMin, reconnectBackoffMax, maxBatchBytes,
         maxInFlightBytesPerPeer, leaveTimeout, maxInboundConnections,
         maxUnauthenticatedConnectionsPerAddress, membershipIdleTimeout, keyring, tls,
-        replicationFactor, removalDelay);
+        replicationFactor, removalDelay, antiEntropyBytesPerSecond);
   }
 
   /**

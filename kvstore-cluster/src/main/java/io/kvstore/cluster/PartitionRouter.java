@@ -637,6 +637,63 @@ final class PartitionRouter implements Router {
     p.onAnswer.accept(answer);
   }
 
+  // ---- cluster-wide listeners -----------------------------------------------------------------
+
+  /** A cluster-wide listener's subscription: sent to every peer on connect, ended on close. */
+  private record Subscription(String prefix, Consumer<Mutation> sink) {}
+
+  private final Map<Long, Subscription> subscriptions = new ConcurrentHashMap<>();
+  private final AtomicLong subscriptionIds = new AtomicLong();
+
+  /**
+   * Subscribes to every peer with a ready connection now, and to each peer whose connection
+   * becomes ready later ({@link #onLinkReady}); a peer sends the changes it applies, as an owner,
+   * of keys starting with {@code prefix} that this node does not own in its view (so nothing under
+   * full replication). Changes while a connection is down are not replayed.
+   */
+  @Override
+  public io.kvstore.core.Registration subscribe(String prefix, Consumer<Mutation> sink) {
+    long id = subscriptionIds.incrementAndGet();
+    if (subscriptions.size() >= Frames.MAX_SUBSCRIPTIONS_PER_CONNECTION) {
+      throw new IllegalStateException("at most " + Frames.MAX_SUBSCRIPTIONS_PER_CONNECTION
+          + " cluster-wide listeners per node");
+    }
+    if (prefix == null
+        || prefix.getBytes(java.nio.charset.StandardCharsets.UTF_8).length > Frames.MAX_KEY_BYTES) {
+      throw new IllegalArgumentException("prefix must be a string of at most "
+          + Frames.MAX_KEY_BYTES + " UTF-8 bytes");
+    }
+    subscriptions.put(id, new Subscription(prefix, sink));
+    for (PeerLink l : engine.liveLinks()) {
+      if (l.isReady()) {
+        l.sendAe(Frames.subscribe(ByteBufAllocator.DEFAULT, id, prefix));
+      }
+    }
+    return () -> {
+      if (subscriptions.remove(id) != null) {
+        for (PeerLink l : engine.liveLinks()) {
+          if (l.isReady()) {
+            l.sendAe(Frames.unsubscribe(ByteBufAllocator.DEFAULT, id));
+          }
+        }
+      }
+    };
+  }
+
+  /** A connection to a peer is ready: it gets every subscription (any thread). */
+  void onLinkReady(PeerLink link) {
+    subscriptions.forEach((id, s) ->
+        link.sendAe(Frames.subscribe(ByteBufAllocator.DEFAULT, id, s.prefix())));
+  }
+
+  /** A peer's event for one of this node's subscriptions (on its connection's thread). */
+  void onEvent(String peer, Frames.Event e) {
+    Subscription s = subscriptions.get(e.subscriptionId());
+    if (s != null && e.mutation().key().startsWith(s.prefix())) {
+      s.sink().accept(e.mutation());
+    }
+  }
+
   /** The connection to a peer ended: its unanswered requests fail now. */
   void peerLost(String peer) {
     pending.forEach((id, p) -> {

@@ -217,6 +217,8 @@ final class PeerLink {
       engine.router.onAnswer(nodeId, r.requestId(), r);
     } else if (frame instanceof Frames.ScanResult r) {
       engine.router.onAnswer(nodeId, r.requestId(), r);
+    } else if (frame instanceof Frames.Event e) {
+      engine.router.onEvent(nodeId, e);
     } else if (frame instanceof Frames.AeDiff || frame instanceof Frames.AeKeys
         || frame instanceof Frames.AePullResponse || frame instanceof Frames.AeAbort) {
       AntiEntropyRound r = round;

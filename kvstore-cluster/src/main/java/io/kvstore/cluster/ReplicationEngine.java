@@ -129,10 +129,16 @@ final class ReplicationEngine {
 
   /** The protocol's limits and timing. */
   record Settings(long maxInFlightBytesPerPeer, int maxBatchBytes, Duration antiEntropyInterval,
-      Duration antiEntropyTimeout) {
+      Duration antiEntropyTimeout, long antiEntropyBytesPerSecond) {
+    /** Settings with no anti-entropy rate limit. */
+    Settings(long maxInFlightBytesPerPeer, int maxBatchBytes, Duration antiEntropyInterval,
+        Duration antiEntropyTimeout) {
+      this(maxInFlightBytesPerPeer, maxBatchBytes, antiEntropyInterval, antiEntropyTimeout, 0);
+    }
+
     static Settings of(KvClusterConfig c) {
       return new Settings(c.maxInFlightBytesPerPeer(), c.maxBatchBytes(), c.antiEntropyInterval(),
-          c.antiEntropyTimeout());
+          c.antiEntropyTimeout(), c.antiEntropyBytesPerSecond());
     }
   }
 
@@ -179,6 +185,8 @@ final class ReplicationEngine {
   private volatile Live live = new Live(new PeerLink[0], 0);
   /** The client side of forwarded writes and remote reads (partitioned mode). */
   final PartitionRouter router;
+  /** The byte rate of this node's anti-entropy rounds (pushes and pulls). */
+  final Throttle throttle;
   private volatile boolean closing;
   /** As last set; null = full replication. */
   private volatile Placement placement;
@@ -218,6 +226,7 @@ final class ReplicationEngine {
     this.ctx = Objects.requireNonNull(ctx, "ctx");
     this.roundIds = new AtomicLong(ctx.random().nextLong() >>> 2);
     this.router = new PartitionRouter(this);
+    this.throttle = new Throttle(ctx.settings().antiEntropyBytesPerSecond(), ctx.nanoTime());
   }
 
   /**
@@ -448,19 +457,33 @@ final class ReplicationEngine {
    * thread (a snapshot of state that keeps changing).
    */
   String shutdownBlocker() {
+    return blocker(false);
+  }
+
+  /**
+   * What a graceful leave should still wait for: the part of {@link #shutdownBlocker} that waiting
+   * can clear while this node is still up (its fan-out to connected peers unacknowledged, a handoff
+   * to a connected owner not done, a connected co-owner still pulling a partition both own, which
+   * it may be pulling from this node). Null when nothing. Any thread.
+   */
+  String leaveBlocker() {
+    return blocker(true);
+  }
+
+  private String blocker(boolean leaving) {
     BitSet mine = pendingView;
-    if (!mine.isEmpty()) {
+    if (!leaving && !mine.isEmpty()) {
       return "this node still pulls " + mine.cardinality() + " partitions it owns";
     }
     for (PeerLink l : live.links()) {
       long bytes = l.unacknowledgedBytes();
-      if (bytes > 0 && (ownership == null || isOwnerPeer(l.nodeId))) {
+      if (bytes > 0 && l.isReady() && (ownership == null || isOwnerPeer(l.nodeId))) {
         return bytes + " bytes of writes to " + l.nodeId + " are not acknowledged yet";
       }
     }
     Ownership own = ownership;
     if (own == null) {
-      return connectedPeers() > 0 ? null
+      return leaving || connectedPeers() > 0 ? null
           : "no other node is connected: stopping this one takes its data offline";
     }
     for (String to : handoffView) {
@@ -471,10 +494,16 @@ final class ReplicationEngine {
     long version = own.placement.fingerprint();
     for (String peer : own.coOwners()) {
       if (readyLink(peer) == null) {
+        if (leaving) {
+          continue;
+        }
         return "co-owner " + peer + " is not connected";
       }
       Frames.Status st = peerStatus.get(peer);
       if (st == null || st.mapVersion() != version) {
+        if (leaving) {
+          continue;
+        }
         return "co-owner " + peer + " has not confirmed partition map " + Long.toHexString(version);
       }
       BitSet shared = own.partitionsOf(peer);
@@ -483,6 +512,15 @@ final class ReplicationEngine {
         shared.and(st.pending());
         return "co-owner " + peer + " still pulls " + shared.cardinality()
             + " partitions this node owns (first: " + shared.nextSetBit(0) + ")";
+      }
+    }
+    if (!leaving && own.placement.replicationFactor() == 1) {
+      long[] d = ctx.store().digest().toArray();
+      for (int b = 0; b < d.length; b++) {
+        if (d[b] != 0 && own.ownsPartition(Ownership.partitionOfBucket(b))) {
+          return "replication factor 1: partition " + Ownership.partitionOfBucket(b)
+              + " has no other owner, so its data would be lost or unavailable";
+        }
       }
     }
     return null;
@@ -669,15 +707,24 @@ final class ReplicationEngine {
       for (PeerLink link : links) {
         link.enqueue(mutation, size, tracker);
       }
-      if (tracker == null) {
-        return DONE;
-      }
-      tracker.setTimer(ctx.control().schedule(tracker::onTimeout, Math.max(0, timeout.toMillis())));
-      return tracker.future();
+      return armed(tracker, timeout);
     } catch (RuntimeException e) {
-      log.error("node {}: replicating {} failed", ctx.nodeId(), mutation, e);
-      return CompletableFuture.failedFuture(e);
+      return failed(mutation, e);
     }
+  }
+
+  /** Starts the tracker's timeout and returns its future; DONE without a tracker. */
+  private CompletableFuture<Void> armed(WriteTracker tracker, Duration timeout) {
+    if (tracker == null) {
+      return DONE;
+    }
+    tracker.setTimer(ctx.control().schedule(tracker::onTimeout, Math.max(0, timeout.toMillis())));
+    return tracker.future();
+  }
+
+  private CompletableFuture<Void> failed(Mutation mutation, RuntimeException e) {
+    log.error("node {}: replicating {} failed", ctx.nodeId(), mutation, e);
+    return CompletableFuture.failedFuture(e);
   }
 
   /**
@@ -728,14 +775,9 @@ final class ReplicationEngine {
                 + Placement.partitionOf(mutation.key()) + " are reachable from node "
                 + ctx.nodeId() + "; not live: " + missing));
       }
-      if (tracker == null) {
-        return DONE;
-      }
-      tracker.setTimer(ctx.control().schedule(tracker::onTimeout, Math.max(0, timeout.toMillis())));
-      return tracker.future();
+      return armed(tracker, timeout);
     } catch (RuntimeException e) {
-      log.error("node {}: replicating {} failed", ctx.nodeId(), mutation, e);
-      return CompletableFuture.failedFuture(e);
+      return failed(mutation, e);
     }
   }
 
@@ -772,6 +814,7 @@ final class ReplicationEngine {
     ctx.control().execute(() -> {
       if (!link.isClosed()) {
         sendStatus(link);
+        router.onLinkReady(link);
       }
       if (!link.isClosed() && !urgent.contains(link)) {
         urgent.add(link);
@@ -852,10 +895,11 @@ final class ReplicationEngine {
     Ownership own = ctx.bug() == Bug.AE_IGNORES_PLACEMENT ? null : ownership;
     long generation = handoffGeneration;
     AntiEntropyRound round = own == null
-        ? new AntiEntropyRound(ctx, roundIds.incrementAndGet(), link)
+        ? new AntiEntropyRound(ctx, roundIds.incrementAndGet(), link, null, false, new BitSet(),
+            throttle)
         : new AntiEntropyRound(ctx, roundIds.incrementAndGet(), link, own,
             ctx.bug() != Bug.NO_HANDOFF && handoffPending.containsKey(link.nodeId),
-            pulls.from(link.nodeId));
+            pulls.from(link.nodeId), throttle);
     currentRound = round;
     link.setRound(round);
     CompletableFuture<AntiEntropyRound.Outcome> outcome;
@@ -944,6 +988,8 @@ final class ReplicationEngine {
      */
     private final Map<Long, BitSet> pullRequests = new java.util.concurrent.ConcurrentHashMap<>();
     private final AtomicInteger aeTasks = new AtomicInteger();
+    /** The peer's cluster-wide listener subscriptions (channel thread only). */
+    private final Map<Long, io.kvstore.core.Registration> subscriptions = new HashMap<>();
     private boolean failed;
 
     private Responder(PeerChannel channel, String peer) {
@@ -977,6 +1023,13 @@ final class ReplicationEngine {
           pullRequests.put(req.roundId(), req.partitions());
         } else if (frame instanceof Frames.Status st) {
           peerStatus.put(peer, st);
+        } else if (frame instanceof Frames.Subscribe sub) {
+          subscribe(sub);
+        } else if (frame instanceof Frames.Unsubscribe un) {
+          io.kvstore.core.Registration r = subscriptions.remove(un.subscriptionId());
+          if (r != null) {
+            r.close();
+          }
         } else {
           fail("unexpected " + frame.getClass().getSimpleName() + " from " + peer);
         }
@@ -989,6 +1042,44 @@ final class ReplicationEngine {
     /** The connection ended. */
     void closed() {
       digests.clear();
+      subscriptions.values().forEach(io.kvstore.core.Registration::close);
+      subscriptions.clear();
+    }
+
+    /**
+     * Serves a peer's cluster-wide listener: each change this node applies of a key with the
+     * prefix, of a partition this node owns and the peer does not (in this node's view), goes to
+     * the peer as an EVENT. The store's listener runs on this connection's thread, which then reads
+     * the key's newest mutation (it carries the TTL the event lacks).
+     */
+    private void subscribe(Frames.Subscribe sub) {
+      if (subscriptions.size() >= Frames.MAX_SUBSCRIPTIONS_PER_CONNECTION
+          && !subscriptions.containsKey(sub.subscriptionId())) {
+        fail("more than " + Frames.MAX_SUBSCRIPTIONS_PER_CONNECTION + " subscriptions from "
+            + peer);
+        return;
+      }
+      io.kvstore.core.Registration old = subscriptions.remove(sub.subscriptionId());
+      if (old != null) {
+        old.close(); // a repeat (the peer reconnected): one registration per id
+      }
+      io.kvstore.core.Registration r = ctx.store().listen(sub.prefix(), event -> {
+        Ownership own = ownership;
+        if (own == null || !own.ownsKey(event.key()) || own.ownsKey(peer, event.key())) {
+          return;
+        }
+        Mutation m = ctx.store().mutation(event.key());
+        if (m != null) {
+          channel.send(Frames.event(channel.alloc(), sub.subscriptionId(), m), true);
+        }
+      }, task -> {
+        try {
+          channel.execute(task);
+        } catch (RejectedExecutionException e) {
+          // the connection is closing; its subscriptions end with it
+        }
+      });
+      subscriptions.put(sub.subscriptionId(), r);
     }
 
     private void fail(String problem) {

@@ -208,6 +208,14 @@ class FramesTest {
     frames.add(Frames.readResult(ALLOC, 9, ms.get(0), true));
     frames.add(Frames.aePullRequest(ALLOC, 11, parts));
     frames.add(Frames.status(ALLOC, 3, parts));
+    assertThat(roundTrip(Frames.subscribe(ALLOC, 13, "orders/"))).isEqualTo(
+        new Frames.Subscribe(13, "orders/"));
+    assertThat(roundTrip(Frames.unsubscribe(ALLOC, 13))).isEqualTo(new Frames.Unsubscribe(13));
+    assertThat(((Frames.Event) roundTrip(Frames.event(ALLOC, 13, ms.get(0)))).mutation())
+        .isEqualTo(ms.get(0));
+    frames.add(Frames.subscribe(ALLOC, 13, "orders/"));
+    frames.add(Frames.unsubscribe(ALLOC, 13));
+    frames.add(Frames.event(ALLOC, 13, ms.get(0)));
     for (ByteBuf full : frames) {
       byte[] bytes = new byte[full.readableBytes()];
       full.readBytes(bytes);

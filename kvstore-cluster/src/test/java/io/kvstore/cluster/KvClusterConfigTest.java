@@ -84,7 +84,7 @@ class KvClusterConfigTest {
         c.connectTimeout(), c.handshakeTimeout(), c.reconnectBackoffMin(), c.reconnectBackoffMax(),
         c.maxBatchBytes(), c.maxInFlightBytesPerPeer(), c.leaveTimeout(), c.maxInboundConnections(),
         c.maxUnauthenticatedConnectionsPerAddress(), c.membershipIdleTimeout(), c.keyring(),
-        c.tls(), rf, delay);
+        c.tls(), rf, delay, c.antiEntropyBytesPerSecond());
   }
 
   @Test

@@ -26,7 +26,8 @@ import org.junit.jupiter.api.Timeout;
  * Partitioned mode end to end on four real nodes (Netty data plane, ScaleCube membership), rf 2:
  * writes through any node land on exactly their two owners and nowhere else, every key reads the
  * same through every node, conditional writes and deletes through non-owners are decided by the
- * owners, and a scan through any node pages over the whole cluster.
+ * owners, a scan through any node pages over the whole cluster, and a cluster-wide listener sees
+ * every change once.
  */
 @Timeout(value = 90, unit = TimeUnit.SECONDS)
 class PartitionedClusterTest {
@@ -42,6 +43,18 @@ class PartitionedClusterTest {
       await().atMost(Duration.ofSeconds(15)).until(() -> stores.stream().allMatch(s ->
           KvCluster.node(s).orElseThrow().partitionMapVersion() == full));
       Placement placement = Placement.of(List.of("q1", "q2", "q3", "q4"), 2);
+
+      // A cluster-wide listener on q1 sees every key once; its local listener only q1's own keys.
+      java.util.Map<String, List<String>> clusterEvents = new java.util.concurrent.ConcurrentHashMap<>();
+      List<String> localEvents = new java.util.concurrent.CopyOnWriteArrayList<>();
+      java.util.concurrent.ExecutorService events = java.util.concurrent.Executors
+          .newSingleThreadExecutor();
+      io.kvstore.core.Registration watch = stores.get(0).addClusterListener("item:",
+          e -> clusterEvents.computeIfAbsent(e.key(), k -> new java.util.concurrent
+              .CopyOnWriteArrayList<>()).add(e.valueAsString().orElse("-")), events);
+      stores.get(0).addListener("item:", e -> localEvents.add(e.key()));
+      await().atMost(Duration.ofSeconds(10)).until(() -> cluster.nodes().stream()
+          .allMatch(n -> n.store().cluster().isReady()));
 
       TreeSet<String> keys = new TreeSet<>();
       for (int i = 0; i < 200; i++) {
@@ -65,6 +78,16 @@ class PartitionedClusterTest {
           assertThat(held).as("keys held by %s", n.id()).containsExactlyInAnyOrderElementsOf(expected);
         }
       });
+      await().atMost(Duration.ofSeconds(10)).untilAsserted(() ->
+          assertThat(clusterEvents.keySet()).containsExactlyInAnyOrderElementsOf(keys));
+      for (int i = 0; i < 200; i++) {
+        assertThat(clusterEvents.get("item:" + (10_000 + i))).as("events of item:%d", 10_000 + i)
+            .containsExactly("v" + i);
+      }
+      assertThat(localEvents).as("q1's own keys only").isNotEmpty().allSatisfy(k ->
+          assertThat(placement.ownersOf(k)).contains("q1"));
+      watch.close();
+      events.shutdown();
       for (KvStore s : stores) {
         for (String k : List.of(keys.first(), "item:10077", keys.last())) {
           assertThat(s.getString(k)).as(k).isPresent();

@@ -183,7 +183,7 @@ class PublicApiTest {
     }
     assertThat(methods).containsExactly("config/0:KvClusterConfig", "dataAddress/0:String",
         "isSafeToShutdown/0:boolean", "keyring/0:ClusterKeyring", "membershipAddress/0:String",
-        "nodeId/0:String", "partitionCount/0:int", "partitionCounts/0:Map",
+        "nodeId/0:String", "ownersOf/1:List", "partitionCount/0:int", "partitionCounts/0:Map",
         "partitionMapVersion/0:long", "pendingPartitions/0:int", "pendingPartitionsByNode/0:Map",
         "replicationFactor/0:int", "shutdownBlocker/0:Optional", "stats/0:ReplicationStats",
         "toString/0:String", "updateKeyring/1:void");

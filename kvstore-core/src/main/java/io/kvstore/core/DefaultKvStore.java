@@ -990,6 +990,12 @@ final class DefaultKvStore implements KvStore {
     }
 
     @Override
+    public Registration listen(String prefix, ChangeListener listener, Executor executor) {
+      ensureOpen();
+      return listeners.add(prefix, listener, Objects.requireNonNull(executor, "executor"));
+    }
+
+    @Override
     public Digest digest() {
       return DefaultKvStore.this.digest();
     }
@@ -1189,6 +1195,46 @@ final class DefaultKvStore implements KvStore {
   public Registration addListener(String prefix, ChangeListener listener, Executor executor) {
     ensureOpen();
     return listeners.add(prefix, listener, Objects.requireNonNull(executor, "executor"));
+  }
+
+  @Override
+  public Registration addClusterListener(String prefix, ChangeListener listener,
+      Executor executor) {
+    ensureOpen();
+    Objects.requireNonNull(executor, "executor");
+    Router r = router;
+    if (r == null) {
+      return addListener(prefix, listener, executor);
+    }
+    ChangeDedupe seen = new ChangeDedupe(ChangeDedupe.DEFAULT_KEYS);
+    Registration local = listeners.add(prefix, e -> {
+      if (seen.firstTime(e.key(), e.version())) {
+        listener.onChange(e);
+      }
+    }, executor);
+    Registration remote;
+    try {
+      remote = r.subscribe(prefix, m -> executor.execute(() -> {
+        if (seen.firstTime(m.key(), m.version())) {
+          listener.onChange(remoteEvent(m));
+        }
+      }));
+    } catch (RuntimeException e) {
+      local.close();
+      throw e;
+    }
+    return () -> {
+      remote.close();
+      local.close();
+    };
+  }
+
+  /** The event a cluster listener gets for a change another node applied. */
+  private static ChangeEvent remoteEvent(Mutation m) {
+    ChangeEvent.Type type = m.valueUnsafe() != null ? ChangeEvent.Type.PUT
+        : m.expiresAtMillis() != 0 ? ChangeEvent.Type.EXPIRE : ChangeEvent.Type.DELETE;
+    byte[] value = m.valueUnsafe() == null ? null : m.valueUnsafe().clone();
+    return new ChangeEvent(type, m.key(), m.version(), ChangeEvent.Origin.REMOTE, value);
   }
 
   @Override

@@ -264,6 +264,27 @@ public interface KvStore extends AutoCloseable {
   Registration addListener(String prefix, ChangeListener listener, Executor executor);
 
   /**
+   * Listens to changes of keys starting with {@code prefix} anywhere in the cluster, on
+   * {@code executor}. Standalone and under full replication this is {@link #addListener(String,
+   * ChangeListener, Executor)}: every node applies every change. In partitioned mode a node applies
+   * only the keys it owns, so this also subscribes to every connected peer, which sends the changes
+   * it applies of keys this node does not own. Each change (key and version) reaches the listener
+   * once; a change older than one already delivered for its key is dropped (so one key's changes
+   * arrive in version order), remembered for the most recent 100,000 keys. Changes made while a peer
+   * is unreachable are not replayed when it comes back: read or scan to catch up. Events of remote
+   * changes carry {@link ChangeEvent.Origin#REMOTE}.
+   *
+   * @param prefix the prefix; empty for all keys
+   * @param listener the listener
+   * @param executor where the listener runs
+   * @return a registration; close it to stop listening (and the peers to send)
+   */
+  default Registration addClusterListener(String prefix, ChangeListener listener,
+      Executor executor) {
+    return addListener(prefix, listener, executor);
+  }
+
+  /**
    * A snapshot of the counters.
    *
    * @return the stats

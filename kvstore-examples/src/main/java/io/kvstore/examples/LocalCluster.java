@@ -186,6 +186,41 @@ public final class LocalCluster implements AutoCloseable {
   }
 
   /**
+   * Starts one more node, {@code node-<n+1>}, joining through {@code seeds} (for example the
+   * membership addresses of the nodes still alive), and waits until it answers {@code /ready}.
+   *
+   * @param ports its HTTP and membership port (data on membership + 1)
+   * @param seeds {@code host:port} membership addresses to join through, at least one
+   * @param extraFlags more flags ({@code --in-memory} is added unless {@code --data-dir} is given)
+   * @param timeout how long to wait for readiness
+   * @return the running node
+   * @throws IOException if the process cannot start
+   * @throws InterruptedException if interrupted while waiting
+   */
+  public Node add(int[] ports, List<String> seeds, List<String> extraFlags, Duration timeout)
+      throws IOException, InterruptedException {
+    if (seeds.isEmpty()) {
+      throw new IllegalArgumentException("a node added to a cluster needs at least one seed");
+    }
+    int index = nodes.size() + 1;
+    List<String> flags = new ArrayList<>(List.of(
+        "--node-id", "node-" + index,
+        "--http-port", String.valueOf(ports[0]),
+        "--cluster-port", String.valueOf(ports[1]),
+        "--data-port", String.valueOf(ports[1] + 1),
+        "--join", String.join(",", seeds)));
+    if (!extraFlags.contains("--data-dir")) {
+      flags.add("--in-memory");
+    }
+    flags.addAll(extraFlags);
+    Node node = new Node(index, flags, ports[0], logDir.resolve("node-" + index + ".log"));
+    nodes.add(node);
+    launch(node);
+    awaitReady(node, timeout);
+    return node;
+  }
+
+  /**
    * The nodes, in start order.
    *
    * @return the nodes

@@ -5,6 +5,8 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.javalin.http.Context;
 import io.kvstore.core.KvStore;
+import io.kvstore.core.ReadConcern;
+import io.kvstore.core.ReadOptions;
 import io.kvstore.core.Version;
 import io.kvstore.core.Versioned;
 import io.kvstore.core.WriteConcern;
@@ -40,6 +42,7 @@ final class KvApi {
 
   private static final Set<String> NONE = Set.of();
   private static final Set<String> KEY = Set.of("key");
+  private static final Set<String> V1_GET = Set.of("consistency");
   private static final Set<String> V1_PUT = Set.of("ttl", "consistency");
   private static final Set<String> V1_DELETE = Set.of("consistency");
   private static final Set<String> V1_LIST = Set.of("prefix", "limit", "startAfter", "values");
@@ -49,9 +52,11 @@ final class KvApi {
   private final StoreCalls calls;
   private final Bodies bodies;
   private final Semaphore listings;
+  private final OwnerHeaders owners;
 
-  KvApi(KvStore store, KvHttpServerConfig config) {
+  KvApi(KvStore store, KvHttpServerConfig config, OwnerHeaders owners) {
     this.store = store;
+    this.owners = owners;
     this.config = config;
     this.calls = new StoreCalls(store);
     this.bodies = new Bodies(config);
@@ -76,6 +81,7 @@ final class KvApi {
       }
     }
     String key = textField(body, "key");
+    owners.set(ctx, key);
     String value = textField(body, "value");
     byte[] bytes = utf8(value, "field 'value'");
     Version version = calls.put(key, bytes, WriteOptions.defaults(), Routes.deadline(ctx, config));
@@ -84,12 +90,14 @@ final class KvApi {
 
   void get(Context ctx, String rawRest) {
     String key = documentedKey(ctx, rawRest, "GET /get?key=k or GET /get/k");
+    owners.set(ctx, key);
     Versioned v = calls.read(key).orElseThrow(() -> notFound(key));
     respondEntry(ctx, key, v.valueAsString(), v.version());
   }
 
   void delete(Context ctx, String rawRest) {
     String key = documentedKey(ctx, rawRest, "DELETE /delete?key=k or DELETE /delete/k");
+    owners.set(ctx, key);
     boolean deleted = calls.delete(key, WriteOptions.defaults(), Routes.deadline(ctx, config));
     respondDeleted(ctx, key, deleted);
   }
@@ -102,6 +110,7 @@ final class KvApi {
           + "write a '/' inside the key as %2F");
     }
     String key = UrlCodec.decodePath(rawRest.substring(0, slash), "key");
+    owners.set(ctx, key);
     String value = UrlCodec.decodePath(rawRest.substring(slash + 1), "value");
     Version version = calls.put(key, value.getBytes(StandardCharsets.UTF_8), WriteOptions.defaults(),
         Routes.deadline(ctx, config));
@@ -173,10 +182,13 @@ final class KvApi {
   // ---- /v1/kv ----------------------------------------------------------------------------------
 
   void v1Get(Context ctx, String rawRest) {
-    QueryParams.parse(ctx.queryString(), NONE);
+    // The key first, so that an answer about a valid key carries the owner headers.
     String key = UrlCodec.decodePath(rawRest, "key");
+    owners.set(ctx, key);
+    ReadOptions read = readConcern(QueryParams.parse(ctx.queryString(), V1_GET));
     ETags.Condition ifNoneMatch = ETags.parse("If-None-Match", header(ctx, "If-None-Match"));
-    Versioned v = calls.read(key).orElseThrow(() -> notFound(key));
+    Versioned v = calls.read(key, read, Routes.deadline(ctx, config))
+        .orElseThrow(() -> notFound(key));
     ctx.header("ETag", ETags.of(v.version()));
     v.expiresAt().ifPresent(at -> ctx.header(EXPIRES_HEADER, at.toString()));
     if (ifNoneMatch != null && ifNoneMatch.matchesWeak(v.version())) {
@@ -188,8 +200,9 @@ final class KvApi {
   }
 
   void v1Put(Context ctx, String rawRest) {
-    QueryParams q = QueryParams.parse(ctx.queryString(), V1_PUT);
     String key = UrlCodec.decodePath(rawRest, "key");
+    owners.set(ctx, key);
+    QueryParams q = QueryParams.parse(ctx.queryString(), V1_PUT);
     WriteOptions options = concern(q);
     Duration ttl = q.get("ttl").map(Ttls::parse).orElse(null);
     if (ttl != null) {
@@ -226,8 +239,9 @@ final class KvApi {
   }
 
   void v1Delete(Context ctx, String rawRest) {
-    QueryParams q = QueryParams.parse(ctx.queryString(), V1_DELETE);
     String key = UrlCodec.decodePath(rawRest, "key");
+    owners.set(ctx, key);
+    QueryParams q = QueryParams.parse(ctx.queryString(), V1_DELETE);
     WriteOptions options = concern(q);
     ETags.Condition ifMatch = ETags.parse("If-Match", header(ctx, "If-Match"));
     if (header(ctx, "If-None-Match") != null) {
@@ -255,6 +269,23 @@ final class KvApi {
       throw e;
     }
     return current;
+  }
+
+  /** A read's {@code consistency}: {@code one} (the default) or {@code quorum}. */
+  private static ReadOptions readConcern(QueryParams q) {
+    String c = q.get("consistency").orElse(null);
+    if (c == null) {
+      return ReadOptions.defaults();
+    }
+    switch (c.toLowerCase(Locale.ROOT)) {
+      case "one":
+        return ReadOptions.concern(ReadConcern.ONE);
+      case "quorum":
+        return ReadOptions.concern(ReadConcern.QUORUM);
+      default:
+        throw ApiError.invalidParameter("consistency of a read must be one or quorum, was '" + c
+            + "'");
+    }
   }
 
   private static WriteOptions concern(QueryParams q) {

@@ -13,6 +13,7 @@ import java.util.List;
 import java.util.Objects;
 import java.util.Set;
 import java.util.concurrent.TimeoutException;
+import java.util.function.Function;
 import java.util.function.Supplier;
 import org.eclipse.jetty.http.HttpVersion;
 import org.eclipse.jetty.server.HttpConfiguration;
@@ -61,12 +62,14 @@ public final class KvHttpServer implements AutoCloseable {
   private volatile int boundPort = -1;
 
   private final Supplier<PartitionMapInfo> partitionMap;
+  private final Function<String, List<String>> keyOwners;
 
   private KvHttpServer(KvStore store, KvHttpServerConfig config,
-      Supplier<PartitionMapInfo> partitionMap) {
+      Supplier<PartitionMapInfo> partitionMap, Function<String, List<String>> keyOwners) {
     this.store = store;
     this.config = config;
     this.partitionMap = partitionMap;
+    this.keyOwners = keyOwners;
     this.registry = new PrometheusMeterRegistry(PrometheusConfig.DEFAULT);
     this.metrics = new HttpMetrics(registry, store);
     this.watches = new Watches(store, config, metrics);
@@ -96,7 +99,8 @@ public final class KvHttpServer implements AutoCloseable {
     }
     state = State.STARTED;
     JsonErrorHandler errors = new JsonErrorHandler();
-    Routes routes = new Routes(store, config, metrics, watches, registry, partitionMap);
+    Routes routes = new Routes(store, config, metrics, watches, registry, partitionMap,
+        keyOwners);
     OriginGuard guard = OriginGuard.of(config);
     QueuedThreadPool threads = new QueuedThreadPool(config.maxThreads(), 4,
         (int) Math.min(Integer.MAX_VALUE, Duration.ofMinutes(1).toMillis()));
@@ -273,6 +277,7 @@ public final class KvHttpServer implements AutoCloseable {
     private int maxListBytes = KvHttpServerConfig.DEFAULT_MAX_LIST_BYTES;
     private int maxConcurrentListings = KvHttpServerConfig.DEFAULT_MAX_CONCURRENT_LISTINGS;
     private Supplier<PartitionMapInfo> partitionMap;
+    private Function<String, List<String>> keyOwners;
 
     private Builder(KvStore store) {
       this.store = Objects.requireNonNull(store, "store");
@@ -539,6 +544,28 @@ public final class KvHttpServer implements AutoCloseable {
     }
 
     /**
+     * Where the key-addressed routes learn which nodes own a key (default: none, and no response
+     * carries the owner headers; right for a single node). With a source, every response of
+     * {@code /v1/kv/{key}}, {@code /put}, {@code /get}, {@code /delete} and {@code /set} whose key
+     * is valid (errors such as 404 and 503 included) carries {@code X-Kvstore-Owners} (the owners'
+     * node ids, comma-separated, in preference order) and {@code X-Kvstore-Local} ({@code true} when
+     * this node's id is among them: it served the key itself; {@code false}: it forwarded to an
+     * owner). See docs/HTTP.md, "Owner headers". The standalone server passes
+     * {@code ClusterNode::ownersOf}.
+     *
+     * <p>Called once per request, on the request thread, with the decoded key (not yet validated by
+     * the store): it must be cheap and must not block. A null or empty answer, or one that throws,
+     * leaves the headers out of that response.
+     *
+     * @param source key to owner node ids, or null for none
+     * @return this builder
+     */
+    public Builder keyOwners(Function<String, List<String>> source) {
+      this.keyOwners = source;
+      return this;
+    }
+
+    /**
      * The validated config these settings make.
      *
      * @return the config
@@ -558,7 +585,7 @@ public final class KvHttpServer implements AutoCloseable {
      * @throws IllegalArgumentException naming the first invalid setting
      */
     public KvHttpServer build() {
-      return new KvHttpServer(store, config(), partitionMap);
+      return new KvHttpServer(store, config(), partitionMap, keyOwners);
     }
   }
 }

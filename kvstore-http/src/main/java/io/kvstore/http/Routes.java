@@ -24,6 +24,7 @@ import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.function.Function;
 import java.util.function.Supplier;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -71,13 +72,14 @@ final class Routes {
   private final AtomicLong lastFatalLog = new AtomicLong(System.nanoTime() - FATAL_LOG_INTERVAL_NANOS);
 
   Routes(KvStore store, KvHttpServerConfig config, HttpMetrics metrics, Watches watches,
-      PrometheusMeterRegistry registry, Supplier<PartitionMapInfo> partitionMap) {
+      PrometheusMeterRegistry registry, Supplier<PartitionMapInfo> partitionMap,
+      Function<String, List<String>> keyOwners) {
     this.config = config;
     this.metrics = metrics;
     for (String token : config.authTokens()) {
       tokenDigests.add(sha256(token));
     }
-    KvApi kv = new KvApi(store, config);
+    KvApi kv = new KvApi(store, config, new OwnerHeaders(store.config().nodeId(), keyOwners));
     OpsApi ops = new OpsApi(store, registry, partitionMap);
 
     exact("/put", Map.of("PUT", kv::put));
@@ -303,6 +305,10 @@ final class Routes {
     if (ctx.res().isCommitted()) {
       log.debug("cannot report {} {}: the response is already committed", e.status, e.code);
       return;
+    }
+    if (e.code.equals("invalid_key")) {
+      // The owner headers name where a valid key lives; a refused key has none.
+      OwnerHeaders.remove(ctx);
     }
     ObjectNode body = Json.error(e.code, e.getMessage());
     e.fields.forEach((k, v) -> body.set(k, Json.MAPPER.valueToTree(v)));

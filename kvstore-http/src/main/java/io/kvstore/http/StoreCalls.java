@@ -2,6 +2,9 @@ package io.kvstore.http;
 
 import io.kvstore.core.ConditionFailedException;
 import io.kvstore.core.KvStore;
+import io.kvstore.core.KvStoreException;
+import io.kvstore.core.ReadConcern;
+import io.kvstore.core.ReadOptions;
 import io.kvstore.core.StorageException;
 import io.kvstore.core.StoreClosedException;
 import io.kvstore.core.Version;
@@ -33,6 +36,57 @@ final class StoreCalls {
     } catch (IllegalArgumentException e) {
       throw ApiError.invalidKey(e.getMessage());
     }
+  }
+
+  /**
+   * A read at a concern, waiting at most until the deadline for the owners a remote read asks. A
+   * read that could not reach enough owners is 503 {@code read_concern_not_met}.
+   */
+  Optional<Versioned> read(String key, ReadOptions options, long deadlineNanos) {
+    if (options.concern() == ReadConcern.ONE) {
+      // The blocking form, as before read concerns: local reads never wait.
+      try {
+        return read(key);
+      } catch (KvStoreException e) {
+        throw readFailure(e, options);
+      }
+    }
+    CompletableFuture<Optional<Versioned>> f;
+    try {
+      f = store.getAsync(key, options);
+    } catch (IllegalArgumentException e) {
+      throw ApiError.invalidKey(e.getMessage());
+    }
+    try {
+      return f.get(Math.max(0, deadlineNanos - System.nanoTime()), TimeUnit.NANOSECONDS);
+    } catch (ExecutionException e) {
+      Throwable cause = e.getCause();
+      if (cause instanceof IllegalArgumentException iae) {
+        throw ApiError.invalidKey(iae.getMessage());
+      }
+      if (cause instanceof KvStoreException k) {
+        throw readFailure(k, options);
+      }
+      if (cause instanceof RuntimeException re) {
+        throw re;
+      }
+      throw new IllegalStateException("read failed", cause);
+    } catch (TimeoutException e) {
+      throw new ApiError(503, "timeout", "the read did not complete within the request timeout");
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new ApiError(503, "unavailable", "the server is shutting down");
+    }
+  }
+
+  /** A failed read: core's mapped errors, else too few owners answered. */
+  private static RuntimeException readFailure(KvStoreException e, ReadOptions options) {
+    RuntimeException mapped = translate(e);
+    if (mapped instanceof ApiError) {
+      return mapped;
+    }
+    return new ApiError(503, "read_concern_not_met", e.getMessage())
+        .field("concern", options.concern().name().toLowerCase(java.util.Locale.ROOT));
   }
 
   Version put(String key, byte[] value, WriteOptions options, long deadlineNanos) {

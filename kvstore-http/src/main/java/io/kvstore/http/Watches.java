@@ -177,7 +177,9 @@ final class Watches {
         // The first comment is queued ahead of every change, and can only be written (with the
         // headers) once the listener is registered, so a client that sees it is watching.
         queue.offer(() -> send(WATCHING));
-        registration = store.addListener(prefix, this::write, this);
+        // Cluster-wide: in partitioned mode a node applies only the keys it owns; this also
+        // subscribes to the peers (the same as addListener otherwise).
+        registration = store.addClusterListener(prefix, this::write, this);
         if (finished.get()) {
           registration.close(); // the server closed meanwhile
           return done;

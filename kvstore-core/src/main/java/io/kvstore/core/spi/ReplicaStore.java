@@ -167,4 +167,21 @@ public interface ReplicaStore {
   default List<Mutation> scanLocal(String prefix, String startAfter, int limit) {
     throw new UnsupportedOperationException("this replica store cannot scan");
   }
+
+  /**
+   * Listens to this store's own changes of keys starting with {@code prefix}, as
+   * {@link io.kvstore.core.KvStore#addListener(String, io.kvstore.core.ChangeListener,
+   * java.util.concurrent.Executor)} does: the replicator uses it to serve another node's
+   * cluster-wide subscription.
+   *
+   * @param prefix the key prefix, empty for all
+   * @param listener the listener
+   * @param executor where it runs
+   * @return the registration; close it to stop
+   * @throws UnsupportedOperationException if this store cannot be listened to
+   */
+  default io.kvstore.core.Registration listen(String prefix, io.kvstore.core.ChangeListener listener,
+      java.util.concurrent.Executor executor) {
+    throw new UnsupportedOperationException("this replica store cannot be listened to");
+  }
 }

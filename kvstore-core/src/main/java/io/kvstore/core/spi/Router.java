@@ -87,4 +87,20 @@ public interface Router {
       int limit, Duration timeout) {
     return CompletableFuture.failedFuture(new UnsupportedOperationException("no cluster scan"));
   }
+
+  /**
+   * Subscribes to changes of keys starting with {@code prefix} that other nodes apply and this one
+   * does not (partitioned mode: keys it does not own), for a cluster-wide listener. The sink may be
+   * called with the same change more than once (several owners apply it), on any thread; the store
+   * filters duplicates. The default, for a router under which every node applies every change,
+   * delivers nothing.
+   *
+   * @param prefix the key prefix, empty for all
+   * @param sink receives the owners' mutations
+   * @return the registration; close it to stop
+   */
+  default io.kvstore.core.Registration subscribe(String prefix,
+      java.util.function.Consumer<Mutation> sink) {
+    return () -> { };
+  }
 }

@@ -574,14 +574,22 @@ public final class KvCli implements Callable<Integer> {
         return OK;
       }
       String self = res.path("self").path("id").asText(null);
+      boolean partitioned = res.has("partitionMap");
       List<String[]> rows = new ArrayList<>();
-      rows.add(new String[] {"ID", "MEMBERSHIP", "DATA", "STATUS", ""});
+      rows.add(partitioned
+          ? new String[] {"ID", "MEMBERSHIP", "DATA", "STATUS", "PARTITIONS", "PENDING", ""}
+          : new String[] {"ID", "MEMBERSHIP", "DATA", "STATUS", ""});
       for (JsonNode m : res.path("members")) {
         String id = m.path("id").asText();
-        rows.add(new String[] {id, text(m.path("membershipAddress")), text(m.path("dataAddress")),
-            text(m.path("status")), id.equals(self) ? "(this node)" : ""});
+        String note = id.equals(self) ? "(this node)" : "";
+        rows.add(partitioned
+            ? new String[] {id, text(m.path("membershipAddress")), text(m.path("dataAddress")),
+                text(m.path("status")), text(m.path("partitions")),
+                text(m.path("pendingPartitions")), note}
+            : new String[] {id, text(m.path("membershipAddress")), text(m.path("dataAddress")),
+                text(m.path("status")), note});
       }
-      int[] width = new int[5];
+      int[] width = new int[rows.get(0).length];
       for (String[] r : rows) {
         for (int i = 0; i < r.length; i++) {
           width[i] = Math.max(width[i], r[i].length());
@@ -596,6 +604,14 @@ public final class KvCli implements Callable<Integer> {
       }
       if (!res.path("ready").asBoolean(true)) {
         cli.printLine("(the node has not finished joining yet)");
+      }
+      if (partitioned) {
+        JsonNode map = res.path("partitionMap");
+        JsonNode safe = res.path("safeToShutdown");
+        cli.printLine("partition map " + map.path("version").asText() + ", replication factor "
+            + map.path("replicationFactor").asText() + "; safe to stop this node: "
+            + (safe.isBoolean() ? (safe.asBoolean() ? "yes" : "no, "
+                + res.path("shutdownBlocker").asText("")) : "unknown"));
       }
       return OK;
     }

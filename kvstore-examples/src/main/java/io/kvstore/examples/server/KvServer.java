@@ -751,6 +751,7 @@ public final class KvServer implements Callable<Integer> {
             .port(o.httpPort())
             .meterBinder(new ReplicationMetrics(store))
             .partitionMap(partitionMap(store))
+            .keyOwners(keyOwners(store))
             .allowedHosts(o.allowedHosts())
             .tls(tls)
             .console(o.console());
@@ -783,6 +784,13 @@ public final class KvServer implements Callable<Integer> {
           o.authTokens().isEmpty() ? "off" : "on", keyring == null ? "none" : keyring,
           clusterTls == null ? "off" : clusterTls, o.console() ? "at /ui/" : "off");
       return new Node(store, http, reloader);
+    }
+
+    /** The owner headers' source (docs/HTTP.md), from the node's handle; null without one. */
+    private static java.util.function.Function<String, java.util.List<String>> keyOwners(
+        KvStore store) {
+      ClusterNode node = KvCluster.node(store).orElse(null);
+      return node == null ? null : node::ownersOf;
     }
 
     /** /v1/cluster's partition fields, from the node's handle; null for a store without one. */

@@ -88,6 +88,26 @@ class KvCliTest {
   }
 
   @Test
+  void members_ofAPartitionedNode_showPartitionsPendingAndWhetherItMayBeStopped() {
+    KvStore node = KvStore.builder().nodeId("cli-part").build();
+    try (KvHttpServer server = KvHttpServer.builder(node).port(0)
+        .partitionMap(() -> new io.kvstore.http.PartitionMapInfo(0xabcL, 3,
+            Map.of("cli-part", 512), Map.of("cli-part", 7), false,
+            "this node still pulls 7 partitions it owns"))
+        .build().start()) {
+      Run members = kvWith(new byte[0], Map.of("KVSTORE_URL", "http://127.0.0.1:" + server.port()),
+          "members");
+      assertThat(members.code()).as(members.err()).isZero();
+      assertThat(members.out()).contains("PARTITIONS").contains("PENDING")
+          .containsPattern("cli-part .* 512 +7 +\\(this node\\)")
+          .contains("partition map 0000000000000abc, replication factor 3; safe to stop this node:"
+              + " no, this node still pulls 7 partitions it owns");
+    } finally {
+      node.close();
+    }
+  }
+
+  @Test
   void putThenGet_printsTheVersionThenTheExactValue() {
     Run put = kv("put", "t1/greeting", "hello");
     assertThat(put.code()).as(put.err()).isZero();
