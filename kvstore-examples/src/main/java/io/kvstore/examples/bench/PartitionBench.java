@@ -55,8 +55,8 @@ import picocli.CommandLine.Option;
  *   <li>memory per server: {@code jcmd <pid> GC.run} then {@code GC.heap_info}, right after start and
  *       after the load, and each node's live entries;
  *   <li>gets at ONE of random keys for {@code --get-duration}, split into local reads (keys node-0
- *       holds: recorded by a change listener on node-0 during the load, i.e. the keys it owns) and
- *       remote reads (the rest, read from an owner);
+ *       owns, by {@link ClusterNode#ownersOf}; checked against the keys a change listener saw
+ *       applied on node-0 during the puts) and remote reads (the rest, read from an owner);
  *   <li>partitioned mode only: one more server joins while the writers keep writing at QUORUM
  *       through node-0; the time from its process start until every node reports nothing pending
  *       on one agreed map of N + 1 nodes and the new node's entry count stopped growing (unchanged
@@ -365,11 +365,11 @@ public final class PartitionBench implements Callable<Integer> {
       out.flush();
       long[] heapEmpty = heaps(cluster);
 
-      boolean[] local = new boolean[keys];
+      boolean[] applied = new boolean[keys];
       Registration owned = a.addListener(PREFIX, e -> {
         int i = index(e.key());
         if (i >= 0) {
-          local[i] = true;
+          applied[i] = true;
         }
       });
       Pass one = writeAll(a, WriteOptions.defaults());
@@ -404,6 +404,16 @@ public final class PartitionBench implements Callable<Integer> {
           r.text.get(ENTRIES_LIST), r.text.get(ENTRIES_EMBEDDED), r.text.get(HEAP_LIST));
       out.flush();
 
+      boolean[] local = new boolean[keys];
+      int disagree = 0;
+      for (int i = 0; i < keys; i++) {
+        local[i] = node.ownersOf(keyNames[i]).contains(EMBEDDED);
+        disagree += local[i] == applied[i] ? 0 : 1;
+      }
+      if (disagree != 0) {
+        out.printf("%s WARNING: for %d keys ClusterNode.ownersOf and the writes applied on node-0 disagree "
+            + "on whether node-0 owns them%n", tag, disagree);
+      }
       gets(r, a, local);
       out.printf("%s gets: %s/s, local %s %% (p50 %s, p99 %s ms), remote %s %% (p50 %s, p99 %s ms), misses %s%n",
           tag, r.text.get(GETS), r.text.get(LOCAL_SHARE), r.text.get(LOCAL_P50), r.text.get(LOCAL_P99),
