@@ -38,7 +38,8 @@ class PartitionBenchIT {
 
   /** Rows with a number in partitioned mode only. */
   private static final List<String> PARTITIONED_ONLY = List.of(PartitionBench.REMOTE_P50,
-      PartitionBench.REMOTE_P99, PartitionBench.JOIN_READY, PartitionBench.JOIN_SETTLED,
+      PartitionBench.REMOTE_P99, PartitionBench.JOIN_MAP, PartitionBench.JOIN_READY, PartitionBench.JOIN_SETTLED,
+      PartitionBench.JOIN_SETTLED_FROM_MAP,
       PartitionBench.JOIN_ENTRIES, PartitionBench.JOIN_SHARE, PartitionBench.JOIN_RATE,
       PartitionBench.JOIN_WRITES, PartitionBench.JOIN_ERRORS, PartitionBench.JOIN_ERROR_RATE);
 
