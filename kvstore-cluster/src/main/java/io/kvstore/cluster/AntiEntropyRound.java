@@ -51,7 +51,7 @@ import org.slf4j.LoggerFactory;
  */
 final class AntiEntropyRound {
   static final int DIGEST_CHUNK = 16 * 1024;
-  static final int PULL_KEYS = 512;
+  static final int PULL_KEYS = 4096;
   /** A round that moves at least this many entries logs a summary at INFO. */
   static final int SUMMARY_THRESHOLD = 1_000;
   /** The least time between two progress lines of one round. */
@@ -93,6 +93,8 @@ final class AntiEntropyRound {
   private final CompletableFuture<Void> keysReceived = new CompletableFuture<>();
   private BitSet covered;
   private boolean more;
+  /** Partitions with a differing bucket the peer left out of this round (it said "more"). */
+  private final BitSet leftOutPartitions = new BitSet();
   private final List<KeyVersion> theirs = new ArrayList<>();
   private CompletableFuture<Frames.AePullResponse> pendingPull;
   private int pushed;
@@ -143,6 +145,14 @@ final class AntiEntropyRound {
     this.nanoTime = ctx.nanoTime();
     this.stepTimeoutMillis = ctx.settings().antiEntropyTimeout().toMillis();
     this.maxBatchBytes = ctx.settings().maxBatchBytes();
+  }
+
+  /**
+   * The partitions with a differing bucket the peer left out of this round; read once the round
+   * completed.
+   */
+  synchronized BitSet leftOutPartitions() {
+    return (BitSet) leftOutPartitions.clone();
   }
 
   /** The partitions this round pulls whoever owns them (a copy is not made: do not modify). */
@@ -347,6 +357,13 @@ final class AntiEntropyRound {
           covered.and(mask);
         }
         more = diff.more();
+        BitSet left = diff.leftOut();
+        for (int b = left.nextSetBit(0); b >= 0; b = left.nextSetBit(b + 1)) {
+          leftOutPartitions.set(Ownership.partitionOfBucket(b));
+        }
+        if (more && left.isEmpty()) {
+          leftOutPartitions.set(0, Placement.PARTITIONS); // a peer that does not say which
+        }
       }
     } else if (frame instanceof Frames.AeKeys keys && keys.roundId() == roundId) {
       synchronized (this) {

@@ -193,7 +193,13 @@ final class Frames {
       implements Frame {}
 
   /** The buckets the responder lists keys for, and whether other buckets differ too. */
-  record AeDiff(long roundId, int bucketCount, boolean more, BitSet covered) implements Frame {}
+  record AeDiff(long roundId, int bucketCount, boolean more, BitSet covered, BitSet leftOut)
+      implements Frame {
+    /** A diff that left nothing out ({@code more} false) or does not say what. */
+    AeDiff(long roundId, int bucketCount, boolean more, BitSet covered) {
+      this(roundId, bucketCount, more, covered, new BitSet());
+    }
+  }
 
   record AeKeys(long roundId, boolean last, List<KeyVersion> keys) implements Frame {}
 
@@ -419,14 +425,25 @@ final class Frames {
 
   static ByteBuf aeDiff(ByteBufAllocator alloc, long roundId, int bucketCount, boolean more,
       BitSet covered) {
+    return aeDiff(alloc, roundId, bucketCount, more, covered, new BitSet());
+  }
+
+  /**
+   * An AE_DIFF; with {@code more}, a second bitmap follows: the differing buckets left out of this
+   * round ({@code leftOut}), so the initiator knows which partitions are complete.
+   */
+  static ByteBuf aeDiff(ByteBufAllocator alloc, long roundId, int bucketCount, boolean more,
+      BitSet covered, BitSet leftOut) {
     byte[] bits = bitmap(covered, bucketCount);
-    ByteBuf out = alloc.buffer(1 + 8 + 4 + 1 + 5 + bits.length);
+    byte[] left = more ? bitmap(leftOut, bucketCount) : new byte[0];
+    ByteBuf out = alloc.buffer(1 + 8 + 4 + 1 + 5 + bits.length + left.length);
     out.writeByte(AE_DIFF);
     out.writeLong(roundId);
     out.writeInt(bucketCount);
     out.writeBoolean(more);
     writeVarint(out, bits.length);
     out.writeBytes(bits);
+    out.writeBytes(left);
     return out;
   }
 
@@ -726,7 +743,15 @@ final class Frames {
           throw new MalformedFrameException("diff bitmap of " + bytes + " bytes for " + bucketCount
               + " buckets");
         }
-        return new AeDiff(roundId, bucketCount, more, readBitmap(in, bytes, bucketCount));
+        BitSet covered = readBitmap(in, bytes, bucketCount);
+        BitSet leftOut = new BitSet();
+        if (more) {
+          if (in.readableBytes() < bytes) {
+            throw new MalformedFrameException("diff without its left-out bitmap");
+          }
+          leftOut = readBitmap(in, bytes, bucketCount);
+        }
+        return new AeDiff(roundId, bucketCount, more, covered, leftOut);
       }
       case AE_KEYS: {
         long roundId = in.readLong();

@@ -986,6 +986,16 @@ final class ReplicationEngine {
             ctx.nodeId(), link.nodeId, o.pushed(), o.handedOff(), o.pulled(),
             o.more() ? "; more differ" : "");
       }
+      if (own != null && !round.pulls().isEmpty()) {
+        // Every pulled partition none of whose buckets the peer left out is complete from it,
+        // even when other buckets (writes in flight elsewhere) keep the round saying "more".
+        BitSet done = (BitSet) round.pulls().clone();
+        done.andNot(round.leftOutPartitions());
+        if (!done.isEmpty()) {
+          pulls.pulled(link.nodeId, done);
+          publishPending();
+        }
+      }
       if (o.more()) {
         urgent.addFirst(link);
       } else {
@@ -993,10 +1003,6 @@ final class ReplicationEngine {
         if (own != null && own == ownership && added != null && added <= generation) {
           handoffPending.remove(link.nodeId);
           handoffView = Set.copyOf(handoffPending.keySet());
-        }
-        if (own != null && !round.pulls().isEmpty()) {
-          pulls.pulled(link.nodeId, round.pulls());
-          publishPending();
         }
         ctx.onSynced().run();
       }
@@ -1187,11 +1193,24 @@ final class ReplicationEngine {
     private void runForwarded(Frames.Forward fwd) {
       CompletableFuture<io.kvstore.core.spi.WriteResult> done;
       io.kvstore.core.spi.WriteRequest req = fwd.request();
-      if ((req.ifAbsent() || req.expectedVersion() != null) && !isAuthoritative(req.key())) {
+      // A forward comes from a node that thinks this one owns the key. Refused (nothing runs, the
+      // sender tries the next owner) when this node does not own it in its own map (it is still
+      // joining and knows too few nodes, or the maps differ for a moment: it would count the
+      // concern against the wrong owners), and, for a conditional write, while it still pulls the
+      // partition (its copy cannot decide the condition).
+      Ownership own = ownership;
+      boolean conditional = req.ifAbsent() || req.expectedVersion() != null;
+      String refusal = own == null || !own.ownsKey(req.key())
+          ? "node " + ctx.nodeId() + " does not own partition " + Placement.partitionOf(req.key())
+              + " in its own map (still joining, or the maps differ)"
+          : conditional && isPending(req.key())
+              ? "node " + ctx.nodeId() + " is still pulling partition "
+                  + Placement.partitionOf(req.key()) + " and does not decide conditional writes on"
+                  + " it yet"
+              : null;
+      if (refusal != null) {
         channel.send(Frames.forwardResult(channel.alloc(), fwd.requestId(), Frames.FORWARD_PENDING,
-            null, false, 0, 0, "node " + ctx.nodeId() + " is still pulling partition "
-                + Placement.partitionOf(req.key()) + " and does not decide conditional writes on"
-                + " it yet"), true);
+            null, false, 0, 0, refusal), true);
         return;
       }
       try {
@@ -1286,6 +1305,8 @@ final class ReplicationEngine {
       }
       List<KeyVersion> keys = diff.length == 0 ? List.of() : store.keyVersions(covered);
       boolean more = false;
+      BitSet leftOut = new BitSet();
+      BitSet pullAsked = pullRequests.get(roundId);
       if (keys.size() > MAX_KEYS_PER_ROUND) {
         // Keep whole buckets, chosen at random, up to the limit; the rest waits for the next round.
         Map<Integer, List<KeyVersion>> byBucket = new HashMap<>();
@@ -1294,16 +1315,23 @@ final class ReplicationEngine {
               b -> new ArrayList<>()).add(kv);
         }
         List<Integer> order = new ArrayList<>();
+        List<Integer> rest = new ArrayList<>();
         for (int b : diff) {
-          order.add(b);
+          // The buckets of partitions the initiator pulls (it serves them only once it has them)
+          // go first; the rest in random order.
+          boolean pulled = pullAsked != null && pullAsked.get(Ownership.partitionOfBucket(b));
+          (pulled ? order : rest).add(b);
         }
         Collections.shuffle(order, ctx.random());
+        Collections.shuffle(rest, ctx.random());
+        order.addAll(rest);
         covered.clear();
         List<KeyVersion> kept = new ArrayList<>();
         for (int b : order) {
           List<KeyVersion> inBucket = byBucket.getOrDefault(b, List.of());
           if (!kept.isEmpty() && kept.size() + inBucket.size() > MAX_KEYS_PER_ROUND) {
             more = true;
+            leftOut.set(b);
             continue;
           }
           covered.set(b);
@@ -1311,8 +1339,8 @@ final class ReplicationEngine {
         }
         keys = kept;
       }
-      channel.send(Frames.aeDiff(channel.alloc(), roundId, mine.bucketCount(), more, covered),
-          true);
+      channel.send(Frames.aeDiff(channel.alloc(), roundId, mine.bucketCount(), more, covered,
+          leftOut), true);
       Chunker.chunk(keys, Frames::keyVersionSize, ctx.settings().maxBatchBytes(),
           (chunk, bytes, last) -> channel.send(Frames.aeKeys(channel.alloc(), roundId, last, chunk,
               bytes), true));

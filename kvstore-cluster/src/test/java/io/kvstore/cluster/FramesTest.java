@@ -108,9 +108,15 @@ class FramesTest {
     BitSet covered = new BitSet();
     covered.set(1);
     covered.set(7);
-    Frames.AeDiff diff = (Frames.AeDiff) roundTrip(Frames.aeDiff(ALLOC, 3, 8, true, covered));
+    BitSet leftOut = new BitSet();
+    leftOut.set(2);
+    Frames.AeDiff diff = (Frames.AeDiff) roundTrip(Frames.aeDiff(ALLOC, 3, 8, true, covered,
+        leftOut));
     assertThat(diff.covered()).isEqualTo(covered);
     assertThat(diff.more()).isTrue();
+    assertThat(diff.leftOut()).isEqualTo(leftOut);
+    assertThat(((Frames.AeDiff) roundTrip(Frames.aeDiff(ALLOC, 3, 8, false, covered))).leftOut()
+        .isEmpty()).isTrue();
 
     List<KeyVersion> kvs = List.of(new KeyVersion("k1", V, 42),
         new KeyVersion("k\u00e9", V, Long.MIN_VALUE), KeyVersion.of(Mutation.delete("k2", V)));
@@ -144,6 +150,9 @@ class FramesTest {
         new io.kvstore.core.spi.WriteRequest("k", new byte[0], 0, false, V,
             io.kvstore.core.WriteConcern.ONE, 5));
     List<ByteBuf> frames = new ArrayList<>();
+    BitSet someBuckets = new BitSet();
+    someBuckets.set(3);
+    frames.add(Frames.aeDiff(ALLOC, 3, 8, true, someBuckets, someBuckets));
     for (io.kvstore.core.spi.WriteRequest r : requests) {
       Frames.Forward f = (Frames.Forward) roundTrip(Frames.forward(ALLOC, 9, r));
       assertThat(f.requestId()).isEqualTo(9);

@@ -655,18 +655,29 @@ public final class ClusterBench implements Callable<Integer> {
     }
   }
 
+  /**
+   * {@code n} distinct loopback ports that are free now, chosen at random below 32768: outside
+   * Linux's default ephemeral range (32768-60999), where the outgoing connections of the nodes
+   * themselves take their source ports, so a port handed out here is not taken by one of them
+   * before its server binds it (seen: "Failed to bind" on a port from {@code new ServerSocket(0)}).
+   */
   static int[] freePorts(int n) throws IOException {
     int[] ports = new int[n];
-    List<ServerSocket> held = new ArrayList<>();
-    try {
-      for (int i = 0; i < n; i++) {
-        ServerSocket s = new ServerSocket(0, 1, InetAddress.getLoopbackAddress());
-        held.add(s);
-        ports[i] = s.getLocalPort();
+    java.util.Set<Integer> taken = new java.util.HashSet<>();
+    java.util.concurrent.ThreadLocalRandom random = java.util.concurrent.ThreadLocalRandom.current();
+    for (int i = 0, attempts = 0; i < n; attempts++) {
+      if (attempts > 10_000) {
+        throw new IOException("no free loopback port found below 32768");
       }
-    } finally {
-      for (ServerSocket s : held) {
-        s.close();
+      int port = 20_000 + random.nextInt(12_768);
+      if (taken.contains(port)) {
+        continue;
+      }
+      try (ServerSocket s = new ServerSocket(port, 1, InetAddress.getLoopbackAddress())) {
+        taken.add(s.getLocalPort());
+        ports[i++] = s.getLocalPort();
+      } catch (IOException busy) {
+        // taken: try another
       }
     }
     return ports;
