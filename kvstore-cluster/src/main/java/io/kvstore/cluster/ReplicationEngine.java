@@ -89,6 +89,11 @@ final class ReplicationEngine {
   /** The most keys one anti-entropy answer lists; more differing buckets wait for the next round. */
   static final int MAX_KEYS_PER_ROUND = 100_000;
   /**
+   * What a responder lists at most per round: {@link #MAX_KEYS_PER_ROUND}, lowered by tests that need
+   * rounds that leave buckets out.
+   */
+  static volatile int keysPerRound = MAX_KEYS_PER_ROUND;
+  /**
    * Partitioned mode: every this many anti-entropy ticks, every owner of data this node holds
    * without owning it gets a handoff round again, even if that data did not change: an owner whose
    * view of the placement lagged may have refused the last one.
@@ -1307,7 +1312,8 @@ final class ReplicationEngine {
       boolean more = false;
       BitSet leftOut = new BitSet();
       BitSet pullAsked = pullRequests.get(roundId);
-      if (keys.size() > MAX_KEYS_PER_ROUND) {
+      int cap = keysPerRound;
+      if (keys.size() > cap) {
         // Keep whole buckets, chosen at random, up to the limit; the rest waits for the next round.
         Map<Integer, List<KeyVersion>> byBucket = new HashMap<>();
         for (KeyVersion kv : keys) {
@@ -1329,7 +1335,7 @@ final class ReplicationEngine {
         List<KeyVersion> kept = new ArrayList<>();
         for (int b : order) {
           List<KeyVersion> inBucket = byBucket.getOrDefault(b, List.of());
-          if (!kept.isEmpty() && kept.size() + inBucket.size() > MAX_KEYS_PER_ROUND) {
+          if (!kept.isEmpty() && kept.size() + inBucket.size() > cap) {
             more = true;
             leftOut.set(b);
             continue;
