@@ -564,10 +564,16 @@ final class Frames {
   }
 
   static ByteBuf aePullRequest(ByteBufAllocator alloc, long roundId, BitSet partitions) {
+    return partitionsFrame(alloc, AE_PULL_REQUEST, roundId, partitions);
+  }
+
+  /** A frame of a type byte, a long and a bitmap of the {@link Placement#PARTITIONS}. */
+  private static ByteBuf partitionsFrame(ByteBufAllocator alloc, byte type, long value,
+      BitSet partitions) {
     byte[] bits = bitmap(partitions, Placement.PARTITIONS);
     ByteBuf out = alloc.buffer(1 + 8 + bits.length);
-    out.writeByte(AE_PULL_REQUEST);
-    out.writeLong(roundId);
+    out.writeByte(type);
+    out.writeLong(value);
     out.writeBytes(bits);
     return out;
   }
@@ -596,12 +602,7 @@ final class Frames {
   }
 
   static ByteBuf status(ByteBufAllocator alloc, long mapVersion, BitSet pending) {
-    byte[] bits = bitmap(pending, Placement.PARTITIONS);
-    ByteBuf out = alloc.buffer(1 + 8 + bits.length);
-    out.writeByte(STATUS);
-    out.writeLong(mapVersion);
-    out.writeBytes(bits);
-    return out;
+    return partitionsFrame(alloc, STATUS, mapVersion, pending);
   }
 
   static ByteBuf scan(ByteBufAllocator alloc, long requestId, String prefix, String startAfter,

@@ -214,14 +214,7 @@ final class PartitionRouter implements Router {
         round.unreachable(owner);
         continue;
       }
-      long id = requestIds.incrementAndGet();
-      round.asking();
-      send(link, id, Frames.read(ByteBufAllocator.DEFAULT, id, key), timeout.toMillis(),
-          answer -> {
-            Frames.ReadResult r = (Frames.ReadResult) answer;
-            round.answer(owner, r.mutation(), r.pending());
-          },
-          problem -> round.failed(owner, problem));
+      ask(round, link, key, timeout, () -> { });
       asked++;
     }
     if (asked == 0 && !round.isDone()) {
@@ -229,6 +222,23 @@ final class PartitionRouter implements Router {
     }
     round.seal();
     return round.result;
+  }
+
+  /** Sends one owner a READ for the round; {@code then} runs after its answer or failure. */
+  private void ask(ReadRound round, PeerLink link, String key, Duration timeout, Runnable then) {
+    String owner = link.nodeId;
+    long id = requestIds.incrementAndGet();
+    round.asking();
+    send(link, id, Frames.read(ByteBufAllocator.DEFAULT, id, key), timeout.toMillis(),
+        answer -> {
+          Frames.ReadResult r = (Frames.ReadResult) answer;
+          round.answer(owner, r.mutation(), r.pending());
+          then.run();
+        },
+        problem -> {
+          round.failed(owner, problem);
+          then.run();
+        });
   }
 
   /**
@@ -252,22 +262,11 @@ final class PartitionRouter implements Router {
         continue;
       }
       int next = i + 1;
-      long id = requestIds.incrementAndGet();
-      round.asking();
-      send(link, id, Frames.read(ByteBufAllocator.DEFAULT, id, key), timeout.toMillis(),
-          answer -> {
-            Frames.ReadResult r = (Frames.ReadResult) answer;
-            round.answer(owner, r.mutation(), r.pending());
-            if (!round.isDone()) {
-              readOne(round, key, owners, next, timeout);
-            }
-          },
-          problem -> {
-            round.failed(owner, problem);
-            if (!round.isDone()) {
-              readOne(round, key, owners, next, timeout);
-            }
-          });
+      ask(round, link, key, timeout, () -> {
+        if (!round.isDone()) {
+          readOne(round, key, owners, next, timeout);
+        }
+      });
       return;
     }
     round.exhausted("no owner " + owners + " is reachable from node " + self);
