@@ -81,6 +81,11 @@ final class BenchServers implements AutoCloseable {
     List<String> cmd = new ArrayList<>();
     cmd.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
     cmd.add("-Xmx" + serverHeap);
+    // Extra JVM flags for every server, e.g. a flight recording while profiling a phase.
+    String extra = System.getProperty("bench.serverJvmArgs", "").trim();
+    if (!extra.isEmpty()) {
+      cmd.addAll(List.of(extra.split("\\s+")));
+    }
     String jar = serverJar != null ? serverJar
         : System.getProperty("kvstore.server.jar", "kvstore-examples/target/kvstore-server.jar");
     if (new File(jar).isFile()) {

@@ -117,6 +117,12 @@ public final class PartitionBench implements Callable<Integer> {
       description = "--removal-delay of every node (default: ${DEFAULT-VALUE}).")
   String removalDelay;
 
+  @Option(names = "--join-write-rate", defaultValue = "0",
+      description = "Rebalance: QUORUM writes per second during the join, over all writer threads;"
+          + " 0 for as fast as they go (default: ${DEFAULT-VALUE}). On a small machine full-speed"
+          + " writers take the CPU the transfer needs.")
+  int joinWriteRate;
+
   @Option(names = "--rebalance", negatable = true, defaultValue = "true", fallbackValue = "true",
       description = "Partitioned mode: measure one more node joining (default: on).")
   boolean rebalance;
@@ -743,8 +749,17 @@ public final class PartitionBench implements Callable<Integer> {
       List<Future<?>> futures = new ArrayList<>();
       for (int t = 0; t < threads; t++) {
         SplittableRandom random = new SplittableRandom(seed + 2000 + t);
+        long period = joinWriteRate > 0 ? 1_000_000_000L * threads / joinWriteRate : 0;
         futures.add(pool.submit(() -> {
+          long next = System.nanoTime();
           while (!stop.get()) {
+            if (period > 0) {
+              next += period;
+              long wait = next - System.nanoTime();
+              if (wait > 0) {
+                java.util.concurrent.locks.LockSupport.parkNanos(wait);
+              }
+            }
             try {
               a.put(keyNames[random.nextInt(keys)], value, quorum);
               ok.increment();
