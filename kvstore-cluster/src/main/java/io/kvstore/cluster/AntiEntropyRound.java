@@ -109,25 +109,16 @@ final class AntiEntropyRound {
   /** Milliseconds this round waited for the byte rate. */
   private long throttled;
 
-  AntiEntropyRound(ReplicationEngine.Context ctx, long roundId, PeerLink link) {
-    this(ctx, roundId, link, null, false, new BitSet(), null);
-  }
-
   /**
-   * A round in partitioned mode when {@code own} is not null.
+   * A round; in partitioned mode when {@code own} is not null.
    *
+   * @param own this node's view of the placement, or null for full replication
    * @param handoff whether to push the data this node holds for partitions the peer owns and it no
    *     longer does
-   */
-  AntiEntropyRound(ReplicationEngine.Context ctx, long roundId, PeerLink link, Ownership own,
-      boolean handoff) {
-    this(ctx, roundId, link, own, handoff, new BitSet(), null);
-  }
-
-  /**
-   * A round in partitioned mode that also pulls {@code pull} (partitions this node owns and has not
-   * pulled from the peer yet): the peer is asked to answer them whatever its view of their owners
-   * ({@link Frames#AE_PULL_REQUEST}).
+   * @param pull partitions this node owns and has not pulled from the peer yet (maybe empty): the
+   *     peer is asked to answer them whatever its view of their owners
+   *     ({@link Frames#AE_PULL_REQUEST})
+   * @param throttle the engine's anti-entropy byte rate, or null for none
    */
   AntiEntropyRound(ReplicationEngine.Context ctx, long roundId, PeerLink link, Ownership own,
       boolean handoff, BitSet pull, Throttle throttle) {

@@ -83,21 +83,14 @@ final class Ownership {
 
   /**
    * The buckets a round this node starts with {@code peer} compares: those of partitions both own
-   * (pushed and pulled), plus, for a handoff, the non-empty buckets of partitions the peer owns and
-   * this node does not (pushed only).
+   * (pushed and pulled); for a handoff, the non-empty buckets of partitions the peer owns and this
+   * node does not (pushed only); and every bucket of the partitions this node pulls from the peer
+   * whoever owns them in either view.
    *
    * @param peer the peer's node id
    * @param myBuckets this node's digest
    * @param handoff whether to include the handoff buckets
-   */
-  BitSet initiatorMask(String peer, long[] myBuckets, boolean handoff) {
-    return initiatorMask(peer, myBuckets, handoff, new BitSet());
-  }
-
-  /**
-   * As {@link #initiatorMask(String, long[], boolean)}, plus every bucket of the partitions this
-   * node pulls from the peer whoever owns them in either view ({@code pull}: pending partitions,
-   * all owned by this node).
+   * @param pull the pending partitions to pull from the peer (all owned by this node), maybe empty
    */
   BitSet initiatorMask(String peer, long[] myBuckets, boolean handoff, BitSet pull) {
     BitSet theirs = partitionsOf(peer);
@@ -116,18 +109,12 @@ final class Ownership {
    * The buckets this node answers for in a round {@code peer} started: of partitions this node owns,
    * those the peer owns too (in this node's view) and those the peer holds data in although it does
    * not own them (its handoff; a bucket's hash is 0 exactly when it holds nothing, up to a 2^-64
-   * collision).
+   * collision); plus every bucket of the partitions the peer asked to pull (answering a pull only
+   * lists keys, whoever owns them).
    *
    * @param peer the initiator's node id
    * @param theirBuckets the initiator's digest
-   */
-  BitSet responderMask(String peer, long[] theirBuckets) {
-    return responderMask(peer, theirBuckets, null);
-  }
-
-  /**
-   * As {@link #responderMask(String, long[])}, plus every bucket of the partitions the peer asked to
-   * pull ({@code pull}, may be null): answering a pull only lists keys, whoever owns them.
+   * @param pull the partitions the peer pulls in this round, or null
    */
   BitSet responderMask(String peer, long[] theirBuckets, BitSet pull) {
     BitSet theirs = partitionsOf(peer);

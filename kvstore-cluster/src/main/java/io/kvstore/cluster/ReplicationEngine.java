@@ -749,9 +749,10 @@ final class ReplicationEngine {
       // this node's copy alone because it knows no one else.
       int replicas = Math.max(snapshot.peerNodes() + 1, minReplicas);
       int required = concern.requiredAcks(replicas);
+      int size = Frames.mutationSize(mutation);
       if (required > snapshot.peerNodes() + 1) {
         for (PeerLink link : links) {
-          link.enqueue(mutation, Frames.mutationSize(mutation), null);
+          link.enqueue(mutation, size, null);
         }
         return CompletableFuture.failedFuture(new WriteConcernException(concern, required, 1,
             "only " + (snapshot.peerNodes() + 1) + " node(s) are live in this node's view and the"
@@ -759,7 +760,6 @@ final class ReplicationEngine {
       }
       WriteTracker tracker = required > 1 ? new WriteTracker(concern, required, replicas,
           links.length, timeout, this::runCallback) : null;
-      int size = Frames.mutationSize(mutation);
       for (PeerLink link : links) {
         link.enqueue(mutation, size, tracker);
       }
@@ -950,12 +950,9 @@ final class ReplicationEngine {
   private void startRound(PeerLink link) {
     Ownership own = ctx.bug() == Bug.AE_IGNORES_PLACEMENT ? null : ownership;
     long generation = handoffGeneration;
-    AntiEntropyRound round = own == null
-        ? new AntiEntropyRound(ctx, roundIds.incrementAndGet(), link, null, false, new BitSet(),
-            throttle)
-        : new AntiEntropyRound(ctx, roundIds.incrementAndGet(), link, own,
-            ctx.bug() != Bug.NO_HANDOFF && handoffPending.containsKey(link.nodeId),
-            pulls.from(link.nodeId), throttle);
+    AntiEntropyRound round = new AntiEntropyRound(ctx, roundIds.incrementAndGet(), link, own,
+        own != null && ctx.bug() != Bug.NO_HANDOFF && handoffPending.containsKey(link.nodeId),
+        own == null ? new BitSet() : pulls.from(link.nodeId), throttle);
     currentRound = round;
     link.setRound(round);
     CompletableFuture<AntiEntropyRound.Outcome> outcome;
