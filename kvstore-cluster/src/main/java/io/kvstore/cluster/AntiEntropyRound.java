@@ -45,6 +45,22 @@ import org.slf4j.LoggerFactory;
  * (it does not own them in its view) are not counted as handed off. A round whose mask is empty ends
  * at once without a message.
  *
+ * <p><b>Streaming</b> (partitioned mode, {@link PendingPulls}): of the pulled partitions, those
+ * this node held nothing of when it gained them are named again in AE_PULL_REQUEST's second bitmap,
+ * and the peer sends its entries of their differing buckets at once as AE_STREAM frames (before its
+ * AE_DIFF, on the same connection) instead of listing their keys: no compare, no pull round trips,
+ * each entry moved once. This node applies them as they arrive (on the link's thread, like fan-out;
+ * only entries of partitions it asked to stream and owns) and leaves those buckets out of the
+ * compare, so nothing of them is pushed back. The peer leaves whole buckets out like any others when
+ * the round's key budget is used up; such a partition is not complete from that peer and the next
+ * round streams the rest.
+ *
+ * <p>A pulled partition counts as complete from the peer only if the peer's AE_DIFF says it saw the
+ * round's AE_PULL_REQUEST (else it answered with its own view, maybe without those partitions) and,
+ * for a streamed one, if every entry it says it streamed arrived before its AE_KEYS ended. The
+ * simulation loses, duplicates and reorders single frames, which TCP never does; the protocol
+ * holds under both.
+ *
  * <p>A long round shows progress at INFO, at most every {@link #PROGRESS_INTERVAL_NANOS} ("catch-up
  * from p1: 12000 entries received (~20000 estimated)"), and a round that moved at least
  * {@value #SUMMARY_THRESHOLD} entries ends with a summary line; the steady state logs nothing.
@@ -83,6 +99,19 @@ final class AntiEntropyRound {
   private final boolean handoff;
   /** Partitions this node pulls from the peer whoever owns them (pending ones); never null. */
   private final BitSet pull;
+  /** The partitions the peer pulls itself (its STATUS); never null. */
+  private final BitSet peerPulls;
+  /** Of {@link #pull}, those the peer is asked to stream; never null. */
+  private final BitSet stream;
+  /** The covered buckets of streamed partitions (set with the AE_DIFF). */
+  private final BitSet streamed = new BitSet();
+  /** Entries received by stream, of them applied, and their bytes (the link's thread). */
+  private int streamReceived;
+  private int streamEntries;
+  private long streamBytes;
+  /** What the AE_DIFF said: the pull request was seen; how many entries were streamed. */
+  private boolean pullSeen;
+  private int streamExpected;
   /** The engine's anti-entropy byte rate, or null for none. */
   private final Throttle throttle;
   /** The buckets this round may compare (partitioned mode), set before the digest is sent. */
@@ -118,14 +147,21 @@ final class AntiEntropyRound {
    * @param pull partitions this node owns and has not pulled from the peer yet (maybe empty): the
    *     peer is asked to answer them whatever its view of their owners
    *     ({@link Frames#AE_PULL_REQUEST})
+   * @param stream of {@code pull}, the partitions this node holds nothing of: the peer is asked to
+   *     stream them ({@link Frames#AE_STREAM})
+   * @param peerPulls the partitions the peer reported pending: not pushed to it as a co-owner (it
+   *     pulls them from this node itself)
    * @param throttle the engine's anti-entropy byte rate, or null for none
    */
   AntiEntropyRound(ReplicationEngine.Context ctx, long roundId, PeerLink link, Ownership own,
-      boolean handoff, BitSet pull, Throttle throttle) {
+      boolean handoff, BitSet pull, BitSet stream, BitSet peerPulls, Throttle throttle) {
     this.throttle = throttle;
+    this.peerPulls = peerPulls;
     this.own = own;
     this.handoff = handoff;
     this.pull = own == null ? new BitSet() : pull;
+    this.stream = own == null ? new BitSet() : (BitSet) stream.clone();
+    this.stream.and(this.pull);
     this.ctx = ctx;
     this.self = ctx.nodeId();
     this.roundId = roundId;
@@ -157,7 +193,7 @@ final class AntiEntropyRound {
     lastProgressNanos = startedNanos;
     long[] buckets = store.digest().toArray();
     if (own != null) {
-      BitSet m = own.initiatorMask(link.nodeId, buckets, handoff, pull);
+      BitSet m = own.initiatorMask(link.nodeId, buckets, handoff, pull, peerPulls);
       if (m.isEmpty()) {
         return CompletableFuture.completedFuture(new Outcome(false, 0, 0));
       }
@@ -166,7 +202,7 @@ final class AntiEntropyRound {
         bucketCount = buckets.length;
       }
       if (!pull.isEmpty() && !link.sendAe(Frames.aePullRequest(ByteBufAllocator.DEFAULT, roundId,
-          pull))) {
+          pull, stream))) {
         return CompletableFuture.failedFuture(new IllegalStateException("link to "
             + link.nodeId + " is down"));
       }
@@ -185,7 +221,20 @@ final class AntiEntropyRound {
   }
 
   private CompletableFuture<Outcome> reconcile() {
-    List<KeyVersion> mine = store.keyVersions(covered);
+    BitSet compared;
+    long streamedBytes;
+    synchronized (this) {
+      compared = (BitSet) covered.clone();
+      compared.andNot(streamed); // streamed buckets were applied as they came: nothing to compare
+      pulled += streamEntries;
+      streamedBytes = streamBytes;
+      if (!pull.isEmpty() && !pullSeen) {
+        leftOutPartitions.or(pull); // answered without the pull request: nothing pulled is complete
+      } else if (streamReceived != streamExpected) {
+        leftOutPartitions.or(stream); // a streamed frame was lost or repeated: stream again
+      }
+    }
+    List<KeyVersion> mine = compared.isEmpty() ? List.of() : store.keyVersions(compared);
     AntiEntropy.Plan plan;
     synchronized (this) {
       plan = AntiEntropy.compare(mine, theirs);
@@ -214,7 +263,8 @@ final class AntiEntropyRound {
     }
     toPush = send.size();
     toPull = fetch.size();
-    return push(send, 0)
+    List<String> pushKeys = send;
+    return later(streamedBytes, () -> push(pushKeys, 0))
         .thenComposeAsync(v -> pull(fetch, 0), executor)
         .thenApply(v -> summarize(new Outcome(more, pushed, pulled, handedOff)));
   }
@@ -347,7 +397,16 @@ final class AntiEntropyRound {
         if (mask != null) {
           covered.and(mask);
         }
+        if (!stream.isEmpty()) {
+          for (int b = covered.nextSetBit(0); b >= 0; b = covered.nextSetBit(b + 1)) {
+            if (stream.get(Ownership.partitionOfBucket(b))) {
+              streamed.set(b);
+            }
+          }
+        }
         more = diff.more();
+        pullSeen = diff.pullSeen();
+        streamExpected = diff.streamed();
         BitSet left = diff.leftOut();
         for (int b = left.nextSetBit(0); b >= 0; b = left.nextSetBit(b + 1)) {
           leftOutPartitions.set(Ownership.partitionOfBucket(b));
@@ -356,6 +415,8 @@ final class AntiEntropyRound {
           leftOutPartitions.set(0, Placement.PARTITIONS); // a peer that does not say which
         }
       }
+    } else if (frame instanceof Frames.AeStream st && st.roundId() == roundId) {
+      onStream(st);
     } else if (frame instanceof Frames.AeKeys keys && keys.roundId() == roundId) {
       synchronized (this) {
         if (covered == null) {
@@ -390,6 +451,32 @@ final class AntiEntropyRound {
       }
     } else if (frame instanceof Frames.AeAbort abort && abort.roundId() == roundId) {
       fail("peer " + link.nodeId + " aborted the round: " + abort.message());
+    }
+  }
+
+  /**
+   * Applies streamed entries (on the link's thread) of partitions this node asked to stream and
+   * owns; they come before the peer's AE_DIFF.
+   */
+  private void onStream(Frames.AeStream st) {
+    synchronized (this) {
+      if (covered != null || failure != null) {
+        return; // after the AE_DIFF (reordered): not counted, so the partitions stream again
+      }
+    }
+    int applied = 0;
+    long bytes = 0;
+    for (Mutation m : st.mutations()) {
+      bytes += Frames.mutationSize(m);
+      if (stream.get(Placement.partitionOf(m.key())) && own.ownsKey(m.key())) {
+        store.apply(m);
+        applied++;
+      }
+    }
+    synchronized (this) {
+      streamReceived += st.mutations().size();
+      streamEntries += applied;
+      streamBytes += bytes;
     }
   }
 

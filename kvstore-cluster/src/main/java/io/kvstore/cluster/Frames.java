@@ -86,6 +86,14 @@ final class Frames {
    * listed partitions whatever its own view of their owners (a pull of data being moved).
    */
   static final byte AE_PULL_REQUEST = 0x25;
+  /**
+   * Partitioned mode: the responder's entries of the buckets of partitions the initiator asked to
+   * have <em>streamed</em> (AE_PULL_REQUEST's second bitmap): mutations, sent after AE_DIFF and
+   * before the round's AE_KEYS, instead of listing those keys for a compare and a pull.
+   */
+  static final byte AE_STREAM = 0x26;
+  /** AE_DIFF trailer flag: the responder answered the round's AE_PULL_REQUEST. */
+  static final int DIFF_PULL_SEEN = 1;
   static final byte AE_ABORT = 0x2F;
   /** Partitioned mode: a client write forwarded to an owner of its key, and the owner's answer. */
   static final byte FORWARD = 0x30;
@@ -166,7 +174,7 @@ final class Frames {
 
   /** A decoded frame. */
   sealed interface Frame permits Hello, HelloOk, HelloReject, Auth, MutationBatch, Ack, AeDigest, AeDiff,
-      AeKeys, AePull, AePullResponse, AeAbort, Forward, ForwardResult, Read, ReadResult, Scan,
+      AeKeys, AePull, AePullResponse, AeStream, AeAbort, Forward, ForwardResult, Read, ReadResult, Scan,
       ScanResult, AePullRequest, Status, Subscribe, Unsubscribe, Event {}
 
   record Hello(int magic, int minVersion, int maxVersion, String clusterName, String nodeId,
@@ -193,11 +201,20 @@ final class Frames {
       implements Frame {}
 
   /** The buckets the responder lists keys for, and whether other buckets differ too. */
-  record AeDiff(long roundId, int bucketCount, boolean more, BitSet covered, BitSet leftOut)
-      implements Frame {
+  /**
+   * The responder's differing buckets; {@code pullSeen} says it answered the round as the pull its
+   * AE_PULL_REQUEST asked for, and {@code streamed} how many entries it sent by AE_STREAM before
+   * this frame (the initiator checks it received them all).
+   */
+  record AeDiff(long roundId, int bucketCount, boolean more, BitSet covered, BitSet leftOut,
+      boolean pullSeen, int streamed) implements Frame {
     /** A diff that left nothing out ({@code more} false) or does not say what. */
     AeDiff(long roundId, int bucketCount, boolean more, BitSet covered) {
       this(roundId, bucketCount, more, covered, new BitSet());
+    }
+
+    AeDiff(long roundId, int bucketCount, boolean more, BitSet covered, BitSet leftOut) {
+      this(roundId, bucketCount, more, covered, leftOut, false, 0);
     }
   }
 
@@ -207,6 +224,9 @@ final class Frames {
 
   /** Mutations for the first {@code processed} requested keys (keys not held are skipped). */
   record AePullResponse(long roundId, int processed, List<Mutation> mutations) implements Frame {}
+
+  /** Mutations of a streamed pull (see {@link #AE_STREAM}); no answer is due. */
+  record AeStream(long roundId, List<Mutation> mutations) implements Frame {}
 
   record AeAbort(long roundId, String message) implements Frame {}
 
@@ -228,8 +248,16 @@ final class Frames {
     }
   }
 
-  /** The partitions (of {@link Placement#PARTITIONS}) a pull round asks for whatever the owners. */
-  record AePullRequest(long roundId, BitSet partitions) implements Frame {}
+  /**
+   * The partitions (of {@link Placement#PARTITIONS}) a pull round asks for whatever the owners, and
+   * those of them to stream (the initiator holds nothing of them yet: send the entries, not a key
+   * list to compare).
+   */
+  record AePullRequest(long roundId, BitSet partitions, BitSet stream) implements Frame {
+    AePullRequest(long roundId, BitSet partitions) {
+      this(roundId, partitions, new BitSet());
+    }
+  }
 
   /** The partitions the sender has not finished pulling, under its map {@code mapVersion}. */
   record Status(long mapVersion, BitSet pending) implements Frame {}
@@ -434,9 +462,18 @@ final class Frames {
    */
   static ByteBuf aeDiff(ByteBufAllocator alloc, long roundId, int bucketCount, boolean more,
       BitSet covered, BitSet leftOut) {
+    return aeDiff(alloc, roundId, bucketCount, more, covered, leftOut, false, 0);
+  }
+
+  /**
+   * An AE_DIFF; when the round is a pull ({@code pullSeen}) or streamed entries, a trailer follows:
+   * a flags byte ({@link #DIFF_PULL_SEEN}) and the streamed entry count.
+   */
+  static ByteBuf aeDiff(ByteBufAllocator alloc, long roundId, int bucketCount, boolean more,
+      BitSet covered, BitSet leftOut, boolean pullSeen, int streamed) {
     byte[] bits = bitmap(covered, bucketCount);
     byte[] left = more ? bitmap(leftOut, bucketCount) : new byte[0];
-    ByteBuf out = alloc.buffer(1 + 8 + 4 + 1 + 5 + bits.length + left.length);
+    ByteBuf out = alloc.buffer(1 + 8 + 4 + 1 + 5 + bits.length + left.length + 1 + 5);
     out.writeByte(AE_DIFF);
     out.writeLong(roundId);
     out.writeInt(bucketCount);
@@ -444,6 +481,10 @@ final class Frames {
     writeVarint(out, bits.length);
     out.writeBytes(bits);
     out.writeBytes(left);
+    if (pullSeen || streamed > 0) {
+      out.writeByte(pullSeen ? DIFF_PULL_SEEN : 0);
+      writeVarint(out, streamed);
+    }
     return out;
   }
 
@@ -565,6 +606,31 @@ final class Frames {
 
   static ByteBuf aePullRequest(ByteBufAllocator alloc, long roundId, BitSet partitions) {
     return partitionsFrame(alloc, AE_PULL_REQUEST, roundId, partitions);
+  }
+
+  /**
+   * An AE_PULL_REQUEST; with a non-empty {@code stream}, a second partition bitmap follows: the
+   * pulled partitions the responder should stream ({@link #AE_STREAM}).
+   */
+  static ByteBuf aePullRequest(ByteBufAllocator alloc, long roundId, BitSet partitions,
+      BitSet stream) {
+    ByteBuf out = partitionsFrame(alloc, AE_PULL_REQUEST, roundId, partitions);
+    if (!stream.isEmpty()) {
+      out.writeBytes(bitmap(stream, Placement.PARTITIONS));
+    }
+    return out;
+  }
+
+  static ByteBuf aeStream(ByteBufAllocator alloc, long roundId, List<Mutation> mutations,
+      int bodyBytes) {
+    ByteBuf out = alloc.buffer(1 + 8 + 5 + bodyBytes);
+    out.writeByte(AE_STREAM);
+    out.writeLong(roundId);
+    writeVarint(out, mutations.size());
+    for (Mutation m : mutations) {
+      writeMutation(out, m);
+    }
+    return out;
   }
 
   /** A frame of a type byte, a long and a bitmap of the {@link Placement#PARTITIONS}. */
@@ -699,12 +765,7 @@ final class Frames {
       case MUTATIONS: {
         long batchId = in.readLong();
         int flags = in.readUnsignedByte();
-        int count = readCount(in, 12, "mutation count");
-        List<Mutation> ms = new ArrayList<>(count);
-        for (int i = 0; i < count; i++) {
-          ms.add(readMutation(in));
-        }
-        return new MutationBatch(batchId, flags, ms);
+        return new MutationBatch(batchId, flags, readMutations(in));
       }
       case ACK: {
         long batchId = in.readLong();
@@ -752,7 +813,17 @@ final class Frames {
           }
           leftOut = readBitmap(in, bytes, bucketCount);
         }
-        return new AeDiff(roundId, bucketCount, more, covered, leftOut);
+        boolean pullSeen = false;
+        int streamed = 0;
+        if (in.isReadable()) {
+          int flags = in.readUnsignedByte();
+          if ((flags & ~DIFF_PULL_SEEN) != 0) {
+            throw new MalformedFrameException("unknown diff flags " + flags);
+          }
+          pullSeen = (flags & DIFF_PULL_SEEN) != 0;
+          streamed = readVarint(in);
+        }
+        return new AeDiff(roundId, bucketCount, more, covered, leftOut, pullSeen, streamed);
       }
       case AE_KEYS: {
         long roundId = in.readLong();
@@ -779,12 +850,11 @@ final class Frames {
       case AE_PULL_RESPONSE: {
         long roundId = in.readLong();
         int processed = readVarint(in);
-        int n = readCount(in, 12, "mutation count");
-        List<Mutation> ms = new ArrayList<>(n);
-        for (int i = 0; i < n; i++) {
-          ms.add(readMutation(in));
-        }
-        return new AePullResponse(roundId, processed, ms);
+        return new AePullResponse(roundId, processed, readMutations(in));
+      }
+      case AE_STREAM: {
+        long roundId = in.readLong();
+        return new AeStream(roundId, readMutations(in));
       }
       case AE_ABORT: {
         long roundId = in.readLong();
@@ -871,7 +941,17 @@ final class Frames {
       }
       case AE_PULL_REQUEST: {
         long roundId = in.readLong();
-        return new AePullRequest(roundId, readPartitions(in));
+        BitSet partitions = readPartitions(in);
+        BitSet stream = in.isReadable() ? readPartitions(in) : new BitSet();
+        if (!partitions.isEmpty() || !stream.isEmpty()) {
+          BitSet outside = (BitSet) stream.clone();
+          outside.andNot(partitions);
+          if (!outside.isEmpty()) {
+            throw new MalformedFrameException("pull request streams partition "
+                + outside.nextSetBit(0) + " it does not pull");
+          }
+        }
+        return new AePullRequest(roundId, partitions, stream);
       }
       case STATUS: {
         long mapVersion = in.readLong();
@@ -1025,6 +1105,16 @@ final class Frames {
       }
     }
     return set;
+  }
+
+  /** A count and that many mutations. */
+  private static List<Mutation> readMutations(ByteBuf in) {
+    int n = readCount(in, 12, "mutation count");
+    List<Mutation> ms = new ArrayList<>(n);
+    for (int i = 0; i < n; i++) {
+      ms.add(readMutation(in));
+    }
+    return ms;
   }
 
   private static BitSet readPartitions(ByteBuf in) {

@@ -224,7 +224,8 @@ final class PeerLink {
     } else if (frame instanceof Frames.Event e) {
       engine.router.onEvent(nodeId, e);
     } else if (frame instanceof Frames.AeDiff || frame instanceof Frames.AeKeys
-        || frame instanceof Frames.AePullResponse || frame instanceof Frames.AeAbort) {
+        || frame instanceof Frames.AePullResponse || frame instanceof Frames.AeStream
+        || frame instanceof Frames.AeAbort) {
       AntiEntropyRound r = round;
       if (r != null) {
         r.onFrame(frame);

@@ -21,10 +21,21 @@ import java.util.Set;
  * still has it to pull; a pending owner receives new writes at once but neither serves reads of the
  * partition nor decides conditional writes on it (see {@link PartitionRouter}).
  *
+ * <p><b>Streaming:</b> a partition that this node held nothing of when it became pending is
+ * <em>streamed</em> from the first peer, of those that held it in the placement before or hold it
+ * now (old or current owners), whose pull round completes: that peer sends its entries at once instead of listing its keys for a
+ * compare and a pull (see {@link AntiEntropyRound}), which is what a joining node needs and moves
+ * each entry once. Once one such stream completed, the partition's remaining sources are pulled the
+ * ordinary way (their differences only): every live peer is still pulled, for the writes a stale
+ * coordinator sent elsewhere. A partition this node already held data of (a restart with its data,
+ * a partition handed back) is never streamed: it moves only what differs.
+ *
  * <p>Confined to the control thread; {@link #pending()} returns a copy for publishing.
  */
 final class PendingPulls {
   private final Map<String, BitSet> toPull = new HashMap<>();
+  /** Per peer, the pending partitions to stream from it (a subset of its {@link #toPull}). */
+  private final Map<String, BitSet> toStream = new HashMap<>();
 
   /**
    * Marks partitions pending, to be pulled from each of {@code sources}.
@@ -33,17 +44,46 @@ final class PendingPulls {
    * @param sources peer node ids (never this node)
    */
   void add(BitSet gained, Collection<String> sources) {
+    add(gained, sources, new BitSet(), s -> new BitSet());
+  }
+
+  /**
+   * Marks partitions pending, to be pulled from each of {@code sources}, and those of {@code empty}
+   * (this node holds nothing of them) not yet streamed to be streamed from a source that
+   * {@code heldBy} says holds them.
+   *
+   * @param gained the partitions this node now owns and must pull
+   * @param sources peer node ids (never this node)
+   * @param empty the partitions this node holds no entry of
+   * @param heldBy for a source, the partitions it owned in the previous placement or owns now
+   */
+  void add(BitSet gained, Collection<String> sources, BitSet empty,
+      java.util.function.Function<String, BitSet> heldBy) {
     if (gained.isEmpty()) {
       return;
     }
+    BitSet streamable = (BitSet) gained.clone();
+    streamable.and(empty);
     for (String s : sources) {
       toPull.computeIfAbsent(s, k -> new BitSet(Placement.PARTITIONS)).or(gained);
+      if (!streamable.isEmpty()) {
+        BitSet mine = heldBy.apply(s);
+        mine.and(streamable);
+        if (!mine.isEmpty()) {
+          toStream.computeIfAbsent(s, k -> new BitSet(Placement.PARTITIONS)).or(mine);
+        }
+      }
     }
   }
 
   /** Keeps only partitions this node still owns (a partition lost again needs no pull). */
   void retainOwned(BitSet owned) {
-    for (Iterator<BitSet> it = toPull.values().iterator(); it.hasNext(); ) {
+    retain(toPull, owned);
+    retain(toStream, owned);
+  }
+
+  private static void retain(Map<String, BitSet> m, BitSet owned) {
+    for (Iterator<BitSet> it = m.values().iterator(); it.hasNext(); ) {
       BitSet b = it.next();
       b.and(owned);
       if (b.isEmpty()) {
@@ -52,9 +92,19 @@ final class PendingPulls {
     }
   }
 
-  /** Drops the peers that are not live any more. */
+  /**
+   * Drops the peers that are not live any more. A partition that was to stream from a dropped peer
+   * is pulled from the others the ordinary way.
+   */
   void retainPeers(Set<String> live) {
     toPull.keySet().retainAll(live);
+    toStream.keySet().retainAll(live);
+  }
+
+  /** The partitions to stream from {@code peer} (a subset of {@link #from}): a copy, maybe empty. */
+  BitSet streamFrom(String peer) {
+    BitSet b = toStream.get(peer);
+    return b == null ? new BitSet(Placement.PARTITIONS) : (BitSet) b.clone();
   }
 
   /** The partitions still to pull from {@code peer}: a copy, empty if none. */
@@ -72,6 +122,20 @@ final class PendingPulls {
         toPull.remove(peer);
       }
     }
+    BitSet st = toStream.get(peer);
+    if (st != null) {
+      // Streamed from this peer: the other holders are pulled the ordinary way (differences only).
+      BitSet streamed = (BitSet) st.clone();
+      streamed.and(partitions);
+      retain(toStream, complement(streamed));
+    }
+  }
+
+  private static BitSet complement(BitSet b) {
+    BitSet c = new BitSet(Placement.PARTITIONS);
+    c.set(0, Placement.PARTITIONS);
+    c.andNot(b);
+    return c;
   }
 
   /** Whether any partition is still to be pulled from {@code peer}. */
@@ -91,6 +155,7 @@ final class PendingPulls {
   /** Forgets everything (full replication: nothing is pending). */
   void clear() {
     toPull.clear();
+    toStream.clear();
   }
 
   @Override

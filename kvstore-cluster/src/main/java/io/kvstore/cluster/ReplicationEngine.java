@@ -93,6 +93,19 @@ final class ReplicationEngine {
    * rounds that leave buckets out.
    */
   static volatile int keysPerRound = MAX_KEYS_PER_ROUND;
+
+  /**
+   * Whether pull rounds ask for the partitions this node holds nothing of to be streamed
+   * ({@link PendingPulls}); tests turn it off to check that the ordinary pull alone is correct.
+   */
+  static volatile boolean streamPulls = true;
+
+  /**
+   * What one streamed entry counts against a round's key budget ({@link #keysPerRound}): about its
+   * size against a listed key's (a 100-byte value against a hash), which bounds what a round puts
+   * in the connection's buffer (≈ 7 MB of 100-byte entries).
+   */
+  static final int STREAM_WEIGHT = 2;
   /**
    * Partitioned mode: every this many anti-entropy ticks, every owner of data this node holds
    * without owning it gets a handoff round again, even if that data did not change: an owner whose
@@ -398,7 +411,15 @@ final class ReplicationEngine {
       pulls.retainOwned(own.owned());
       gained.or(pulls.pending());
       if (ctx.bug() != Bug.NO_PULL) {
-        pulls.add(gained, liveNodeIds());
+        Ownership before = oldOwn;
+        Ownership now = own;
+        pulls.add(gained, liveNodeIds(), emptyPartitions(), peer -> {
+          BitSet held = now.partitionsOf(peer);
+          if (before != null) {
+            held.or(before.partitionsOf(peer));
+          }
+          return held;
+        });
       }
     }
     publishPending();
@@ -418,6 +439,25 @@ final class ReplicationEngine {
       scanForHandoff(own);
       maybeStartRound(false);
     }
+  }
+
+  /** The partitions {@code peer} last reported pending (it pulls them itself); maybe empty. */
+  private BitSet peerPulling(String peer) {
+    Frames.Status st = peerStatus.get(peer);
+    return st == null || ctx.bug() == Bug.AE_IGNORES_PLACEMENT ? new BitSet() : st.pending();
+  }
+
+  /** The partitions of which this node holds no entry (every bucket's hash is 0). */
+  private BitSet emptyPartitions() {
+    long[] buckets = ctx.store().digest().toArray();
+    BitSet empty = new BitSet(Placement.PARTITIONS);
+    empty.set(0, Placement.PARTITIONS);
+    for (int b = 0; b < buckets.length; b++) {
+      if (buckets[b] != 0) {
+        empty.clear(Ownership.partitionOfBucket(b));
+      }
+    }
+    return empty;
   }
 
   private Set<String> liveNodeIds() {
@@ -952,7 +992,9 @@ final class ReplicationEngine {
     long generation = handoffGeneration;
     AntiEntropyRound round = new AntiEntropyRound(ctx, roundIds.incrementAndGet(), link, own,
         own != null && ctx.bug() != Bug.NO_HANDOFF && handoffPending.containsKey(link.nodeId),
-        own == null ? new BitSet() : pulls.from(link.nodeId), throttle);
+        own == null ? new BitSet() : pulls.from(link.nodeId),
+        own == null || !streamPulls ? new BitSet() : pulls.streamFrom(link.nodeId),
+        peerPulling(link.nodeId), throttle);
     currentRound = round;
     link.setRound(round);
     CompletableFuture<AntiEntropyRound.Outcome> outcome;
@@ -1045,7 +1087,8 @@ final class ReplicationEngine {
      * newest rounds at most (a peer runs one round at a time with this node). Read on the
      * anti-entropy executor, so a concurrent map.
      */
-    private final Map<Long, BitSet> pullRequests = new java.util.concurrent.ConcurrentHashMap<>();
+    private final Map<Long, Frames.AePullRequest> pullRequests =
+        new java.util.concurrent.ConcurrentHashMap<>();
     private final AtomicInteger aeTasks = new AtomicInteger();
     /** The peer's cluster-wide listener subscriptions (channel thread only). */
     private final Map<Long, io.kvstore.core.Registration> subscriptions = new HashMap<>();
@@ -1079,7 +1122,7 @@ final class ReplicationEngine {
           if (pullRequests.size() >= 2) {
             pullRequests.keySet().removeIf(id -> id < req.roundId());
           }
-          pullRequests.put(req.roundId(), req.partitions());
+          pullRequests.put(req.roundId(), req);
         } else if (frame instanceof Frames.Status st) {
           peerStatus.put(peer, st);
         } else if (frame instanceof Frames.Subscribe sub) {
@@ -1297,9 +1340,12 @@ final class ReplicationEngine {
         return;
       }
       int[] diff = mine.diff(Digest.of(theirs.hashes));
+      Frames.AePullRequest req = pullRequests.get(roundId);
+      BitSet pullAsked = req == null ? null : req.partitions();
+      BitSet streamAsked = req == null ? new BitSet() : req.stream();
       Ownership own = ctx.bug() == Bug.AE_IGNORES_PLACEMENT ? null : ownership;
       if (own != null) {
-        diff = masked(diff, own.responderMask(peer, theirs.hashes, pullRequests.get(roundId)));
+        diff = masked(diff, own.responderMask(peer, theirs.hashes, pullAsked));
       }
       BitSet covered = new BitSet(mine.bucketCount());
       for (int b : diff) {
@@ -1308,9 +1354,10 @@ final class ReplicationEngine {
       List<KeyVersion> keys = diff.length == 0 ? List.of() : store.keyVersions(covered);
       boolean more = false;
       BitSet leftOut = new BitSet();
-      BitSet pullAsked = pullRequests.get(roundId);
       int cap = keysPerRound;
-      if (keys.size() > cap) {
+      // A streamed entry costs about what STREAM_WEIGHT listed keys do (a value, not a hash).
+      long weight = streamAsked.isEmpty() ? keys.size() : weight(keys, streamAsked);
+      if (weight > cap) {
         // Keep whole buckets, chosen at random, up to the limit; the rest waits for the next round.
         Map<Integer, List<KeyVersion>> byBucket = new HashMap<>();
         for (KeyVersion kv : keys) {
@@ -1330,20 +1377,47 @@ final class ReplicationEngine {
         order.addAll(rest);
         covered.clear();
         List<KeyVersion> kept = new ArrayList<>();
+        long keptWeight = 0;
         for (int b : order) {
           List<KeyVersion> inBucket = byBucket.getOrDefault(b, List.of());
-          if (!kept.isEmpty() && kept.size() + inBucket.size() > cap) {
+          long w = (long) inBucket.size()
+              * (streamAsked.get(Ownership.partitionOfBucket(b)) ? STREAM_WEIGHT : 1);
+          if (!kept.isEmpty() && keptWeight + w > cap) {
             more = true;
             leftOut.set(b);
             continue;
           }
           covered.set(b);
           kept.addAll(inBucket);
+          keptWeight += w;
         }
         keys = kept;
       }
+      int streamed = 0;
+      if (!streamAsked.isEmpty()) {
+        // Streamed buckets: their entries first, in frames of up to maxBatchBytes; not listed. The
+        // AE_DIFF that follows says how many, so a lost frame cannot pass for a complete stream.
+        List<String> toStream = new ArrayList<>();
+        List<KeyVersion> listed = new ArrayList<>(keys.size());
+        for (KeyVersion kv : keys) {
+          if (streamAsked.get(Placement.partitionOf(kv.key()))) {
+            toStream.add(kv.key());
+          } else {
+            listed.add(kv);
+          }
+        }
+        for (int from = 0; from < toStream.size(); ) {
+          Chunker.Mutations m = Chunker.mutations(ctx, toStream, from);
+          if (!m.mutations().isEmpty()) {
+            channel.send(Frames.aeStream(channel.alloc(), roundId, m.mutations(), m.bytes()), true);
+            streamed += m.mutations().size();
+          }
+          from = m.next();
+        }
+        keys = listed;
+      }
       channel.send(Frames.aeDiff(channel.alloc(), roundId, mine.bucketCount(), more, covered,
-          leftOut), true);
+          leftOut, req != null, streamed), true);
       Chunker.chunk(keys, Frames::keyVersionSize, ctx.settings().maxBatchBytes(),
           (chunk, bytes, last) -> channel.send(Frames.aeKeys(channel.alloc(), roundId, last, chunk,
               bytes), true));
@@ -1376,7 +1450,8 @@ final class ReplicationEngine {
       Ownership own = ctx.bug() == Bug.AE_IGNORES_PLACEMENT ? null : ownership;
       // A pull round also gets keys of the partitions it asked for (AE_PULL_REQUEST) whoever owns
       // them: the peer is taking them over and this node may be their old owner.
-      BitSet asked = pullRequests.get(pull.roundId());
+      Frames.AePullRequest req = pullRequests.get(pull.roundId());
+      BitSet asked = req == null ? null : req.partitions();
       Chunker.Mutations m = Chunker.mutations(ctx, pull.keys(), 0,
           own == null ? null : k -> (own.ownsKey(k) && own.ownsKey(peer, k))
               || (asked != null && asked.get(Placement.partitionOf(k))));
@@ -1406,6 +1481,15 @@ final class ReplicationEngine {
         : Frames.FORWARD_UNAVAILABLE;
     return Frames.forwardResult(channel.alloc(), requestId, status, null, false, 0, 0,
         String.valueOf(f.getMessage()));
+  }
+
+  /** Listed keys count 1, streamed entries {@link #STREAM_WEIGHT}, against the round's key budget. */
+  private static long weight(List<KeyVersion> keys, BitSet streamed) {
+    long w = 0;
+    for (KeyVersion kv : keys) {
+      w += streamed.get(Placement.partitionOf(kv.key())) ? STREAM_WEIGHT : 1;
+    }
+    return w;
   }
 
   /** The buckets of {@code diff} (ascending) that are in {@code mask}. */

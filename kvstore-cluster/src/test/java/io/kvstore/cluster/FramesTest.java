@@ -239,6 +239,62 @@ class FramesTest {
   }
 
   @Test
+  void streamedPullFrames_roundTrip_andEveryTruncationInsideAFieldIsMalformed() {
+    BitSet pulled = new BitSet();
+    pulled.set(3);
+    pulled.set(700);
+    BitSet stream = new BitSet();
+    stream.set(700);
+    assertThat(roundTrip(Frames.aePullRequest(ALLOC, 21, pulled, stream)))
+        .isEqualTo(new Frames.AePullRequest(21, pulled, stream));
+    assertThat(roundTrip(Frames.aePullRequest(ALLOC, 21, pulled, new BitSet())))
+        .as("no stream: the short form").isEqualTo(new Frames.AePullRequest(21, pulled));
+    BitSet outside = new BitSet();
+    outside.set(5);
+    assertThatThrownBy(() -> roundTrip(Frames.aePullRequest(ALLOC, 21, pulled, outside)))
+        .isInstanceOf(MalformedFrameException.class).hasMessageContaining("does not pull");
+
+    List<Mutation> ms = sampleMutations();
+    int bytes = ms.stream().mapToInt(Frames::mutationSize).sum();
+    assertThat(roundTrip(Frames.aeStream(ALLOC, 21, ms, bytes)))
+        .isEqualTo(new Frames.AeStream(21, ms));
+
+    BitSet covered = new BitSet();
+    covered.set(1);
+    Frames.AeDiff diff = (Frames.AeDiff) roundTrip(Frames.aeDiff(ALLOC, 21, 8, false, covered,
+        new BitSet(), true, 300));
+    assertThat(diff.pullSeen()).isTrue();
+    assertThat(diff.streamed()).isEqualTo(300);
+    assertThat(((Frames.AeDiff) roundTrip(Frames.aeDiff(ALLOC, 21, 8, false, covered)))
+        .pullSeen()).as("no trailer: not a pull").isFalse();
+    ByteBuf badFlags = Frames.aeDiff(ALLOC, 21, 8, false, covered, new BitSet(), true, 1);
+    badFlags.setByte(badFlags.writerIndex() - 2, 6);
+    assertThatThrownBy(() -> roundTrip(badFlags)).isInstanceOf(MalformedFrameException.class)
+        .hasMessageContaining("diff flags");
+
+    // The trailers are optional, so a cut exactly before one is the short form; every other cut
+    // is malformed.
+    for (ByteBuf full : List.of(Frames.aeStream(ALLOC, 21, ms, bytes),
+        Frames.aePullRequest(ALLOC, 21, pulled, stream),
+        Frames.aeDiff(ALLOC, 21, 8, false, covered, new BitSet(), true, 300))) {
+      byte[] b = new byte[full.readableBytes()];
+      full.readBytes(b);
+      full.release();
+      int shortForm = b[0] == Frames.AE_PULL_REQUEST ? 1 + 8 + Placement.PARTITIONS / 8
+          : b[0] == Frames.AE_DIFF ? b.length - 3 : -1;
+      for (int cut = 0; cut < b.length; cut++) {
+        if (cut == shortForm) {
+          continue;
+        }
+        ByteBuf partial = Unpooled.wrappedBuffer(b, 0, cut);
+        int at = cut;
+        assertThatThrownBy(() -> Frames.decode(partial), "type %d, cut at %d", b[0], at)
+            .isInstanceOf(MalformedFrameException.class);
+      }
+    }
+  }
+
+  @Test
   void expiredPut_carriesItsValueHash_andAZeroHashIsMalformed() {
     Mutation expired = Mutation.expired("ttl", V, 1_700_000_000_500L, Digest.valueHash(new byte[] {1}));
     int size = Frames.mutationSize(expired);

@@ -94,6 +94,61 @@ class PartitionedEngineTest {
     }
   }
 
+  /**
+   * A node that holds nothing joins 4 nodes (rf 2) holding 2,000 keys: its gained partitions are
+   * streamed from one old owner each (no key lists, no pull round trips) and the co-owners do not
+   * push what it pulls itself, so it receives each of its keys about once; with the ordinary pull
+   * alone (streaming off) it receives more, each key from several peers.
+   */
+  @Test
+  void aJoinerThatHoldsNothing_receivesEachOfItsKeysAboutOnce_byStream() {
+    long streamed = receivedByJoiner(true);
+    long pulled = receivedByJoiner(false);
+    org.slf4j.LoggerFactory.getLogger(PartitionedEngineTest.class).info(
+        "mutations the joiner received per key it owns: {} by stream, {} by pull alone",
+        streamed / 1000.0, pulled / 1000.0);
+    assertThat(streamed).as("entries n5 received with streaming, against %d without", pulled)
+        .isLessThan(pulled);
+  }
+
+  /** Runs the join; returns how many mutations n5 received per key it owns, in thousandths. */
+  private static long receivedByJoiner(boolean stream) {
+    boolean before = ReplicationEngine.streamPulls;
+    ReplicationEngine.streamPulls = stream;
+    List<String> four = FIVE.subList(0, 4);
+    try (SimNetwork net = network(1024, Placement.of(four, 2))) {
+      for (int i = 0; i < 2_000; i++) {
+        net.node(four.get(i % 4)).store.putAsync("k" + i, "v".getBytes(StandardCharsets.UTF_8),
+            at(WriteConcern.ONE));
+      }
+      net.clock.runFor(3_000);
+      Placement five = Placement.of(FIVE, 2);
+      net.setPlacement(five);
+      ReplicationEngine n5 = net.node("n5").engine;
+      for (int step = 0; step < 200 && !n5.pendingPartitions().isEmpty(); step++) {
+        net.clock.runFor(50);
+      }
+      assertThat(n5.pendingPartitions().isEmpty()).as("n5 finished pulling within 10 s").isTrue();
+      int owned = 0;
+      for (int i = 0; i < 2_000; i++) {
+        String k = "k" + i;
+        if (five.ownersOf(k).contains("n5")) {
+          owned++;
+          assertThat(Replicas.heldVersion(net.node("n5").replica, k)).as(k).isPresent();
+        }
+      }
+      io.kvstore.core.StoreStats st = net.node("n5").store.stats();
+      long received = st.remoteApplied() + st.remoteIgnored();
+      if (stream) {
+        assertThat(received).as("mutations n5 received for its %d keys", owned)
+            .isLessThanOrEqualTo(owned + owned / 5);
+      }
+      return received * 1000 / owned;
+    } finally {
+      ReplicationEngine.streamPulls = before;
+    }
+  }
+
   @Test
   void aWrite_goesOnlyToItsOwners_rfMinusOneMessages() {
     Placement placement = Placement.of(FIVE, 3);

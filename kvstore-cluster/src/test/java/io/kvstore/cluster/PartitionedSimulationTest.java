@@ -197,10 +197,15 @@ class PartitionedSimulationTest {
         seed -> chaosRun(seed, ReplicationEngine.Bug.AE_IGNORES_PLACEMENT));
   }
 
-  /** Proof that the placement-change test needs the handoff: without it rf 1 keys are lost. */
+  /**
+   * Proof that the placement-change test needs the handoff: without it the old owners never drop
+   * the data of partitions they lost (eviction waits for the handoff). Before pulls checked that
+   * the peer saw their AE_PULL_REQUEST, this found rf 1 keys lost (UNDER_REPLICATED): a pull
+   * request overtaken by its digest made the round count as a pull that it was not.
+   */
   @Test
   void findsAMissingHandoff() {
-    assertBugFound(ReplicationEngine.Bug.NO_HANDOFF, "UNDER_REPLICATED",
+    assertBugFound(ReplicationEngine.Bug.NO_HANDOFF, "NOT_EVICTED",
         seed -> placementChange(seed, 1, ReplicationEngine.Bug.NO_HANDOFF));
   }
 
