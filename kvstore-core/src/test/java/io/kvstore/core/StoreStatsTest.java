@@ -13,6 +13,39 @@ import org.junit.jupiter.api.Timeout;
 @Timeout(value = 30, unit = TimeUnit.SECONDS)
 class StoreStatsTest {
 
+  /**
+   * The sweep skips its walk only while nothing can expire or be purged: a TTL put, alone in the
+   * store (no tombstones), or a remote one, or a TTL given to a key by an overwrite, still expires;
+   * a TTL removed by an overwrite leaves nothing to sweep.
+   */
+  @Test
+  void maintenance_expiresEveryTtlEntry_whenThereAreNoTombstones() {
+    ManualClock clock = new ManualClock();
+    try (DefaultKvStore s = (DefaultKvStore) Stores.builder("n1", clock)
+        .tombstoneGrace(Duration.ofSeconds(10)).build()) {
+      s.put("plain", "1");
+      assertThat(s.runMaintenance()).isZero();
+      s.put("ttl", "1".getBytes(), WriteOptions.defaults().withTtl(Duration.ofSeconds(1)));
+      s.put("later", "1");
+      s.put("later", "2".getBytes(), WriteOptions.defaults().withTtl(Duration.ofSeconds(1)));
+      s.put("cleared", "1".getBytes(), WriteOptions.defaults().withTtl(Duration.ofSeconds(1)));
+      s.put("cleared", "2");
+      assertThat(s.apply(Mutation.put("remote", "x".getBytes(),
+          Version.of(ManualClock.T0 - 10, 0, "peer"), ManualClock.T0 + 1_000)))
+          .isEqualTo(ApplyResult.APPLIED);
+      assertThat(s.stats().tombstones()).isZero();
+
+      clock.advance(1_001);
+      s.runMaintenance();
+      // ttl, later and remote expired (tombstones now); plain and cleared stay live.
+      assertThat(s.stats().tombstones()).isEqualTo(3);
+      assertThat(s.stats().liveEntries()).isEqualTo(2);
+      clock.advance(10_000);
+      assertThat(s.runMaintenance()).as("purged after the grace").isEqualTo(3);
+      assertThat(s.getString("cleared")).contains("2");
+    }
+  }
+
   @Test
   void stats_countGetsPutsDeletesConditionsRemoteAppliesAndEntries() {
     ManualClock clock = new ManualClock();
