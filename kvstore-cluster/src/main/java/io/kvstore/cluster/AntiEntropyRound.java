@@ -79,9 +79,9 @@ final class AntiEntropyRound {
   static volatile long progressIntervalNanos = PROGRESS_INTERVAL_NANOS;
 
   /** What a completed round found. */
-  record Outcome(boolean more, int pushed, int pulled, int handedOff) {
+  record Outcome(boolean more, int pushed, int pulled, int handedOff, boolean handoffDeferred) {
     Outcome(boolean more, int pushed, int pulled) {
-      this(more, pushed, pulled, 0);
+      this(more, pushed, pulled, 0, false);
     }
   }
 
@@ -107,6 +107,7 @@ final class AntiEntropyRound {
   private final BitSet streamed = new BitSet();
   /** Entries received by stream, of them applied, and their bytes (the link's thread). */
   private int streamReceived;
+  private final BitSet streamedPartitions = new BitSet();
   private int streamEntries;
   private long streamBytes;
   /** What the AE_DIFF said: the pull request was seen; how many entries were streamed. */
@@ -118,6 +119,8 @@ final class AntiEntropyRound {
   private BitSet mask;
   private int bucketCount;
   private int handedOff;
+  /** Data to hand off was left out because the peer pulls it itself: the handoff is not done. */
+  private boolean handoffDeferred;
 
   private final CompletableFuture<Void> keysReceived = new CompletableFuture<>();
   private BitSet covered;
@@ -182,6 +185,16 @@ final class AntiEntropyRound {
     return (BitSet) leftOutPartitions.clone();
   }
 
+  /** Whether this round pulls pending partitions from the peer. */
+  boolean isPull() {
+    return !pull.isEmpty();
+  }
+
+  /** The partitions of which entries arrived by stream; read once the round completed. */
+  synchronized BitSet streamedPartitions() {
+    return (BitSet) streamedPartitions.clone();
+  }
+
   /** The partitions this round pulls whoever owns them (a copy is not made: do not modify). */
   BitSet pulls() {
     return pull;
@@ -194,8 +207,9 @@ final class AntiEntropyRound {
     long[] buckets = store.digest().toArray();
     if (own != null) {
       BitSet m = own.initiatorMask(link.nodeId, buckets, handoff, pull, peerPulls);
+      handoffDeferred = handoff && own.defersHandoff(link.nodeId, buckets, peerPulls);
       if (m.isEmpty()) {
-        return CompletableFuture.completedFuture(new Outcome(false, 0, 0));
+        return CompletableFuture.completedFuture(new Outcome(false, 0, 0, 0, handoffDeferred));
       }
       synchronized (this) {
         mask = m;
@@ -266,7 +280,7 @@ final class AntiEntropyRound {
     List<String> pushKeys = send;
     return later(streamedBytes, () -> push(pushKeys, 0))
         .thenComposeAsync(v -> pull(fetch, 0), executor)
-        .thenApply(v -> summarize(new Outcome(more, pushed, pulled, handedOff)));
+        .thenApply(v -> summarize(new Outcome(more, pushed, pulled, handedOff, handoffDeferred)));
   }
 
   /** Logs how far a long round has come, at most once per progress interval. */
@@ -466,14 +480,18 @@ final class AntiEntropyRound {
     }
     int applied = 0;
     long bytes = 0;
+    BitSet parts = new BitSet();
     for (Mutation m : st.mutations()) {
       bytes += Frames.mutationSize(m);
-      if (stream.get(Placement.partitionOf(m.key())) && own.ownsKey(m.key())) {
+      int p = Placement.partitionOf(m.key());
+      if (stream.get(p) && own.ownsKey(m.key())) {
         store.apply(m);
         applied++;
+        parts.set(p);
       }
     }
     synchronized (this) {
+      streamedPartitions.or(parts);
       streamReceived += st.mutations().size();
       streamEntries += applied;
       streamBytes += bytes;

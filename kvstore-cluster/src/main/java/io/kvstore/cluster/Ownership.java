@@ -92,7 +92,8 @@ final class Ownership {
    * @param handoff whether to include the handoff buckets
    * @param pull the pending partitions to pull from the peer (all owned by this node), maybe empty
    * @param peerPulls the partitions the peer reported pending (it pulls them from every live peer,
-   *     this one included, so pushing them as a co-owner would only send its data twice); maybe empty
+   *     this one included, so pushing them would only send their data twice; a handoff of them waits,
+   *     see {@link #defersHandoff}); maybe empty
    */
   BitSet initiatorMask(String peer, long[] myBuckets, boolean handoff, BitSet pull,
       BitSet peerPulls) {
@@ -101,12 +102,31 @@ final class Ownership {
     for (int b = 0; b < myBuckets.length; b++) {
       int p = partitionOfBucket(b);
       if ((pull.get(p) && mine.get(p))
-          || (theirs.get(p) && mine.get(p) && !peerPulls.get(p))
-          || (theirs.get(p) && !mine.get(p) && handoff && myBuckets[b] != 0)) {
+          || (theirs.get(p) && !peerPulls.get(p)
+              && (mine.get(p) || (handoff && myBuckets[b] != 0)))) {
         mask.set(b);
       }
     }
     return mask;
+  }
+
+  /**
+   * Whether a handoff round with {@code peer} leaves out data it should hand over because the peer
+   * pulls those partitions itself ({@link #initiatorMask}): then the handoff is not done, and a
+   * later round, once the peer pulled them, compares them (moving only what its pull missed).
+   */
+  boolean defersHandoff(String peer, long[] myBuckets, BitSet peerPulls) {
+    if (peerPulls.isEmpty()) {
+      return false;
+    }
+    BitSet theirs = partitionsOf(peer);
+    for (int b = 0; b < myBuckets.length; b++) {
+      int p = partitionOfBucket(b);
+      if (myBuckets[b] != 0 && peerPulls.get(p) && theirs.get(p) && !mine.get(p)) {
+        return true;
+      }
+    }
+    return false;
   }
 
   /**

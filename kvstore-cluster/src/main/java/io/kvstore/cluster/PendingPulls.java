@@ -22,13 +22,15 @@ import java.util.Set;
  * partition nor decides conditional writes on it (see {@link PartitionRouter}).
  *
  * <p><b>Streaming:</b> a partition that this node held nothing of when it became pending is
- * <em>streamed</em> from the first peer, of those that held it in the placement before or hold it
- * now (old or current owners), whose pull round completes: that peer sends its entries at once instead of listing its keys for a
- * compare and a pull (see {@link AntiEntropyRound}), which is what a joining node needs and moves
- * each entry once. Once one such stream completed, the partition's remaining sources are pulled the
- * ordinary way (their differences only): every live peer is still pulled, for the writes a stale
- * coordinator sent elsewhere. A partition this node already held data of (a restart with its data,
- * a partition handed back) is never streamed: it moves only what differs.
+ * <em>streamed</em>: the peer of a pull round sends its entries at once instead of listing its keys
+ * for a compare and a pull (see {@link AntiEntropyRound}), which is what a joining node needs, and
+ * moves each entry once. It is asked of every source until a completed round delivered entries of
+ * the partition (a peer that holds none of it, such as a non-owner, streams nothing and does not
+ * count: this node's first maps may come from a partial view, so it cannot tell the old owners in
+ * advance); the remaining sources are then pulled the ordinary way (their differences only): every
+ * live peer is still pulled, for the writes a stale coordinator sent elsewhere. A partition this
+ * node already held data of (a restart with its data, a partition handed back) is never streamed:
+ * it moves only what differs.
  *
  * <p>Confined to the control thread; {@link #pending()} returns a copy for publishing.
  */
@@ -44,21 +46,18 @@ final class PendingPulls {
    * @param sources peer node ids (never this node)
    */
   void add(BitSet gained, Collection<String> sources) {
-    add(gained, sources, new BitSet(), s -> new BitSet());
+    add(gained, sources, new BitSet());
   }
 
   /**
    * Marks partitions pending, to be pulled from each of {@code sources}, and those of {@code empty}
-   * (this node holds nothing of them) not yet streamed to be streamed from a source that
-   * {@code heldBy} says holds them.
+   * (this node holds nothing of them) to be streamed.
    *
    * @param gained the partitions this node now owns and must pull
    * @param sources peer node ids (never this node)
    * @param empty the partitions this node holds no entry of
-   * @param heldBy for a source, the partitions it owned in the previous placement or owns now
    */
-  void add(BitSet gained, Collection<String> sources, BitSet empty,
-      java.util.function.Function<String, BitSet> heldBy) {
+  void add(BitSet gained, Collection<String> sources, BitSet empty) {
     if (gained.isEmpty()) {
       return;
     }
@@ -67,11 +66,7 @@ final class PendingPulls {
     for (String s : sources) {
       toPull.computeIfAbsent(s, k -> new BitSet(Placement.PARTITIONS)).or(gained);
       if (!streamable.isEmpty()) {
-        BitSet mine = heldBy.apply(s);
-        mine.and(streamable);
-        if (!mine.isEmpty()) {
-          toStream.computeIfAbsent(s, k -> new BitSet(Placement.PARTITIONS)).or(mine);
-        }
+        toStream.computeIfAbsent(s, k -> new BitSet(Placement.PARTITIONS)).or(streamable);
       }
     }
   }
@@ -115,6 +110,15 @@ final class PendingPulls {
 
   /** A pull round with {@code peer} covering {@code partitions} ended with nothing more to move. */
   void pulled(String peer, BitSet partitions) {
+    pulled(peer, partitions, new BitSet());
+  }
+
+  /**
+   * A pull round with {@code peer} covering {@code partitions} ended with nothing more to move, and
+   * delivered entries of {@code streamed} by stream: those are streamed for good (the other
+   * sources are pulled the ordinary way).
+   */
+  void pulled(String peer, BitSet partitions, BitSet streamed) {
     BitSet b = toPull.get(peer);
     if (b != null) {
       b.andNot(partitions);
@@ -124,10 +128,15 @@ final class PendingPulls {
     }
     BitSet st = toStream.get(peer);
     if (st != null) {
-      // Streamed from this peer: the other holders are pulled the ordinary way (differences only).
-      BitSet streamed = (BitSet) st.clone();
-      streamed.and(partitions);
-      retain(toStream, complement(streamed));
+      st.andNot(partitions);
+      if (st.isEmpty()) {
+        toStream.remove(peer);
+      }
+    }
+    BitSet done = (BitSet) streamed.clone();
+    done.and(partitions);
+    if (!done.isEmpty()) {
+      retain(toStream, complement(done)); // the other sources: differences only
     }
   }
 

@@ -101,11 +101,17 @@ final class ReplicationEngine {
   static volatile boolean streamPulls = true;
 
   /**
-   * What one streamed entry counts against a round's key budget ({@link #keysPerRound}): about its
-   * size against a listed key's (a 100-byte value against a hash), which bounds what a round puts
-   * in the connection's buffer (≈ 7 MB of 100-byte entries).
+   * A round's budget is {@link #keysPerRound} listed keys, or twice as many streamed entries (they
+   * need no compare and no pull, and a round walks the whole store once, so a join wants few
+   * rounds; 200,000 entries of 100-byte values put ~28 MB in the connection's buffer at most).
    */
-  static final int STREAM_WEIGHT = 2;
+  static final int LISTED_WEIGHT = 2;
+
+  /**
+   * A node that just started waits until its map has not changed for this long before it pulls
+   * (its first maps come from a partial view of the members, see {@link #setPlacement}).
+   */
+  static final long FRESH_SETTLE_MILLIS = 500;
   /**
    * Partitioned mode: every this many anti-entropy ticks, every owner of data this node holds
    * without owning it gets a handoff round again, even if that data did not change: an owner whose
@@ -234,6 +240,9 @@ final class ReplicationEngine {
   private final PendingPulls pulls = new PendingPulls();
   /** Partitioned mode: this node has not yet held all its partitions since it started. */
   private boolean fresh = true;
+  /** When the placement last changed while {@link #fresh} (nanoTime), or 0. Control thread. */
+  private long freshMapChangedNanos;
+  private boolean settleRetryScheduled;
 
   /** This node's pending partitions as last published (a copy; never modified). Any thread. */
   private volatile BitSet pendingView = new BitSet();
@@ -411,15 +420,7 @@ final class ReplicationEngine {
       pulls.retainOwned(own.owned());
       gained.or(pulls.pending());
       if (ctx.bug() != Bug.NO_PULL) {
-        Ownership before = oldOwn;
-        Ownership now = own;
-        pulls.add(gained, liveNodeIds(), emptyPartitions(), peer -> {
-          BitSet held = now.partitionsOf(peer);
-          if (before != null) {
-            held.or(before.partitionsOf(peer));
-          }
-          return held;
-        });
+        pulls.add(gained, liveNodeIds(), emptyPartitions());
       }
     }
     publishPending();
@@ -430,6 +431,16 @@ final class ReplicationEngine {
     orphanSeen = null;
     handoffPending.clear();
     handoffView = Set.of();
+    if (own != null && fresh && (old == null || old.fingerprint() != placement.fingerprint())) {
+      // A node that just started learns the members one by one: its first maps come from a
+      // partial view, and what it pulls under them it may not own a moment later. It waits until
+      // the map has been quiet for FRESH_SETTLE_MILLIS, and a pull started under an older map ends.
+      freshMapChangedNanos = ctx.nanoTime().getAsLong();
+      AntiEntropyRound r = currentRound;
+      if (r != null && r.isPull()) {
+        r.fail("the placement changed while this node was still joining");
+      }
+    }
     if (own != null) {
       for (PeerLink l : live.links()) {
         if (pulls.hasWork(l.nodeId) && !urgent.contains(l)) {
@@ -439,6 +450,24 @@ final class ReplicationEngine {
       scanForHandoff(own);
       maybeStartRound(false);
     }
+  }
+
+  /**
+   * A peer finished pulling: a handoff to it that waited for that ({@link Ownership#defersHandoff})
+   * runs now rather than on a later tick. Any thread.
+   */
+  private void handoffAfterPull(String peer) {
+    ctx.control().execute(() -> {
+      if (!handoffPending.containsKey(peer)) {
+        return;
+      }
+      for (PeerLink l : live.links()) {
+        if (l.nodeId.equals(peer) && !urgent.contains(l)) {
+          urgent.add(l);
+        }
+      }
+      maybeStartRound(false);
+    });
   }
 
   /** The partitions {@code peer} last reported pending (it pulls them itself); maybe empty. */
@@ -955,6 +984,19 @@ final class ReplicationEngine {
     if (closing || currentRound != null) {
       return;
     }
+    if (fresh && ownership != null && freshMapChangedNanos != 0) {
+      long quiet = (ctx.nanoTime().getAsLong() - freshMapChangedNanos) / 1_000_000;
+      if (quiet < FRESH_SETTLE_MILLIS) {
+        if (!settleRetryScheduled) {
+          settleRetryScheduled = true;
+          ctx.control().schedule(() -> {
+            settleRetryScheduled = false;
+            maybeStartRound(false);
+          }, FRESH_SETTLE_MILLIS - quiet);
+        }
+        return;
+      }
+    }
     Ownership own = ownership;
     PeerLink target = null;
     while (target == null && !urgent.isEmpty()) {
@@ -1036,7 +1078,7 @@ final class ReplicationEngine {
         BitSet done = (BitSet) round.pulls().clone();
         done.andNot(round.leftOutPartitions());
         if (!done.isEmpty()) {
-          pulls.pulled(link.nodeId, done);
+          pulls.pulled(link.nodeId, done, round.streamedPartitions());
           publishPending();
         }
       }
@@ -1044,7 +1086,8 @@ final class ReplicationEngine {
         urgent.addFirst(link);
       } else {
         Long added = handoffPending.get(link.nodeId);
-        if (own != null && own == ownership && added != null && added <= generation) {
+        if (own != null && own == ownership && added != null && added <= generation
+            && !o.handoffDeferred()) {
           handoffPending.remove(link.nodeId);
           handoffView = Set.copyOf(handoffPending.keySet());
         }
@@ -1124,7 +1167,10 @@ final class ReplicationEngine {
           }
           pullRequests.put(req.roundId(), req);
         } else if (frame instanceof Frames.Status st) {
-          peerStatus.put(peer, st);
+          Frames.Status before = peerStatus.put(peer, st);
+          if (st.pending().isEmpty() && before != null && !before.pending().isEmpty()) {
+            handoffAfterPull(peer);
+          }
         } else if (frame instanceof Frames.Subscribe sub) {
           subscribe(sub);
         } else if (frame instanceof Frames.Unsubscribe un) {
@@ -1354,9 +1400,9 @@ final class ReplicationEngine {
       List<KeyVersion> keys = diff.length == 0 ? List.of() : store.keyVersions(covered);
       boolean more = false;
       BitSet leftOut = new BitSet();
-      int cap = keysPerRound;
-      // A streamed entry costs about what STREAM_WEIGHT listed keys do (a value, not a hash).
-      long weight = streamAsked.isEmpty() ? keys.size() : weight(keys, streamAsked);
+      // A listed key counts LISTED_WEIGHT, a streamed entry 1 (it needs no compare and no pull).
+      long cap = (long) keysPerRound * LISTED_WEIGHT;
+      long weight = weight(keys, streamAsked);
       if (weight > cap) {
         // Keep whole buckets, chosen at random, up to the limit; the rest waits for the next round.
         Map<Integer, List<KeyVersion>> byBucket = new HashMap<>();
@@ -1381,7 +1427,7 @@ final class ReplicationEngine {
         for (int b : order) {
           List<KeyVersion> inBucket = byBucket.getOrDefault(b, List.of());
           long w = (long) inBucket.size()
-              * (streamAsked.get(Ownership.partitionOfBucket(b)) ? STREAM_WEIGHT : 1);
+              * (streamAsked.get(Ownership.partitionOfBucket(b)) ? 1 : LISTED_WEIGHT);
           if (!kept.isEmpty() && keptWeight + w > cap) {
             more = true;
             leftOut.set(b);
@@ -1483,11 +1529,14 @@ final class ReplicationEngine {
         String.valueOf(f.getMessage()));
   }
 
-  /** Listed keys count 1, streamed entries {@link #STREAM_WEIGHT}, against the round's key budget. */
+  /** Listed keys count {@link #LISTED_WEIGHT}, streamed entries 1, against a round's budget. */
   private static long weight(List<KeyVersion> keys, BitSet streamed) {
+    if (streamed.isEmpty()) {
+      return (long) keys.size() * LISTED_WEIGHT;
+    }
     long w = 0;
     for (KeyVersion kv : keys) {
-      w += streamed.get(Placement.partitionOf(kv.key())) ? STREAM_WEIGHT : 1;
+      w += streamed.get(Placement.partitionOf(kv.key())) ? 1 : LISTED_WEIGHT;
     }
     return w;
   }
