@@ -87,9 +87,9 @@ final class Frames {
    */
   static final byte AE_PULL_REQUEST = 0x25;
   /**
-   * Partitioned mode: the responder's entries of the buckets of partitions the initiator asked to
-   * have <em>streamed</em> (AE_PULL_REQUEST's second bitmap): mutations, sent after AE_DIFF and
-   * before the round's AE_KEYS, instead of listing those keys for a compare and a pull.
+   * Partitioned mode: the responder's entries of the differing buckets of partitions the initiator
+   * asked to have <em>streamed</em> (AE_PULL_REQUEST's second bitmap): mutations, sent before its
+   * AE_DIFF (which counts them), instead of listing those keys for a compare and a pull.
    */
   static final byte AE_STREAM = 0x26;
   /** AE_DIFF trailer flag: the responder answered the round's AE_PULL_REQUEST. */
@@ -200,7 +200,6 @@ final class Frames {
   record AeDigest(long roundId, int format, int bucketCount, int from, long[] hashes, boolean last)
       implements Frame {}
 
-  /** The buckets the responder lists keys for, and whether other buckets differ too. */
   /**
    * The responder's differing buckets; {@code pullSeen} says it answered the round as the pull its
    * AE_PULL_REQUEST asked for, and {@code streamed} how many entries it sent by AE_STREAM before
@@ -418,10 +417,7 @@ final class Frames {
     out.writeByte(MUTATIONS);
     out.writeLong(batchId);
     out.writeByte(flags);
-    writeVarint(out, batch.size());
-    for (Mutation m : batch) {
-      writeMutation(out, m);
-    }
+    writeMutations(out, batch);
     return out;
   }
 
@@ -521,10 +517,7 @@ final class Frames {
     out.writeByte(AE_PULL_RESPONSE);
     out.writeLong(roundId);
     writeVarint(out, processed);
-    writeVarint(out, mutations.size());
-    for (Mutation m : mutations) {
-      writeMutation(out, m);
-    }
+    writeMutations(out, mutations);
     return out;
   }
 
@@ -621,15 +614,20 @@ final class Frames {
     return out;
   }
 
+  /** A count and that many mutations. */
+  private static void writeMutations(ByteBuf out, List<Mutation> mutations) {
+    writeVarint(out, mutations.size());
+    for (Mutation m : mutations) {
+      writeMutation(out, m);
+    }
+  }
+
   static ByteBuf aeStream(ByteBufAllocator alloc, long roundId, List<Mutation> mutations,
       int bodyBytes) {
     ByteBuf out = alloc.buffer(1 + 8 + 5 + bodyBytes);
     out.writeByte(AE_STREAM);
     out.writeLong(roundId);
-    writeVarint(out, mutations.size());
-    for (Mutation m : mutations) {
-      writeMutation(out, m);
-    }
+    writeMutations(out, mutations);
     return out;
   }
 
@@ -692,10 +690,7 @@ final class Frames {
     out.writeByte(SCAN_RESULT);
     out.writeLong(requestId);
     out.writeBoolean(truncated);
-    writeVarint(out, ms.size());
-    for (Mutation m : ms) {
-      writeMutation(out, m);
-    }
+    writeMutations(out, ms);
     return out;
   }
 
