@@ -315,8 +315,14 @@ final class ClusterReplicator implements Replicator {
     if (e == null || e.placement() == null) {
       return;
     }
-    long deadline = System.nanoTime() + config.leaveTimeout().toNanos();
+    long start = System.nanoTime();
+    long deadline = start + config.leaveTimeout().toNanos();
     String blocker = e.leaveBlocker();
+    if (blocker == null) {
+      return;
+    }
+    log.info("node {}: waiting at most {} ms before leaving: {}", config.nodeId(),
+        config.leaveTimeout().toMillis(), blocker);
     while (blocker != null && System.nanoTime() < deadline) {
       java.util.concurrent.locks.LockSupport.parkNanos(TimeUnit.MILLISECONDS.toNanos(20));
       blocker = e.leaveBlocker();
@@ -324,6 +330,9 @@ final class ClusterReplicator implements Replicator {
     if (blocker != null) {
       log.warn("node {}: leaving after {} ms although {}", config.nodeId(),
           config.leaveTimeout().toMillis(), blocker);
+    } else {
+      log.info("node {}: peers no longer need its data after {} ms; leaving", config.nodeId(),
+          (System.nanoTime() - start) / 1_000_000);
     }
   }
 

@@ -213,4 +213,40 @@ class PartitionedClusterTest {
       assertThat(wrong).as("reads that missed or were wrong (%d reads)", reads.get()).isEmpty();
     }
   }
+
+  /**
+   * At rf 1 a leave cannot hand data over (each partition has no other owner, and peers drop the
+   * link on LEAVING), so a node holding data is never safe to stop, and says why; a node holding
+   * none is. Two nodes, rf 1: both safe while empty; after one write only the key's owner is not.
+   */
+  @Test
+  void atReplicationFactorOne_aNodeHoldingData_isNeverSafeToShutdown() {
+    try (TestCluster cluster = TestCluster.start("partitioned-rf1", "r", 2,
+        b -> b.replicationFactor(1).antiEntropyInterval(Duration.ofMillis(200)))) {
+      long map = Placement.of(List.of("r1", "r2"), 1).fingerprint();
+      List<ClusterNode> nodes = cluster.nodes().stream()
+          .map(n -> KvCluster.node(n.store()).orElseThrow()).toList();
+      await().atMost(Duration.ofSeconds(15)).until(() -> nodes.stream().allMatch(n ->
+          n.partitionMapVersion() == map && n.pendingPartitions() == 0 && n.isSafeToShutdown()));
+      assertThat(nodes).allSatisfy(n -> assertThat(n.shutdownBlocker()).isEmpty());
+
+      String key = "rf1:key";
+      cluster.node("r1").store().put(key, "v".getBytes(StandardCharsets.UTF_8), QUORUM);
+      ClusterNode owner = nodes.stream().filter(n -> n.ownersOf(key).contains(n.nodeId()))
+          .findFirst().orElseThrow();
+      ClusterNode other = nodes.stream().filter(n -> n != owner).findFirst().orElseThrow();
+      assertThat(owner.ownersOf(key)).containsExactly(owner.nodeId());
+      assertThat(owner.isSafeToShutdown()).as("the owner of the only copy").isFalse();
+      assertThat(owner.shutdownBlocker()).get().asString()
+          .contains("replication factor 1", "partition " + Placement.partitionOf(key));
+      // Steady: the non-owner forwarded or never held the key, so it stays safe; the owner never is.
+      await().during(Duration.ofSeconds(1)).atMost(Duration.ofSeconds(5)).until(() ->
+          other.isSafeToShutdown() && !owner.isSafeToShutdown());
+      assertThat(other.shutdownBlocker()).isEmpty();
+
+      // A delete leaves a tombstone, which is data too: losing it would lose the delete.
+      cluster.node("r2").store().delete(key, QUORUM);
+      assertThat(owner.isSafeToShutdown()).as("the owner of the only tombstone").isFalse();
+    }
+  }
 }

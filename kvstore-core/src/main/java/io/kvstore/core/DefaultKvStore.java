@@ -122,6 +122,13 @@ final class DefaultKvStore implements KvStore {
   private final int maxKeyBytes;
   private final int maxValueBytes;
   private volatile boolean closed;
+  /**
+   * Whether the replicator's side of the store refuses forwarded writes ({@link ReplicaStore#write}):
+   * set once {@link Replicator#close()} returned, not with {@link #closed}, because a graceful leave
+   * in partitioned mode waits for its peers first and the node stays an owner of its keys meanwhile
+   * (the other nodes still forward writes to it).
+   */
+  private volatile boolean replicaClosed;
   private ScheduledFuture<?> maintenanceTask;
   /** Null for a memory-only store. */
   private final LogStorage storage;
@@ -616,12 +623,12 @@ final class DefaultKvStore implements KvStore {
       if (r.isDelete()) {
         checkDelete(r.key(), options);
         boolean[] wasLive = new boolean[1];
-        Stored st = applyLocal(r.key(), null, 0, options, wasLive);
+        Stored st = applyLocal(r.key(), null, 0, options, wasLive, replicaClosed);
         return both(st.durable(), replicate(r.key(), st.entry(), options))
             .thenApply(ignored -> new WriteResult(st.entry().version(), wasLive[0]));
       }
       byte[] copy = checkPut(r.key(), r.value(), options);
-      Stored st = applyLocal(r.key(), copy, ttlOf(options), options, null);
+      Stored st = applyLocal(r.key(), copy, ttlOf(options), options, null, replicaClosed);
       return both(st.durable(), replicate(r.key(), st.entry(), options))
           .thenApply(ignored -> new WriteResult(st.entry().version(), false));
     } catch (RuntimeException failure) {
@@ -675,7 +682,14 @@ final class DefaultKvStore implements KvStore {
    */
   private Stored applyLocal(String key, byte[] value, long ttlMillis, WriteOptions options,
       boolean[] wasLive) {
-    if (closed) {
+    return applyLocal(key, value, ttlMillis, options, wasLive, closed);
+  }
+
+  /** {@link #applyLocal}, refusing when {@code refuse} (the user's {@link #closed}, or the
+   * replicator's {@link #replicaClosed} for a forwarded write). */
+  private Stored applyLocal(String key, byte[] value, long ttlMillis, WriteOptions options,
+      boolean[] wasLive, boolean refuse) {
+    if (refuse) {
       Keys.validate(key, maxKeyBytes); // invalid input is reported as such, closed or not
       throw new StoreClosedException(nodeId);
     }
@@ -1297,6 +1311,7 @@ final class DefaultKvStore implements KvStore {
     } catch (RuntimeException e) {
       log.warn("replicator of node {} failed to close cleanly", nodeId, e);
     }
+    replicaClosed = true;
     shutdownScheduler();
     if (storage != null) {
       storage.close();
@@ -1312,6 +1327,7 @@ final class DefaultKvStore implements KvStore {
       closed = true;
     }
     replicator.close();
+    replicaClosed = true;
     shutdownScheduler();
     if (storage != null) {
       storage.crash();

@@ -26,11 +26,15 @@ class ClosedStoreTest {
     final AtomicInteger closes = new AtomicInteger();
     final Replicator delegate = new StandaloneReplicator(
             ClusterView.standalone(new Member("n1", null, null, Member.Status.ALIVE)));
+    /** Runs inside close(), as a graceful leave that still serves its peers would. */
+    volatile java.util.function.Consumer<ReplicaStore> duringClose = r -> { };
+    volatile ReplicaStore replica;
 
     @Override
     public void start(ReplicaStore store) {
       starts.incrementAndGet();
       assertThat(store.nodeId()).isEqualTo("n1");
+      replica = store;
     }
 
     @Override
@@ -46,6 +50,7 @@ class ClosedStoreTest {
     @Override
     public void close() {
       closes.incrementAndGet();
+      duringClose.accept(replica);
     }
   }
 
@@ -86,6 +91,33 @@ class ClosedStoreTest {
           .hasMessageContaining("n1").hasMessageContaining("closed");
     }
     // The async forms fail their future instead: CoreRegressionTest.
+  }
+
+  /**
+   * A partitioned-mode node's graceful leave waits for its peers inside the replicator's close();
+   * it is still an owner meanwhile, so writes forwarded to it run, although its user already closed
+   * the store. Once the replicator's close() returned, they fail as closed.
+   */
+  @Test
+  void forwardedWrites_runWhileTheReplicatorCloses_andFailAfterwards() throws Exception {
+    CountingReplicator replicator = new CountingReplicator();
+    KvStore store = Stores.builder("n1", clock).replicator(replicator).build();
+    List<Object> outcomes = new java.util.ArrayList<>();
+    replicator.duringClose = replica -> {
+      assertThatThrownBy(() -> store.put("user", "v")).isInstanceOf(StoreClosedException.class);
+      outcomes.add(replica.write(new io.kvstore.core.spi.WriteRequest("fwd", new byte[] {7}, 0,
+          false, null, WriteConcern.ONE, 1_000)).join().version());
+      outcomes.add(replica.mutation("fwd").valueUnsafe().length);
+    };
+    store.close();
+    assertThat(outcomes).as("the forwarded write inside close(), then its stored value length")
+        .hasSize(2).element(1).isEqualTo(1);
+    CompletableFuture<io.kvstore.core.spi.WriteResult> after = replicator.replica.write(
+        new io.kvstore.core.spi.WriteRequest("fwd2", new byte[] {8}, 0, false, null,
+            WriteConcern.ONE, 1_000));
+    assertThat(after).failsWithin(Duration.ofSeconds(1)).withThrowableOfType(
+        java.util.concurrent.ExecutionException.class)
+        .withCauseInstanceOf(StoreClosedException.class);
   }
 
   @Test

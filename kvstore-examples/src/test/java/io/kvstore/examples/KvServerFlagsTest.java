@@ -68,6 +68,47 @@ class KvServerFlagsTest {
   }
 
   @Test
+  void antiEntropyRate_defaultsTo64MiB_andIsParsedWithUnits() {
+    assertThat(parse().antiEntropyBytesPerSecond()).isEqualTo(64L * 1024 * 1024)
+        .isEqualTo(KvClusterConfig.DEFAULT_ANTI_ENTROPY_BYTES_PER_SECOND);
+    assertThat(parse("--anti-entropy-rate", "8MiB").antiEntropyBytesPerSecond())
+        .isEqualTo(8L * 1024 * 1024);
+    assertThat(parse("--anti-entropy-rate", "512KiB/s").antiEntropyBytesPerSecond())
+        .isEqualTo(512L * 1024);
+    assertThat(parse("--anti-entropy-rate", "2GiB").antiEntropyBytesPerSecond())
+        .isEqualTo(2L * 1024 * 1024 * 1024);
+    assertThat(parse("--anti-entropy-rate", "65536").antiEntropyBytesPerSecond())
+        .isEqualTo(65536);
+    ServerOptions unlimited = parse("--anti-entropy-rate", "0");
+    assertThat(unlimited.antiEntropyBytesPerSecond()).isZero();
+    assertThat(unlimited.toString()).contains("antiEntropyBytesPerSecond=unlimited");
+  }
+
+  @Test
+  void antiEntropyRate_reachesTheClusterConfig() {
+    try (KvServer.Node node = KvServer.Node.start(parse("--node-id", "rate1", "--http-port", "0",
+        "--cluster-port", "0", "--in-memory", "--no-console", "--anti-entropy-rate", "3MiB"))) {
+      assertThat(io.kvstore.cluster.KvCluster.node(node.store()).orElseThrow().config()
+          .antiEntropyBytesPerSecond()).isEqualTo(3L * 1024 * 1024);
+    }
+  }
+
+  @Test
+  void badAntiEntropyRate_exitsWithCode2_namingTheFlagAndTheMinimum() {
+    for (String bad : List.of("fast", "64 MiB per second", "-1", "1TiB", "")) {
+      Run r = execute("--anti-entropy-rate", bad);
+      assertThat(r.code()).as(bad).isEqualTo(2);
+      assertThat(r.err()).as(bad).contains("--anti-entropy-rate");
+    }
+    Run small = execute("--anti-entropy-rate", "1000");
+    assertThat(small.code()).isEqualTo(2);
+    assertThat(small.err()).contains("--anti-entropy-rate must be 0 (no limit) or at least 64KiB")
+        .contains("'1000'");
+    assertThat(execute("--anti-entropy-rate", "99999999999999999999").err())
+        .contains("--anti-entropy-rate").contains("too large");
+  }
+
+  @Test
   void badReplicationFactorOrRemovalDelay_exitsWithCode2_namingTheFlag() {
     Run zero = execute("--replication-factor", "0");
     assertThat(zero.code()).isEqualTo(2);
@@ -151,7 +192,8 @@ class KvServerFlagsTest {
     for (String flag : List.of("--node-id", "--host", "--http-port", "--cluster-port", "--data-port",
         "--join", "--cluster-name", "--auth-token", "--auth-token-file", "--cluster-secret-file",
         "--tls-cert", "--tls-key", "--tls-keystore", "--tls-keystore-password-file",
-        "--max-value-size", "--replication-factor", "--removal-delay", "--help", "--version")) {
+        "--max-value-size", "--replication-factor", "--removal-delay", "--anti-entropy-rate",
+        "--help", "--version")) {
       assertThat(r.out()).contains(flag);
     }
     assertThat(r.out()).contains("KVSTORE_");

@@ -91,7 +91,10 @@ final class KvApi {
   void get(Context ctx, String rawRest) {
     String key = documentedKey(ctx, rawRest, "GET /get?key=k or GET /get/k");
     owners.set(ctx, key);
-    Versioned v = calls.read(key).orElseThrow(() -> notFound(key));
+    // As GET /v1/kv/{key} at ONE: a key whose owners are all unreachable (partitioned mode) is 503
+    // read_concern_not_met, not a 500 that reads as a server bug.
+    Versioned v = calls.read(key, ReadOptions.concern(ReadConcern.ONE), Routes.deadline(ctx, config))
+        .orElseThrow(() -> notFound(key));
     respondEntry(ctx, key, v.valueAsString(), v.version());
   }
 

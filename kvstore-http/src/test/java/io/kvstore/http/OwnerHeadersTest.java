@@ -155,6 +155,7 @@ class OwnerHeadersTest {
     HttpFixture.Response<String> legacy = http.send("POST", "/set/here-k/v");
     HttpFixture.Response<String> read = http.send("GET", "/v1/kv/there-k?consistency=quorum");
     HttpFixture.Response<String> readOne = http.send("GET", "/v1/kv/here-k");
+    HttpFixture.Response<String> legacyRead = http.send("GET", "/get/here-k");
 
     assertError(v1, 503, "write_concern_not_met");
     assertOwners(v1, "node-2,node-4,node-3", false);
@@ -166,6 +167,11 @@ class OwnerHeadersTest {
     assertThat(assertError(readOne, 503, "read_concern_not_met").path("concern").asText())
         .isEqualTo("one");
     assertOwners(readOne, "node-3,node-1,node-2", true);
+    // The documented API's read answers the same 503 (it was a 500 "internal" before), in the
+    // same JSON error format as its other errors.
+    assertThat(assertError(legacyRead, 503, "read_concern_not_met").path("message").asText())
+        .contains("no owner is reachable");
+    assertOwners(legacyRead, "node-3,node-1,node-2", true);
   }
 
   @Test

@@ -147,6 +147,10 @@ public interface ReplicaStore {
    * this store's own local write: stamped, checked, applied, replicated at the request's concern. It
    * is never forwarded again, whatever this node's own view of the placement.
    *
+   * <p>Runs until {@link Replicator#close()} has returned, even after the user closed the store: a
+   * graceful leave waits for its peers inside {@code close()}, and the node is still an owner of its
+   * keys meanwhile. After that it fails with {@link io.kvstore.core.StoreClosedException}.
+   *
    * @param request the write
    * @return completes with the result, or fails with the exception the local write failed with
    */

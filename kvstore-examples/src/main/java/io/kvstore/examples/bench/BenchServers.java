@@ -30,8 +30,8 @@ import java.util.regex.Pattern;
  * after 15 s); a caller registers {@link #close()} as a shutdown hook too, so an interrupted run
  * leaves no server behind.
  *
- * <p>The same patterns as {@link ClusterBench} (whose {@link ClusterBench.Server} and
- * {@link ClusterBench#freePorts} it reuses), for N servers instead of two.
+ * <p>Used by {@link ClusterBench} (its two servers) and {@link PartitionBench} (N servers); the
+ * process handle is {@link ClusterBench.Server}, the ports come from {@link ClusterBench#freePorts}.
  */
 final class BenchServers implements AutoCloseable {
   private static final ObjectMapper JSON = new ObjectMapper();

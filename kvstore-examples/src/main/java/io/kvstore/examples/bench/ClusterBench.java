@@ -10,7 +10,6 @@ import io.kvstore.core.Versioned;
 import io.kvstore.core.WriteConcern;
 import io.kvstore.core.WriteOptions;
 import java.io.BufferedReader;
-import java.io.File;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.InputStreamReader;
@@ -23,7 +22,6 @@ import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -160,7 +158,8 @@ public final class ClusterBench implements Callable<Integer> {
   private PrintWriter out;
   private HttpClient http;
   private Duration waitBound;
-  private final List<Server> servers = new ArrayList<>();
+  /** B and C: started, awaited and stopped by PID there (shared with PartitionBench). */
+  private volatile BenchServers servers;
   private final Map<String, Long> removedAt = new ConcurrentHashMap<>();
   private final List<String> falseRemovals = new CopyOnWriteArrayList<>();
   private final Set<String> expectedRemovals = ConcurrentHashMap.newKeySet();
@@ -238,18 +237,22 @@ public final class ClusterBench implements Callable<Integer> {
     out = spec.commandLine().getOut();
     http = HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1)
         .connectTimeout(Duration.ofSeconds(2)).build();
-    Files.createDirectories(dir);
+    try {
+      servers = new BenchServers(serverJar, serverHeap, dir, waitBound);
+    } catch (IllegalArgumentException e) {
+      throw new CommandLine.ParameterException(spec.commandLine(), e.getMessage());
+    }
     Thread hook = new Thread(this::stopServers, "cluster-bench-stop");
     Runtime.getRuntime().addShutdownHook(hook);
     KvStore a = null;
     try {
-      Server b = server("node-b", null);
-      Server c = server("node-c", b);
+      Server b = servers.add("node-b", null, List.of());
+      Server c = servers.add("node-c", b, List.of());
       long t0 = System.nanoTime();
       b.start();
       c.start();
-      awaitReady(b);
-      awaitReady(c);
+      servers.awaitReady(b);
+      servers.awaitReady(c);
       a = KvCluster.builder().nodeId("node-a").host("127.0.0.1").membershipPort(0).dataPort(0)
           .seeds("127.0.0.1:" + b.clusterPort, "127.0.0.1:" + c.clusterPort).build();
       KvStore node = a;
@@ -612,46 +615,10 @@ public final class ClusterBench implements Callable<Integer> {
 
   // ---- helpers --------------------------------------------------------------------------------
 
-  private Server server(String nodeId, Server seed) throws IOException {
-    int[] ports = freePorts(3);
-    List<String> cmd = new ArrayList<>();
-    cmd.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
-    cmd.add("-Xmx" + serverHeap);
-    String jar = serverJar != null ? serverJar
-        : System.getProperty("kvstore.server.jar", "kvstore-examples/target/kvstore-server.jar");
-    if (new File(jar).isFile()) {
-      cmd.addAll(List.of("-jar", jar));
-    } else if (serverJar != null) {
-      throw new CommandLine.ParameterException(spec.commandLine(), "no such server jar: " + serverJar);
-    } else {
-      cmd.addAll(List.of("-cp", System.getProperty("java.class.path"), "io.kvstore.examples.server.KvServer"));
-    }
-    cmd.addAll(List.of("--node-id", nodeId, "--host", "127.0.0.1", "--http-port", String.valueOf(ports[0]),
-        "--cluster-port", String.valueOf(ports[1]), "--data-port", String.valueOf(ports[2])));
-    if (seed != null) {
-      cmd.addAll(List.of("--join", "127.0.0.1:" + seed.clusterPort));
-    }
-    Server s = new Server(nodeId, ports[0], ports[1], cmd, dir.resolve(nodeId + ".log"));
-    servers.add(s);
-    return s;
-  }
-
   private void stopServers() {
-    for (Server s : servers) {
-      if (s.process != null && s.process.isAlive()) {
-        s.process.destroy();
-      }
-    }
-    for (Server s : servers) {
-      try {
-        if (s.process != null && !s.process.waitFor(15, TimeUnit.SECONDS)) {
-          s.process.destroyForcibly();
-          s.process.waitFor(15, TimeUnit.SECONDS);
-        }
-      } catch (InterruptedException e) {
-        s.process.destroyForcibly();
-        Thread.currentThread().interrupt();
-      }
+    BenchServers running = servers;
+    if (running != null) {
+      running.close();
     }
   }
 
@@ -683,48 +650,16 @@ public final class ClusterBench implements Callable<Integer> {
     return ports;
   }
 
-  private void awaitReady(Server s) throws Exception {
-    await(s.nodeId + " ready", () -> {
-      if (!s.process.isAlive()) {
-        throw new IllegalStateException(s.nodeId + " exited with " + s.process.exitValue() + "; see " + s.log);
-      }
-      return status(s.url() + "/ready") == 200;
-    });
-  }
-
-  interface Condition {
-    boolean holds() throws Exception;
-  }
-
-  private void await(String what, Condition condition) throws Exception {
-    long deadline = System.nanoTime() + waitBound.toNanos();
-    while (!condition.holds()) {
-      if (System.nanoTime() > deadline) {
-        throw new IllegalStateException("not within " + waitBound + ": " + what);
-      }
-      Thread.sleep(50);
-    }
+  private void await(String what, BenchServers.Condition condition) throws Exception {
+    servers.await(what, condition);
   }
 
   private int status(String url) {
-    try {
-      return http.send(HttpRequest.newBuilder(URI.create(url)).timeout(Duration.ofSeconds(2)).build(),
-          HttpResponse.BodyHandlers.discarding()).statusCode();
-    } catch (IOException e) {
-      return -1;
-    } catch (InterruptedException e) {
-      Thread.currentThread().interrupt();
-      return -1;
-    }
+    return servers.status(url);
   }
 
   private String get(String url) throws IOException, InterruptedException {
-    HttpResponse<String> r = http.send(HttpRequest.newBuilder(URI.create(url)).timeout(Duration.ofSeconds(30))
-        .build(), HttpResponse.BodyHandlers.ofString());
-    if (r.statusCode() != 200) {
-      throw new IOException(url + " answered " + r.statusCode() + ": " + r.body());
-    }
-    return r.body();
+    return servers.get(url);
   }
 
   /**

@@ -57,7 +57,7 @@ import picocli.CommandLine.Option;
     footer = "%nThe command-line client: java -jar kvstore-server.jar cli --help")
 public final class KvServer implements Callable<Integer> {
   private static final Logger log = LoggerFactory.getLogger(KvServer.class);
-  private static final Pattern SIZE = Pattern.compile("(\\d+)\\s*(b|kib|kb|k|mib|mb|m)?",
+  private static final Pattern SIZE = Pattern.compile("(\\d+)\\s*(b|kib|kb|k|mib|mb|m|gib|gb|g)?",
       Pattern.CASE_INSENSITIVE);
   private static final Pattern HOST_NAME = Pattern.compile(
       "\\*|[A-Za-z0-9_-]+(\\.[A-Za-z0-9_-]+)*\\.?|\\[[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*]");
@@ -205,6 +205,14 @@ public final class KvServer implements Callable<Integer> {
           + "PT5M (default: ${DEFAULT-VALUE}). A graceful leave does not wait; a suspicion never "
           + "counts.")
   String removalDelay;
+
+  @Option(names = "--anti-entropy-rate", paramLabel = "<size>",
+      defaultValue = "${env:KVSTORE_ANTI_ENTROPY_RATE:-64MiB}",
+      description = "The most bytes per second this node's anti-entropy moves (a catch-up, a "
+          + "rebalance's pulls, a handoff), in bytes or with a KiB/MiB/GiB suffix, '/s' optional; "
+          + "0 for no limit, otherwise at least 64KiB (default: ${DEFAULT-VALUE}). Live writes "
+          + "are not limited.")
+  String antiEntropyRate;
 
   @Option(names = "--console", negatable = true, defaultValue = "${env:KVSTORE_CONSOLE:-true}",
       fallbackValue = "true",
@@ -378,11 +386,13 @@ public final class KvServer implements Callable<Integer> {
           + " (leave it out for full replication: every node owns every key)");
     }
     Duration delay = parseDuration("--removal-delay", removalDelay);
+    long aeRate = parseRate(antiEntropyRate);
     ServerOptions options = new ServerOptions(id, host, httpPort, clusterPort, data, seeds,
         clusterName.trim(), tokens, maxValue, clusterSecretFile, tlsCert, tlsKey, tlsKeyStore,
         tlsKeyStorePasswordFile, clusterTls, hosts, console, dir,
         dir == null ? null : durability,
-        replicationFactor == null ? KvClusterConfig.FULL_REPLICATION : replicationFactor, delay);
+        replicationFactor == null ? KvClusterConfig.FULL_REPLICATION : replicationFactor, delay,
+        aeRate);
     try {
       httpTls(options);
     } catch (IllegalArgumentException e) {
@@ -572,22 +582,52 @@ public final class KvServer implements Callable<Integer> {
   }
 
   private int parseSize(String text) {
-    Matcher m = SIZE.matcher(text == null ? "" : text.trim());
-    if (!m.matches()) {
-      throw invalid("--max-value-size wants bytes or a KiB/MiB size, got '" + text + "'");
-    }
-    long n = Long.parseLong(m.group(1));
-    String unit = m.group(2) == null ? "b" : m.group(2).toLowerCase(Locale.ROOT);
-    long bytes = switch (unit) {
-      case "kib", "kb", "k" -> n * 1024;
-      case "mib", "mb", "m" -> n * 1024 * 1024;
-      default -> n;
-    };
+    long bytes = parseBytes("--max-value-size", text, "bytes or a KiB/MiB size");
     if (bytes > KvStoreConfig.MAX_VALUE_BYTES_LIMIT) {
       throw invalid("--max-value-size " + text + " is over the limit of "
           + KvStoreConfig.MAX_VALUE_BYTES_LIMIT + " bytes");
     }
     return (int) bytes;
+  }
+
+  /** {@code --anti-entropy-rate}: a size per second ({@code 64MiB}, {@code 64MiB/s}), 0 for none. */
+  private long parseRate(String text) {
+    String t = text == null ? "" : text.trim();
+    if (t.endsWith("/s")) {
+      t = t.substring(0, t.length() - 2);
+    }
+    long bytes = parseBytes("--anti-entropy-rate", t, "bytes per second or a KiB/MiB/GiB size "
+        + "(64MiB, 512KiB/s), or 0 for no limit");
+    if (bytes != 0 && bytes < ServerOptions.MIN_ANTI_ENTROPY_RATE) {
+      throw invalid("--anti-entropy-rate must be 0 (no limit) or at least 64KiB, got '" + text
+          + "'");
+    }
+    return bytes;
+  }
+
+  /** A byte count with an optional binary unit (b, KiB, MiB, GiB; KB and K mean KiB too). */
+  private long parseBytes(String flag, String text, String wants) {
+    Matcher m = SIZE.matcher(text == null ? "" : text.trim());
+    if (!m.matches()) {
+      throw invalid(flag + " wants " + wants + ", got '" + text + "'");
+    }
+    long n;
+    try {
+      n = Long.parseLong(m.group(1));
+    } catch (NumberFormatException e) {
+      throw invalid(flag + " wants " + wants + ", got '" + text + "' (too large)");
+    }
+    String unit = m.group(2) == null ? "b" : m.group(2).toLowerCase(Locale.ROOT);
+    long scale = switch (unit) {
+      case "kib", "kb", "k" -> 1024L;
+      case "mib", "mb", "m" -> 1024L * 1024;
+      case "gib", "gb", "g" -> 1024L * 1024 * 1024;
+      default -> 1L;
+    };
+    if (n > Long.MAX_VALUE / scale) {
+      throw invalid(flag + " wants " + wants + ", got '" + text + "' (too large)");
+    }
+    return n * scale;
   }
 
   private void checkPort(String flag, int port) {
@@ -734,6 +774,7 @@ public final class KvServer implements Callable<Integer> {
           .dataPort(o.dataPort())
           .seeds(o.join())
           .removalDelay(o.removalDelay())
+          .antiEntropyBytesPerSecond(o.antiEntropyBytesPerSecond())
           .store(b -> {
             b.maxValueBytes(o.maxValueBytes()).dataDir(o.dataDir());
             if (o.dataDir() != null) {

@@ -35,6 +35,8 @@ import java.util.Set;
  *     {@link KvClusterConfig#FULL_REPLICATION} (0) for every node owning every key
  * @param removalDelay how long a node gone without leaving keeps its partitions
  *     ({@code --removal-delay})
+ * @param antiEntropyBytesPerSecond the most bytes per second this node's anti-entropy rounds move
+ *     (catch-ups, rebalance pulls, handoffs; {@code --anti-entropy-rate}), 0 for no limit
  */
 public record ServerOptions(
     String nodeId,
@@ -57,7 +59,8 @@ public record ServerOptions(
     Path dataDir,
     Durability durability,
     int replicationFactor,
-    Duration removalDelay) {
+    Duration removalDelay,
+    long antiEntropyBytesPerSecond) {
 
   /**
    * The files of cluster TLS: PEM files, or a keystore and a truststore with password files. Exactly
@@ -111,6 +114,7 @@ public record ServerOptions(
    * @param durability the durability level, or null for memory only
    * @param replicationFactor owners per key, or 0 for full replication
    * @param removalDelay how long an absent node keeps its partitions
+   * @param antiEntropyBytesPerSecond anti-entropy byte rate, 0 for none, else at least 65536
    */
   public ServerOptions {
     join = List.copyOf(join);
@@ -121,6 +125,50 @@ public record ServerOptions(
           + "replication, was " + replicationFactor);
     }
     java.util.Objects.requireNonNull(removalDelay, "removalDelay");
+    if (antiEntropyBytesPerSecond != 0 && antiEntropyBytesPerSecond < MIN_ANTI_ENTROPY_RATE) {
+      throw new IllegalArgumentException("antiEntropyBytesPerSecond must be 0 (no limit) or at "
+          + "least " + MIN_ANTI_ENTROPY_RATE + ", was " + antiEntropyBytesPerSecond);
+    }
+  }
+
+  /** The smallest anti-entropy rate other than 0, as {@code KvClusterBuilder} checks it. */
+  public static final long MIN_ANTI_ENTROPY_RATE = 64 * 1024;
+
+  /**
+   * Options with the default anti-entropy rate.
+   *
+   * @param nodeId the node id
+   * @param host bind and advertise host
+   * @param httpPort HTTP port
+   * @param clusterPort membership port
+   * @param dataPort data-plane port
+   * @param join seeds
+   * @param clusterName cluster name
+   * @param authTokens bearer tokens
+   * @param maxValueBytes largest value
+   * @param clusterSecretFile cluster key file, or null
+   * @param tlsCert PEM certificate chain, or null
+   * @param tlsKey PEM private key, or null
+   * @param tlsKeyStore keystore, or null
+   * @param tlsKeyStorePasswordFile keystore password file, or null
+   * @param clusterTls cluster TLS files, or null
+   * @param allowedHosts extra HTTP {@code Host} names
+   * @param console whether to serve the web console
+   * @param dataDir the data directory, or null for memory only
+   * @param durability the durability level, or null for memory only
+   * @param replicationFactor owners per key, or 0 for full replication
+   * @param removalDelay how long an absent node keeps its partitions
+   */
+  public ServerOptions(String nodeId, String host, int httpPort, int clusterPort, int dataPort,
+      List<String> join, String clusterName, Set<String> authTokens, int maxValueBytes,
+      Path clusterSecretFile, Path tlsCert, Path tlsKey, Path tlsKeyStore,
+      Path tlsKeyStorePasswordFile, ClusterTlsFiles clusterTls, Set<String> allowedHosts,
+      boolean console, Path dataDir, Durability durability, int replicationFactor,
+      Duration removalDelay) {
+    this(nodeId, host, httpPort, clusterPort, dataPort, join, clusterName, authTokens, maxValueBytes,
+        clusterSecretFile, tlsCert, tlsKey, tlsKeyStore, tlsKeyStorePasswordFile, clusterTls,
+        allowedHosts, console, dataDir, durability, replicationFactor, removalDelay,
+        KvClusterConfig.DEFAULT_ANTI_ENTROPY_BYTES_PER_SECOND);
   }
 
   /**
@@ -245,6 +293,7 @@ public record ServerOptions(
         + ", allowedHosts=" + allowedHosts + ", console=" + console + ", dataDir=" + dataDir
         + ", durability=" + durability + ", replicationFactor="
         + (replicationFactor == KvClusterConfig.FULL_REPLICATION ? "full" : replicationFactor)
-        + ", removalDelay=" + removalDelay + "}";
+        + ", removalDelay=" + removalDelay + ", antiEntropyBytesPerSecond="
+        + (antiEntropyBytesPerSecond == 0 ? "unlimited" : antiEntropyBytesPerSecond) + "}";
   }
 }
