@@ -185,11 +185,6 @@ final class AntiEntropyRound {
     return (BitSet) leftOutPartitions.clone();
   }
 
-  /** Whether this round pulls pending partitions from the peer. */
-  boolean isPull() {
-    return !pull.isEmpty();
-  }
-
   /** The partitions of which entries arrived by stream; read once the round completed. */
   synchronized BitSet streamedPartitions() {
     return (BitSet) streamedPartitions.clone();

@@ -431,13 +431,16 @@ final class ReplicationEngine {
     orphanSeen = null;
     handoffPending.clear();
     handoffView = Set.of();
-    if (own != null && fresh && (old == null || old.fingerprint() != placement.fingerprint())) {
+    if (placement != null && fresh
+        && (old == null || old.fingerprint() != placement.fingerprint())) {
       // A node that just started learns the members one by one: its first maps come from a
-      // partial view, and what it pulls under them it may not own a moment later. It waits until
-      // the map has been quiet for FRESH_SETTLE_MILLIS, and a pull started under an older map ends.
+      // partial view (with rf or fewer nodes it is even full replication, and a catch-up would
+      // copy every key), and what it pulls under them it may not own a moment later. It waits
+      // until the map has been quiet for FRESH_SETTLE_MILLIS, and a round started under an older
+      // map ends.
       freshMapChangedNanos = ctx.nanoTime().getAsLong();
       AntiEntropyRound r = currentRound;
-      if (r != null && r.isPull()) {
+      if (r != null) {
         r.fail("the placement changed while this node was still joining");
       }
     }
@@ -984,7 +987,7 @@ final class ReplicationEngine {
     if (closing || currentRound != null) {
       return;
     }
-    if (fresh && ownership != null && freshMapChangedNanos != 0) {
+    if (fresh && placement != null && freshMapChangedNanos != 0) {
       long quiet = (ctx.nanoTime().getAsLong() - freshMapChangedNanos) / 1_000_000;
       if (quiet < FRESH_SETTLE_MILLIS) {
         if (!settleRetryScheduled) {
