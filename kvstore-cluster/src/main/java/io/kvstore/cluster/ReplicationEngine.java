@@ -112,6 +112,9 @@ final class ReplicationEngine {
    * (its first maps come from a partial view of the members, see {@link #setPlacement}).
    */
   static final long FRESH_SETTLE_MILLIS = 500;
+
+  /** The least {@code antiEntropyBytesPerSecond} at which pulls are streamed (16 MiB/s). */
+  static final long MIN_STREAM_RATE = 16L << 20;
   /**
    * Partitioned mode: every this many anti-entropy ticks, every owner of data this node holds
    * without owning it gets a handoff round again, even if that data did not change: an owner whose
@@ -471,6 +474,16 @@ final class ReplicationEngine {
       }
       maybeStartRound(false);
     });
+  }
+
+  /**
+   * Whether {@code antiEntropyBytesPerSecond} is below {@link #MIN_STREAM_RATE}: a streamed round
+   * arrives as one burst (up to its budget, ~28 MB) and the rate only delays the next step, so a
+   * low rate, set to spare the network, pulls frame by frame instead.
+   */
+  private boolean throttlesStreams() {
+    long rate = ctx.settings().antiEntropyBytesPerSecond();
+    return rate > 0 && rate < MIN_STREAM_RATE;
   }
 
   /** The partitions {@code peer} last reported pending (it pulls them itself); maybe empty. */
@@ -1038,7 +1051,8 @@ final class ReplicationEngine {
     AntiEntropyRound round = new AntiEntropyRound(ctx, roundIds.incrementAndGet(), link, own,
         own != null && ctx.bug() != Bug.NO_HANDOFF && handoffPending.containsKey(link.nodeId),
         own == null ? new BitSet() : pulls.from(link.nodeId),
-        own == null || !streamPulls ? new BitSet() : pulls.streamFrom(link.nodeId),
+        own == null || !streamPulls || throttlesStreams() ? new BitSet()
+            : pulls.streamFrom(link.nodeId),
         peerPulling(link.nodeId), throttle);
     currentRound = round;
     link.setRound(round);
