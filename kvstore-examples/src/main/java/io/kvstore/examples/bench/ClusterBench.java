@@ -142,6 +142,11 @@ public final class ClusterBench implements Callable<Integer> {
       description = "Bound of every wait: start, convergence, catch-up (default: ${DEFAULT-VALUE}).")
   String timeout;
 
+  @Option(names = "--trace-ms", defaultValue = "0",
+      description = "If positive: print A's fan-out counters (sent, acked, sent - acked) every this"
+          + " many ms from the start of a put phase until the replicas are identical (default: off).")
+  int traceMs;
+
   @CommandLine.Spec
   CommandLine.Model.CommandSpec spec;
 
@@ -324,6 +329,7 @@ public final class ClusterBench implements Callable<Integer> {
     long measureFrom = start + warm.toNanos();
     long end = measureFrom + measure.toNanos();
     ExecutorService pool = Executors.newFixedThreadPool(threads);
+    Thread tracer = traceMs > 0 ? trace(name, a, before, start) : null;
     try {
       List<Future<?>> futures = new ArrayList<>();
       for (int t = 0; t < threads; t++) {
@@ -371,8 +377,35 @@ public final class ClusterBench implements Callable<Integer> {
         after.mutationsDropped() - before.mutationsDropped(),
         after.mutationsRefused() - before.mutationsRefused());
     liveDelivery(name, "at the last put", before, after, all.sum());
+    out.printf("[%s] trace: last put at %d ms%n", name.toLowerCase(Locale.ROOT),
+        ms(lastPut - start));
     convergence(name, a, b, c, lastPut);
+    if (tracer != null) {
+      tracer.interrupt();
+      tracer.join();
+    }
     liveDelivery(name, "once identical", before, KvCluster.stats(a).orElseThrow(), all.sum());
+  }
+
+  /** Prints A's fan-out counters every {@code --trace-ms} until interrupted. */
+  private Thread trace(String name, KvStore a, ReplicationStats before, long start) {
+    Thread t = new Thread(() -> {
+      while (!Thread.currentThread().isInterrupted()) {
+        ReplicationStats s = KvCluster.stats(a).orElseThrow();
+        long sent = s.mutationsSent() - before.mutationsSent();
+        long acked = s.mutationsAcked() - before.mutationsAcked();
+        synchronized (out) {
+          out.printf("[%s] trace t=%d ms sent=%d acked=%d unacked=%d coalesced=%d dropped=%d%n",
+              name.toLowerCase(Locale.ROOT), ms(System.nanoTime() - start), sent, acked,
+              sent - acked, s.mutationsCoalesced() - before.mutationsCoalesced(),
+              s.mutationsDropped() - before.mutationsDropped());
+        }
+        LockSupport.parkNanos(TimeUnit.MILLISECONDS.toNanos(traceMs));
+      }
+    }, "cluster-bench-trace");
+    t.setDaemon(true);
+    t.start();
+    return t;
   }
 
   /**
