@@ -84,7 +84,7 @@ final class BenchServers implements AutoCloseable {
     // Extra JVM flags for every server, e.g. a flight recording while profiling a phase.
     String extra = System.getProperty("bench.serverJvmArgs", "").trim();
     if (!extra.isEmpty()) {
-      cmd.addAll(List.of(extra.split("\\s+")));
+      cmd.addAll(List.of(extra.replace("{node}", nodeId).split("\\s+")));
     }
     String jar = serverJar != null ? serverJar
         : System.getProperty("kvstore.server.jar", "kvstore-examples/target/kvstore-server.jar");
@@ -99,7 +99,17 @@ final class BenchServers implements AutoCloseable {
       cmd.addAll(List.of("--join", "127.0.0.1:" + seed.clusterPort));
     }
     cmd.addAll(flags);
-    ClusterBench.Server s = new ClusterBench.Server(nodeId, ports[0], ports[1], cmd, dir.resolve(nodeId + ".log"));
+    // A durable server's default storage (kvstore-data/<id> under the working directory) would
+    // outlive the run: the next run's servers recovered it (ClusterBench's B and C started with the
+    // previous run's 100k entries, and A caught up from them during the ONE burst). Each server gets
+    // its own directory under --dir, emptied before every start.
+    Path data = null;
+    if (!flags.contains("--in-memory") && flags.stream().noneMatch(f -> f.startsWith("--data-dir"))) {
+      data = dir.resolve(nodeId + "-data").toAbsolutePath();
+      cmd.addAll(List.of("--data-dir", data.toString()));
+    }
+    ClusterBench.Server s = new ClusterBench.Server(nodeId, ports[0], ports[1], cmd, dir.resolve(nodeId + ".log"),
+        data);
     servers.add(s);
     return s;
   }

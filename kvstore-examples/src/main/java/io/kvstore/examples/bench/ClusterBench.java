@@ -22,6 +22,7 @@ import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -196,9 +197,16 @@ public final class ClusterBench implements Callable<Integer> {
     final int clusterPort;
     final List<String> command;
     final Path log;
+    /** Its storage, emptied before every start (else it would recover the previous run's data), or null. */
+    final Path data;
     Process process;
 
     Server(String nodeId, int httpPort, int clusterPort, List<String> command, Path log) {
+      this(nodeId, httpPort, clusterPort, command, log, null);
+    }
+
+    Server(String nodeId, int httpPort, int clusterPort, List<String> command, Path log, Path data) {
+      this.data = data;
       this.nodeId = nodeId;
       this.httpPort = httpPort;
       this.clusterPort = clusterPort;
@@ -211,6 +219,9 @@ public final class ClusterBench implements Callable<Integer> {
     }
 
     void start() throws IOException {
+      if (data != null) {
+        deleteTree(data);
+      }
       process = new ProcessBuilder(command).redirectErrorStream(true)
           .redirectOutput(ProcessBuilder.Redirect.appendTo(log.toFile())).start();
     }
@@ -647,6 +658,18 @@ public final class ClusterBench implements Callable<Integer> {
   }
 
   // ---- helpers --------------------------------------------------------------------------------
+
+  /** Deletes a directory tree, if it exists. */
+  static void deleteTree(Path root) throws IOException {
+    if (!Files.exists(root)) {
+      return;
+    }
+    try (java.util.stream.Stream<Path> paths = Files.walk(root)) {
+      for (Path p : paths.sorted(java.util.Comparator.reverseOrder()).toList()) {
+        Files.delete(p);
+      }
+    }
+  }
 
   private void stopServers() {
     BenchServers running = servers;
