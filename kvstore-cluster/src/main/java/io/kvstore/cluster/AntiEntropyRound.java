@@ -201,8 +201,11 @@ final class AntiEntropyRound {
     lastProgressNanos = startedNanos;
     long[] buckets = store.digest().toArray();
     if (own != null) {
-      BitSet m = own.initiatorMask(link.nodeId, buckets, handoff, pull, peerPulls);
-      handoffDeferred = handoff && own.defersHandoff(link.nodeId, buckets, peerPulls);
+      boolean pulling = !pull.isEmpty();
+      BitSet m = pulling ? own.pullMask(buckets.length, pull)
+          : own.initiatorMask(link.nodeId, buckets, handoff, pull, peerPulls);
+      // A pull round hands nothing off: the handoff waits for a later round.
+      handoffDeferred = handoff && (pulling || own.defersHandoff(link.nodeId, buckets, peerPulls));
       if (m.isEmpty()) {
         return CompletableFuture.completedFuture(new Outcome(false, 0, 0, 0, handoffDeferred));
       }

@@ -111,6 +111,24 @@ final class Ownership {
   }
 
   /**
+   * The buckets of a pull round: those of the pulled partitions this node owns, nothing else. A
+   * pending owner's rounds compare only what it pulls, so each is short (the co-owned partitions,
+   * whose digests always differ under writes, would make every round list up to its budget and a
+   * pull of a few partitions from six peers take six such rounds); the rest waits until it pulled
+   * everything.
+   */
+  BitSet pullMask(int bucketCount, BitSet pull) {
+    BitSet mask = new BitSet(bucketCount);
+    for (int b = 0; b < bucketCount; b++) {
+      int p = partitionOfBucket(b);
+      if (pull.get(p) && mine.get(p)) {
+        mask.set(b);
+      }
+    }
+    return mask;
+  }
+
+  /**
    * Whether a handoff round with {@code peer} leaves out data it should hand over because the peer
    * pulls those partitions itself ({@link #initiatorMask}): then the handoff is not done, and a
    * later round, once the peer pulled them, compares them (moving only what its pull missed).
