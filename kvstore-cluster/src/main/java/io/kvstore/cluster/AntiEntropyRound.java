@@ -36,9 +36,11 @@ import org.slf4j.LoggerFactory;
  * the round's step timeout. Computation runs on the node's anti-entropy executor, never on a network
  * thread; frames arrive through {@link #onFrame} from the link's event loop.
  *
- * <p><b>Partitioned mode</b> (an {@link Ownership} is given): the round compares only the buckets
- * of {@link Ownership#initiatorMask}: partitions both nodes own (in this node's view), and, for a
- * handoff, the non-empty buckets of partitions the peer owns and this node no longer does. It keeps
+ * <p><b>Partitioned mode</b> (an {@link Ownership} is given): a pull round (this node has pending
+ * partitions to pull from the peer) compares only those ({@link Ownership#pullMask}); any other
+ * round only the buckets of {@link Ownership#initiatorMask}: partitions both nodes own (in this
+ * node's view) that the peer is not pulling itself, and, for a handoff, the non-empty buckets of
+ * partitions the peer owns and this node no longer does. It keeps
  * only the differing buckets the peer covers (the peer masks with its own view, see
  * {@link ReplicationEngine}) that are also in that mask, pushes what it holds newer in them, and
  * pulls only keys of partitions it owns itself; a handoff bucket is push only. Keys the peer refuses
@@ -110,6 +112,8 @@ final class AntiEntropyRound {
   private final BitSet streamedPartitions = new BitSet();
   private int streamEntries;
   private long streamBytes;
+  /** When the last AE_STREAM frame arrived (nanoTime). */
+  private volatile long lastStreamNanos;
   /** What the AE_DIFF said: the pull request was seen; how many entries were streamed. */
   private boolean pullSeen;
   private int streamExpected;
@@ -203,7 +207,7 @@ final class AntiEntropyRound {
     if (own != null) {
       boolean pulling = !pull.isEmpty();
       BitSet m = pulling ? own.pullMask(buckets.length, pull)
-          : own.initiatorMask(link.nodeId, buckets, handoff, pull, peerPulls);
+          : own.initiatorMask(link.nodeId, buckets, handoff, peerPulls);
       // A pull round hands nothing off: the handoff waits for a later round.
       handoffDeferred = handoff && (pulling || own.defersHandoff(link.nodeId, buckets, peerPulls));
       if (m.isEmpty()) {
@@ -228,7 +232,7 @@ final class AntiEntropyRound {
             + link.nodeId + " is down"));
       }
     }
-    return timed(keysReceived)
+    return timedWhileStreaming(keysReceived)
         .thenComposeAsync(v -> reconcile(), executor);
   }
 
@@ -488,6 +492,7 @@ final class AntiEntropyRound {
         parts.set(p);
       }
     }
+    lastStreamNanos = nanoTime.getAsLong();
     synchronized (this) {
       streamedPartitions.or(parts);
       streamReceived += st.mutations().size();
@@ -514,6 +519,33 @@ final class AntiEntropyRound {
   }
 
   /** Fails the step if it takes longer than the step timeout (timed on the engine's scheduler). */
+  /**
+   * Like {@link #timed}, but the step timeout counts from the last AE_STREAM frame: a large stream
+   * on a busy machine may take longer than one step timeout to arrive, and failing it would make
+   * the next round stream it all again.
+   */
+  private <T> CompletableFuture<T> timedWhileStreaming(CompletableFuture<T> f) {
+    if (stream.isEmpty()) {
+      return timed(f);
+    }
+    lastStreamNanos = nanoTime.getAsLong();
+    checkStreamProgress(f, stepTimeoutMillis);
+    return f;
+  }
+
+  private <T> void checkStreamProgress(CompletableFuture<T> f, long waitMillis) {
+    Cancellable timer = timers.schedule(() -> {
+      long idle = (nanoTime.getAsLong() - lastStreamNanos) / 1_000_000;
+      if (idle >= stepTimeoutMillis) {
+        f.completeExceptionally(new TimeoutException("peer " + link.nodeId
+            + " sent nothing of its stream for " + idle + " ms"));
+      } else if (!f.isDone()) {
+        checkStreamProgress(f, stepTimeoutMillis - idle);
+      }
+    }, Math.max(1, waitMillis));
+    f.whenComplete((v, e) -> timer.cancel());
+  }
+
   private <T> CompletableFuture<T> timed(CompletableFuture<T> f) {
     Cancellable timer = timers.schedule(() -> f.completeExceptionally(
         new TimeoutException("peer " + link.nodeId + " did not answer within "

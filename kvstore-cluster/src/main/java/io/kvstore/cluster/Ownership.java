@@ -82,28 +82,25 @@ final class Ownership {
   }
 
   /**
-   * The buckets a round this node starts with {@code peer} compares: those of partitions both own
-   * (pushed and pulled), except those the peer is pulling itself; for a handoff, the non-empty buckets of partitions the peer owns and this
-   * node does not (pushed only); and every bucket of the partitions this node pulls from the peer
-   * whoever owns them in either view.
+   * The buckets an ordinary round (not a pull, see {@link #pullMask}) this node starts with
+   * {@code peer} compares: those of partitions both own (pushed and pulled), except those the peer
+   * is pulling itself; and, for a handoff, the non-empty buckets of partitions the peer owns and
+   * this node does not (pushed only), except those the peer is pulling itself.
    *
    * @param peer the peer's node id
    * @param myBuckets this node's digest
    * @param handoff whether to include the handoff buckets
-   * @param pull the pending partitions to pull from the peer (all owned by this node), maybe empty
    * @param peerPulls the partitions the peer reported pending (it pulls them from every live peer,
    *     this one included, so pushing them would only send their data twice; a handoff of them waits,
    *     see {@link #defersHandoff}); maybe empty
    */
-  BitSet initiatorMask(String peer, long[] myBuckets, boolean handoff, BitSet pull,
-      BitSet peerPulls) {
+  BitSet initiatorMask(String peer, long[] myBuckets, boolean handoff, BitSet peerPulls) {
     BitSet theirs = partitionsOf(peer);
     BitSet mask = new BitSet(myBuckets.length);
     for (int b = 0; b < myBuckets.length; b++) {
       int p = partitionOfBucket(b);
-      if ((pull.get(p) && mine.get(p))
-          || (theirs.get(p) && !peerPulls.get(p)
-              && (mine.get(p) || (handoff && myBuckets[b] != 0)))) {
+      if (theirs.get(p) && !peerPulls.get(p)
+          && (mine.get(p) || (handoff && myBuckets[b] != 0))) {
         mask.set(b);
       }
     }
