@@ -199,9 +199,10 @@ class PartitionedSimulationTest {
 
   /**
    * Proof that the placement-change test needs the handoff: without it the old owners never drop
-   * the data of partitions they lost (eviction waits for the handoff). Before pulls checked that
-   * the peer saw their AE_PULL_REQUEST, this found rf 1 keys lost (UNDER_REPLICATED): a pull
-   * request overtaken by its digest made the round count as a pull that it was not.
+   * the data of partitions they lost (eviction waits for the handoff). With the old pull path
+   * (key lists and pulls, no streaming) it found an rf 1 key lost (UNDER_REPLICATED, seed 20000);
+   * since pulls stream and check that the peer saw their AE_PULL_REQUEST, the pending owners'
+   * pulls alone deliver the data in these seeds, and what is left is the data the old owners keep.
    */
   @Test
   void findsAMissingHandoff() {
