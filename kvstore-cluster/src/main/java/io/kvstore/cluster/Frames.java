@@ -597,10 +597,6 @@ final class Frames {
     return out;
   }
 
-  static ByteBuf aePullRequest(ByteBufAllocator alloc, long roundId, BitSet partitions) {
-    return partitionsFrame(alloc, AE_PULL_REQUEST, roundId, partitions);
-  }
-
   /**
    * An AE_PULL_REQUEST; with a non-empty {@code stream}, a second partition bitmap follows: the
    * pulled partitions the responder should stream ({@link #AE_STREAM}).

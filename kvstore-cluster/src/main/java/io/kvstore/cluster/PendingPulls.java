@@ -40,16 +40,6 @@ final class PendingPulls {
   private final Map<String, BitSet> toStream = new HashMap<>();
 
   /**
-   * Marks partitions pending, to be pulled from each of {@code sources}.
-   *
-   * @param gained the partitions this node now owns and must pull
-   * @param sources peer node ids (never this node)
-   */
-  void add(BitSet gained, Collection<String> sources) {
-    add(gained, sources, new BitSet());
-  }
-
-  /**
    * Marks partitions pending, to be pulled from each of {@code sources}, and those of {@code empty}
    * (this node holds nothing of them) to be streamed.
    *
@@ -106,11 +96,6 @@ final class PendingPulls {
   BitSet from(String peer) {
     BitSet b = toPull.get(peer);
     return b == null ? new BitSet(Placement.PARTITIONS) : (BitSet) b.clone();
-  }
-
-  /** A pull round with {@code peer} covering {@code partitions} ended with nothing more to move. */
-  void pulled(String peer, BitSet partitions) {
-    pulled(peer, partitions, new BitSet());
   }
 
   /**

@@ -203,7 +203,7 @@ class FramesTest {
     parts.set(0);
     parts.set(517);
     parts.set(Placement.PARTITIONS - 1);
-    assertThat(roundTrip(Frames.aePullRequest(ALLOC, 11, parts)))
+    assertThat(roundTrip(Frames.aePullRequest(ALLOC, 11, parts, new BitSet())))
         .isEqualTo(new Frames.AePullRequest(11, parts));
     assertThat(roundTrip(Frames.status(ALLOC, -42, parts)))
         .isEqualTo(new Frames.Status(-42, parts));
@@ -215,7 +215,7 @@ class FramesTest {
     assertThatThrownBy(() -> roundTrip(badFlags)).isInstanceOf(MalformedFrameException.class)
         .hasMessageContaining("flags");
     frames.add(Frames.readResult(ALLOC, 9, ms.get(0), true));
-    frames.add(Frames.aePullRequest(ALLOC, 11, parts));
+    frames.add(Frames.aePullRequest(ALLOC, 11, parts, new BitSet()));
     frames.add(Frames.status(ALLOC, 3, parts));
     assertThat(roundTrip(Frames.subscribe(ALLOC, 13, "orders/"))).isEqualTo(
         new Frames.Subscribe(13, "orders/"));

@@ -57,9 +57,9 @@ class PendingPullsTest {
   }
 
   @Test
-  void theShortForm_streamsNothing() {
+  void nothingHeldNothingOf_streamsNothing() {
     PendingPulls pulls = new PendingPulls();
-    pulls.add(bits(7), List.of("a"));
+    pulls.add(bits(7), List.of("a"), new BitSet());
     assertThat(pulls.from("a")).isEqualTo(bits(7));
     assertThat(pulls.streamFrom("a")).isEqualTo(new BitSet());
   }
