@@ -284,6 +284,8 @@ final class LogStorage implements Storage {
     final AtomicLong done;
     /** Copies finished above the watermark, by start offset: their end offsets. */
     private final ConcurrentHashMap<Long, Long> early = new ConcurrentHashMap<>();
+    /** Entries put in {@link #early} and not yet taken out (counted before the put). */
+    private final AtomicInteger earlyCount = new AtomicInteger();
     /** Below this offset the segment is on disk. */
     final AtomicInteger forced = new AtomicInteger();
 
@@ -306,7 +308,12 @@ final class LogStorage implements Storage {
      */
     void complete(long from, long to) {
       if (!done.compareAndSet(from, to)) {
+        earlyCount.incrementAndGet(); // before the put: see below
         early.put(from, to);
+      } else if (earlyCount.get() == 0) {
+        // Nothing finished early, or its writer has not counted it yet: then that writer's loop
+        // below reads the watermark after this CAS (its count came later) and moves it on itself.
+        return;
       }
       while (true) {
         long w = done.get();
@@ -314,6 +321,7 @@ final class LogStorage implements Storage {
         if (next == null) {
           return;
         }
+        earlyCount.decrementAndGet();
         done.set(next);
       }
     }
@@ -935,9 +943,18 @@ final class LogStorage implements Storage {
 
   // ---- writes ----------------------------------------------------------------------------------
 
+  /**
+   * Each writing thread's encoding buffer: a record is encoded there and copied into the segment
+   * before {@link #append} returns, so the buffer is free again (a larger record gets its own).
+   * Saves a buffer and its array per write.
+   */
+  private static final int SCRATCH_BYTES = 4096;
+  private static final ThreadLocal<ByteBuffer> SCRATCH =
+      ThreadLocal.withInitial(() -> ByteBuffer.allocate(SCRATCH_BYTES));
+
   @Override
   public CompletableFuture<Void> append(String key, Entry entry) {
-    return append(RecordCodec.encode(key, entry), true);
+    return append(RecordCodec.encode(key, entry, SCRATCH.get()), true);
   }
 
   /**

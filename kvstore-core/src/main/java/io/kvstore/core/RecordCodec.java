@@ -59,8 +59,35 @@ final class RecordCodec {
 
   /** The record of an entry, framed, ready to write (position 0, limit its end). */
   static ByteBuffer encode(String key, Entry e) {
+    return encode(key, e, null);
+  }
+
+  /** The node id last encoded and its bytes (one pair, so reads and writes of it are atomic). */
+  private record NodeIdBytes(String id, byte[] bytes) {}
+
+  private static volatile NodeIdBytes lastNodeId = new NodeIdBytes("", new byte[0]);
+
+  /**
+   * A node id's bytes; almost every record of a node carries its own id, so the last one is kept
+   * (compared by reference: the entries of one writer share its string).
+   */
+  private static byte[] nodeIdBytes(String nodeId) {
+    NodeIdBytes last = lastNodeId;
+    if (last.id() == nodeId) {
+      return last.bytes();
+    }
+    byte[] b = nodeId.getBytes(StandardCharsets.US_ASCII);
+    lastNodeId = new NodeIdBytes(nodeId, b);
+    return b;
+  }
+
+  /**
+   * The record of an entry, framed, ready to write (position 0, limit its end), in {@code scratch}
+   * if it fits there (the caller copies it out before its next use), else in a new buffer.
+   */
+  static ByteBuffer encode(String key, Entry e, ByteBuffer scratch) {
     byte[] k = key.getBytes(StandardCharsets.UTF_8);
-    byte[] n = e.nodeId.getBytes(StandardCharsets.US_ASCII);
+    byte[] n = nodeIdBytes(e.nodeId);
     int size;
     byte type;
     if (e.value != null) {
@@ -73,7 +100,12 @@ final class RecordCodec {
       type = EXPIRED;
       size = 1 + 8 + 8 + 4 + 2 + n.length + 4 + k.length;
     }
-    ByteBuffer b = ByteBuffer.allocate(FRAME_BYTES + size);
+    ByteBuffer b;
+    if (scratch != null && scratch.capacity() >= FRAME_BYTES + size) {
+      b = scratch.clear();
+    } else {
+      b = ByteBuffer.allocate(FRAME_BYTES + size);
+    }
     b.position(FRAME_BYTES);
     b.put(type).putLong(e.timestamp);
     if (type != DELETE) {
@@ -134,6 +166,7 @@ final class RecordCodec {
   }
 
   private static int crc(byte[] frameAndPayload, int length) {
+    // The array of a scratch buffer is longer than the record: only [0, FRAME_BYTES + length) counts.
     CRC32C c = new CRC32C();
     c.update(frameAndPayload, 0, 4);
     c.update(frameAndPayload, FRAME_BYTES, length);

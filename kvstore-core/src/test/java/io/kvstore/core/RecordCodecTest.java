@@ -158,4 +158,22 @@ class RecordCodecTest {
         .hasMessageContaining(snap.getFileName().toString())
         .hasMessageContaining("offset");
   }
+
+  @Test
+  void encodingIntoAReusedScratchBuffer_givesTheSameBytes_andALargerRecordItsOwnBuffer() {
+    ByteBuffer scratch = ByteBuffer.allocate(256);
+    byte[] big = new byte[1000];
+    big[999] = 7;
+    List<Entry> entries = List.of(
+        Entry.create("a-longer-value".getBytes(StandardCharsets.UTF_8), TS, "node-1", 0, 0),
+        Entry.create(null, TS, "node-2", 0, 0), // shorter than the one before: no stale tail
+        Entry.create(new byte[] {1}, TS, "n", ManualClock.T0 + 5_000, 0),
+        Entry.create(big, TS, "node-1", 0, 0)); // does not fit the scratch
+    for (Entry e : entries) {
+      ByteBuffer fresh = RecordCodec.encode("ключ", e);
+      ByteBuffer reused = RecordCodec.encode("ключ", e, scratch);
+      assertThat(reused).isEqualTo(fresh); // compares the remaining bytes
+      assertThat(reused == scratch).isEqualTo(fresh.remaining() <= scratch.capacity());
+    }
+  }
 }
