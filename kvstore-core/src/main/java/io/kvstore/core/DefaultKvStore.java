@@ -107,7 +107,7 @@ final class DefaultKvStore implements KvStore {
   private final KvStoreConfig config;
   private final String nodeId;
   private final Hlc hlc;
-  private final ConcurrentHashMap<String, Entry> map = new ConcurrentHashMap<>();
+  private final ConcurrentHashMap<String, Entry> map;
   private final AtomicLongArray digest;
   private final int bucketCount;
   private final Replicator replicator;
@@ -175,6 +175,9 @@ final class DefaultKvStore implements KvStore {
     this.graceMillis = config.tombstoneGrace().toMillis();
     this.maxKeyBytes = config.maxKeyBytes();
     this.maxValueBytes = config.maxValueBytes();
+    // Sized for what recovery will put in, so it does not rehash the whole map while it grows.
+    this.map = new ConcurrentHashMap<>(
+        storageOptions == null ? 16 : LogStorage.expectedEntries(storageOptions.dir()));
     this.storage = storageOptions == null ? null : openStorage(storageOptions, clock);
     this.appendStripes = storage == null ? null : newStripes(APPEND_STRIPES);
     if (scheduler == null) {

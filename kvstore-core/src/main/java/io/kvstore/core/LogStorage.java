@@ -381,6 +381,24 @@ final class LogStorage implements Storage {
     }
   }
 
+  /**
+   * About how many entries recovering {@code dir} yields, from its newest snapshot's size (a
+   * snapshot record of a small key and a 100-byte value takes ~160 bytes), so the map can be sized
+   * before the replay; 16 for a directory without a snapshot or one that cannot be read (a guess,
+   * never a promise: the map grows as usual).
+   */
+  static int expectedEntries(Path dir) {
+    long newest = 0;
+    try (DirectoryStream<Path> files = Files.newDirectoryStream(dir, "snap-*.snap")) {
+      for (Path f : files) {
+        newest = Math.max(newest, Files.size(f)); // normally there is one
+      }
+    } catch (IOException | RuntimeException e) {
+      return 16;
+    }
+    return (int) Math.max(16, Math.min(newest / 128, 1 << 26));
+  }
+
   /** The highest version timestamp recovered. */
   long recoveredMaxTimestamp() {
     return recoveredMaxTimestamp;
