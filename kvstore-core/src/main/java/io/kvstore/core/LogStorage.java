@@ -143,6 +143,7 @@ final class LogStorage implements Storage {
    */
   private static final int BACKGROUND_FORCE_BYTES = 4 << 20;
   private static final long BACKGROUND_CHECK_NANOS = 10_000_000;
+  private static final long COMPACT_CHECK_MILLIS = 100;
   /** The largest segment (a mapped buffer is indexed by int). */
   static final long MAX_SEGMENT_BYTES = 1L << 30;
 
@@ -434,7 +435,10 @@ final class LogStorage implements Storage {
       t.setDaemon(true);
       return t;
     });
-    compactor.scheduleWithFixedDelay(this::compactIfDue, 1, 1, TimeUnit.SECONDS);
+    // Checked often (the check is two reads), so a fast-growing log does not overshoot the
+    // threshold by a second's worth of writes before its snapshot starts: that overshoot is disk use.
+    compactor.scheduleWithFixedDelay(this::compactIfDue, COMPACT_CHECK_MILLIS, COMPACT_CHECK_MILLIS,
+        TimeUnit.MILLISECONDS);
   }
 
   // ---- recovery --------------------------------------------------------------------------------
@@ -1433,6 +1437,7 @@ final class LogStorage implements Storage {
       try (FileChannel ch = io.open(tmp, StandardOpenOption.CREATE, StandardOpenOption.WRITE,
           StandardOpenOption.TRUNCATE_EXISTING)) {
         ByteBuffer buf = ByteBuffer.allocate(READ_CHUNK);
+        ByteBuffer scratch = ByteBuffer.allocate(SCRATCH_BYTES);
         buf.put(RecordCodec.header(RecordCodec.KIND_SNAPSHOT, seq));
         long count = 0;
         Iterator<Map.Entry<String, Entry>> it = snapshotSource.get();
@@ -1441,7 +1446,7 @@ final class LogStorage implements Storage {
             throw new SnapshotAbandoned();
           }
           Map.Entry<String, Entry> me = it.next();
-          ByteBuffer rec = RecordCodec.encode(me.getKey(), me.getValue());
+          ByteBuffer rec = RecordCodec.encode(me.getKey(), me.getValue(), scratch);
           if (rec.remaining() > buf.remaining()) {
             buf.flip();
             bytes += buf.remaining();
