@@ -77,7 +77,10 @@ import org.slf4j.LoggerFactory;
  * segment; the others wait for it. So records never span segments and only the last segment can ever
  * hold unsynced data. The sync thread then unmaps the old segment (through
  * {@code Unsafe.invokeCleaner}, else the garbage collector does), so its file can be deleted and its
- * memory is released.
+ * memory is released. Under {@link Durability#SYNC} the segment is not mapped: each copy is a
+ * {@code pwrite} into blocks zeroed ahead of time, and a force is {@code fdatasync}
+ * ({@link ZeroedWrites}: such a sync costs about half an {@code msync} of the mapping, and every
+ * SYNC acknowledgement waits for one). Same file format, same watermark, same group commit.
  *
  * <p><b>A failed write or sync is not retried</b> (after a failed {@code fsync} Linux may already have
  * dropped the dirty pages, so a retry that succeeds proves nothing): every waiting write fails, every
@@ -253,6 +256,11 @@ final class LogStorage implements Storage {
    * being copied. DurableStoreTest checks that it is caught.
    */
   static volatile boolean ignoreCopyWatermarkForTest;
+  /**
+   * Test seam: run once, by the next writer, before it copies a record into a segment (after its
+   * reservation; not for a segment's header).
+   */
+  static volatile Runnable beforeNextCopyForTest;
   /** Progress of the replay, for a person waiting on a large recovery. */
   private RecoveryProgress progress = new RecoveryProgress(0);
   private long truncatedTailBytes;
@@ -866,7 +874,7 @@ final class LogStorage implements Storage {
         ch.force(false);
       }
       int capacity = (int) Math.max(options.segmentBytes(), end);
-      FileIo.Mapping map = io.map(ch, file, capacity);
+      FileIo.Mapping map = map(ch, file, capacity, end);
       long top = end;
       if (end == 0) {
         map.put(0, RecordCodec.header(RecordCodec.KIND_SEGMENT, seq));
@@ -889,7 +897,7 @@ final class LogStorage implements Storage {
     FileChannel ch = io.open(file, StandardOpenOption.CREATE_NEW, StandardOpenOption.READ,
         StandardOpenOption.WRITE);
     try {
-      FileIo.Mapping map = io.map(ch, file, capacity);
+      FileIo.Mapping map = map(ch, file, capacity, 0);
       map.put(0, RecordCodec.header(RecordCodec.KIND_SEGMENT, seq));
       io.syncDirectory(dir);
       return new Segment(seq, file, ch, map, capacity, base, HEADER_BYTES + (long) reserve,
@@ -898,6 +906,18 @@ final class LogStorage implements Storage {
       closeQuietly(ch);
       throw e;
     }
+  }
+
+  /**
+   * A segment's writable region: positional writes into zeroed blocks under SYNC (see
+   * {@link ZeroedWrites} for why), the memory-mapped file otherwise. {@code size}: the file's size.
+   */
+  private FileIo.Mapping map(FileChannel ch, Path file, int capacity, long size)
+      throws IOException {
+    if (durability == Durability.SYNC) {
+      return new ZeroedWrites(ch, capacity, size);
+    }
+    return io.map(ch, file, capacity);
   }
 
   /** Closes a segment's channel and, if nothing can touch it any more, unmaps it. */
@@ -1021,6 +1041,11 @@ final class LogStorage implements Storage {
    */
   private CompletableFuture<Void> copy(Segment seg, int at, ByteBuffer record, boolean ack) {
     int end = at + record.remaining();
+    Runnable hook = beforeNextCopyForTest;
+    if (hook != null) {
+      beforeNextCopyForTest = null;
+      hook.run();
+    }
     try {
       seg.map.put(at, record);
     } catch (RuntimeException | InternalError e) { // InternalError: a fault on the mapping (disk full)

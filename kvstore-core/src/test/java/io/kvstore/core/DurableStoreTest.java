@@ -147,10 +147,10 @@ class DurableStoreTest {
     LogStorage.ignoreCopyWatermarkForTest = broken;
     try (DefaultKvStore s = (DefaultKvStore) builder("n1", new ManualClock())
         .durability(Durability.SYNC).storageInternals(1 << 20, 1 << 20, 2_000, io).build()) {
-      io.beforeNextMappedWrite(() -> {
+      LogStorage.beforeNextCopyForTest = () -> {
         copying.countDown();
         awaitQuietly(release);
-      });
+      };
       Future<Version> first = pool.submit(() -> s.put("first", "1"));
       assertThat(copying.await(10, TimeUnit.SECONDS)).isTrue();
       CompletableFuture<Version> second = s.putAsync("second", utf8("2"), WriteOptions.defaults());
@@ -165,6 +165,7 @@ class DurableStoreTest {
       second.get(10, TimeUnit.SECONDS);
     } finally {
       LogStorage.ignoreCopyWatermarkForTest = false;
+      LogStorage.beforeNextCopyForTest = null;
       release.countDown();
       pool.shutdownNow();
     }
