@@ -90,6 +90,9 @@ class GracefulLeaveTest {
       await().atMost(Duration.ofSeconds(10)) // the writers run on across the map change as well
           .until(() -> writers.acknowledged.size() >= acknowledgedAtClose + 30);
       writers.stop();
+      org.slf4j.LoggerFactory.getLogger(GracefulLeaveTest.class).info("close() took {} ms; {} "
+          + "QUORUM writes acknowledged, {} failed: {}", closeMillis, writers.acknowledged.size(),
+          writers.failures.size(), writers.failures);
 
       await().atMost(Duration.ofSeconds(10)).until(() -> missingAtLeave.get() != null);
       assertThat(missingAtLeave.get()).as("keys l4 did not hold yet when l1's leave arrived "
