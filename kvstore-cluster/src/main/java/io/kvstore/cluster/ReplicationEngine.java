@@ -215,6 +215,10 @@ final class ReplicationEngine {
   /** The byte rate of this node's anti-entropy rounds (pushes and pulls). */
   final Throttle throttle;
   private volatile boolean closing;
+  /** This node's close() began a graceful leave ({@link #beginLeave}). */
+  private volatile boolean leaving;
+  /** Forwarded writes this node runs that have not been answered yet. */
+  private final AtomicInteger forwardsRunning = new AtomicInteger();
   /** As last set; null = full replication. */
   private volatile Placement placement;
   /** This node's view of a partitioned placement; null in full replication. */
@@ -601,6 +605,10 @@ final class ReplicationEngine {
   }
 
   private String blocker(boolean leaving) {
+    int forwards = forwardsRunning.get();
+    if (leaving && forwards > 0) {
+      return forwards + " forwarded writes still run here";
+    }
     BitSet mine = pendingView;
     if (!leaving && !mine.isEmpty()) {
       return "this node still pulls " + mine.cardinality() + " partitions it owns";
@@ -931,6 +939,17 @@ final class ReplicationEngine {
   }
 
   // ---- anti-entropy scheduling (control thread) ------------------------------------------------
+
+  /**
+   * A graceful leave begins (partitioned mode, before the leave is announced): from now on this node
+   * refuses new forwarded writes as FORWARD_PENDING (nothing runs; the coordinator asks the key's next
+   * owner), so that none is still running here, its outcome unknown to its coordinator, when the
+   * leave arrives there; {@link #leaveBlocker} waits for those already running. It still applies
+   * fan-out and serves anti-entropy and reads. Any thread.
+   */
+  void beginLeave() {
+    leaving = true;
+  }
 
   /** Stops starting rounds and accepting connections: the node is closing. Any thread. */
   void beginClose() {
@@ -1306,9 +1325,14 @@ final class ReplicationEngine {
       // joining and knows too few nodes, or the maps differ for a moment: it would count the
       // concern against the wrong owners), and, for a conditional write, while it still pulls the
       // partition (its copy cannot decide the condition).
+      // Counted before leaving is read (beginLeave sets it before leaveBlocker reads the count),
+      // so a write is either refused or waited for by the leave.
+      forwardsRunning.incrementAndGet();
       Ownership own = ownership;
       boolean conditional = req.ifAbsent() || req.expectedVersion() != null;
-      String refusal = own == null || !own.ownsKey(req.key())
+      String refusal = leaving
+          ? "node " + ctx.nodeId() + " is leaving the cluster"
+          : own == null || !own.ownsKey(req.key())
           ? "node " + ctx.nodeId() + " does not own partition " + Placement.partitionOf(req.key())
               + " in its own map (still joining, or the maps differ)"
           : conditional && isPending(req.key())
@@ -1319,6 +1343,7 @@ final class ReplicationEngine {
       if (refusal != null) {
         channel.send(Frames.forwardResult(channel.alloc(), fwd.requestId(), Frames.FORWARD_PENDING,
             null, false, 0, 0, refusal), true);
+        forwardsRunning.decrementAndGet();
         return;
       }
       try {
@@ -1329,9 +1354,13 @@ final class ReplicationEngine {
       done.whenComplete((result, failure) -> {
         ByteBuf answer = forwardAnswer(channel, fwd.requestId(), result, failure);
         try {
-          channel.execute(() -> channel.send(answer, true));
+          channel.execute(() -> {
+            channel.send(answer, true);
+            forwardsRunning.decrementAndGet();
+          });
         } catch (RejectedExecutionException e) {
           answer.release(); // the connection is gone, and so is the answer
+          forwardsRunning.decrementAndGet();
         }
       });
     }
