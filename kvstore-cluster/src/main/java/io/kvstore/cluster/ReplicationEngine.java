@@ -490,10 +490,14 @@ final class ReplicationEngine {
     return rate > 0 && rate < MIN_STREAM_RATE;
   }
 
-  /** The partitions {@code peer} last reported pending (it pulls them itself); maybe empty. */
+  /**
+   * The partitions {@code peer} last reported it still pulls from this node (pushing them would
+   * send their data twice; a handoff of them waits); maybe empty. A partition it pulls only from
+   * others any more (a source that is down) is not among them: this node's data of it is there.
+   */
   private BitSet peerPulling(String peer) {
     Frames.Status st = peerStatus.get(peer);
-    return st == null || ctx.bug() == Bug.AE_IGNORES_PLACEMENT ? new BitSet() : st.pending();
+    return st == null || ctx.bug() == Bug.AE_IGNORES_PLACEMENT ? new BitSet() : st.fromYou();
   }
 
   /** The partitions of which this node holds no entry (every bucket's hash is 0). */
@@ -520,15 +524,16 @@ final class ReplicationEngine {
 
   /**
    * Publishes this node's pending partitions: to readers of {@link #pendingPartitions} and, when
-   * they changed, to every connected peer as a STATUS frame. Control thread.
+   * they changed, to every connected peer as a STATUS frame; returns whether they changed. Control
+   * thread.
    */
-  private void publishPending() {
+  private boolean publishPending() {
     BitSet now = pulls.pending();
     if (now.isEmpty() && ownership != null) {
       fresh = false;
     }
     if (now.equals(pendingView)) {
-      return;
+      return false;
     }
     int before = pendingView.cardinality();
     pendingView = now;
@@ -542,13 +547,17 @@ final class ReplicationEngine {
     for (PeerLink l : live.links()) {
       sendStatus(l);
     }
+    return true;
   }
 
+  /** Sends the peer this node's STATUS: its pending partitions, and which it pulls from that peer. */
   private void sendStatus(PeerLink l) {
     Placement p = placement;
     if (p != null && ownership != null && l.isReady()) {
+      BitSet fromYou = pulls.from(l.nodeId);
+      fromYou.and(pendingView);
       l.sendAe(Frames.status(io.netty.buffer.ByteBufAllocator.DEFAULT, p.fingerprint(),
-          pendingView));
+          pendingView, fromYou));
     }
   }
 
@@ -646,10 +655,15 @@ final class ReplicationEngine {
       }
       BitSet shared = own.partitionsOf(peer);
       shared.and(own.owned());
-      if (shared.intersects(st.pending())) {
-        shared.and(st.pending());
+      // A leave waits only while the co-owner pulls from this node (what it still pulls from a
+      // source that is down, say a crashed joiner not yet removed, waiting would not bring);
+      // a shutdown while it pulls from anyone.
+      BitSet pulling = leaving ? st.fromYou() : st.pending();
+      if (shared.intersects(pulling)) {
+        shared.and(pulling);
         return "co-owner " + peer + " still pulls " + shared.cardinality()
-            + " partitions this node owns (first: " + shared.nextSetBit(0) + ")";
+            + " partitions this node owns" + (leaving ? " from it" : "") + " (first: "
+            + shared.nextSetBit(0) + ")";
       }
     }
     if (!leaving && own.placement.replicationFactor() == 1) {
@@ -1115,7 +1129,9 @@ final class ReplicationEngine {
         done.andNot(round.leftOutPartitions());
         if (!done.isEmpty()) {
           pulls.pulled(link.nodeId, done, round.streamedPartitions());
-          publishPending();
+          if (!publishPending()) {
+            sendStatus(link); // still pending elsewhere, but no longer from this peer: it may leave
+          }
         }
       }
       if (o.more()) {
@@ -1204,7 +1220,7 @@ final class ReplicationEngine {
           pullRequests.put(req.roundId(), req);
         } else if (frame instanceof Frames.Status st) {
           Frames.Status before = peerStatus.put(peer, st);
-          if (st.pending().isEmpty() && before != null && !before.pending().isEmpty()) {
+          if (st.fromYou().isEmpty() && before != null && !before.fromYou().isEmpty()) {
             handoffAfterPull(peer);
           }
         } else if (frame instanceof Frames.Subscribe sub) {
