@@ -106,7 +106,7 @@ class PartitionedEngineTest {
     assertThat(streamed.receivedPerKey).as("mutations the joiner received per key it owns")
         .isLessThanOrEqualTo(1.05);
     assertThat(streamed.bytes).as("bytes sent by stream, against %d by pull", pulled.bytes)
-        .isLessThan(pulled.bytes); // 309,777 against 344,417 (deterministic: the seeded network)
+        .isLessThan(pulled.bytes); // 353,254 against 396,087 (deterministic: the seeded network)
   }
 
   private record Join(double receivedPerKey, long bytes) {}
