@@ -252,6 +252,34 @@ class PartitionRoutingTest {
     }
   }
 
+  /**
+   * Around a join or leave the owners' maps may differ from the coordinator's for a moment: here
+   * every owner of the key in the coordinator's map has a map in which it owns nothing, so each
+   * refuses the forwarded write as pending (nothing runs). The coordinator tries again 100 ms later
+   * with the map it has then, and once the owners' maps agree (150 ms) the write succeeds instead
+   * of failing with "nothing was written".
+   */
+  @Test
+  void aForwardedWriteRefusedByEveryOwner_whileTheirMapsDiffer_isTriedAgain_andSucceeds() {
+    try (SimNetwork net = cluster(10)) {
+      Foreign f = foreignKey(net, "leave:4");
+      Placement agreed = f.via().engine.placement();
+      Placement elsewhere = Placement.of(List.of("z1", "z2", "z3", "z4"), 2);
+      for (String o : f.owners()) {
+        net.node(o).engine.setPlacement(elsewhere);
+      }
+      CompletableFuture<Version> write = f.via().store.putAsync(f.key(), bytes("v"),
+          WriteOptions.concern(WriteConcern.QUORUM));
+      net.clock.runFor(150);
+      assertThat(write).as("the write while the owners' maps differ").isNotDone();
+      for (String o : f.owners()) {
+        net.node(o).engine.setPlacement(agreed);
+      }
+      Version v = await(net, write);
+      assertThat(f.owners()).as("stamped by an owner").contains(v.nodeId());
+    }
+  }
+
   @Test
   void aClusterScan_pagesThroughEveryKeyOnce_inKeyOrder_evenWithOneNodeUnreachable() {
     try (SimNetwork net = cluster(6)) {
