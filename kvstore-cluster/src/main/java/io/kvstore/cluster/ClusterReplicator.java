@@ -279,6 +279,9 @@ final class ClusterReplicator implements Replicator {
     }
     ReplicationEngine running = engine;
     if (started.get()) {
+      if (running != null && running.placement() != null) {
+        running.beginLeave(); // forwarded writes go to other owners from now on
+      }
       awaitSafeLeave(running); // still fully running: peers may be pulling from this node
     }
     closing = true;

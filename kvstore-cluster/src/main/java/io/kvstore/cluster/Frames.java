@@ -258,8 +258,16 @@ final class Frames {
     }
   }
 
-  /** The partitions the sender has not finished pulling, under its map {@code mapVersion}. */
-  record Status(long mapVersion, BitSet pending) implements Frame {}
+  /**
+   * The partitions the sender has not finished pulling, under its map {@code mapVersion}, and of
+   * those the ones it still pulls from the receiver ({@code fromYou}, a subset; all of them when the
+   * sender did not say).
+   */
+  record Status(long mapVersion, BitSet pending, BitSet fromYou) implements Frame {
+    Status(long mapVersion, BitSet pending) {
+      this(mapVersion, pending, (BitSet) pending.clone());
+    }
+  }
 
   /** Send EVENTs of changes of keys starting with {@code prefix} (see the cluster listener). */
   record Subscribe(long subscriptionId, String prefix) implements Frame {}
@@ -665,6 +673,22 @@ final class Frames {
     return partitionsFrame(alloc, STATUS, mapVersion, pending);
   }
 
+  /**
+   * A STATUS; when {@code fromYou} (the pending partitions still to pull from the receiver, a
+   * subset of {@code pending}) differs from {@code pending}, a byte follows: 0 when it is empty,
+   * else 1 and its bitmap.
+   */
+  static ByteBuf status(ByteBufAllocator alloc, long mapVersion, BitSet pending, BitSet fromYou) {
+    ByteBuf out = partitionsFrame(alloc, STATUS, mapVersion, pending);
+    if (!fromYou.equals(pending)) {
+      out.writeByte(fromYou.isEmpty() ? 0 : 1);
+      if (!fromYou.isEmpty()) {
+        out.writeBytes(bitmap(fromYou, Placement.PARTITIONS));
+      }
+    }
+    return out;
+  }
+
   static ByteBuf scan(ByteBufAllocator alloc, long requestId, String prefix, String startAfter,
       int limit) {
     ByteBuf out = alloc.buffer(24 + stringSize(prefix)
@@ -946,7 +970,22 @@ final class Frames {
       }
       case STATUS: {
         long mapVersion = in.readLong();
-        return new Status(mapVersion, readPartitions(in));
+        BitSet pending = readPartitions(in);
+        if (!in.isReadable()) {
+          return new Status(mapVersion, pending);
+        }
+        int kind = in.readUnsignedByte();
+        if (kind > 1) {
+          throw new MalformedFrameException("status with pulls-from-you kind " + kind);
+        }
+        BitSet fromYou = kind == 0 ? new BitSet() : readPartitions(in);
+        BitSet outside = (BitSet) fromYou.clone();
+        outside.andNot(pending);
+        if (!outside.isEmpty()) {
+          throw new MalformedFrameException("status pulls partition " + outside.nextSetBit(0)
+              + " from the receiver but not pending");
+        }
+        return new Status(mapVersion, pending, fromYou);
       }
       case SUBSCRIBE: {
         long id = in.readLong();

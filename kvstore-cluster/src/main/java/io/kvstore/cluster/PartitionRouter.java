@@ -57,6 +57,14 @@ final class PartitionRouter implements Router {
   private static final Logger log = LoggerFactory.getLogger(PartitionRouter.class);
   /** Extra time a forwarding node waits beyond the owner's own write timeout. */
   static final long FORWARD_MARGIN_MILLIS = 1_000;
+  /**
+   * When every owner refused a forwarded write as pending (nothing ran anywhere: their maps differ
+   * from this node's for a moment, around a join or leave, or they still pull the key's partition
+   * and the write is conditional), it is tried again after this long, with the owners of the map
+   * then, at most {@link #FORWARD_RETRIES} times and only within the write's timeout.
+   */
+  static final long FORWARD_RETRY_MILLIS = 100;
+  static final int FORWARD_RETRIES = 5;
 
   private final ReplicationEngine engine;
   private final ReplicaStore store;
@@ -126,10 +134,24 @@ final class PartitionRouter implements Router {
   @Override
   public CompletableFuture<WriteResult> forward(WriteRequest request) {
     CompletableFuture<WriteResult> result = new CompletableFuture<>();
+    long deadline = engine.ctx.nanoTime().getAsLong() + request.timeoutMillis() * 1_000_000;
+    forwardAttempt(request, result, deadline, 0);
+    return result;
+  }
+
+  private void forwardAttempt(WriteRequest request, CompletableFuture<WriteResult> result,
+      long deadlineNanos, int attempt) {
     List<String> owners = readOrder(request.key());
     int required = request.concern().requiredAcks(Math.max(1, owners.size()));
-    forwardTo(request, owners, 0, required, result, null);
-    return result;
+    forwardTo(request, owners, 0, required, result, null, () -> {
+      long left = deadlineNanos - engine.ctx.nanoTime().getAsLong();
+      if (attempt >= FORWARD_RETRIES || left <= FORWARD_RETRY_MILLIS * 1_000_000) {
+        return false;
+      }
+      engine.ctx.control().schedule(() -> forwardAttempt(request, result, deadlineNanos,
+          attempt + 1), FORWARD_RETRY_MILLIS);
+      return true;
+    });
   }
 
   /**
@@ -137,7 +159,8 @@ final class PartitionRouter implements Router {
    * refuses it as pending (it wrote nothing) passes it to the next; an unanswered one never does.
    */
   private void forwardTo(WriteRequest request, List<String> owners, int from, int required,
-      CompletableFuture<WriteResult> result, String refusal) {
+      CompletableFuture<WriteResult> result, String refusal,
+      java.util.function.BooleanSupplier retryLater) {
     PeerLink link = null;
     int at = from;
     for (; at < owners.size() && link == null; at++) {
@@ -146,6 +169,9 @@ final class PartitionRouter implements Router {
       }
     }
     if (link == null) {
+      if (refusal != null && retryLater.getAsBoolean()) {
+        return; // every owner refused as pending: nothing ran, so it is tried again
+      }
       fail(result, new WriteConcernException(request.concern(), required, 0,
           (refusal != null ? refusal + "; " : "") + "no " + (from > 0 ? "other " : "")
               + "owner of key '" + request.key() + "' " + owners + " is reachable from node "
@@ -161,7 +187,7 @@ final class PartitionRouter implements Router {
           Frames.ForwardResult a = (Frames.ForwardResult) answer;
           if (a.status() == Frames.FORWARD_PENDING) {
             forwardTo(request, owners, next, required, result, "owner " + owner + ": "
-                + a.message());
+                + a.message(), retryLater);
           } else {
             complete(result, answerOf(request, owner, required, a));
           }

@@ -389,18 +389,6 @@ final class PeerLink {
     return null;
   }
 
-  /** Takes the entry of the next queued key without reading the store, for failing it. */
-  private Pending takeForFailure() {
-    String key;
-    while ((key = queue.poll()) != null) {
-      Pending p = queued.remove(key);
-      if (p != null) {
-        return p;
-      }
-    }
-    return null;
-  }
-
   private void scheduleFlush() {
     PeerChannel ch = channel;
     if (ch != null && flushScheduled.compareAndSet(false, true)) {
@@ -528,8 +516,23 @@ final class PeerLink {
     if (ch != null) {
       ch.close();
     }
-    endInflight("peer " + nodeId + " left", o -> drop(o.pending, o.size, "left the cluster"));
+    endInflight("peer " + nodeId + " left", o -> dropOrRetarget(o.mutation().key(), o.pending,
+        o.size, "left the cluster"));
     failQueued("left the cluster");
+  }
+
+  /**
+   * A write the peer will not acknowledge because its link closed for good: when the placement
+   * already moved the key away from the peer (a graceful leave changes the map before the link to
+   * the leaver closes), the writes waiting for its ack go to the key's current owners instead, as a
+   * queued write does when its key moves ({@link #take}), so a QUORUM write in flight to a leaving
+   * owner does not fail; otherwise (a crash, this node closing) they are nacked.
+   */
+  private void dropOrRetarget(String key, Pending p, int size, String why) {
+    if (!engine.mayFanOut(nodeId, key)) {
+      engine.retarget(key, p.trackers(), nodeId);
+    }
+    drop(p, size, why);
   }
 
   /**
@@ -552,10 +555,14 @@ final class PeerLink {
     }
   }
 
+  /** Fails (or re-targets, see {@link #dropOrRetarget}) every queued write: the link closed. */
   private void failQueued(String why) {
-    Pending p;
-    while ((p = takeForFailure()) != null) {
-      drop(p, p.size, why);
+    String key;
+    while ((key = queue.poll()) != null) {
+      Pending p = queued.remove(key);
+      if (p != null) {
+        dropOrRetarget(key, p, p.size, why);
+      }
     }
   }
 

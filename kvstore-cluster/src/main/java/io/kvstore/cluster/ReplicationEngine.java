@@ -215,6 +215,10 @@ final class ReplicationEngine {
   /** The byte rate of this node's anti-entropy rounds (pushes and pulls). */
   final Throttle throttle;
   private volatile boolean closing;
+  /** This node's close() began a graceful leave ({@link #beginLeave}). */
+  private volatile boolean leaving;
+  /** Forwarded writes this node runs that have not been answered yet. */
+  private final AtomicInteger forwardsRunning = new AtomicInteger();
   /** As last set; null = full replication. */
   private volatile Placement placement;
   /** This node's view of a partitioned placement; null in full replication. */
@@ -486,10 +490,14 @@ final class ReplicationEngine {
     return rate > 0 && rate < MIN_STREAM_RATE;
   }
 
-  /** The partitions {@code peer} last reported pending (it pulls them itself); maybe empty. */
+  /**
+   * The partitions {@code peer} last reported it still pulls from this node (pushing them would
+   * send their data twice; a handoff of them waits); maybe empty. A partition it pulls only from
+   * others any more (a source that is down) is not among them: this node's data of it is there.
+   */
   private BitSet peerPulling(String peer) {
     Frames.Status st = peerStatus.get(peer);
-    return st == null || ctx.bug() == Bug.AE_IGNORES_PLACEMENT ? new BitSet() : st.pending();
+    return st == null || ctx.bug() == Bug.AE_IGNORES_PLACEMENT ? new BitSet() : st.fromYou();
   }
 
   /** The partitions of which this node holds no entry (every bucket's hash is 0). */
@@ -516,15 +524,16 @@ final class ReplicationEngine {
 
   /**
    * Publishes this node's pending partitions: to readers of {@link #pendingPartitions} and, when
-   * they changed, to every connected peer as a STATUS frame. Control thread.
+   * they changed, to every connected peer as a STATUS frame; returns whether they changed. Control
+   * thread.
    */
-  private void publishPending() {
+  private boolean publishPending() {
     BitSet now = pulls.pending();
     if (now.isEmpty() && ownership != null) {
       fresh = false;
     }
     if (now.equals(pendingView)) {
-      return;
+      return false;
     }
     int before = pendingView.cardinality();
     pendingView = now;
@@ -538,13 +547,17 @@ final class ReplicationEngine {
     for (PeerLink l : live.links()) {
       sendStatus(l);
     }
+    return true;
   }
 
+  /** Sends the peer this node's STATUS: its pending partitions, and which it pulls from that peer. */
   private void sendStatus(PeerLink l) {
     Placement p = placement;
     if (p != null && ownership != null && l.isReady()) {
+      BitSet fromYou = pulls.from(l.nodeId);
+      fromYou.and(pendingView);
       l.sendAe(Frames.status(io.netty.buffer.ByteBufAllocator.DEFAULT, p.fingerprint(),
-          pendingView));
+          pendingView, fromYou));
     }
   }
 
@@ -601,6 +614,10 @@ final class ReplicationEngine {
   }
 
   private String blocker(boolean leaving) {
+    int forwards = forwardsRunning.get();
+    if (leaving && forwards > 0) {
+      return forwards + " forwarded writes still run here";
+    }
     BitSet mine = pendingView;
     if (!leaving && !mine.isEmpty()) {
       return "this node still pulls " + mine.cardinality() + " partitions it owns";
@@ -638,10 +655,15 @@ final class ReplicationEngine {
       }
       BitSet shared = own.partitionsOf(peer);
       shared.and(own.owned());
-      if (shared.intersects(st.pending())) {
-        shared.and(st.pending());
+      // A leave waits only while the co-owner pulls from this node (what it still pulls from a
+      // source that is down, say a crashed joiner not yet removed, waiting would not bring);
+      // a shutdown while it pulls from anyone.
+      BitSet pulling = leaving ? st.fromYou() : st.pending();
+      if (shared.intersects(pulling)) {
+        shared.and(pulling);
         return "co-owner " + peer + " still pulls " + shared.cardinality()
-            + " partitions this node owns (first: " + shared.nextSetBit(0) + ")";
+            + " partitions this node owns" + (leaving ? " from it" : "") + " (first: "
+            + shared.nextSetBit(0) + ")";
       }
     }
     if (!leaving && own.placement.replicationFactor() == 1) {
@@ -932,6 +954,17 @@ final class ReplicationEngine {
 
   // ---- anti-entropy scheduling (control thread) ------------------------------------------------
 
+  /**
+   * A graceful leave begins (partitioned mode, before the leave is announced): from now on this node
+   * refuses new forwarded writes as FORWARD_PENDING (nothing runs; the coordinator asks the key's next
+   * owner), so that none is still running here, its outcome unknown to its coordinator, when the
+   * leave arrives there; {@link #leaveBlocker} waits for those already running. It still applies
+   * fan-out and serves anti-entropy and reads. Any thread.
+   */
+  void beginLeave() {
+    leaving = true;
+  }
+
   /** Stops starting rounds and accepting connections: the node is closing. Any thread. */
   void beginClose() {
     closing = true;
@@ -1096,7 +1129,9 @@ final class ReplicationEngine {
         done.andNot(round.leftOutPartitions());
         if (!done.isEmpty()) {
           pulls.pulled(link.nodeId, done, round.streamedPartitions());
-          publishPending();
+          if (!publishPending()) {
+            sendStatus(link); // still pending elsewhere, but no longer from this peer: it may leave
+          }
         }
       }
       if (o.more()) {
@@ -1185,7 +1220,7 @@ final class ReplicationEngine {
           pullRequests.put(req.roundId(), req);
         } else if (frame instanceof Frames.Status st) {
           Frames.Status before = peerStatus.put(peer, st);
-          if (st.pending().isEmpty() && before != null && !before.pending().isEmpty()) {
+          if (st.fromYou().isEmpty() && before != null && !before.fromYou().isEmpty()) {
             handoffAfterPull(peer);
           }
         } else if (frame instanceof Frames.Subscribe sub) {
@@ -1306,9 +1341,14 @@ final class ReplicationEngine {
       // joining and knows too few nodes, or the maps differ for a moment: it would count the
       // concern against the wrong owners), and, for a conditional write, while it still pulls the
       // partition (its copy cannot decide the condition).
+      // Counted before leaving is read (beginLeave sets it before leaveBlocker reads the count),
+      // so a write is either refused or waited for by the leave.
+      forwardsRunning.incrementAndGet();
       Ownership own = ownership;
       boolean conditional = req.ifAbsent() || req.expectedVersion() != null;
-      String refusal = own == null || !own.ownsKey(req.key())
+      String refusal = leaving
+          ? "node " + ctx.nodeId() + " is leaving the cluster"
+          : own == null || !own.ownsKey(req.key())
           ? "node " + ctx.nodeId() + " does not own partition " + Placement.partitionOf(req.key())
               + " in its own map (still joining, or the maps differ)"
           : conditional && isPending(req.key())
@@ -1319,6 +1359,7 @@ final class ReplicationEngine {
       if (refusal != null) {
         channel.send(Frames.forwardResult(channel.alloc(), fwd.requestId(), Frames.FORWARD_PENDING,
             null, false, 0, 0, refusal), true);
+        forwardsRunning.decrementAndGet();
         return;
       }
       try {
@@ -1329,9 +1370,13 @@ final class ReplicationEngine {
       done.whenComplete((result, failure) -> {
         ByteBuf answer = forwardAnswer(channel, fwd.requestId(), result, failure);
         try {
-          channel.execute(() -> channel.send(answer, true));
+          channel.execute(() -> {
+            channel.send(answer, true);
+            forwardsRunning.decrementAndGet();
+          });
         } catch (RejectedExecutionException e) {
           answer.release(); // the connection is gone, and so is the answer
+          forwardsRunning.decrementAndGet();
         }
       });
     }

@@ -207,6 +207,22 @@ class FramesTest {
         .isEqualTo(new Frames.AePullRequest(11, parts));
     assertThat(roundTrip(Frames.status(ALLOC, -42, parts)))
         .isEqualTo(new Frames.Status(-42, parts));
+    BitSet fromYou = new BitSet();
+    fromYou.set(517);
+    assertThat(roundTrip(Frames.status(ALLOC, 5, parts, fromYou)))
+        .isEqualTo(new Frames.Status(5, parts, fromYou));
+    assertThat(roundTrip(Frames.status(ALLOC, 5, parts, (BitSet) parts.clone())))
+        .as("all pending from the receiver: no second bitmap").isEqualTo(new Frames.Status(5, parts));
+    BitSet notPending = new BitSet();
+    notPending.set(3);
+    assertThatThrownBy(() -> roundTrip(Frames.status(ALLOC, 5, parts, notPending)))
+        .isInstanceOf(MalformedFrameException.class).hasMessageContaining("partition 3");
+    assertThat(roundTrip(Frames.status(ALLOC, 5, parts, new BitSet())))
+        .isEqualTo(new Frames.Status(5, parts, new BitSet()));
+    ByteBuf badKind = Frames.status(ALLOC, 5, parts, new BitSet());
+    badKind.setByte(badKind.writerIndex() - 1, 2);
+    assertThatThrownBy(() -> roundTrip(badKind)).isInstanceOf(MalformedFrameException.class)
+        .hasMessageContaining("kind 2");
     assertThat(((Frames.ForwardResult) roundTrip(Frames.forwardResult(ALLOC, 12,
         Frames.FORWARD_PENDING, null, false, 0, 0, "pulling"))).status())
         .isEqualTo(Frames.FORWARD_PENDING);

@@ -160,6 +160,126 @@ class PartitionRoutingTest {
     }
   }
 
+  /**
+   * The owner a forwarded write would go to first has begun a graceful leave (its close() waits
+   * before announcing it): it runs no new forwarded write but answers FORWARD_PENDING, so the
+   * coordinator writes through the next owner, and the leaver still takes the fan-out.
+   */
+  @Test
+  void aLeavingOwner_refusesNewForwardedWrites_soTheyRunOnTheNextOwner() {
+    try (SimNetwork net = cluster(7)) {
+      Foreign f = foreignKey(net, "leave:1");
+      String leaver = f.owners().get(0);
+      net.node(leaver).engine.beginLeave();
+      Version v = await(net, f.via().store.putAsync(f.key(), bytes("v"),
+          WriteOptions.concern(WriteConcern.QUORUM)));
+      assertThat(v.nodeId()).as("the owner that stamped the write (%s is leaving)", leaver)
+          .isNotEqualTo(leaver).isIn(f.owners());
+      net.clock.runFor(100);
+      assertThat(net.node(leaver).store.getString(f.key())).as("the leaver got the fan-out")
+          .contains("v");
+    }
+  }
+
+  /**
+   * A forwarded write the leaving owner accepted before its leave began is waited for: while it
+   * runs (its fan-out takes 20 ms a hop here), the leave's blocker names it; once answered, not.
+   */
+  @Test
+  void aLeavingOwner_waitsForTheForwardedWritesItAlreadyRuns() {
+    try (SimNetwork net = cluster(8)) {
+      net.faults = SimNetwork.Faults.of(0, 0, 20, 20, 0, 0);
+      Foreign f = foreignKey(net, "leave:2");
+      SimNetwork.SimNode leaver = net.node(f.owners().get(0));
+      CompletableFuture<Version> write = f.via().store.putAsync(f.key(), bytes("v"),
+          WriteOptions.concern(WriteConcern.QUORUM));
+      assertThat(net.clock.runUntil(() -> leaver.replica.mutation(f.key()) != null, 1_000))
+          .as("the leaver runs the forwarded write").isTrue();
+      leaver.engine.beginLeave();
+      assertThat(leaver.engine.leaveBlocker()).as("what the leave waits for while it runs")
+          .contains("1 forwarded writes still run here");
+      Version v = await(net, write);
+      assertThat(v.nodeId()).isEqualTo(leaver.id);
+      String after = leaver.engine.leaveBlocker();
+      assertThat(after == null ? "" : after).as("what the leave waits for once it was answered")
+          .doesNotContain("forwarded");
+    }
+  }
+
+  /**
+   * An ALL write of n1 is in flight to its co-owners when one of them leaves gracefully: the map
+   * changes first (the leaver's partitions move to another node), then the link to the leaver
+   * closes, as on a LEAVING. The write waiting for the leaver's ack goes to the key's new owner and
+   * succeeds (held by every owner of the new map) instead of failing for want of the leaver's ack.
+   */
+  @Test
+  void aWriteInFlightToAnOwnerThatLeaves_goesToTheKeysNewOwner_andSucceeds() {
+    try (SimNetwork net = cluster(9)) {
+      Placement all = Placement.of(NODES, 3);
+      String key = null;
+      String leaver = null;
+      Placement without = null;
+      for (int i = 0; key == null; i++) {
+        String k = "leave:3:" + i;
+        List<String> owners = all.ownersOf(k);
+        if (owners.get(0).equals("n1")) {
+          String l = owners.get(1);
+          Placement w = Placement.of(NODES.stream().filter(n -> !n.equals(l)).toList(), 3);
+          if (w.ownersOf(k).contains("n1")) {
+            key = k;
+            leaver = l;
+            without = w;
+          }
+        }
+      }
+      net.faults = SimNetwork.Faults.of(0, 0, 20, 20, 0, 0);
+      SimNetwork.SimNode n1 = net.node("n1");
+      CompletableFuture<Version> write = n1.store.putAsync(key, bytes("v"),
+          WriteOptions.concern(WriteConcern.ALL).withTimeout(Duration.ofSeconds(2)));
+      net.clock.runFor(5); // sent, not acknowledged
+      assertThat(write).isNotDone();
+      for (SimNetwork.SimNode n : net.nodes()) {
+        if (!n.id.equals(leaver)) {
+          n.engine.setPlacement(without);
+        }
+      }
+      n1.links.get(leaver).close();
+      await(net, write);
+      for (String owner : without.ownersOf(key)) {
+        assertThat(net.node(owner).replica.mutation(key)).as(owner + " holds the write")
+            .isNotNull();
+      }
+    }
+  }
+
+  /**
+   * Around a join or leave the owners' maps may differ from the coordinator's for a moment: here
+   * every owner of the key in the coordinator's map has a map in which it owns nothing, so each
+   * refuses the forwarded write as pending (nothing runs). The coordinator tries again 100 ms later
+   * with the map it has then, and once the owners' maps agree (150 ms) the write succeeds instead
+   * of failing with "nothing was written".
+   */
+  @Test
+  void aForwardedWriteRefusedByEveryOwner_whileTheirMapsDiffer_isTriedAgain_andSucceeds() {
+    try (SimNetwork net = cluster(10)) {
+      Foreign f = foreignKey(net, "leave:4");
+      Placement agreed = f.via().engine.placement();
+      Placement elsewhere = Placement.of(List.of("z1", "z2", "z3", "z4"), 2);
+      for (String o : f.owners()) {
+        net.node(o).engine.setPlacement(elsewhere);
+      }
+      CompletableFuture<Version> write = f.via().store.putAsync(f.key(), bytes("v"),
+          WriteOptions.concern(WriteConcern.QUORUM));
+      net.clock.runFor(150);
+      assertThat(write).as("the write while the owners' maps differ").isNotDone();
+      for (String o : f.owners()) {
+        net.node(o).engine.setPlacement(agreed);
+      }
+      Version v = await(net, write);
+      assertThat(f.owners()).as("stamped by an owner").contains(v.nodeId());
+    }
+  }
+
   @Test
   void aClusterScan_pagesThroughEveryKeyOnce_inKeyOrder_evenWithOneNodeUnreachable() {
     try (SimNetwork net = cluster(6)) {

@@ -96,8 +96,31 @@ final class SimNetwork implements AutoCloseable {
     }
   }
 
+  /**
+   * Watches (and may pace) the frames of the network; none by default, and then frames are not
+   * decoded when sent, so a run without a tap is exactly what it was before taps existed.
+   */
+  interface Tap {
+    /**
+     * The frame is sent now (called once per copy the network delivers, never for a lost frame);
+     * returns how many milliseconds after the previous frame in the same direction of its
+     * connection it is delivered at the earliest. With a tap each direction delivers its frames in
+     * the order sent (a held-back frame holds back the ones after it), so a stream can be spread
+     * out in time without being reordered.
+     */
+    default long sent(String sender, String receiver, Frames.Frame frame) {
+      return 0;
+    }
+
+    /** The frame is being delivered now (before its receiver handles it). */
+    default void delivered(String sender, String receiver, Frames.Frame frame) {
+    }
+  }
+
   final SimClock clock = new SimClock();
   final Random random;
+  /** See {@link Tap}; null: none. */
+  Tap tap;
   final ReplicationEngine.Settings settings;
   final ReplicationEngine.Bug bug;
   Faults faults = Faults.none();
@@ -110,6 +133,8 @@ final class SimNetwork implements AutoCloseable {
   private long trace = 17;
   /** The placement every engine gets (null: full replication, as without one). */
   private Placement placement;
+  /** Set only while {@link #addNode(String, long, Placement)} starts its node. */
+  private boolean startAlone;
 
   SimNetwork(long seed, ReplicationEngine.Settings settings, ReplicationEngine.Bug bug,
       UnaryOperator<KvStoreBuilder> configurer) {
@@ -192,6 +217,26 @@ final class SimNetwork implements AutoCloseable {
     return n;
   }
 
+  /**
+   * Starts a node as {@link #addNode(String, long)} does, but its engine starts in full replication
+   * and then gets {@code first} (null: it stays in full replication until the test sets one), as a
+   * real node that has just started and knows only itself: its first maps come later, one by one,
+   * from a partial view of the members. The network's placement is not changed.
+   */
+  SimNode addNode(String id, long skewMillis, Placement first) {
+    startAlone = true;
+    SimNode n;
+    try {
+      n = addNode(id, skewMillis);
+    } finally {
+      startAlone = false;
+    }
+    if (first != null) {
+      n.engine.setPlacement(first);
+    }
+    return n;
+  }
+
   /** Sets the placement on every running engine now, and on every engine started later. */
   void setPlacement(Placement p) {
     placement = p;
@@ -225,7 +270,7 @@ final class SimNetwork implements AutoCloseable {
     n.engine = new ReplicationEngine(new ReplicationEngine.Context(n.id, settings, replica, n.stats,
         clock, clock, clock, new Random(seed * 31 + n.index), () -> clock.now() * 1_000_000L,
         () -> { }, bug));
-    if (placement != null) {
+    if (placement != null && !startAlone) {
       n.engine.setPlacement(placement);
     }
     clock.execute(n.engine::start);
@@ -391,6 +436,8 @@ final class SimNetwork implements AutoCloseable {
     final End serverEnd = new End(false);
     ReplicationEngine.Responder responder;
     boolean open = true;
+    /** Per direction (client, server): when its last paced frame is delivered ({@link Tap}). */
+    final long[] lastPacedAt = new long[2];
 
     Conn(SimNode from, SimNode to, PeerLink link) {
       this.from = from;
@@ -450,9 +497,30 @@ final class SimNetwork implements AutoCloseable {
           if (faults.reorder > 0 && random.nextDouble() < faults.reorder) {
             delay += 1 + random.nextInt((int) Math.max(1, faults.reorderMillis));
           }
-          clock.schedule(() -> deliver(bytes), delay);
+          clock.schedule(() -> deliver(bytes), delay + paced(bytes, delay));
         }
         return true;
+      }
+
+      /** The extra delay the {@link Tap} asks for (0 without one). */
+      private long paced(byte[] bytes, long delay) {
+        Tap t = tap;
+        if (t == null) {
+          return 0;
+        }
+        long gap = t.sent(sender(), receiver(), Frames.decode(Unpooled.wrappedBuffer(bytes)));
+        int dir = client ? 0 : 1;
+        long at = Math.max(clock.now() + delay, lastPacedAt[dir] + gap);
+        lastPacedAt[dir] = at;
+        return at - clock.now() - delay;
+      }
+
+      private String sender() {
+        return client ? from.id : to.id;
+      }
+
+      private String receiver() {
+        return client ? to.id : from.id;
       }
 
       private void deliver(byte[] bytes) {
@@ -462,6 +530,10 @@ final class SimNetwork implements AutoCloseable {
         framesDelivered++;
         trace = trace * 31 + Arrays.hashCode(bytes) * 7 + clock.now() + (client ? 1 : 2);
         Frames.Frame f = Frames.decode(Unpooled.wrappedBuffer(bytes));
+        Tap t = tap;
+        if (t != null) {
+          t.delivered(sender(), receiver(), f);
+        }
         if (client) {
           responder.onFrame(f);
         } else {
