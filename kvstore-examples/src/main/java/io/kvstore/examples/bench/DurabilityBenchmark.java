@@ -95,6 +95,93 @@ public class DurabilityBenchmark {
     return f.position;
   }
 
+  /**
+   * A 512 MiB file, {@code written} with zeros and synced beforehand or left {@code sparse}, to sync
+   * 4 KiB pages of, in order, with {@code pwrite} + {@code fdatasync} or through a mapping +
+   * {@code msync}: why SYNC segments are written with {@code pwrite} into zeroed blocks
+   * (io.kvstore.core.ZeroedWrites) while the other levels copy into a sparse mapping.
+   */
+  @State(Scope.Thread)
+  public static class Pages {
+    /** {@code zeroed-pwrite}, {@code sparse-pwrite}, {@code sparse-mapped} or {@code zeroed-mapped}. */
+    @Param({"zeroed-pwrite", "sparse-pwrite", "sparse-mapped", "zeroed-mapped"})
+    public String kind;
+    static final long SIZE = 512L << 20;
+    Path dir;
+    FileChannel channel;
+    java.nio.MappedByteBuffer map;
+    ByteBuffer block = ByteBuffer.allocateDirect(4096);
+    long position;
+
+    /**
+     * Creates the file.
+     *
+     * @throws IOException if it cannot be written
+     */
+    @Setup(Level.Trial)
+    public void open() throws IOException {
+      dir = Files.createTempDirectory("kvstore-sync-pages");
+      channel = FileChannel.open(dir.resolve("pages"), StandardOpenOption.CREATE,
+          StandardOpenOption.READ, StandardOpenOption.WRITE);
+      if (kind.startsWith("zeroed")) {
+        ByteBuffer zeros = ByteBuffer.allocateDirect(1 << 20);
+        for (long p = 0; p < SIZE; p += zeros.capacity()) {
+          zeros.clear();
+          channel.write(zeros, p);
+        }
+      } else {
+        channel.write(ByteBuffer.allocate(1), SIZE - 1);
+      }
+      channel.force(true);
+      if (kind.endsWith("mapped")) {
+        map = channel.map(FileChannel.MapMode.READ_WRITE, 0, SIZE);
+      }
+    }
+
+    /**
+     * Deletes the file.
+     *
+     * @throws IOException if it cannot be deleted
+     */
+    @TearDown(Level.Trial)
+    public void close() throws IOException {
+      map = null;
+      channel.close();
+      deleteTree(dir);
+    }
+  }
+
+  /**
+   * The next 4 KiB page of the file written and synced, by {@link Pages#kind}.
+   *
+   * @param f the file
+   * @return the position, so the work is not dead code
+   * @throws IOException if the disk fails
+   */
+  @Benchmark
+  @BenchmarkMode(Mode.SampleTime)
+  @OutputTimeUnit(TimeUnit.MICROSECONDS)
+  public long syncPage(Pages f) throws IOException {
+    long limit = Pages.SIZE - 4096;
+    if (f.position >= limit) {
+      f.position = 0; // rewritten pages are no longer holes: keep runs short (see BENCHMARKS.md)
+    }
+    if (f.map != null) {
+      int at = (int) f.position;
+      for (int i = 0; i < 4096; i += 8) {
+        f.map.putLong(at + i, f.position + i + 1);
+      }
+      f.map.force(at, 4096);
+    } else {
+      f.block.clear();
+      f.block.putLong(0, f.position + 1);
+      f.channel.write(f.block, f.position);
+      f.channel.force(false);
+    }
+    f.position += 4096;
+    return f.position;
+  }
+
   /** A store filled with the keys, in memory or durable. */
   @State(Scope.Benchmark)
   public static class Store {
