@@ -264,7 +264,7 @@ public final class LoadTool implements Callable<Integer> {
               + "duration=%s rate=%s consistency=%s storage=%s%n", target,
           embedded != null ? "embedded"
               : api.name().toLowerCase(Locale.ROOT) + " client="
-                  + httpClient.name().toLowerCase(Locale.ROOT), mix, keys,
+                  + this.httpClient.name().toLowerCase(Locale.ROOT), mix, keys,
           valueSize, concurrency, duration, rate == 0 ? "max" : rate,
           consistency.name().toLowerCase(Locale.ROOT), embedded == null ? "server"
               : dataDir == null ? "memory" : durability.name().toLowerCase(Locale.ROOT));
