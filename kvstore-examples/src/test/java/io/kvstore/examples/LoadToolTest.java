@@ -36,17 +36,55 @@ class LoadToolTest {
   }
 
   @Test
-  void httpRun_againstAServer_usesBothApis() {
+  void httpRun_againstAServer_usesBothApisWithBothClients() {
     try (KvStore store = KvStore.builder().nodeId("load-test").build();
         KvHttpServer http = KvHttpServer.builder(store).port(0).build().start()) {
       String base = "http://127.0.0.1:" + http.port();
-      for (String api : new String[] {"legacy", "v1"}) {
-        String out = run("--target", base, "--api", api, "--mix", "get=50,put=50", "--keys", "100",
-            "--duration", "500ms", "--warmup", "100ms", "--concurrency", "2", "--rate", "400");
-        assertThat(out).contains("api=" + api).containsPattern("errors=0")
-            .containsPattern("(?m)^put +\\d+");
+      for (String client : new String[] {"socket", "jdk"}) {
+        for (String api : new String[] {"legacy", "v1"}) {
+          String out = run("--target", base, "--api", api, "--http-client", client, "--mix",
+              "get=40,put=40,delete=20", "--keys", "100", "--duration", "500ms", "--warmup",
+              "100ms", "--concurrency", "2", "--rate", "400");
+          assertThat(out).contains("api=" + api + " client=" + client)
+              .containsPattern("errors=0").containsPattern("(?m)^put +\\d+")
+              .containsPattern("(?m)^get +\\d+").containsPattern("(?m)^delete +\\d+");
+        }
       }
-      assertThat(store.size()).isEqualTo(100);
+    }
+  }
+
+  /** Regression: picocli read --no-preload as true, so "no preload" runs wrote every key first. */
+  @Test
+  void noPreload_writesNothingBeforeTheRun() {
+    try (KvStore store = KvStore.builder().nodeId("load-test").build();
+        KvHttpServer http = KvHttpServer.builder(store).port(0).build().start()) {
+      String base = "http://127.0.0.1:" + http.port();
+      run("--target", base, "--no-preload", "--mix", "get=100", "--keys", "500", "--duration",
+          "200ms", "--warmup", "0ms", "--concurrency", "1", "--rate", "100");
+      assertThat(store.size()).as("--no-preload").isZero();
+      run("--target", base, "--preload", "--mix", "get=100", "--keys", "500", "--duration",
+          "200ms", "--warmup", "0ms", "--concurrency", "1", "--rate", "100");
+      assertThat(store.size()).as("--preload").isEqualTo(500);
+    }
+  }
+
+  @Test
+  void socketClient_sendsTheTokenAndCountsRefusalsAsErrors() {
+    try (KvStore store = KvStore.builder().nodeId("load-test").build();
+        KvHttpServer http = KvHttpServer.builder(store).port(0)
+            .authTokens(java.util.Set.of("s3cret")).build().start()) {
+      String base = "http://127.0.0.1:" + http.port();
+      String[] args = {"--target", base, "--no-preload", "--mix", "put=100", "--keys", "50",
+          "--duration", "300ms", "--warmup", "0ms", "--concurrency", "2", "--rate", "200"};
+      String[] good = java.util.stream.Stream.concat(java.util.Arrays.stream(args),
+          java.util.stream.Stream.of("--auth-token", "s3cret")).toArray(String[]::new);
+      assertThat(run(good)).containsPattern("errors=0");
+      assertThat(store.size()).isPositive();
+      CommandLine cl = LoadTool.commandLine();
+      StringWriter out = new StringWriter();
+      cl.setOut(new PrintWriter(out));
+      assertThat(cl.execute(args)).as("without the token every put is a 401").isEqualTo(1);
+      assertThat(out.toString()).containsPattern("total ops=0 .*errors=[1-9]");
     }
   }
 

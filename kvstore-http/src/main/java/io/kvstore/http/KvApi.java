@@ -29,6 +29,7 @@ import java.util.Iterator;
 import java.util.List;
 import java.util.Locale;
 import java.util.Set;
+import java.util.concurrent.Executor;
 import java.util.concurrent.Semaphore;
 
 /**
@@ -54,11 +55,15 @@ final class KvApi {
   private final Semaphore listings;
   private final OwnerHeaders owners;
 
-  KvApi(KvStore store, KvHttpServerConfig config, OwnerHeaders owners) {
+  /**
+   * @param completions where writes that had to wait (SYNC, QUORUM, ALL) are answered, so that they
+   *     hold no request thread meanwhile (see {@link StoreCalls}); null to wait on the request thread
+   */
+  KvApi(KvStore store, KvHttpServerConfig config, OwnerHeaders owners, Executor completions) {
     this.store = store;
     this.owners = owners;
     this.config = config;
-    this.calls = new StoreCalls(store);
+    this.calls = new StoreCalls(store, completions);
     this.bodies = new Bodies(config);
     this.listings = new Semaphore(config.maxConcurrentListings());
   }
@@ -84,8 +89,8 @@ final class KvApi {
     owners.set(ctx, key);
     String value = textField(body, "value");
     byte[] bytes = utf8(value, "field 'value'");
-    Version version = calls.put(key, bytes, WriteOptions.defaults(), Routes.deadline(ctx, config));
-    respondEntry(ctx, key, value, version);
+    calls.putAsync(ctx, key, bytes, WriteOptions.defaults(), Routes.deadline(ctx, config),
+        version -> respondEntry(ctx, key, value, version));
   }
 
   void get(Context ctx, String rawRest) {
@@ -101,8 +106,8 @@ final class KvApi {
   void delete(Context ctx, String rawRest) {
     String key = documentedKey(ctx, rawRest, "DELETE /delete?key=k or DELETE /delete/k");
     owners.set(ctx, key);
-    boolean deleted = calls.delete(key, WriteOptions.defaults(), Routes.deadline(ctx, config));
-    respondDeleted(ctx, key, deleted);
+    calls.deleteAsync(ctx, key, WriteOptions.defaults(), Routes.deadline(ctx, config),
+        deleted -> respondDeleted(ctx, key, deleted));
   }
 
   void set(Context ctx, String rawRest) {
@@ -115,9 +120,8 @@ final class KvApi {
     String key = UrlCodec.decodePath(rawRest.substring(0, slash), "key");
     owners.set(ctx, key);
     String value = UrlCodec.decodePath(rawRest.substring(slash + 1), "value");
-    Version version = calls.put(key, value.getBytes(StandardCharsets.UTF_8), WriteOptions.defaults(),
-        Routes.deadline(ctx, config));
-    respondEntry(ctx, key, value, version);
+    calls.putAsync(ctx, key, value.getBytes(StandardCharsets.UTF_8), WriteOptions.defaults(),
+        Routes.deadline(ctx, config), version -> respondEntry(ctx, key, value, version));
   }
 
   /** {@code /get/key=k} (the original documentation's form), {@code /get/k} or {@code ?key=k}. */
@@ -227,7 +231,11 @@ final class KvApi {
     } else if (ifNoneMatch != null) {
       options = options.ifAbsent();
     }
-    Version version = calls.put(key, value, options, Routes.deadline(ctx, config));
+    calls.putAsync(ctx, key, value, options, Routes.deadline(ctx, config),
+        version -> respondPut(ctx, key, ttl, version));
+  }
+
+  private static void respondPut(Context ctx, String key, Duration ttl, Version version) {
     ObjectNode out = Json.object();
     out.put("key", key);
     out.put("version", version.toString());
@@ -253,7 +261,8 @@ final class KvApi {
     if (ifMatch != null) {
       options = options.ifVersion(matchingVersion(key, ifMatch));
     }
-    respondDeleted(ctx, key, calls.delete(key, options, Routes.deadline(ctx, config)));
+    calls.deleteAsync(ctx, key, options, Routes.deadline(ctx, config),
+        deleted -> respondDeleted(ctx, key, deleted));
   }
 
   /**

@@ -99,12 +99,13 @@ public final class KvHttpServer implements AutoCloseable {
     }
     state = State.STARTED;
     JsonErrorHandler errors = new JsonErrorHandler();
-    Routes routes = new Routes(store, config, metrics, watches, registry, partitionMap,
-        keyOwners);
-    OriginGuard guard = OriginGuard.of(config);
     QueuedThreadPool threads = new QueuedThreadPool(config.maxThreads(), 4,
         (int) Math.min(Integer.MAX_VALUE, Duration.ofMinutes(1).toMillis()));
     threads.setName("kvstore-http");
+    // Writes that wait for an fsync or for acks are answered on this pool, not on a held thread.
+    Routes routes = new Routes(store, config, metrics, watches, registry, partitionMap,
+        keyOwners, threads);
+    OriginGuard guard = OriginGuard.of(config);
     try {
       for (MeterBinder binder : config.meterBinders()) {
         binder.bindTo(registry);

@@ -22,6 +22,7 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Set;
+import java.util.concurrent.Executor;
 import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.Function;
@@ -73,13 +74,14 @@ final class Routes {
 
   Routes(KvStore store, KvHttpServerConfig config, HttpMetrics metrics, Watches watches,
       PrometheusMeterRegistry registry, Supplier<PartitionMapInfo> partitionMap,
-      Function<String, List<String>> keyOwners) {
+      Function<String, List<String>> keyOwners, Executor completions) {
     this.config = config;
     this.metrics = metrics;
     for (String token : config.authTokens()) {
       tokenDigests.add(sha256(token));
     }
-    KvApi kv = new KvApi(store, config, new OwnerHeaders(store.config().nodeId(), keyOwners));
+    KvApi kv = new KvApi(store, config, new OwnerHeaders(store.config().nodeId(), keyOwners),
+        completions);
     OpsApi ops = new OpsApi(store, registry, partitionMap);
 
     exact("/put", Map.of("PUT", kv::put));

@@ -51,6 +51,8 @@ public final class LoadTool implements Callable<Integer> {
 
   enum Api { LEGACY, V1 }
 
+  enum HttpClientKind { SOCKET, JDK }
+
   @Option(names = "--target", defaultValue = "embedded",
       description = "'embedded' (an in-process store) or a node's base URL, e.g. "
           + "http://127.0.0.1:8080 (default: ${DEFAULT-VALUE}).")
@@ -60,6 +62,13 @@ public final class LoadTool implements Callable<Integer> {
       description = "HTTP routes: legacy (PUT /put, GET /get?key=) or v1 (/v1/kv/{key}) "
           + "(default: ${DEFAULT-VALUE}).")
   Api api;
+
+  @Option(names = "--http-client", defaultValue = "socket",
+      description = "socket: one blocking keep-alive connection per client thread, read and "
+          + "written by that thread (cheap, like wrk; plain http only); jdk: java.net.http."
+          + "HttpClient, which hands each request to its own selector and worker threads and costs "
+          + "several times more CPU per request (default: ${DEFAULT-VALUE}).")
+  HttpClientKind httpClient;
 
   @Option(names = "--mix", defaultValue = "get=80,put=20", split = ",",
       description = "Operation weights, e.g. get=80,put=15,delete=5 (default: ${DEFAULT-VALUE}).")
@@ -94,8 +103,11 @@ public final class LoadTool implements Callable<Integer> {
       description = "Write concern of writes: one, quorum or all (default: ${DEFAULT-VALUE}).")
   WriteConcern consistency;
 
-  @Option(names = "--preload", defaultValue = "true", negatable = true,
-      description = "Write every key once before the run (default: ${DEFAULT-VALUE}).")
+  // fallbackValue "true": without it picocli makes --no-preload mean true for a default-true flag
+  // (and --preload false), so every "--no-preload" run preloaded 100,000 keys one at a time.
+  @Option(names = "--preload", defaultValue = "true", negatable = true, fallbackValue = "true",
+      description = "Write every key once before the run (default: ${DEFAULT-VALUE}; "
+          + "--no-preload skips it).")
   boolean preload;
 
   @Option(names = "--seed", defaultValue = "42", description = "Random seed (default: ${DEFAULT-VALUE}).")
@@ -174,7 +186,7 @@ public final class LoadTool implements Callable<Integer> {
         b.dataDir(dataDir).durability(durability);
       }
       embedded = b.build();
-    } else {
+    } else if (httpClient == HttpClientKind.JDK) {
       http = HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1)
           .connectTimeout(Duration.ofSeconds(5)).build();
     }
@@ -250,7 +262,9 @@ public final class LoadTool implements Callable<Integer> {
       double seconds = measureNanos / 1e9;
       out.printf(Locale.ROOT, "target=%s api=%s mix=%s keys=%d valueSize=%d concurrency=%d "
               + "duration=%s rate=%s consistency=%s storage=%s%n", target,
-          embedded != null ? "embedded" : api.name().toLowerCase(Locale.ROOT), mix, keys,
+          embedded != null ? "embedded"
+              : api.name().toLowerCase(Locale.ROOT) + " client="
+                  + this.httpClient.name().toLowerCase(Locale.ROOT), mix, keys,
           valueSize, concurrency, duration, rate == 0 ? "max" : rate,
           consistency.name().toLowerCase(Locale.ROOT), embedded == null ? "server"
               : dataDir == null ? "memory" : durability.name().toLowerCase(Locale.ROOT));
@@ -315,40 +329,93 @@ public final class LoadTool implements Callable<Integer> {
         : target, api, consistency, authToken);
   }
 
-  /** Sends one operation per call over HTTP; any 2xx (and 404 for reads) counts as success. */
-  private record HttpTarget(HttpClient http, String base, Api api, WriteConcern consistency,
-      String token) implements Client {
+  /**
+   * Sends one operation per call over HTTP; any 2xx (and 404 for reads) counts as success. One
+   * instance per client thread: with the socket client it owns that thread's connection.
+   */
+  private static final class HttpTarget implements Client {
+    private final HttpClient http;
+    private final SocketHttpConnection socket;
+    private final String base;
+    private final Api api;
+    private final String concern;
+    private final String token;
+
+    HttpTarget(HttpClient http, String base, Api api, WriteConcern consistency, String token) {
+      this.http = http;
+      this.socket = http == null ? new SocketHttpConnection(URI.create(base), 10_000) : null;
+      this.base = base;
+      this.api = api;
+      this.concern = consistency.name().toLowerCase(Locale.ROOT);
+      this.token = token;
+    }
+
     @Override
     public boolean run(Op op, String key, byte[] value) throws Exception {
       String k = URLEncoder.encode(key, StandardCharsets.UTF_8);
-      String c = consistency.name().toLowerCase(Locale.ROOT);
-      HttpRequest.Builder b;
+      String method = switch (op) {
+        case GET -> "GET";
+        case PUT -> "PUT";
+        default -> "DELETE";
+      };
+      String target;
+      String contentType = null;
+      byte[] body = null;
       if (api == Api.V1) {
-        URI uri = URI.create(base + "/v1/kv/" + k + (op == Op.GET ? "" : "?consistency=" + c));
-        b = HttpRequest.newBuilder(uri);
-        switch (op) {
-          case GET -> b.GET();
-          case PUT -> b.PUT(HttpRequest.BodyPublishers.ofByteArray(value))
-              .header("Content-Type", "application/octet-stream");
-          default -> b.DELETE();
+        target = "/v1/kv/" + k + (op == Op.GET ? "" : "?consistency=" + concern);
+        if (op == Op.PUT) {
+          contentType = "application/octet-stream";
+          body = value;
         }
       } else {
         switch (op) {
-          case GET -> b = HttpRequest.newBuilder(URI.create(base + "/get?key=" + k)).GET();
-          case PUT -> b = HttpRequest.newBuilder(URI.create(base + "/put"))
-              .header("Content-Type", "application/json")
-              .PUT(HttpRequest.BodyPublishers.ofString("{\"key\":\"" + key + "\",\"value\":\""
-                  + hex(value) + "\"}"));
-          default -> b = HttpRequest.newBuilder(URI.create(base + "/delete?key=" + k)).DELETE();
+          case GET -> target = "/get?key=" + k;
+          case PUT -> {
+            target = "/put";
+            contentType = "application/json";
+            body = ("{\"key\":\"" + key + "\",\"value\":\"" + hex(value) + "\"}")
+                .getBytes(StandardCharsets.UTF_8);
+          }
+          default -> target = "/delete?key=" + k;
         }
+      }
+      int s = socket != null ? sendOverSocket(method, target, contentType, body)
+          : sendWithJdkClient(method, target, contentType, body);
+      return (s >= 200 && s < 300) || (s == 404 && op != Op.PUT);
+    }
+
+    private int sendOverSocket(String method, String target, String contentType, byte[] body)
+        throws Exception {
+      StringBuilder h = new StringBuilder();
+      if (contentType != null) {
+        h.append("Content-Type: ").append(contentType).append("\r\n");
+      }
+      if (token != null) {
+        h.append("Authorization: Bearer ").append(token).append("\r\n");
+      }
+      return socket.send(method, target, h.toString(), body);
+    }
+
+    private int sendWithJdkClient(String method, String target, String contentType, byte[] body)
+        throws Exception {
+      HttpRequest.Builder b = HttpRequest.newBuilder(URI.create(base + target)).method(method,
+          body == null ? HttpRequest.BodyPublishers.noBody()
+              : HttpRequest.BodyPublishers.ofByteArray(body));
+      if (contentType != null) {
+        b.header("Content-Type", contentType);
       }
       if (token != null) {
         b.header("Authorization", "Bearer " + token);
       }
-      HttpResponse<Void> r = http.send(b.timeout(Duration.ofSeconds(10)).build(),
-          HttpResponse.BodyHandlers.discarding());
-      int s = r.statusCode();
-      return (s >= 200 && s < 300) || (s == 404 && op != Op.PUT);
+      return http.send(b.timeout(Duration.ofSeconds(10)).build(),
+          HttpResponse.BodyHandlers.discarding()).statusCode();
+    }
+
+    @Override
+    public void close() {
+      if (socket != null) {
+        socket.close();
+      }
     }
 
     private static String hex(byte[] v) {
