@@ -103,8 +103,6 @@ import org.slf4j.LoggerFactory;
  * was acknowledged). Damage anywhere else (a snapshot, an earlier segment, a missing segment, a
  * damaged clock file) cannot come from a crash: by the {@link CorruptionPolicy} the store refuses to
  * start with the file and the offset, or moves the files aside and starts empty.
- * The replay runs on two threads ({@link RecoveryPipeline}): this one reads, checks and decodes, a
- * second one merges the records into the map in the same order, so the two halves of the work overlap.
  *
  * <p><b>Evictions</b> ({@link io.kvstore.core.spi.ReplicaStore#evict}) are the one record that is not
  * an entry: {@code EVICTED} names a key and the version it held when the store dropped it, and replay
@@ -482,23 +480,20 @@ final class LogStorage implements Storage {
       snaps = List.of();
       segs = List.of();
     }
-    try (RecoveryPipeline pipeline = new RecoveryPipeline(sink, nodeId)) {
-      try {
-        replay(snaps, segs, pipeline);
-        pipeline.drain();
-      } catch (Corrupt e) {
-        if (options.onCorruption() == CorruptionPolicy.REFUSE) {
-          throw refuse(e);
-        }
-        closeSegment(current, true);
-        current = null;
-        pipeline.reset();
-        recoveredEntries = 0;
-        recoveredMaxTimestamp = 0;
-        moveAside("corrupt", "recovery found corruption: " + e.getMessage());
-        current = createSegment(1, 0, segmentCapacity(), 0);
-        snapshotBase = 0;
+    try {
+      replay(snaps, segs, sink);
+    } catch (Corrupt e) {
+      if (options.onCorruption() == CorruptionPolicy.REFUSE) {
+        throw refuse(e);
       }
+      closeSegment(current, true);
+      current = null;
+      sink.reset();
+      recoveredEntries = 0;
+      recoveredMaxTimestamp = 0;
+      moveAside("corrupt", "recovery found corruption: " + e.getMessage());
+      current = createSegment(1, 0, segmentCapacity(), 0);
+      snapshotBase = 0;
     }
     startPosition = position();
     synced = startPosition;
