@@ -10,9 +10,10 @@ import java.nio.channels.FileChannel;
  * offset, into blocks of the file already written with zeros, and a force is {@code fdatasync}.
  *
  * <p><b>Why not the memory-mapped segment the other levels use:</b> measured on this project's
- * machine (ext4 on virtio, 2026-12-07, docs/BENCHMARKS.md §4), a 4 KiB {@code msync} of a sparse
- * mapped file takes ~190–240 µs, a 4 KiB {@code pwrite} + {@code fdatasync} into blocks written
- * before ~110–135 µs, an append + {@code fdatasync} (the floor) ~250 µs: writing into a hole
+ * machine (ext4 on virtio, 2026-12-07, docs/BENCHMARKS.md §4, {@code DurabilityBenchmark.syncPage}),
+ * a 4 KiB page synced by {@code msync} of a sparse mapped file takes 320 µs on average, by
+ * {@code pwrite} + {@code fdatasync} into a hole 165 µs, into blocks written before 102 µs (an
+ * append + {@code fdatasync}, the floor, ~200–260 µs): writing into a hole
  * allocates a block the journal commits at the next sync, and pages dirtied through a mapping must be
  * write-protected and cleaned by every sync. Under SYNC every acknowledgement waits for a sync, so the
  * sync's cost sets the batch rate of group commit, and the system call per record (a few µs, done by
