@@ -315,7 +315,7 @@ final class PeerLink {
   /** A frame the peer sent on this connection (on the channel's thread). */
   void onFrame(PeerChannel ch, Frames.Frame frame) {
     if (frame instanceof Frames.Ack ack) {
-      onAck(ch, ack);
+      onAck(ack);
     } else if (frame instanceof Frames.ForwardResult r) {
       engine.router.onAnswer(nodeId, r.requestId(), r);
     } else if (frame instanceof Frames.ReadResult r) {
@@ -595,8 +595,7 @@ final class PeerLink {
     }, WINDOW_EXPIRY_MILLIS + 1); // the oldest batch is then older than the expiry
   }
 
-  /** An ack that came on {@code ch}, on its thread. */
-  private void onAck(PeerChannel ch, Frames.Ack ack) {
+  private void onAck(Frames.Ack ack) {
     Batch b = inflight.remove(ack.batchId());
     if (b == null) {
       return;
@@ -619,7 +618,7 @@ final class PeerLink {
             "refused it (invalid for its limits, or its clock drift check failed)");
       }
     }
-    resume(ch); // the ack freed room in the window (only ch's own flush, on its own thread)
+    resume(channel); // the ack freed room in the window
   }
 
   // ---- anti-entropy ----------------------------------------------------------------------------
