@@ -573,7 +573,7 @@ final class ClusterReplicator implements Replicator {
         }
         if (p != null && p.status != Member.Status.LEAVING) {
           p.status = Member.Status.LEAVING;
-          p.link.close();
+          p.link.closeAfterAnswers(); // its answers to requests already sent are still to come
           rebuild();
           fire(MembershipEvent.Type.LEAVING, p);
         }

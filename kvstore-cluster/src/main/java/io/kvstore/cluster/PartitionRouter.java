@@ -72,9 +72,9 @@ final class PartitionRouter implements Router {
   private final AtomicLong requestIds = new AtomicLong();
   private final Map<Long, Pending> pending = new ConcurrentHashMap<>();
 
-  /** A request sent to a peer, waiting for its answer. */
-  private record Pending(String peer, Consumer<Frames.Frame> onAnswer, Consumer<String> onFailure,
-      Cancellable timer) {}
+  /** A request sent to a peer (over {@code link}), waiting for its answer. */
+  private record Pending(PeerLink link, Consumer<Frames.Frame> onAnswer,
+      Consumer<String> onFailure, Cancellable timer) {}
 
   PartitionRouter(ReplicationEngine engine) {
     this.engine = engine;
@@ -182,7 +182,7 @@ final class PartitionRouter implements Router {
     int next = at;
     long id = requestIds.incrementAndGet();
     long timeout = request.timeoutMillis() + FORWARD_MARGIN_MILLIS;
-    send(link, id, Frames.forward(ByteBufAllocator.DEFAULT, id, request), timeout,
+    boolean sent = send(link, id, Frames.forward(ByteBufAllocator.DEFAULT, id, request), timeout,
         answer -> {
           Frames.ForwardResult a = (Frames.ForwardResult) answer;
           if (a.status() == Frames.FORWARD_PENDING) {
@@ -195,6 +195,10 @@ final class PartitionRouter implements Router {
         problem -> fail(result, new WriteConcernException(request.concern(), required, 0,
             "owner " + owner + " of key '" + request.key() + "' " + problem
                 + "; the write may or may not have been applied there")));
+    if (!sent) { // the link closed since it was picked: nothing left, so the next owner may run it
+      forwardTo(request, owners, next, required, result, "owner " + owner + " is no longer "
+          + "connected", retryLater);
+    }
   }
 
   private static Object answerOf(WriteRequest r, String owner, int required,
@@ -255,16 +259,18 @@ final class PartitionRouter implements Router {
     String owner = link.nodeId;
     long id = requestIds.incrementAndGet();
     round.asking();
-    send(link, id, Frames.read(ByteBufAllocator.DEFAULT, id, key), timeout.toMillis(),
+    Consumer<String> failed = problem -> {
+      round.failed(owner, problem);
+      then.run();
+    };
+    if (!send(link, id, Frames.read(ByteBufAllocator.DEFAULT, id, key), timeout.toMillis(),
         answer -> {
           Frames.ReadResult r = (Frames.ReadResult) answer;
           round.answer(owner, r.mutation(), r.pending());
           then.run();
-        },
-        problem -> {
-          round.failed(owner, problem);
-          then.run();
-        });
+        }, failed)) {
+      failed.accept("is not connected");
+    }
   }
 
   /**
@@ -532,11 +538,13 @@ final class PartitionRouter implements Router {
     for (PeerLink link : links) {
       long id = requestIds.incrementAndGet();
       String node = link.nodeId;
-      send(link, id, Frames.scan(ByteBufAllocator.DEFAULT, id, prefix, startAfter, limit),
+      if (!send(link, id, Frames.scan(ByteBufAllocator.DEFAULT, id, prefix, startAfter, limit),
           timeout.toMillis(), answer -> {
             Frames.ScanResult r = (Frames.ScanResult) answer;
             round.answer(node, r.truncated(), r.mutations());
-          }, problem -> round.answer(node, false, null));
+          }, problem -> round.answer(node, false, null))) {
+        round.answer(node, false, null);
+      }
     }
     return result;
   }
@@ -633,33 +641,54 @@ final class PartitionRouter implements Router {
 
   // ---- requests --------------------------------------------------------------------------------
 
-  private void send(PeerLink link, long id, ByteBuf frame, long timeoutMillis,
+  /**
+   * Sends a request and waits for its answer: exactly one of {@code onAnswer} and
+   * {@code onFailure} runs later, unless this returns false: the link could not take the frame (it
+   * is down or closed), nothing was sent and neither runs.
+   */
+  private boolean send(PeerLink link, long id, ByteBuf frame, long timeoutMillis,
       Consumer<Frames.Frame> onAnswer, Consumer<String> onFailure) {
     Cancellable timer = engine.ctx.control().schedule(() -> {
       Pending p = pending.remove(id);
       if (p != null) {
         p.onFailure.accept("did not answer within " + timeoutMillis + " ms");
+        p.link.closeIfAnswered();
       }
     }, Math.max(1, timeoutMillis));
-    pending.put(id, new Pending(link.nodeId, onAnswer, onFailure, timer));
+    // Registered before the frame goes, so an answer never finds it missing, and so a link that
+    // closes meanwhile either sees it (and keeps the connection for its answer) or refuses it.
+    pending.put(id, new Pending(link, onAnswer, onFailure, timer));
     if (!link.sendAe(frame)) {
-      Pending p = pending.remove(id);
-      if (p != null) {
-        timer.cancel();
-        p.onFailure.accept("is not connected");
+      timer.cancel();
+      if (pending.remove(id) == null) {
+        return true; // the connection ended meanwhile and failed it (peerLost): it was sent
       }
+      link.closeIfAnswered();
+      return false;
     }
+    return true;
   }
 
   /** An answer from a peer (on its connection's thread). Unknown ids (late answers) are ignored. */
   void onAnswer(String peer, long requestId, Frames.Frame answer) {
     Pending p = pending.get(requestId);
-    if (p == null || !p.peer.equals(peer)) {
+    if (p == null || !p.link.nodeId.equals(peer)) {
       return; // late (timed out), or not this peer's to answer
     }
     pending.remove(requestId);
     p.timer.cancel();
     p.onAnswer.accept(answer);
+    p.link.closeIfAnswered();
+  }
+
+  /** Whether a request sent to {@code peer} still awaits its answer. Any thread. */
+  boolean awaitsAnswerFrom(String peer) {
+    for (Pending p : pending.values()) {
+      if (p.link.nodeId.equals(peer)) {
+        return true;
+      }
+    }
+    return false;
   }
 
   // ---- cluster-wide listeners -----------------------------------------------------------------
@@ -722,7 +751,7 @@ final class PartitionRouter implements Router {
   /** The connection to a peer ended: its unanswered requests fail now. */
   void peerLost(String peer) {
     pending.forEach((id, p) -> {
-      if (p.peer.equals(peer) && pending.remove(id, p)) {
+      if (p.link.nodeId.equals(peer) && pending.remove(id, p)) {
         p.timer.cancel();
         p.onFailure.accept("lost its connection before answering");
       }

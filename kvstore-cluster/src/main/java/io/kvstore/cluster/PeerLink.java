@@ -159,7 +159,13 @@ final class PeerLink {
     this.store = engine.ctx.store();
   }
 
+  /** Whether new frames may go to the peer: connected, and the link not closed. */
   boolean isReady() {
+    return channel != null && !closed;
+  }
+
+  /** Whether a connection is up, even one a closed link keeps for its last answers. */
+  boolean isConnected() {
     return channel != null;
   }
 
@@ -482,7 +488,7 @@ final class PeerLink {
   /** Sends an anti-entropy frame; false when the link is down (the buffer is released). */
   boolean sendAe(ByteBuf frame) {
     PeerChannel ch = channel;
-    if (ch == null) {
+    if (ch == null || closed) {
       ReferenceCountUtil.release(frame);
       return false;
     }
@@ -519,6 +525,36 @@ final class PeerLink {
     endInflight("peer " + nodeId + " left", o -> dropOrRetarget(o.mutation().key(), o.pending,
         o.size, "left the cluster"));
     failQueued("left the cluster");
+  }
+
+  /**
+   * Stops for good because the peer announced a graceful leave: as {@link #close} (nothing new is
+   * sent, fan-out waiting for the peer's ack is re-targeted or fails), except that the connection
+   * stays open until the peer has answered every request this node sent it and still awaits
+   * (forwarded writes, reads, scans; each also ends at its own timeout). A leaving node answers
+   * every request it gets until it stops, runs no forwarded write once its leave began, and
+   * announces the leave only after answering those it ran; but the announcement (gossip) and the
+   * answer (this connection) travel apart. Closing at once would fail a forwarded write whose
+   * answer is on its way with "outcome unknown", whether the leaver ran it or refused it (then the
+   * next owner would have run it). Any thread.
+   */
+  void closeAfterAnswers() {
+    closed = true;
+    endInflight("peer " + nodeId + " left", o -> dropOrRetarget(o.mutation().key(), o.pending,
+        o.size, "left the cluster"));
+    failQueued("left the cluster");
+    closeIfAnswered();
+  }
+
+  /**
+   * Closes the connection a closed link kept open ({@link #closeAfterAnswers}) once no request to
+   * the peer awaits its answer; the router calls it whenever a request to the peer ends. Any thread.
+   */
+  void closeIfAnswered() {
+    PeerChannel ch = channel;
+    if (closed && ch != null && !engine.router.awaitsAnswerFrom(nodeId)) {
+      ch.close();
+    }
   }
 
   /**

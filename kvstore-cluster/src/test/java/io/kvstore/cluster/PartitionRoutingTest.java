@@ -207,6 +207,68 @@ class PartitionRoutingTest {
   }
 
   /**
+   * A forwarded write is on its way to its first owner, which has begun its leave, when the
+   * coordinator learns of the leave (the map changes, then the link closes as on a LEAVING): the
+   * leaver's refusal is still on its way back. The link keeps its connection for that answer, so
+   * the write runs on the next owner instead of failing with an unknown outcome (before, the link
+   * closed at once and the write failed: GracefulLeaveTest saw it as a rare flake). Once no request
+   * awaits an answer the connection closes.
+   */
+  @Test
+  void aForwardedWriteRefusedByALeaver_whoseLeaveArrivesFirst_runsOnTheNextOwner() {
+    try (SimNetwork net = cluster(10)) {
+      net.faults = SimNetwork.Faults.of(0, 0, 20, 20, 0, 0); // 20 ms a hop
+      Foreign f = foreignKey(net, "leave:5");
+      String leaver = f.owners().get(0);
+      net.node(leaver).engine.beginLeave();
+      CompletableFuture<Version> write = f.via().store.putAsync(f.key(), bytes("v"),
+          WriteOptions.concern(WriteConcern.QUORUM));
+      net.clock.runFor(5); // on its way
+      announceLeave(net, leaver);
+      PeerLink link = f.via().links.get(leaver);
+      Version v = await(net, write);
+      assertThat(v.nodeId()).as("the owner that stamped the write").isNotEqualTo(leaver)
+          .isIn(f.owners());
+      assertThat(net.clock.runUntil(() -> !link.isConnected(), 1_000))
+          .as("the connection to the leaver closes once nothing awaits an answer").isTrue();
+    }
+  }
+
+  /**
+   * As above, but the first owner ran the forwarded write (its leave began after it had accepted
+   * it; the leave is announced once it answered): the answer, still on its way when the leave
+   * arrives, completes the write.
+   */
+  @Test
+  void aForwardedWriteRunByALeaver_whoseLeaveArrivesBeforeTheAnswer_isAcknowledged() {
+    try (SimNetwork net = cluster(11)) {
+      net.faults = SimNetwork.Faults.of(0, 0, 20, 20, 0, 0);
+      Foreign f = foreignKey(net, "leave:6");
+      SimNetwork.SimNode leaver = net.node(f.owners().get(0));
+      CompletableFuture<Version> write = f.via().store.putAsync(f.key(), bytes("v"),
+          WriteOptions.concern(WriteConcern.QUORUM));
+      assertThat(net.clock.runUntil(() -> leaver.replica.mutation(f.key()) != null, 1_000))
+          .as("the leaver runs the forwarded write").isTrue();
+      leaver.engine.beginLeave();
+      announceLeave(net, leaver.id);
+      assertThat(write).isNotDone();
+      Version v = await(net, write);
+      assertThat(v.nodeId()).isEqualTo(leaver.id);
+    }
+  }
+
+  /** What a LEAVING does on every other node: the map without the leaver, its link closed. */
+  private static void announceLeave(SimNetwork net, String leaver) {
+    Placement without = Placement.of(NODES.stream().filter(n -> !n.equals(leaver)).toList(), 3);
+    for (SimNetwork.SimNode n : net.nodes()) {
+      if (!n.id.equals(leaver)) {
+        n.engine.setPlacement(without);
+        n.links.get(leaver).closeAfterAnswers();
+      }
+    }
+  }
+
+  /**
    * An ALL write of n1 is in flight to its co-owners when one of them leaves gracefully: the map
    * changes first (the leaver's partitions move to another node), then the link to the leaver
    * closes, as on a LEAVING. The write waiting for the leaver's ack goes to the key's new owner and
