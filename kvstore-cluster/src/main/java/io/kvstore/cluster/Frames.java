@@ -145,6 +145,13 @@ final class Frames {
 
   /** Bits of a MUTATIONS frame's flags byte. */
   static final int FLAG_ANTI_ENTROPY = 1;
+  /**
+   * Fan-out: the sender had more queued for the peer than this batch held (it is behind). The peer
+   * defers its periodic anti-entropy rounds with the sender meanwhile (they would find mostly
+   * writes still on their way). A hint only: a receiver that does not know it ignores it, as
+   * every kvstore node of protocol 2 does.
+   */
+  static final int FLAG_BACKLOG = 2;
 
   // Mutation kinds.
   private static final int KIND_PUT = 0;

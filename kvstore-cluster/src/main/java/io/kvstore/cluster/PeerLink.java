@@ -147,6 +147,13 @@ final class PeerLink {
   private volatile PeerChannel channel;
   private volatile boolean closed;
   private volatile AntiEntropyRound round;
+  /**
+   * When (engine nanoTime) this link last sent a fan-out batch with more queued behind it
+   * ({@link Frames#FLAG_BACKLOG}); 0: never. Read by the anti-entropy scheduler.
+   */
+  volatile long backlogSentNanos;
+  /** When this node last started an anti-entropy round with the peer (control thread). */
+  long roundStartedNanos;
 
   PeerLink(ReplicationEngine engine, String memberId, String nodeId) {
     this.engine = engine;
@@ -157,6 +164,9 @@ final class PeerLink {
     this.maxPendingBytes = engine.ctx.settings().maxInFlightBytesPerPeer();
     this.maxBatchBytes = engine.ctx.settings().maxBatchBytes();
     this.store = engine.ctx.store();
+    long never = engine.ctx.nanoTime().getAsLong() - Long.MAX_VALUE / 4; // long ago, no overflow
+    this.backlogSentNanos = never;
+    this.roundStartedNanos = never;
   }
 
   /** Whether new frames may go to the peer: connected, and the link not closed. */
@@ -433,7 +443,12 @@ final class PeerLink {
       }
       long id = batchIds.incrementAndGet();
       inflight.put(id, new Batch(items, bytes, null));
-      if (!ch.send(Frames.mutations(ch.alloc(), id, 0, batch, bytes), false)) {
+      int flags = 0;
+      if (next != null) { // full, and more waits: the peer learns that this link is behind
+        flags = Frames.FLAG_BACKLOG;
+        backlogSentNanos = engine.ctx.nanoTime().getAsLong();
+      }
+      if (!ch.send(Frames.mutations(ch.alloc(), id, flags, batch, bytes), false)) {
         if (next != null) {
           requeue(next); // the batch itself goes back with the connection's end (disconnected)
         }

@@ -219,6 +219,16 @@ final class ReplicationEngine {
   private volatile boolean leaving;
   /** Forwarded writes this node runs that have not been answered yet. */
   private final AtomicInteger forwardsRunning = new AtomicInteger();
+  /**
+   * When (nanoTime) each peer node last sent this node a fan-out batch flagged
+   * {@link Frames#FLAG_BACKLOG}: its fan-out to this node is behind.
+   */
+  private final Map<String, Long> backlogFrom = new java.util.concurrent.ConcurrentHashMap<>();
+  /**
+   * A periodic round with a peer is deferred at most this many anti-entropy intervals after the
+   * last round started with it, however long fan-out between the two stays behind.
+   */
+  static final int MAX_DEFERRED_INTERVALS = 5;
   /** As last set; null = full replication. */
   private volatile Placement placement;
   /** This node's view of a partitioned placement; null in full replication. */
@@ -1057,18 +1067,26 @@ final class ReplicationEngine {
     if (target == null && periodic) {
       List<PeerLink> candidates = new ArrayList<>();
       List<PeerLink> toPullFrom = new ArrayList<>();
+      long now = ctx.nanoTime().getAsLong();
+      int deferred = 0;
       for (PeerLink l : live.links()) {
         if (l.isReady() && isRoundPeer(own, l)) {
-          candidates.add(l);
           if (own != null && pulls.hasWork(l.nodeId)) {
             toPullFrom.add(l);
+          } else if (!handoffPending.containsKey(l.nodeId) && isBehind(l, now)) {
+            deferred++;
+            continue;
           }
+          candidates.add(l);
         }
       }
       if (!toPullFrom.isEmpty()) {
         candidates = toPullFrom; // a pending partition is served by nobody here: pull it first
       }
       if (candidates.isEmpty()) {
+        if (deferred > 0) {
+          ctx.stats().aeRoundsDeferred.increment();
+        }
         return;
       }
       target = candidates.get(ctx.random().nextInt(candidates.size()));
@@ -1078,7 +1096,27 @@ final class ReplicationEngine {
     }
   }
 
+  /**
+   * Whether a periodic round with the link's peer waits: fan-out between the two was behind in
+   * either direction within the last anti-entropy interval (this node sent, or the peer sent it, a
+   * batch flagged {@link Frames#FLAG_BACKLOG}), so a round would mostly find writes still on their
+   * way and spend both nodes' CPU listing, comparing and pushing them while the live path carries
+   * them anyway (a 1 ms-sampled profile of a replica under a ONE burst: anti-entropy took 188
+   * samples next to the fan-out apply's 339, docs/BENCHMARKS.md §3a⁵). Never longer than
+   * {@value #MAX_DEFERRED_INTERVALS} intervals since the last round with the peer started, so a
+   * write the live path lost is still repaired under a sustained overload. Control thread.
+   */
+  private boolean isBehind(PeerLink l, long now) {
+    long interval = ctx.settings().antiEntropyInterval().toNanos();
+    if (now - l.roundStartedNanos >= MAX_DEFERRED_INTERVALS * interval) {
+      return false;
+    }
+    Long received = backlogFrom.get(l.nodeId);
+    return now - l.backlogSentNanos < interval || (received != null && now - received < interval);
+  }
+
   private void startRound(PeerLink link) {
+    link.roundStartedNanos = ctx.nanoTime().getAsLong();
     Ownership own = ctx.bug() == Bug.AE_IGNORES_PLACEMENT ? null : ownership;
     long generation = handoffGeneration;
     AntiEntropyRound round = new AntiEntropyRound(ctx, roundIds.incrementAndGet(), link, own,
@@ -1290,6 +1328,9 @@ final class ReplicationEngine {
     private void applyBatch(Frames.MutationBatch batch) {
       ReplicaStore store = ctx.store();
       List<Mutation> ms = batch.mutations();
+      if ((batch.flags() & Frames.FLAG_BACKLOG) != 0 && !batch.isAntiEntropy()) {
+        backlogFrom.put(peer, ctx.nanoTime().getAsLong()); // see isBehind
+      }
       if (ctx.bug() == Bug.ACK_BEFORE_APPLY && !batch.isAntiEntropy()) {
         BitSet all = new BitSet(ms.size());
         all.set(0, ms.size());

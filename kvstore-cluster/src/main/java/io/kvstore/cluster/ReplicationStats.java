@@ -22,6 +22,10 @@ package io.kvstore.cluster;
  *     ({@code mutationsAcked + mutationsCoalescedAcked} is the live-delivered fan-out)
  * @param antiEntropyRounds anti-entropy rounds this node started and completed
  * @param antiEntropyRoundsFailed anti-entropy rounds this node started that timed out or broke off
+ * @param antiEntropyRoundsDeferred periodic anti-entropy ticks at which this node started no round
+ *     because fan-out with every peer it could pick was behind (such a round would find mostly
+ *     writes still on their way); a peer is passed over at most {@code 5 x antiEntropyInterval}
+ *     after the last round with it
  * @param antiEntropyKeysPushed keys this node sent to peers in its anti-entropy rounds
  * @param antiEntropyKeysPulled keys this node fetched from peers in its anti-entropy rounds
  * @param antiEntropyKeysHandedOff in partitioned mode, of the keys pushed, those of partitions this
@@ -65,6 +69,7 @@ public record ReplicationStats(
     long mutationsCoalescedAcked,
     long antiEntropyRounds,
     long antiEntropyRoundsFailed,
+    long antiEntropyRoundsDeferred,
     long antiEntropyKeysPushed,
     long antiEntropyKeysPulled,
     long antiEntropyKeysHandedOff,

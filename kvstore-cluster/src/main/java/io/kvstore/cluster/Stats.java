@@ -17,6 +17,7 @@ final class Stats {
   final LongAdder mutationsCoalescedAcked = new LongAdder();
   final LongAdder aeRounds = new LongAdder();
   final LongAdder aeRoundsFailed = new LongAdder();
+  final LongAdder aeRoundsDeferred = new LongAdder();
   final LongAdder aeKeysPushed = new LongAdder();
   final LongAdder aeKeysPulled = new LongAdder();
   final LongAdder aeKeysHandedOff = new LongAdder();
@@ -48,7 +49,7 @@ final class Stats {
     return new ReplicationStats(framesSent.sum(), framesReceived.sum(), bytesSent.sum(),
         bytesReceived.sum(), mutationsSent.sum(), mutationsAcked.sum(), mutationsRefused.sum(),
         mutationsDropped.sum(), mutationsCoalesced.sum(), mutationsCoalescedAcked.sum(),
-        aeRounds.sum(), aeRoundsFailed.sum(), aeKeysPushed.sum(),
+        aeRounds.sum(), aeRoundsFailed.sum(), aeRoundsDeferred.sum(), aeKeysPushed.sum(),
         aeKeysPulled.sum(), aeKeysHandedOff.sum(), keysEvicted.sum(), malformedFrames.sum(), handshakeFailures.sum(),
         membershipMessagesRefused.sum(), authenticationFailures.sum(), tlsFailures.sum(),
         inboundConnectionsRefused.sum(), membershipConnectionsTimedOut.sum(),

@@ -53,6 +53,8 @@ final class ReplicationMetrics implements MeterBinder {
         "coalesced mutations whose superseding version a peer acknowledged");
     counter(m, "antiEntropyRounds", "antientropy.rounds", "anti-entropy rounds completed");
     counter(m, "antiEntropyRoundsFailed", "antientropy.rounds.failed", "anti-entropy rounds failed");
+    counter(m, "antiEntropyRoundsDeferred", "antientropy.rounds.deferred",
+        "periodic anti-entropy rounds deferred while fan-out with the peer was behind");
     counter(m, "antiEntropyKeysPushed", "antientropy.keys.pushed", "keys pushed by anti-entropy");
     counter(m, "antiEntropyKeysPulled", "antientropy.keys.pulled", "keys pulled by anti-entropy");
     counter(m, "antiEntropyKeysHandedOff", "antientropy.keys.handedoff",

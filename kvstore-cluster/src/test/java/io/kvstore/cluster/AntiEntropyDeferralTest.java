@@ -1,0 +1,91 @@
+package io.kvstore.cluster;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import io.kvstore.core.Version;
+import io.kvstore.core.spi.Mutation;
+import java.nio.charset.StandardCharsets;
+import java.time.Duration;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+
+/**
+ * While fan-out between two nodes is behind (a writer queues more than one batch per flush), their
+ * periodic anti-entropy rounds wait: such a round would mostly list, compare and push writes still
+ * on their way. Each side knows it from its own end: the sender from what it queued, the receiver
+ * from the batches flagged {@link Frames#FLAG_BACKLOG}. The wait is bounded, so a write the live
+ * path missed is still repaired while the fan-out stays behind. On the real engine over
+ * {@link SimNetwork} (virtual time, 100 ms anti-entropy interval, 8 KiB batches).
+ */
+@Timeout(value = 30, unit = TimeUnit.SECONDS)
+class AntiEntropyDeferralTest {
+  private static final long INTERVAL_MILLIS = 100;
+  private static final byte[] VALUE = new byte[500];
+
+  private static SimNetwork network() {
+    return new SimNetwork(1, new ReplicationEngine.Settings(64 * 1024 * 1024, 8 * 1024,
+        Duration.ofMillis(INTERVAL_MILLIS), Duration.ofMillis(400)), ReplicationEngine.Bug.NONE,
+        b -> b);
+  }
+
+  /** Writes 100 values of 500 bytes on {@code n} every millisecond for {@code millis}: ~6 batches. */
+  private static void burst(SimNetwork net, SimNetwork.SimNode n, int millis, int[] seq) {
+    for (int t = 0; t < millis; t++) {
+      for (int i = 0; i < 100; i++) {
+        n.store.put("k" + (seq[0]++ % 5_000), VALUE);
+      }
+      net.clock.runFor(1);
+    }
+  }
+
+  private static long rounds(SimNetwork.SimNode n) {
+    ReplicationStats s = n.stats.snapshot();
+    return s.antiEntropyRounds() + s.antiEntropyRoundsFailed();
+  }
+
+  @Test
+  void whileFanOutIsBehind_periodicRoundsWait_yetAWriteTheLivePathMissedIsRepairedInFiveIntervals() {
+    try (SimNetwork net = network()) {
+      SimNetwork.SimNode one = net.addNode("n1", 0);
+      SimNetwork.SimNode two = net.addNode("n2", 0);
+      net.clock.runFor(500);
+      int[] seq = {0};
+      burst(net, one, 100, seq); // fan-out is behind from here on
+      long before1 = rounds(one);
+      long before2 = rounds(two);
+      long deferredBefore = one.stats.snapshot().antiEntropyRoundsDeferred()
+          + two.stats.snapshot().antiEntropyRoundsDeferred();
+
+      // A write n2 never gets live: on n1's replica only, as if its fan-out had been lost.
+      Version v = Version.of(one.millis(), 0, "n1");
+      one.replica.apply(Mutation.put("missed", "x".getBytes(StandardCharsets.UTF_8), v, 0));
+      long start = net.clock.now();
+      while (two.replica.mutation("missed") == null && net.clock.now() - start < 2_000) {
+        burst(net, one, 10, seq);
+      }
+      long repairedAfter = net.clock.now() - start;
+      burst(net, one, Math.max(0, (int) (1_000 - repairedAfter)), seq);
+      long elapsed = net.clock.now() - start;
+      long rounds = rounds(one) - before1 + rounds(two) - before2;
+      long deferred = one.stats.snapshot().antiEntropyRoundsDeferred()
+          + two.stats.snapshot().antiEntropyRoundsDeferred() - deferredBefore;
+
+      assertThat(repairedAfter).as("ms until the missed write was repaired, fan-out behind")
+          .isLessThanOrEqualTo(ReplicationEngine.MAX_DEFERRED_INTERVALS * INTERVAL_MILLIS * 12 / 10
+              + 400);
+      // Undeferred, each node starts a round about every interval (2 x elapsed / interval in
+      // all); deferred, about every 5 intervals.
+      assertThat(rounds).as("rounds of both nodes in %d ms of backlog (%d ticks deferred)",
+          elapsed, deferred).isLessThanOrEqualTo(elapsed / INTERVAL_MILLIS / 2);
+      assertThat(deferred).as("ticks at which no round started").isGreaterThan(0);
+
+      // The writer stops: rounds resume at the usual pace.
+      long quietBefore = rounds(one) + rounds(two);
+      net.clock.runFor(1_000);
+      assertThat(rounds(one) + rounds(two) - quietBefore).as("rounds in 1 s once caught up")
+          .isGreaterThanOrEqualTo(12);
+      assertThat(one.replica.digest()).isEqualTo(two.replica.digest());
+    }
+  }
+}
