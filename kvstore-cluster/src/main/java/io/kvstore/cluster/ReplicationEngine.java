@@ -220,10 +220,10 @@ final class ReplicationEngine {
   /** Forwarded writes this node runs that have not been answered yet. */
   private final AtomicInteger forwardsRunning = new AtomicInteger();
   /**
-   * When (nanoTime) each peer node last sent this node a fan-out batch flagged
-   * {@link Frames#FLAG_BACKLOG}: its fan-out to this node is behind.
+   * When (nanoTime) a peer last sent this node a fan-out batch flagged {@link Frames#FLAG_BACKLOG}
+   * (its fan-out to this node is behind); long ago at first.
    */
-  private final Map<String, Long> backlogFrom = new java.util.concurrent.ConcurrentHashMap<>();
+  private volatile long backlogReceivedNanos;
   /**
    * A periodic round with a peer is deferred at most this many anti-entropy intervals after the
    * last round started with it, however long fan-out between the two stays behind.
@@ -271,6 +271,7 @@ final class ReplicationEngine {
     this.roundIds = new AtomicLong(ctx.random().nextLong() >>> 2);
     this.router = new PartitionRouter(this);
     this.throttle = new Throttle(ctx.settings().antiEntropyBytesPerSecond(), ctx.nanoTime());
+    this.backlogReceivedNanos = ctx.nanoTime().getAsLong() - Long.MAX_VALUE / 4; // long ago
   }
 
   /**
@@ -1097,11 +1098,13 @@ final class ReplicationEngine {
   }
 
   /**
-   * Whether a periodic round with the link's peer waits: fan-out between the two was behind in
-   * either direction within the last anti-entropy interval (this node sent, or the peer sent it, a
-   * batch flagged {@link Frames#FLAG_BACKLOG}), so a round would mostly find writes still on their
-   * way and spend both nodes' CPU listing, comparing and pushing them while the live path carries
-   * them anyway (a 1 ms-sampled profile of a replica under a ONE burst: anti-entropy took 188
+   * Whether a periodic round with the link's peer waits: within the last anti-entropy interval
+   * this node's fan-out to the peer was behind, or some peer's fan-out to this node was (a batch
+   * flagged {@link Frames#FLAG_BACKLOG} sent to the peer, or received from anyone). A round would
+   * then mostly find writes still on their way, and spend both nodes' CPU listing, comparing and
+   * pushing them while the live path carries them anyway: under a ONE burst on one node its two
+   * replicas differ in whatever each has yet to apply, so their rounds with each other are as
+   * wasted as those with the writer (a 1 ms-sampled profile of a replica: anti-entropy took 188
    * samples next to the fan-out apply's 339, docs/BENCHMARKS.md §3a⁵). Never longer than
    * {@value #MAX_DEFERRED_INTERVALS} intervals since the last round with the peer started, so a
    * write the live path lost is still repaired under a sustained overload. Control thread.
@@ -1111,8 +1114,7 @@ final class ReplicationEngine {
     if (now - l.roundStartedNanos >= MAX_DEFERRED_INTERVALS * interval) {
       return false;
     }
-    Long received = backlogFrom.get(l.nodeId);
-    return now - l.backlogSentNanos < interval || (received != null && now - received < interval);
+    return now - l.backlogSentNanos < interval || now - backlogReceivedNanos < interval;
   }
 
   private void startRound(PeerLink link) {
@@ -1329,7 +1331,7 @@ final class ReplicationEngine {
       ReplicaStore store = ctx.store();
       List<Mutation> ms = batch.mutations();
       if ((batch.flags() & Frames.FLAG_BACKLOG) != 0 && !batch.isAntiEntropy()) {
-        backlogFrom.put(peer, ctx.nanoTime().getAsLong()); // see isBehind
+        backlogReceivedNanos = ctx.nanoTime().getAsLong(); // see isBehind
       }
       if (ctx.bug() == Bug.ACK_BEFORE_APPLY && !batch.isAntiEntropy()) {
         BitSet all = new BitSet(ms.size());
