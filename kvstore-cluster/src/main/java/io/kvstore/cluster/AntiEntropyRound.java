@@ -81,9 +81,17 @@ final class AntiEntropyRound {
   static volatile long progressIntervalNanos = PROGRESS_INTERVAL_NANOS;
 
   /** What a completed round found. */
-  record Outcome(boolean more, int pushed, int pulled, int handedOff, boolean handoffDeferred) {
+  /**
+   * What a completed round found.
+   *
+   * @param youngSkipped differing keys left to the live path because fan-out was behind and their
+   *     newer version was young ({@link #reconcile}); a round that skipped some is not a sign of
+   *     being in sync
+   */
+  record Outcome(boolean more, int pushed, int pulled, int handedOff, boolean handoffDeferred,
+      int youngSkipped) {
     Outcome(boolean more, int pushed, int pulled) {
-      this(more, pushed, pulled, 0, false);
+      this(more, pushed, pulled, 0, false, 0);
     }
   }
 
@@ -144,6 +152,11 @@ final class AntiEntropyRound {
   private int toPush;
   /** Milliseconds this round waited for the byte rate. */
   private long throttled;
+  /** Whether fan-out to or from this node is behind now (the engine's view); any thread. */
+  private final java.util.function.BooleanSupplier fanOutBehind;
+  /** How young a differing version is left to the live path while fan-out is behind. */
+  private final long youngMillis;
+  private int youngSkipped;
 
   /**
    * A round; in partitioned mode when {@code own} is not null.
@@ -159,9 +172,16 @@ final class AntiEntropyRound {
    * @param peerPulls the partitions the peer reported pending: not pushed to it as a co-owner (it
    *     pulls them from this node itself)
    * @param throttle the engine's anti-entropy byte rate, or null for none
+   * @param fanOutBehind whether fan-out to or from this node is behind (a batch flagged
+   *     {@link Frames#FLAG_BACKLOG} within the last interval): a plain round (no pull, no
+   *     handoff) then leaves differences whose newer version is younger than two intervals to the
+   *     live path, which is still carrying them
    */
   AntiEntropyRound(ReplicationEngine.Context ctx, long roundId, PeerLink link, Ownership own,
-      boolean handoff, BitSet pull, BitSet stream, BitSet peerPulls, Throttle throttle) {
+      boolean handoff, BitSet pull, BitSet stream, BitSet peerPulls, Throttle throttle,
+      java.util.function.BooleanSupplier fanOutBehind) {
+    this.fanOutBehind = fanOutBehind;
+    this.youngMillis = 2 * ctx.settings().antiEntropyInterval().toMillis();
     this.throttle = throttle;
     this.peerPulls = peerPulls;
     this.own = own;
@@ -211,7 +231,7 @@ final class AntiEntropyRound {
       // A pull round hands nothing off: the handoff waits for a later round.
       handoffDeferred = handoff && (pulling || own.defersHandoff(link.nodeId, buckets, peerPulls));
       if (m.isEmpty()) {
-        return CompletableFuture.completedFuture(new Outcome(false, 0, 0, 0, handoffDeferred));
+        return CompletableFuture.completedFuture(new Outcome(false, 0, 0, 0, handoffDeferred, 0));
       }
       synchronized (this) {
         mask = m;
@@ -252,9 +272,18 @@ final class AntiEntropyRound {
     }
     List<KeyVersion> mine = compared.isEmpty() ? List.of() : store.keyVersions(compared);
     AntiEntropy.Plan plan;
+    java.util.Set<String> young = null;
     synchronized (this) {
       plan = AntiEntropy.compare(mine, theirs);
+      if (pull.isEmpty() && !handoff && !plan.isEmpty() && fanOutBehind.getAsBoolean()) {
+        young = youngKeys(mine, theirs, youngMillis);
+      }
       theirs.clear();
+    }
+    if (young != null && !young.isEmpty()) {
+      int before = plan.push().size() + plan.pull().size();
+      plan = new AntiEntropy.Plan(without(plan.push(), young), without(plan.pull(), young));
+      youngSkipped = before - plan.push().size() - plan.pull().size();
     }
     List<String> toFetch = plan.pull();
     if (own != null) {
@@ -282,7 +311,47 @@ final class AntiEntropyRound {
     List<String> pushKeys = send;
     return later(streamedBytes, () -> push(pushKeys, 0))
         .thenComposeAsync(v -> pull(fetch, 0), executor)
-        .thenApply(v -> summarize(new Outcome(more, pushed, pulled, handedOff, handoffDeferred)));
+        .thenApply(v -> summarize(new Outcome(more, pushed, pulled, handedOff, handoffDeferred,
+            youngSkipped)));
+  }
+
+  /**
+   * The keys of which either side lists a version at most {@code youngMillis} older than the newest
+   * version either side lists (the round's "now", without a clock: under a burst the newest
+   * versions are milliseconds old). A clock ahead on one node only makes fewer keys young.
+   */
+  private static java.util.Set<String> youngKeys(List<KeyVersion> mine, List<KeyVersion> theirs,
+      long youngMillis) {
+    long newest = 0;
+    for (KeyVersion kv : mine) {
+      newest = Math.max(newest, kv.version().physicalMillis());
+    }
+    for (KeyVersion kv : theirs) {
+      newest = Math.max(newest, kv.version().physicalMillis());
+    }
+    long cutoff = newest - youngMillis;
+    java.util.Set<String> young = new java.util.HashSet<>();
+    for (KeyVersion kv : mine) {
+      if (kv.version().physicalMillis() > cutoff) {
+        young.add(kv.key());
+      }
+    }
+    for (KeyVersion kv : theirs) {
+      if (kv.version().physicalMillis() > cutoff) {
+        young.add(kv.key());
+      }
+    }
+    return young;
+  }
+
+  private static List<String> without(List<String> keys, java.util.Set<String> young) {
+    List<String> kept = new ArrayList<>(keys.size());
+    for (String k : keys) {
+      if (!young.contains(k)) {
+        kept.add(k);
+      }
+    }
+    return kept;
   }
 
   /** Logs how far a long round has come, at most once per progress interval. */
@@ -304,11 +373,14 @@ final class AntiEntropyRound {
 
   private Outcome summarize(Outcome o) {
     if (o.pulled() + o.pushed() >= SUMMARY_THRESHOLD) {
-      log.info("node {}: anti-entropy round with {} done in {} ms: {} entries received, {} sent{}{}",
+      log.info("node {}: anti-entropy round with {} done in {} ms: {} entries received, {} sent"
+          + "{}{}{}",
           self, link.nodeId, (nanoTime.getAsLong() - startedNanos) / 1_000_000, o.pulled(),
           o.pushed(), throttled > 0 ? " (" + throttled + " ms waiting for antiEntropyBytesPerSecond "
               + throttle.bytesPerSecond() + ")" : "",
-          o.more() ? "; more differ, the next round follows at once" : "");
+          o.more() ? "; more differ, the next round follows at once" : "",
+          o.youngSkipped() > 0 ? "; " + o.youngSkipped() + " young differences left to the fan-out,"
+              + " which is behind" : "");
     }
     return o;
   }

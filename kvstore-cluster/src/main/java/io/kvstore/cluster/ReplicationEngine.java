@@ -1111,9 +1111,15 @@ final class ReplicationEngine {
    */
   private boolean isBehind(PeerLink l, long now) {
     long interval = ctx.settings().antiEntropyInterval().toNanos();
-    if (now - l.roundStartedNanos >= MAX_DEFERRED_INTERVALS * interval) {
-      return false;
-    }
+    return now - l.roundStartedNanos < MAX_DEFERRED_INTERVALS * interval && fanOutBehind(l, now);
+  }
+
+  /**
+   * Whether, within the last anti-entropy interval, this node's fan-out to the link's peer or
+   * some peer's fan-out to this node was behind. Any thread.
+   */
+  private boolean fanOutBehind(PeerLink l, long now) {
+    long interval = ctx.settings().antiEntropyInterval().toNanos();
     return now - l.backlogSentNanos < interval || now - backlogReceivedNanos < interval;
   }
 
@@ -1126,7 +1132,8 @@ final class ReplicationEngine {
         own == null ? new BitSet() : pulls.from(link.nodeId),
         own == null || !streamPulls || throttlesStreams() ? new BitSet()
             : pulls.streamFrom(link.nodeId),
-        peerPulling(link.nodeId), throttle);
+        peerPulling(link.nodeId), throttle,
+        () -> fanOutBehind(link, ctx.nanoTime().getAsLong()));
     currentRound = round;
     link.setRound(round);
     CompletableFuture<AntiEntropyRound.Outcome> outcome;
@@ -1183,7 +1190,9 @@ final class ReplicationEngine {
           handoffPending.remove(link.nodeId);
           handoffView = Set.copyOf(handoffPending.keySet());
         }
-        ctx.onSynced().run();
+        if (o.youngSkipped() == 0) { // else in sync but for writes still on their way
+          ctx.onSynced().run();
+        }
       }
     }
     maybeStartRound(false);
