@@ -317,31 +317,29 @@ final class AntiEntropyRound {
 
   /**
    * The keys of which either side lists a version at most {@code youngMillis} older than the newest
-   * version either side lists (the round's "now", without a clock: under a burst the newest
-   * versions are milliseconds old). A clock ahead on one node only makes fewer keys young.
+   * version that side lists (its "now" when it listed, without a clock: under a burst its newest
+   * versions are milliseconds old; the two listings may be seconds apart when the round is slow).
+   * A clock ahead on one node only makes fewer keys young.
    */
   private static java.util.Set<String> youngKeys(List<KeyVersion> mine, List<KeyVersion> theirs,
       long youngMillis) {
-    long newest = 0;
-    for (KeyVersion kv : mine) {
-      newest = Math.max(newest, kv.version().physicalMillis());
-    }
-    for (KeyVersion kv : theirs) {
-      newest = Math.max(newest, kv.version().physicalMillis());
-    }
-    long cutoff = newest - youngMillis;
     java.util.Set<String> young = new java.util.HashSet<>();
-    for (KeyVersion kv : mine) {
-      if (kv.version().physicalMillis() > cutoff) {
-        young.add(kv.key());
-      }
-    }
-    for (KeyVersion kv : theirs) {
-      if (kv.version().physicalMillis() > cutoff) {
-        young.add(kv.key());
-      }
-    }
+    addYoung(mine, youngMillis, young);
+    addYoung(theirs, youngMillis, young);
     return young;
+  }
+
+  private static void addYoung(List<KeyVersion> listed, long youngMillis,
+      java.util.Set<String> young) {
+    long newest = 0;
+    for (KeyVersion kv : listed) {
+      newest = Math.max(newest, kv.version().physicalMillis());
+    }
+    for (KeyVersion kv : listed) {
+      if (kv.version().physicalMillis() > newest - youngMillis) {
+        young.add(kv.key());
+      }
+    }
   }
 
   private static List<String> without(List<String> keys, java.util.Set<String> young) {
