@@ -174,14 +174,17 @@ final class AntiEntropyRound {
    * @param throttle the engine's anti-entropy byte rate, or null for none
    * @param fanOutBehind whether fan-out to or from this node is behind (a batch flagged
    *     {@link Frames#FLAG_BACKLOG} within the last interval): a plain round (no pull, no
-   *     handoff) then leaves differences whose newer version is younger than two intervals to the
-   *     live path, which is still carrying them
+   *     handoff) then leaves differences of which either side lists a version younger than
+   *     {@link ReplicationEngine#MAX_DEFERRED_INTERVALS} intervals to the live path, which is
+   *     still carrying them (a behind link's queue sends each key once per pass over the queue,
+   *     which took ~2.5 s under the ONE burst, docs/BENCHMARKS.md §3a⁶)
    */
   AntiEntropyRound(ReplicationEngine.Context ctx, long roundId, PeerLink link, Ownership own,
       boolean handoff, BitSet pull, BitSet stream, BitSet peerPulls, Throttle throttle,
       java.util.function.BooleanSupplier fanOutBehind) {
     this.fanOutBehind = fanOutBehind;
-    this.youngMillis = 2 * ctx.settings().antiEntropyInterval().toMillis();
+    this.youngMillis = ReplicationEngine.MAX_DEFERRED_INTERVALS
+        * ctx.settings().antiEntropyInterval().toMillis();
     this.throttle = throttle;
     this.peerPulls = peerPulls;
     this.own = own;
