@@ -87,11 +87,12 @@ final class AntiEntropyRound {
    * @param youngSkipped differing keys left to the live path because fan-out was behind and their
    *     newer version was young ({@link #reconcile}); a round that skipped some is not a sign of
    *     being in sync
+   * @param yielded the round stopped early because fan-out became behind ({@link #yieldToFanOut})
    */
   record Outcome(boolean more, int pushed, int pulled, int handedOff, boolean handoffDeferred,
-      int youngSkipped) {
+      int youngSkipped, boolean yielded) {
     Outcome(boolean more, int pushed, int pulled) {
-      this(more, pushed, pulled, 0, false, 0);
+      this(more, pushed, pulled, 0, false, 0, false);
     }
   }
 
@@ -157,6 +158,12 @@ final class AntiEntropyRound {
   /** How young a differing version is left to the live path while fan-out is behind. */
   private final long youngMillis;
   private int youngSkipped;
+  /**
+   * Whether the round may stop early when fan-out becomes behind: a plain round (no pull, no
+   * handoff) that started while it was not (one started while it was is overdue: it must run).
+   */
+  private final boolean yieldable;
+  private volatile boolean yielded;
 
   /**
    * A round; in partitioned mode when {@code own} is not null.
@@ -183,6 +190,7 @@ final class AntiEntropyRound {
       boolean handoff, BitSet pull, BitSet stream, BitSet peerPulls, Throttle throttle,
       java.util.function.BooleanSupplier fanOutBehind) {
     this.fanOutBehind = fanOutBehind;
+    this.yieldable = (own == null || pull.isEmpty()) && !handoff && !fanOutBehind.getAsBoolean();
     this.youngMillis = ReplicationEngine.MAX_DEFERRED_INTERVALS
         * ctx.settings().antiEntropyInterval().toMillis();
     this.throttle = throttle;
@@ -234,7 +242,8 @@ final class AntiEntropyRound {
       // A pull round hands nothing off: the handoff waits for a later round.
       handoffDeferred = handoff && (pulling || own.defersHandoff(link.nodeId, buckets, peerPulls));
       if (m.isEmpty()) {
-        return CompletableFuture.completedFuture(new Outcome(false, 0, 0, 0, handoffDeferred, 0));
+        return CompletableFuture.completedFuture(new Outcome(false, 0, 0, 0, handoffDeferred, 0,
+            false));
       }
       synchronized (this) {
         mask = m;
@@ -260,6 +269,10 @@ final class AntiEntropyRound {
   }
 
   private CompletableFuture<Outcome> reconcile() {
+    if (yielded) {
+      return CompletableFuture.completedFuture(new Outcome(false, 0, 0, 0, handoffDeferred, 0,
+          true));
+    }
     BitSet compared;
     long streamedBytes;
     synchronized (this) {
@@ -314,8 +327,8 @@ final class AntiEntropyRound {
     List<String> pushKeys = send;
     return later(streamedBytes, () -> push(pushKeys, 0))
         .thenComposeAsync(v -> pull(fetch, 0), executor)
-        .thenApply(v -> summarize(new Outcome(more, pushed, pulled, handedOff, handoffDeferred,
-            youngSkipped)));
+        .thenApply(v -> summarize(new Outcome(more && !yielded, pushed, pulled, handedOff,
+            handoffDeferred, youngSkipped, yielded)));
   }
 
   /**
@@ -381,12 +394,15 @@ final class AntiEntropyRound {
               + throttle.bytesPerSecond() + ")" : "",
           o.more() ? "; more differ, the next round follows at once" : "",
           o.youngSkipped() > 0 ? "; " + o.youngSkipped() + " young differences left to the fan-out,"
-              + " which is behind" : "");
+              + " which is behind" : o.yielded() ? "; stopped early: fan-out is behind" : "");
     }
     return o;
   }
 
   private CompletableFuture<Void> push(List<String> keys, int from) {
+    if (yielded) {
+      return CompletableFuture.completedFuture(null);
+    }
     Chunker.Mutations batch = Chunker.mutations(ctx, keys, from);
     if (batch.mutations().isEmpty()) {
       return CompletableFuture.completedFuture(null);
@@ -408,7 +424,7 @@ final class AntiEntropyRound {
   }
 
   private CompletableFuture<Void> pull(List<String> keys, int from) {
-    if (from >= keys.size()) {
+    if (from >= keys.size() || yielded) {
       return CompletableFuture.completedFuture(null);
     }
     List<String> chunk = new ArrayList<>();
@@ -572,6 +588,31 @@ final class AntiEntropyRound {
       streamEntries += applied;
       streamBytes += bytes;
     }
+  }
+
+  /** The peer this round runs with. */
+  PeerLink link() {
+    return link;
+  }
+
+  /**
+   * Fan-out to or from this node became behind while this round runs: a round that may yield
+   * ({@link #yieldable}) asks the peer to list nothing for it (AE_ABORT; a peer that has listed
+   * already sends its keys anyway, and they are dropped) and ends without comparing, pushing or
+   * pulling more: under a burst a round that started before it waited ~10 s for the saturated
+   * writer's key list, and its listing and compare of every key then fell on the drain after the
+   * burst (docs/BENCHMARKS.md §3a⁶). It completes as {@link Outcome#yielded}, not as a failure.
+   * Any thread; idempotent.
+   */
+  void yieldToFanOut() {
+    synchronized (this) {
+      if (!yieldable || yielded || failure != null) {
+        return;
+      }
+      yielded = true;
+    }
+    link.sendAe(Frames.aeAbort(ByteBufAllocator.DEFAULT, roundId, "fan-out is behind"));
+    keysReceived.complete(null);
   }
 
   /** Ends the round with an error (connection lost, peer left, protocol problem). */

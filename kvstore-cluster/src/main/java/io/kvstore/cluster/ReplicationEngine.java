@@ -1028,6 +1028,10 @@ final class ReplicationEngine {
           sendStatus(l);
         }
       }
+      AntiEntropyRound running = currentRound;
+      if (running != null && fanOutBehind(running.link(), ctx.nanoTime().getAsLong())) {
+        running.yieldToFanOut(); // only a round that started before it was behind stops
+      }
       maybeStartRound(true);
     } finally {
       if (!closing) {
@@ -1181,7 +1185,9 @@ final class ReplicationEngine {
           }
         }
       }
-      if (o.more()) {
+      if (o.yielded()) {
+        stats.aeRoundsDeferred.increment();
+      } else if (o.more()) {
         urgent.addFirst(link);
       } else {
         Long added = handoffPending.get(link.nodeId);
@@ -1226,6 +1232,11 @@ final class ReplicationEngine {
     private final PeerChannel channel;
     final String peer;
     private final Map<Long, DigestParts> digests = new HashMap<>();
+    /**
+     * Rounds the peer stopped (AE_ABORT: its fan-out became behind) whose digest may still wait
+     * for the anti-entropy executor: they are not listed. The newest few; read on that executor.
+     */
+    private final Set<Long> abortedRounds = java.util.concurrent.ConcurrentHashMap.newKeySet();
     /**
      * The partitions the peer asked to pull in its rounds (AE_PULL_REQUEST), by round id; the two
      * newest rounds at most (a peer runs one round at a time with this node). Read on the
@@ -1272,6 +1283,11 @@ final class ReplicationEngine {
           if (st.fromYou().isEmpty() && before != null && !before.fromYou().isEmpty()) {
             handoffAfterPull(peer);
           }
+        } else if (frame instanceof Frames.AeAbort abort) {
+          if (abortedRounds.size() >= 4) {
+            abortedRounds.removeIf(id -> id < abort.roundId());
+          }
+          abortedRounds.add(abort.roundId());
         } else if (frame instanceof Frames.Subscribe sub) {
           subscribe(sub);
         } else if (frame instanceof Frames.Unsubscribe un) {
@@ -1489,6 +1505,9 @@ final class ReplicationEngine {
     // ---- answering anti-entropy (on the anti-entropy executor) ---------------------------------
 
     private void answerDigest(long roundId, DigestParts theirs) {
+      if (abortedRounds.remove(roundId)) {
+        return; // the peer no longer waits for this round's keys
+      }
       ReplicaStore store = ctx.store();
       Digest mine = store.digest();
       if (theirs.format != Digest.FORMAT || theirs.hashes.length != mine.bucketCount()) {

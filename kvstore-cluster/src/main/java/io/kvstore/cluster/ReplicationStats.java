@@ -24,8 +24,9 @@ package io.kvstore.cluster;
  * @param antiEntropyRoundsFailed anti-entropy rounds this node started that timed out or broke off
  * @param antiEntropyRoundsDeferred periodic anti-entropy ticks at which this node started no round
  *     because fan-out with every peer it could pick was behind (such a round would find mostly
- *     writes still on their way); a peer is passed over at most {@code 5 x antiEntropyInterval}
- *     after the last round with it
+ *     writes still on their way; a peer is passed over at most {@code 5 x antiEntropyInterval}
+ *     after the last round with it), plus rounds that stopped early when fan-out became behind
+ *     (also counted in {@code antiEntropyRounds})
  * @param antiEntropyKeysPushed keys this node sent to peers in its anti-entropy rounds
  * @param antiEntropyKeysPulled keys this node fetched from peers in its anti-entropy rounds
  * @param antiEntropyKeysHandedOff in partitioned mode, of the keys pushed, those of partitions this

@@ -113,4 +113,64 @@ class AntiEntropyDeferralTest {
       assertThat(three.replica.digest()).isEqualTo(one.replica.digest());
     }
   }
+
+  /**
+   * A round that started before the backlog (its digest held back 300 ms on the way, as a
+   * saturated peer's answer would be) yields once fan-out is behind: this node sends AE_ABORT and
+   * ends the round without counting it failed, and the peer, which gets the abort right behind the
+   * digest, lists nothing for it.
+   */
+  @Test
+  void aRoundStartedBeforeTheBacklog_yieldsWhenItBegins_andThePeerListsNothingForIt() {
+    try (SimNetwork net = network()) {
+      SimNetwork.SimNode one = net.addNode("n1", 0);
+      net.addNode("n2", 0);
+      net.clock.runFor(500);
+      long[] round = {0};
+      java.util.List<Long> aborted = new java.util.concurrent.CopyOnWriteArrayList<>();
+      java.util.List<Long> answered = new java.util.concurrent.CopyOnWriteArrayList<>();
+      net.tap = new SimNetwork.Tap() {
+        /** When the last frame on n1's connection to n2 is delivered (the network's pacing). */
+        long last;
+
+        @Override
+        public long sent(String sender, String receiver, Frames.Frame f) {
+          boolean outgoing = sender.equals("n1") && (f instanceof Frames.MutationBatch
+              || f instanceof Frames.AeDigest || f instanceof Frames.AePull
+              || f instanceof Frames.AeAbort || f instanceof Frames.Status);
+          if (!outgoing) {
+            return 0;
+          }
+          long now = net.clock.now();
+          long gap = 0; // the gap counts from the previous frame's delivery
+          if (f instanceof Frames.AeDigest d && round[0] == 0) {
+            round[0] = d.roundId();
+            gap = Math.max(0, now + 300 - last);
+          }
+          last = Math.max(now, last + gap);
+          return gap;
+        }
+
+        @Override
+        public void delivered(String sender, String receiver, Frames.Frame f) {
+          if (sender.equals("n1") && f instanceof Frames.AeAbort a) {
+            aborted.add(a.roundId());
+          } else if (sender.equals("n2") && f instanceof Frames.AeDiff d) {
+            answered.add(d.roundId());
+          }
+        }
+      };
+      assertThat(net.clock.runUntil(() -> round[0] != 0, 2_000)).as("n1 starts a round").isTrue();
+      long failedBefore = one.stats.snapshot().antiEntropyRoundsFailed();
+      int[] seq = {0};
+      burst(net, one, 400, seq);
+      assertThat(aborted).as("rounds n1 stopped").contains(round[0]);
+      assertThat(answered).as("rounds n2 listed keys for").doesNotContain(round[0]);
+      assertThat(one.stats.snapshot().antiEntropyRoundsFailed()).as("n1's failed rounds")
+          .isEqualTo(failedBefore);
+      net.tap = null;
+      net.clock.runFor(1_000);
+      assertThat(net.node("n2").replica.digest()).isEqualTo(one.replica.digest());
+    }
+  }
 }
