@@ -69,6 +69,8 @@ import org.slf4j.LoggerFactory;
  */
 final class AntiEntropyRound {
   static final int DIGEST_CHUNK = 16 * 1024;
+  /** While fan-out is behind, a difference this many intervals young is left to it. */
+  static final int YOUNG_INTERVALS = 5;
   static final int PULL_KEYS = 4096;
   /** A round that moves at least this many entries logs a summary at INFO. */
   static final int SUMMARY_THRESHOLD = 1_000;
@@ -182,7 +184,7 @@ final class AntiEntropyRound {
    * @param fanOutBehind whether fan-out to or from this node is behind (a batch flagged
    *     {@link Frames#FLAG_BACKLOG} within the last interval): a plain round (no pull, no
    *     handoff) then leaves differences of which either side lists a version younger than
-   *     {@link ReplicationEngine#MAX_DEFERRED_INTERVALS} intervals to the live path, which is
+   *     {@value #YOUNG_INTERVALS} anti-entropy intervals to the live path, which is
    *     still carrying them (a behind link's queue sends each key once per pass over the queue,
    *     which took ~2.5 s under the ONE burst, docs/BENCHMARKS.md §3a⁶)
    */
@@ -191,8 +193,7 @@ final class AntiEntropyRound {
       java.util.function.BooleanSupplier fanOutBehind) {
     this.fanOutBehind = fanOutBehind;
     this.yieldable = (own == null || pull.isEmpty()) && !handoff && !fanOutBehind.getAsBoolean();
-    this.youngMillis = ReplicationEngine.MAX_DEFERRED_INTERVALS
-        * ctx.settings().antiEntropyInterval().toMillis();
+    this.youngMillis = YOUNG_INTERVALS * ctx.settings().antiEntropyInterval().toMillis();
     this.throttle = throttle;
     this.peerPulls = peerPulls;
     this.own = own;

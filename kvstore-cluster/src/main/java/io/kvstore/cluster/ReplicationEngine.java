@@ -226,9 +226,14 @@ final class ReplicationEngine {
   private volatile long backlogReceivedNanos;
   /**
    * A periodic round with a peer is deferred at most this many anti-entropy intervals after the
-   * last round started with it, however long fan-out between the two stays behind.
+   * last round started with it, however long fan-out between the two stays behind (30 s at the
+   * default interval). Not 5: such an overdue round lists and compares every key of the differing
+   * buckets on both nodes, and under the ONE burst (every bucket differs) those rounds, one per
+   * pair every 5 s, ran 1-4 s each and the last ones landed on the drain after the burst
+   * (docs/BENCHMARKS.md §3a⁶). With the send window the fan-out drops nothing at its limit, so what
+   * an overdue round repairs is rare (a write a peer refused, an injected fault).
    */
-  static final int MAX_DEFERRED_INTERVALS = 5;
+  static final int MAX_DEFERRED_INTERVALS = 30;
   /** As last set; null = full replication. */
   private volatile Placement placement;
   /** This node's view of a partitioned placement; null in full replication. */

@@ -30,10 +30,10 @@ class AntiEntropyDeferralTest {
         b -> b);
   }
 
-  /** Writes 100 values of 500 bytes on {@code n} every millisecond for {@code millis}: ~6 batches. */
+  /** Writes 20 values of 500 bytes on {@code n} every millisecond for {@code millis}: 2 batches. */
   private static void burst(SimNetwork net, SimNetwork.SimNode n, int millis, int[] seq) {
     for (int t = 0; t < millis; t++) {
-      for (int i = 0; i < 100; i++) {
+      for (int i = 0; i < 20; i++) {
         n.store.put("k" + (seq[0]++ % 5_000), VALUE);
       }
       net.clock.runFor(1);
@@ -64,7 +64,7 @@ class AntiEntropyDeferralTest {
   }
 
   @Test
-  void whileFanOutIsBehind_periodicRoundsWait_yetAWriteTheLivePathMissedIsRepairedInFiveIntervals() {
+  void whileFanOutIsBehind_periodicRoundsWait_yetAWriteTheLivePathMissedIsStillRepaired() {
     try (SimNetwork net = network()) {
       SimNetwork.SimNode one = net.addNode("n1", 0);
       SimNetwork.SimNode two = net.addNode("n2", 0);
@@ -81,7 +81,7 @@ class AntiEntropyDeferralTest {
       one.replica.apply(Mutation.put("missed", "x".getBytes(StandardCharsets.UTF_8), v, 0));
       long start = net.clock.now();
       while ((two.replica.mutation("missed") == null || three.replica.mutation("missed") == null)
-          && net.clock.now() - start < 2_000) {
+          && net.clock.now() - start < 5_000) {
         burst(net, one, 10, seq);
       }
       long repairedAfter = net.clock.now() - start;
@@ -95,14 +95,15 @@ class AntiEntropyDeferralTest {
           .isLessThanOrEqualTo(ReplicationEngine.MAX_DEFERRED_INTERVALS * INTERVAL_MILLIS * 12 / 10
               + 400);
       // Undeferred, each node starts a round about every interval (3 x elapsed / interval in
-      // all); deferred, with each of its two peers about every 5 intervals (~1.2 x). With only
-      // the writer's links deferred, the replicas' rounds with each other would make it ~2.4 x.
+      // all); deferred, with each of its two peers about every 30 intervals. With only the
+      // writer's links deferred, the replicas' rounds with each other alone would make it ~2 x.
       assertThat(rounds).as("rounds of the three nodes in %d ms of backlog (%d ticks deferred)",
-          elapsed, deferred).isLessThanOrEqualTo(3 * elapsed / INTERVAL_MILLIS / 2);
+          elapsed, deferred).isLessThanOrEqualTo(elapsed / INTERVAL_MILLIS / 2);
       assertThat(deferred).as("ticks at which no round started").isGreaterThan(0);
       // The rounds that do run leave the writes still on their way to the fan-out: only the
-      // missed write moves (to n2 and n3). Without that, 784 keys moved here.
-      assertThat(moved).as("keys anti-entropy moved during the backlog").isLessThanOrEqualTo(10);
+      // missed write moves (to n2 and n3). Without that, 13 keys moved here (784 with five times
+      // the write rate and rounds every 5 intervals).
+      assertThat(moved).as("keys anti-entropy moved during the backlog").isLessThanOrEqualTo(4);
 
       // The writer stops: rounds resume at the usual pace.
       long quietBefore = rounds(net);
