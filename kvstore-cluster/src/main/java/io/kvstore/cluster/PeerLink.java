@@ -58,6 +58,20 @@ import org.slf4j.LoggerFactory;
  * writable, so mutations written close together share a frame and a syscall. Unacknowledged batches
  * wait in {@code inflight} by batch id.
  *
+ * <p><b>Send window:</b> the flush also stops while {@value #WINDOW_BATCHES} x {@code maxBatchBytes}
+ * of fan-out are sent and not yet acknowledged, and goes on when an ack frees room. A key stays in
+ * the queue (where later writes coalesce into it) until the peer can take it, instead of waiting in
+ * socket buffers as a version that is superseded before it arrives: under a burst that outruns the
+ * peer, the link without a window had 7-16 MB per peer in buffers at the last write, which the peer
+ * still had to apply after it, next to the queue itself. The window is large (at 8 x the peers
+ * drained a burst at half the rate, waiting for acks: docs/BENCHMARKS.md §3a⁗). The peer
+ * acknowledges in order, so the ack of a batch also stops counting the older batches still
+ * unacknowledged (their frame or ack was lost: only the simulated network loses frames without
+ * closing the connection); if no ack comes at all, a batch unacknowledged for {@value #WINDOW_EXPIRY_MILLIS} ms stops counting, so a lost ack
+ * cannot stop the link. Either way the batch still waits in {@code inflight} for its ack. While the
+ * flush is stopped (not writable, or the window full) it stays "scheduled": enqueues schedule nothing
+ * until {@link #writable}, an ack or the expiry resumes it.
+ *
  * <p><b>Reconnection:</b> a lost connection puts its unacknowledged mutations back in the queue
  * (applying twice is harmless). The link stops for good only when the peer leaves the membership
  * ({@link #close}), failing what is left.
@@ -122,8 +136,78 @@ final class PeerLink {
   /** A mutation taken from the queue for sending (or sent), and the entry of the writes it covers. */
   private record Sent(Mutation mutation, int size, Pending pending) {}
 
+  /** Fan-out batches of up to {@code maxBatchBytes} that may be sent and unacknowledged at once. */
+  static final int WINDOW_BATCHES = 32;
+  /** After this long unacknowledged, a batch no longer counts against the send window. */
+  static final long WINDOW_EXPIRY_MILLIS = 5_000;
+
   /** A sent frame awaiting its ack: fan-out mutations, or an anti-entropy push. */
-  private record Batch(List<Sent> items, long bytes, CompletableFuture<Frames.Ack> aeAck) {}
+  private static final class Batch {
+    final List<Sent> items;
+    final long bytes;
+    final CompletableFuture<Frames.Ack> aeAck;
+    /** The window it counts against while {@link #counted}; null for an anti-entropy push. */
+    final Window window;
+    final long id;
+    final long sentNanos;
+    /** Whether its bytes still count against {@link #window} (the channel's thread only). */
+    boolean counted;
+
+    Batch(List<Sent> items, long bytes, CompletableFuture<Frames.Ack> aeAck, Window window,
+        long id, long sentNanos) {
+      this.items = items;
+      this.id = id;
+      this.bytes = bytes;
+      this.aeAck = aeAck;
+      this.window = window;
+      this.sentNanos = sentNanos;
+    }
+  }
+
+  /**
+   * The send window of one connection: its fan-out batches sent and not yet acknowledged (nor
+   * expired), oldest first. Used on the connection's thread only.
+   */
+  private static final class Window {
+    final java.util.ArrayDeque<Batch> batches = new java.util.ArrayDeque<>();
+    long bytes;
+    /** The flush stopped (not writable, or the window full) and waits to be resumed. */
+    boolean parked;
+
+    void add(Batch b) {
+      b.counted = true;
+      bytes += b.bytes;
+      batches.add(b);
+    }
+
+    /**
+     * The batch was acknowledged. The peer acknowledges in order, so batches sent before it and
+     * still unacknowledged lost their frame or their ack (the simulated network): they stop counting.
+     */
+    void release(Batch b) {
+      if (b.counted) {
+        drop(b.id, Long.MIN_VALUE);
+      }
+    }
+
+    /** Stops counting the batches sent before {@code sentBefore}. */
+    void expire(long sentBefore) {
+      drop(Long.MIN_VALUE, sentBefore);
+    }
+
+    /** Drops from the head the batches acknowledged, up to id {@code upTo} or sent before. */
+    private void drop(long upTo, long sentBefore) {
+      Batch head;
+      while ((head = batches.peek()) != null
+          && (!head.counted || head.id <= upTo || head.sentNanos < sentBefore)) {
+        batches.poll();
+        if (head.counted) {
+          head.counted = false;
+          bytes -= head.bytes;
+        }
+      }
+    }
+  }
 
   final String memberId;
   final String nodeId;
@@ -137,14 +221,19 @@ final class PeerLink {
   /** The queued (not yet sent) keys. */
   private final ConcurrentHashMap<String, Pending> queued = new ConcurrentHashMap<>();
   private final AtomicLong pendingBytes = new AtomicLong();
+  /** A flush is scheduled, running, or parked (stopped until resumed); see the class comment. */
   private final AtomicBoolean flushScheduled = new AtomicBoolean();
+  private final AtomicBoolean expiryTimer = new AtomicBoolean();
   private final Map<Long, Batch> inflight = new ConcurrentHashMap<>();
   private final AtomicLong batchIds = new AtomicLong();
   private final long maxPendingBytes;
   private final int maxBatchBytes;
+  private final long windowBytes;
   private final ReplicaStore store;
 
   private volatile PeerChannel channel;
+  /** The current connection's send window (set before {@link #channel}). */
+  private volatile Window window = new Window();
   private volatile boolean closed;
   private volatile AntiEntropyRound round;
   /**
@@ -163,6 +252,7 @@ final class PeerLink {
     this.self = engine.nodeId();
     this.maxPendingBytes = engine.ctx.settings().maxInFlightBytesPerPeer();
     this.maxBatchBytes = engine.ctx.settings().maxBatchBytes();
+    this.windowBytes = (long) WINDOW_BATCHES * maxBatchBytes;
     this.store = engine.ctx.store();
     long never = engine.ctx.nanoTime().getAsLong() - Long.MAX_VALUE / 4; // long ago, no overflow
     this.backlogSentNanos = never;
@@ -196,8 +286,10 @@ final class PeerLink {
       ch.close();
       return;
     }
+    window = new Window();
     channel = ch;
     log.debug("node {}: data-plane link to {} at {} is up", self, nodeId, ch.remote());
+    flushScheduled.set(false); // the old connection's flush may have parked
     scheduleFlush();
     engine.onLinkReady(this);
   }
@@ -216,9 +308,18 @@ final class PeerLink {
     }
   }
 
-  /** The channel's outgoing buffer has room again. */
+  /** The channel's outgoing buffer has room again (on the channel's thread). */
   void writable() {
-    scheduleFlush();
+    resume(channel);
+  }
+
+  /** Runs a parked flush again; on {@code ch}'s thread. */
+  private void resume(PeerChannel ch) {
+    Window w = window;
+    if (ch != null && ch == channel && w.parked) {
+      w.parked = false;
+      flush(ch);
+    }
   }
 
   /** Whether an ACK answers a fan-out batch (not an anti-entropy push), for fault injection. */
@@ -230,7 +331,7 @@ final class PeerLink {
   /** A frame the peer sent on this connection (on the channel's thread). */
   void onFrame(PeerChannel ch, Frames.Frame frame) {
     if (frame instanceof Frames.Ack ack) {
-      onAck(ack);
+      onAck(ch, ack);
     } else if (frame instanceof Frames.ForwardResult r) {
       engine.router.onAnswer(nodeId, r.requestId(), r);
     } else if (frame instanceof Frames.ReadResult r) {
@@ -414,13 +515,26 @@ final class PeerLink {
 
   /** Runs on the channel's thread. */
   private void flush(PeerChannel ch) {
-    flushScheduled.set(false);
     if (ch != channel) {
+      flushScheduled.set(false);
       return;
     }
+    Window w = window;
     boolean wrote = false;
     Sent next = null; // taken from the queue but did not fit the previous batch
-    while (ch.isWritable()) {
+    while (true) {
+      if (ch != channel) {
+        flushScheduled.set(false); // the connection ended meanwhile: hand over to the new one
+        scheduleFlush();
+        break;
+      }
+      if (!ch.isWritable() || !windowOpen(w)) {
+        w.parked = true; // flushScheduled stays set: resumed by writable(), an ack or the expiry
+        if (w.bytes >= windowBytes) {
+          armExpiry(ch, w);
+        }
+        break;
+      }
       List<Sent> items = new ArrayList<>();
       List<Mutation> batch = new ArrayList<>();
       int bytes = 0;
@@ -439,25 +553,33 @@ final class PeerLink {
         bytes += o.size;
       }
       if (items.isEmpty()) {
-        break;
+        // Drained. An enqueue that found the flag still set added its key before this: look again.
+        flushScheduled.set(false);
+        if (queue.isEmpty() || !flushScheduled.compareAndSet(false, true)) {
+          break;
+        }
+        continue;
       }
       long id = batchIds.incrementAndGet();
-      inflight.put(id, new Batch(items, bytes, null));
+      Batch sent = new Batch(items, bytes, null, w, id, engine.ctx.nanoTime().getAsLong());
+      inflight.put(id, sent);
+      w.add(sent);
       int flags = 0;
       if (next != null) { // full, and more waits: the peer learns that this link is behind
         flags = Frames.FLAG_BACKLOG;
-        backlogSentNanos = engine.ctx.nanoTime().getAsLong();
+        backlogSentNanos = sent.sentNanos;
       }
       if (!ch.send(Frames.mutations(ch.alloc(), id, flags, batch, bytes), false)) {
         if (next != null) {
           requeue(next); // the batch itself goes back with the connection's end (disconnected)
         }
+        flushScheduled.set(false);
         return;
       }
       stats.mutationsSent.add(items.size());
       if (engine.ctx.bug() == ReplicationEngine.Bug.ACK_ON_SEND) {
-        for (Sent sent : items) {
-          sent.pending.ack(nodeId);
+        for (Sent s : items) {
+          s.pending.ack(nodeId);
         }
       }
       wrote = true;
@@ -470,7 +592,32 @@ final class PeerLink {
     }
   }
 
-  private void onAck(Frames.Ack ack) {
+  /** Whether the window has room, after expiring the batches unacknowledged for too long. */
+  private boolean windowOpen(Window w) {
+    if (w.bytes < windowBytes) {
+      return true;
+    }
+    w.expire(engine.ctx.nanoTime().getAsLong() - WINDOW_EXPIRY_MILLIS * 1_000_000);
+    return w.bytes < windowBytes;
+  }
+
+  /** Resumes the parked flush once the window's oldest batch may expire (one timer at a time). */
+  private void armExpiry(PeerChannel ch, Window w) {
+    if (!expiryTimer.compareAndSet(false, true)) {
+      return;
+    }
+    engine.ctx.control().schedule(() -> {
+      expiryTimer.set(false);
+      try {
+        ch.execute(() -> resume(ch));
+      } catch (java.util.concurrent.RejectedExecutionException e) {
+        // the connection's thread is gone, and with it the connection
+      }
+    }, WINDOW_EXPIRY_MILLIS + 1); // the oldest batch is then older than the expiry
+  }
+
+  /** An ack that came on {@code ch}, on its thread. */
+  private void onAck(PeerChannel ch, Frames.Ack ack) {
     Batch b = inflight.remove(ack.batchId());
     if (b == null) {
       return;
@@ -479,6 +626,7 @@ final class PeerLink {
       b.aeAck.complete(ack);
       return;
     }
+    b.window.release(b);
     for (int i = 0; i < b.items.size(); i++) {
       Sent o = b.items.get(i);
       pendingBytes.addAndGet(-o.size);
@@ -492,6 +640,7 @@ final class PeerLink {
             "refused it (invalid for its limits, or its clock drift check failed)");
       }
     }
+    resume(ch); // the ack freed room in the window (only ch's own flush, on its own thread)
   }
 
   // ---- anti-entropy ----------------------------------------------------------------------------
@@ -519,7 +668,7 @@ final class PeerLink {
       return acked;
     }
     long id = batchIds.incrementAndGet();
-    inflight.put(id, new Batch(List.of(), bytes, acked));
+    inflight.put(id, new Batch(List.of(), bytes, acked, null, id, 0));
     if (!ch.send(Frames.mutations(ch.alloc(), id, Frames.FLAG_ANTI_ENTROPY, mutations, bytes),
         true)) {
       inflight.remove(id);

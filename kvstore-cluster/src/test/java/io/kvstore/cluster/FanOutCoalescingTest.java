@@ -196,6 +196,115 @@ class FanOutCoalescingTest {
     }
   }
 
+  /**
+   * The send window: with 600 keys of ~1 KiB queued (~86 frames of 8 KiB), a link whose peer has
+   * acknowledged nothing sends frames until {@link PeerLink#WINDOW_BATCHES} x 8 KiB are
+   * unacknowledged and keeps the rest queued, where a rewrite of a queued key coalesces; an ack lets
+   * more out, and an ack arriving before an older one's frees both (acks come in order, so the older
+   * one was lost). Fails without the window (every frame goes out at once).
+   */
+  @Test
+  void unacknowledgedFanOut_isHeldToTheWindow_andAcksLetMoreOut() {
+    try (SimNetwork net = network(64L * 1024 * 1024)) {
+      SimNetwork.SimNode one = net.addNode("n1", 0);
+      PeerLink link = one.engine.newLink("peer", "peer");
+      RecordingChannel ch = connectWithQueuedKeys(one, link, 600);
+      java.util.Set<Integer> acked = new java.util.HashSet<>();
+      assertHeldToTheWindow(fanOut(ch), acked);
+      int before = fanOut(ch).size();
+      assertThat(one.stats.mutationsSent.sum()).isLessThan(300);
+
+      // A key still queued: the rewrite coalesces.
+      put(one, link, "w599", new byte[1000], 5000);
+      assertThat(one.stats.mutationsCoalesced.sum()).isEqualTo(1);
+
+      ack(link, ch, (Frames.MutationBatch) fanOut(ch).get(0));
+      acked.add(0);
+      assertThat(fanOut(ch).size()).as("an ack lets more out").isGreaterThan(before);
+      assertHeldToTheWindow(fanOut(ch), acked);
+      before = fanOut(ch).size();
+      ack(link, ch, (Frames.MutationBatch) fanOut(ch).get(2)); // frame 1's ack was lost
+      acked.add(1);
+      acked.add(2);
+      assertThat(fanOut(ch).size()).isGreaterThan(before);
+      assertHeldToTheWindow(fanOut(ch), acked);
+
+      for (int i = 3; i < fanOut(ch).size(); i++) {
+        ack(link, ch, (Frames.MutationBatch) fanOut(ch).get(i));
+      }
+      long total = fanOut(ch).stream()
+          .mapToLong(f -> ((Frames.MutationBatch) f).mutations().size()).sum();
+      assertThat(total).as("every key sent once").isEqualTo(600);
+      assertThat(link.unacknowledgedBytes()).as("only frame 1, never acknowledged")
+          .isEqualTo(frameBytes(fanOut(ch).get(1)));
+    }
+  }
+
+  /**
+   * A full window whose acks never come (the simulated network lost them) does not stop the link:
+   * after {@link PeerLink#WINDOW_EXPIRY_MILLIS} the unacknowledged frames stop counting and the
+   * flush goes on. Fails if the link waited for acks only.
+   */
+  @Test
+  void fullWindowWithoutAcks_resumesAfterTheExpiry() {
+    try (SimNetwork net = network(64L * 1024 * 1024)) {
+      SimNetwork.SimNode one = net.addNode("n1", 0);
+      PeerLink link = one.engine.newLink("peer", "peer");
+      RecordingChannel ch = connectWithQueuedKeys(one, link, 600);
+      int window = fanOut(ch).size();
+      assertHeldToTheWindow(fanOut(ch), java.util.Set.of());
+      net.clock.runFor(PeerLink.WINDOW_EXPIRY_MILLIS - 10);
+      assertThat(fanOut(ch)).as("before the expiry").hasSize(window);
+      net.clock.runFor(20);
+      assertThat(fanOut(ch).size()).as("after the expiry").isGreaterThan(window);
+    }
+  }
+
+  /**
+   * The frames not acknowledged (nor older than an acknowledged one) hold at least the window's bytes
+   * without the newest frame, and fewer than the window without it: the flush stopped when full.
+   */
+  private static void assertHeldToTheWindow(List<Frames.Frame> frames, java.util.Set<Integer> acked) {
+    long window = PeerLink.WINDOW_BATCHES * 8L * 1024;
+    int newestAck = acked.stream().mapToInt(Integer::intValue).max().orElse(-1);
+    long unacked = 0;
+    for (int i = newestAck + 1; i < frames.size() - 1; i++) {
+      unacked += frameBytes(frames.get(i));
+    }
+    assertThat(unacked).as("unacknowledged before the newest frame").isLessThan(window);
+    assertThat(unacked + frameBytes(frames.get(frames.size() - 1)))
+        .as("unacknowledged with the newest frame").isGreaterThanOrEqualTo(window);
+  }
+
+  /** The fan-out frames sent on the channel (not the anti-entropy round the link starts). */
+  private static List<Frames.Frame> fanOut(RecordingChannel ch) {
+    return ch.frames.stream()
+        .filter(f -> f instanceof Frames.MutationBatch b && !b.isAntiEntropy()).toList();
+  }
+
+  private static long frameBytes(Frames.Frame f) {
+    return ((Frames.MutationBatch) f).mutations().stream().mapToLong(Frames::mutationSize).sum();
+  }
+
+  /** Queues {@code keys} keys of 1,000-byte values on the link, then connects it. */
+  private static RecordingChannel connectWithQueuedKeys(SimNetwork.SimNode one, PeerLink link,
+      int keys) {
+    for (int i = 0; i < keys; i++) {
+      put(one, link, "w" + i, new byte[1000], 1000 + i);
+    }
+    RecordingChannel ch = new RecordingChannel();
+    link.connected(ch);
+    return ch;
+  }
+
+  /** Applies a put of {@code key} at {@code stamp} to n1's store and queues it on the link. */
+  private static void put(SimNetwork.SimNode node, PeerLink link, String key, byte[] value,
+      long stamp) {
+    Mutation m = Mutation.put(key, value, Version.of(stamp, 0, "n1"), 0);
+    node.replica.apply(m);
+    link.enqueue(m, Frames.mutationSize(m), null);
+  }
+
   private static void ack(PeerLink link, PeerChannel ch, Frames.MutationBatch batch) {
     java.util.BitSet held = new java.util.BitSet();
     held.set(0, batch.mutations().size());
