@@ -40,27 +40,21 @@ class AntiEntropyDeferralTest {
     }
   }
 
+  /** A counter summed over every node. */
+  private static long sum(SimNetwork net, java.util.function.ToLongFunction<ReplicationStats> f) {
+    return net.nodes().stream().mapToLong(n -> f.applyAsLong(n.stats.snapshot())).sum();
+  }
+
   private static long rounds(SimNetwork net) {
-    long sum = 0;
-    for (SimNetwork.SimNode n : net.nodes()) {
-      ReplicationStats s = n.stats.snapshot();
-      sum += s.antiEntropyRounds() + s.antiEntropyRoundsFailed();
-    }
-    return sum;
+    return sum(net, s -> s.antiEntropyRounds() + s.antiEntropyRoundsFailed());
   }
 
   private static long keysMoved(SimNetwork net) {
-    long sum = 0;
-    for (SimNetwork.SimNode n : net.nodes()) {
-      ReplicationStats s = n.stats.snapshot();
-      sum += s.antiEntropyKeysPushed() + s.antiEntropyKeysPulled();
-    }
-    return sum;
+    return sum(net, s -> s.antiEntropyKeysPushed() + s.antiEntropyKeysPulled());
   }
 
   private static long deferred(SimNetwork net) {
-    return net.nodes().stream().mapToLong(n -> n.stats.snapshot().antiEntropyRoundsDeferred())
-        .sum();
+    return sum(net, ReplicationStats::antiEntropyRoundsDeferred);
   }
 
   @Test

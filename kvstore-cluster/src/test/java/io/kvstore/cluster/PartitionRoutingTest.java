@@ -188,13 +188,9 @@ class PartitionRoutingTest {
   @Test
   void aLeavingOwner_waitsForTheForwardedWritesItAlreadyRuns() {
     try (SimNetwork net = cluster(8)) {
-      net.faults = SimNetwork.Faults.of(0, 0, 20, 20, 0, 0);
-      Foreign f = foreignKey(net, "leave:2");
-      SimNetwork.SimNode leaver = net.node(f.owners().get(0));
-      CompletableFuture<Version> write = f.via().store.putAsync(f.key(), bytes("v"),
-          WriteOptions.concern(WriteConcern.QUORUM));
-      assertThat(net.clock.runUntil(() -> leaver.replica.mutation(f.key()) != null, 1_000))
-          .as("the leaver runs the forwarded write").isTrue();
+      Running r = forwardRunningOnFirstOwner(net, "leave:2");
+      SimNetwork.SimNode leaver = r.owner();
+      CompletableFuture<Version> write = r.write();
       leaver.engine.beginLeave();
       assertThat(leaver.engine.leaveBlocker()).as("what the leave waits for while it runs")
           .contains("1 forwarded writes still run here");
@@ -242,19 +238,30 @@ class PartitionRoutingTest {
   @Test
   void aForwardedWriteRunByALeaver_whoseLeaveArrivesBeforeTheAnswer_isAcknowledged() {
     try (SimNetwork net = cluster(11)) {
-      net.faults = SimNetwork.Faults.of(0, 0, 20, 20, 0, 0);
-      Foreign f = foreignKey(net, "leave:6");
-      SimNetwork.SimNode leaver = net.node(f.owners().get(0));
-      CompletableFuture<Version> write = f.via().store.putAsync(f.key(), bytes("v"),
-          WriteOptions.concern(WriteConcern.QUORUM));
-      assertThat(net.clock.runUntil(() -> leaver.replica.mutation(f.key()) != null, 1_000))
-          .as("the leaver runs the forwarded write").isTrue();
+      Running r = forwardRunningOnFirstOwner(net, "leave:6");
+      SimNetwork.SimNode leaver = r.owner();
+      CompletableFuture<Version> write = r.write();
       leaver.engine.beginLeave();
       announceLeave(net, leaver.id);
       assertThat(write).isNotDone();
       Version v = await(net, write);
       assertThat(v.nodeId()).isEqualTo(leaver.id);
     }
+  }
+
+  /** A QUORUM write forwarded to the key's first owner, which has applied it and still runs it. */
+  private record Running(SimNetwork.SimNode owner, CompletableFuture<Version> write) {}
+
+  /** With 20 ms a hop, a QUORUM write of a foreign key, until its first owner has applied it. */
+  private static Running forwardRunningOnFirstOwner(SimNetwork net, String key) {
+    net.faults = SimNetwork.Faults.of(0, 0, 20, 20, 0, 0);
+    Foreign f = foreignKey(net, key);
+    SimNetwork.SimNode owner = net.node(f.owners().get(0));
+    CompletableFuture<Version> write = f.via().store.putAsync(f.key(), bytes("v"),
+        WriteOptions.concern(WriteConcern.QUORUM));
+    assertThat(net.clock.runUntil(() -> owner.replica.mutation(f.key()) != null, 1_000))
+        .as("the first owner runs the forwarded write").isTrue();
+    return new Running(owner, write);
   }
 
   /** What a LEAVING does on every other node: the map without the leaver, its link closed. */
