@@ -372,7 +372,7 @@ final class PartitionRouter implements Router {
      * starts or loses rf - 1 owners of a partition: their answers are the best there is).
      */
     void settle() {
-      Mutation newest;
+      Mutation found;
       Map<String, Mutation> snapshot;
       synchronized (this) {
         if (done || (readyAnswers < required
@@ -380,9 +380,20 @@ final class PartitionRouter implements Router {
           return;
         }
         done = true;
-        newest = newest(answers.values());
+        found = newest(answers.values());
+        if (readyAnswers < required && !answers.containsKey(self)) {
+          // No owner could answer with authority (each is still pulling, or its map differs from
+          // this node's for a moment, as right after a join moved the partition to new owners):
+          // this node's own copy counts too, newest wins. It may be an old owner that still holds
+          // the key until the new owners have pulled it (PartitionedClusterTest read empty there).
+          Mutation mine = store.mutation(key);
+          if (mine != null && (found == null || mine.version().compareTo(found.version()) > 0)) {
+            found = mine;
+          }
+        }
         snapshot = Map.copyOf(withNulls(answers));
       }
+      Mutation newest = found;
       timer.cancel();
       engine.runCallback(() -> result.complete(newest));
       if (concern == ReadConcern.QUORUM && newest != null) {
@@ -681,10 +692,10 @@ final class PartitionRouter implements Router {
     p.link.closeIfAnswered();
   }
 
-  /** Whether a request sent to {@code peer} still awaits its answer. Any thread. */
-  boolean awaitsAnswerFrom(String peer) {
+  /** Whether a request sent over {@code link} still awaits its answer. Any thread. */
+  boolean awaitsAnswerOver(PeerLink link) {
     for (Pending p : pending.values()) {
-      if (p.link.nodeId.equals(peer)) {
+      if (p.link == link) {
         return true;
       }
     }

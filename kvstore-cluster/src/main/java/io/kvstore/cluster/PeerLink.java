@@ -716,7 +716,7 @@ final class PeerLink {
    */
   void closeIfAnswered() {
     PeerChannel ch = channel;
-    if (closed && ch != null && !engine.router.awaitsAnswerFrom(nodeId)) {
+    if (closed && ch != null && !engine.router.awaitsAnswerOver(this)) {
       ch.close();
     }
   }
