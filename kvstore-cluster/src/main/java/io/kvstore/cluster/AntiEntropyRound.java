@@ -87,8 +87,7 @@ final class AntiEntropyRound {
    * What a completed round found.
    *
    * @param youngSkipped differing keys left to the live path because fan-out was behind and their
-   *     newer version was young ({@link #reconcile}); a round that skipped some is not a sign of
-   *     being in sync
+   *     newer version was young ({@link #reconcile}): in sync but for writes still on their way
    * @param yielded the round stopped early because fan-out became behind ({@link #yieldToFanOut})
    */
   record Outcome(boolean more, int pushed, int pulled, int handedOff, boolean handoffDeferred,
@@ -161,8 +160,10 @@ final class AntiEntropyRound {
   private final long youngMillis;
   private int youngSkipped;
   /**
-   * Whether the round may stop early when fan-out becomes behind: a plain round (no pull, no
-   * handoff) that started while it was not (one started while it was is overdue: it must run).
+   * Whether the round may stop early when fan-out becomes behind: a periodic plain round (no pull,
+   * no handoff) that started while it was not (one started while it was is overdue: it must run;
+   * so must a round at once on a link coming up, the catch-up of a restarted node, and the
+   * follow-up of one that said "more").
    */
   private final boolean yieldable;
   private volatile boolean yielded;
@@ -187,12 +188,14 @@ final class AntiEntropyRound {
    *     {@value #YOUNG_INTERVALS} anti-entropy intervals to the live path, which is
    *     still carrying them (a behind link's queue sends each key once per pass over the queue,
    *     which took ~2.5 s under the ONE burst, docs/BENCHMARKS.md §3a⁶)
+   * @param periodic whether the periodic tick started it (only such a round may yield)
    */
   AntiEntropyRound(ReplicationEngine.Context ctx, long roundId, PeerLink link, Ownership own,
       boolean handoff, BitSet pull, BitSet stream, BitSet peerPulls, Throttle throttle,
-      java.util.function.BooleanSupplier fanOutBehind) {
+      java.util.function.BooleanSupplier fanOutBehind, boolean periodic) {
     this.fanOutBehind = fanOutBehind;
-    this.yieldable = (own == null || pull.isEmpty()) && !handoff && !fanOutBehind.getAsBoolean();
+    this.yieldable = periodic && (own == null || pull.isEmpty()) && !handoff
+        && !fanOutBehind.getAsBoolean();
     this.youngMillis = YOUNG_INTERVALS * ctx.settings().antiEntropyInterval().toMillis();
     this.throttle = throttle;
     this.peerPulls = peerPulls;

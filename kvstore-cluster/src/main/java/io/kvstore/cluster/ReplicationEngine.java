@@ -1068,6 +1068,7 @@ final class ReplicationEngine {
     }
     Ownership own = ownership;
     PeerLink target = null;
+    boolean fromTick = false;
     while (target == null && !urgent.isEmpty()) {
       PeerLink l = urgent.poll();
       if (!l.isClosed() && l.isReady() && isRoundPeer(own, l)) {
@@ -1100,9 +1101,10 @@ final class ReplicationEngine {
         return;
       }
       target = candidates.get(ctx.random().nextInt(candidates.size()));
+      fromTick = true;
     }
     if (target != null) {
-      startRound(target);
+      startRound(target, fromTick);
     }
   }
 
@@ -1132,7 +1134,7 @@ final class ReplicationEngine {
     return now - l.backlogSentNanos < interval || now - backlogReceivedNanos < interval;
   }
 
-  private void startRound(PeerLink link) {
+  private void startRound(PeerLink link, boolean periodic) {
     link.roundStartedNanos = ctx.nanoTime().getAsLong();
     Ownership own = ctx.bug() == Bug.AE_IGNORES_PLACEMENT ? null : ownership;
     long generation = handoffGeneration;
@@ -1142,7 +1144,7 @@ final class ReplicationEngine {
         own == null || !streamPulls || throttlesStreams() ? new BitSet()
             : pulls.streamFrom(link.nodeId),
         peerPulling(link.nodeId), throttle,
-        () -> fanOutBehind(link, ctx.nanoTime().getAsLong()));
+        () -> fanOutBehind(link, ctx.nanoTime().getAsLong()), periodic);
     currentRound = round;
     link.setRound(round);
     CompletableFuture<AntiEntropyRound.Outcome> outcome;
@@ -1201,9 +1203,7 @@ final class ReplicationEngine {
           handoffPending.remove(link.nodeId);
           handoffView = Set.copyOf(handoffPending.keySet());
         }
-        if (o.youngSkipped() == 0) { // else in sync but for writes still on their way
-          ctx.onSynced().run();
-        }
+        ctx.onSynced().run(); // young differences skipped are on their way by the fan-out
       }
     }
     maybeStartRound(false);
