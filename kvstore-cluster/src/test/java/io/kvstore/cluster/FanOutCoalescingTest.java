@@ -63,7 +63,8 @@ class FanOutCoalescingTest {
       }
       net.clock.runFor(10);
       assertThat(first).isNotDone();
-      assertThat(one.stats.mutationsCoalesced.sum()).as("2 superseded x 2 peers").isEqualTo(4);
+      assertThat(one.stats.snapshot().mutationsCoalesced()).as("2 superseded x 2 peers")
+          .isEqualTo(4);
 
       net.heal();
       assertThat(net.clock.runUntil(() -> first.isDone() && third.isDone()
@@ -98,7 +99,7 @@ class FanOutCoalescingTest {
       }
       one.store.put("fill0", bytes("newest"));
       assertThat(one.stats.mutationsDropped.sum()).as("no further drop").isEqualTo(1);
-      assertThat(one.stats.mutationsCoalesced.sum()).isEqualTo(1);
+      assertThat(one.stats.snapshot().mutationsCoalesced()).isEqualTo(1);
 
       net.heal();
       assertThat(net.clock.runUntil(() -> one.stats.mutationsCoalescedAcked.sum() == 1, 5_000))
@@ -130,7 +131,7 @@ class FanOutCoalescingTest {
         one.replica.apply(newerFirst ? older : newer); // the store keeps the newer either way
         Mutation second = newerFirst ? older : newer;
         link.enqueue(second, Frames.mutationSize(second), newerFirst ? olderWrite : newerWrite);
-        assertThat(one.stats.mutationsCoalesced.sum()).isEqualTo(1);
+        assertThat(one.stats.snapshot().mutationsCoalesced()).isEqualTo(1);
 
         RecordingChannel ch = new RecordingChannel();
         link.connected(ch);
@@ -191,7 +192,7 @@ class FanOutCoalescingTest {
           assertThat(lastSent.get("k" + k)).as("k" + k + ", seed " + seed).isEqualTo(held);
         }
       }
-      assertThat(one.stats.mutationsSent.sum() + one.stats.mutationsCoalesced.sum())
+      assertThat(one.stats.mutationsSent.sum() + one.stats.snapshot().mutationsCoalesced())
           .as("every write was sent or coalesced").isEqualTo(80_000);
     }
   }
@@ -216,7 +217,7 @@ class FanOutCoalescingTest {
 
       // A key still queued: the rewrite coalesces.
       put(one, link, "w599", new byte[1000], 5000);
-      assertThat(one.stats.mutationsCoalesced.sum()).isEqualTo(1);
+      assertThat(one.stats.snapshot().mutationsCoalesced()).isEqualTo(1);
 
       ack(link, ch, (Frames.MutationBatch) fanOut(ch).get(0));
       acked.add(0);
