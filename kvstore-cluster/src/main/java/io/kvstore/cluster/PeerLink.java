@@ -12,7 +12,7 @@ import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.atomic.AtomicBoolean;
-import java.util.concurrent.atomic.AtomicLongFieldUpdater;
+import java.util.concurrent.atomic.AtomicIntegerFieldUpdater;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.Consumer;
 import org.slf4j.Logger;
@@ -86,53 +86,20 @@ final class PeerLink {
    * removed from the map, so no one adds to it after it is read.
    */
   static final class Pending {
-    private static final AtomicLongFieldUpdater<Pending> SUPERSEDED =
-        AtomicLongFieldUpdater.newUpdater(Pending.class, "superseded");
-    /** Set in {@link #superseded} when the entry left the queue and its count was taken. */
-    private static final long LEFT = 1L << 62;
+    private static final AtomicIntegerFieldUpdater<Pending> SUPERSEDED =
+        AtomicIntegerFieldUpdater.newUpdater(Pending.class, "superseded");
     final int size;
     private List<WriteTracker> trackers;
-    /** Writes coalesced into this entry, plus {@link #LEFT} once it left the queue. */
-    private volatile long superseded;
-    /**
-     * Of {@link #superseded}, how many are in {@code mutationsCoalesced} already. The count is added
-     * when the entry leaves the queue (live entries are summed at each snapshot), not per write, so
-     * a burst's writers do not all bump one shared counter: a profile of the writer's node had 19 %
-     * of its writers' samples there (docs/BENCHMARKS.md §3a⁶). Changed inside the key's
-     * {@code queued.compute} or by the flush once the entry is removed.
-     */
-    private volatile long counted;
+    private volatile int superseded;
 
-    Pending(int size, List<WriteTracker> trackers, long superseded, long counted) {
+    Pending(int size, List<WriteTracker> trackers, int superseded) {
       this.size = size;
       this.trackers = trackers;
       this.superseded = superseded;
-      this.counted = counted;
     }
 
-    /** Of the writes this entry coalesced, those not yet in {@code mutationsCoalesced}. */
-    long uncounted() {
-      return superseded() - counted;
-    }
-
-    long superseded() {
-      return superseded & ~LEFT;
-    }
-
-    /**
-     * A write found this entry queued and coalesced into it. Returns false if the entry had left
-     * the queue before (its count was taken without this write: the writer counts it itself).
-     */
-    boolean coalesce() {
-      return (SUPERSEDED.incrementAndGet(this) & LEFT) == 0;
-    }
-
-    /** The entry left the queue: marks it and returns its writes not counted yet. */
-    long leave() {
-      long s = SUPERSEDED.getAndUpdate(this, v -> v | LEFT) & ~LEFT;
-      long add = s - counted;
-      counted = s;
-      return add;
+    int superseded() {
+      return superseded;
     }
 
     private void addTrackers(List<WriteTracker> more) {
@@ -263,8 +230,6 @@ final class PeerLink {
   private final int maxBatchBytes;
   private final long windowBytes;
   private final ReplicaStore store;
-  /** This queue's not yet counted coalesced writes, as registered with {@link Stats}. */
-  private final java.util.function.LongSupplier uncounted = this::uncountedCoalesced;
 
   private volatile PeerChannel channel;
   /** The current connection's send window (set before {@link #channel}). */
@@ -289,7 +254,6 @@ final class PeerLink {
     this.maxBatchBytes = engine.ctx.settings().maxBatchBytes();
     this.windowBytes = (long) WINDOW_BATCHES * maxBatchBytes;
     this.store = engine.ctx.store();
-    stats.queuedCoalesced.add(uncounted);
     long never = engine.ctx.nanoTime().getAsLong() - Long.MAX_VALUE / 4; // long ago, no overflow
     this.backlogSentNanos = never;
     this.roundStartedNanos = never;
@@ -423,15 +387,14 @@ final class PeerLink {
     while (true) {
       Pending cur = queued.get(key);
       if (cur != null) {
-        if (!cur.coalesce()) { // counted when it leaves the queue, unless it just did
-          stats.mutationsCoalesced.increment();
-        }
+        Pending.SUPERSEDED.incrementAndGet(cur);
+        stats.mutationsCoalesced.increment();
         return false;
       }
       if (!reserve(key, size, null)) {
         return false;
       }
-      if (queued.putIfAbsent(key, new Pending(size, List.of(), 0, 0)) == null) {
+      if (queued.putIfAbsent(key, new Pending(size, List.of(), 0)) == null) {
         return true;
       }
       pendingBytes.addAndGet(-size); // queued meanwhile by another writer: coalesce with it
@@ -446,7 +409,7 @@ final class PeerLink {
     queued.compute(key, (k, cur) -> {
       if (cur != null) {
         cur.addTrackers(mine);
-        Pending.SUPERSEDED.incrementAndGet(cur); // in the map (its bin locked): it has not left
+        Pending.SUPERSEDED.incrementAndGet(cur);
         return cur;
       }
       if (pendingBytes.addAndGet(size) > maxPendingBytes) {
@@ -455,10 +418,12 @@ final class PeerLink {
         return null;
       }
       added[0] = true;
-      return new Pending(size, mine, 0, 0);
+      return new Pending(size, mine, 0);
     });
     if (over[0]) {
       overLimit(tracker);
+    } else if (!added[0]) {
+      stats.mutationsCoalesced.increment();
     }
     return added[0];
   }
@@ -493,17 +458,17 @@ final class PeerLink {
     queued.compute(s.mutation.key(), (k, cur) -> {
       if (cur == null) {
         added[0] = true;
-        // Every write it coalesced is counted: at its leave(), or by writers that came later.
-        return new Pending(s.size, p.trackers, p.superseded(), p.superseded());
+        return new Pending(s.size, p.trackers, p.superseded);
       }
       cur.addTrackers(p.trackers);
-      Pending.SUPERSEDED.addAndGet(cur, p.superseded() + 1); // + 1: this requeue coalesced too
-      cur.counted += p.superseded();
+      Pending.SUPERSEDED.addAndGet(cur, p.superseded + 1);
       pendingBytes.addAndGet(-s.size);
       return cur;
     });
     if (added[0]) {
       queue.add(s.mutation.key());
+    } else {
+      stats.mutationsCoalesced.increment();
     }
   }
 
@@ -518,7 +483,6 @@ final class PeerLink {
       if (p == null) {
         continue;
       }
-      countCoalesced(p);
       if (!engine.mayFanOut(nodeId, key)) {
         pendingBytes.addAndGet(-p.size);
         stats.mutationsDropped.increment();
@@ -725,7 +689,6 @@ final class PeerLink {
     endInflight("peer " + nodeId + " left", o -> dropOrRetarget(o.mutation().key(), o.pending,
         o.size, "left the cluster"));
     failQueued("left the cluster");
-    stats.queuedCoalesced.remove(uncounted); // its queue is empty for good
   }
 
   /**
@@ -744,7 +707,6 @@ final class PeerLink {
     endInflight("peer " + nodeId + " left", o -> dropOrRetarget(o.mutation().key(), o.pending,
         o.size, "left the cluster"));
     failQueued("left the cluster");
-    stats.queuedCoalesced.remove(uncounted);
     closeIfAnswered();
   }
 
@@ -799,24 +761,9 @@ final class PeerLink {
     while ((key = queue.poll()) != null) {
       Pending p = queued.remove(key);
       if (p != null) {
-        countCoalesced(p);
         dropOrRetarget(key, p, p.size, why);
       }
     }
-  }
-
-  /** An entry left the queue: the writes it coalesced go into {@code mutationsCoalesced}. */
-  private void countCoalesced(Pending p) {
-    stats.mutationsCoalesced.add(p.leave());
-  }
-
-  /** The writes coalesced into entries still queued, not yet counted (summed at each snapshot). */
-  long uncountedCoalesced() {
-    long sum = 0;
-    for (Pending p : queued.values()) {
-      sum += p.uncounted();
-    }
-    return sum;
   }
 
   private void drop(Pending p, int size, String why) {

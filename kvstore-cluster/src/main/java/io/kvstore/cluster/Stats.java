@@ -30,12 +30,6 @@ final class Stats {
   final LongAdder inboundConnectionsRefused = new LongAdder();
   final LongAdder membershipConnectionsTimedOut = new LongAdder();
   private final IntSupplier connectedPeers;
-  /**
-   * Per fan-out queue (a {@link PeerLink} until it closes): the writes coalesced into its entries
-   * still queued, not yet in {@link #mutationsCoalesced}; summed at each snapshot.
-   */
-  final java.util.Set<java.util.function.LongSupplier> queuedCoalesced =
-      java.util.concurrent.ConcurrentHashMap.newKeySet();
 
   Stats(IntSupplier connectedPeers) {
     this.connectedPeers = connectedPeers;
@@ -51,19 +45,10 @@ final class Stats {
     bytesReceived.add(frameBytes + Frames.LENGTH_FIELD_BYTES);
   }
 
-  private long queued() {
-    long sum = 0;
-    for (java.util.function.LongSupplier q : queuedCoalesced) {
-      sum += q.getAsLong();
-    }
-    return sum;
-  }
-
   ReplicationStats snapshot() {
     return new ReplicationStats(framesSent.sum(), framesReceived.sum(), bytesSent.sum(),
         bytesReceived.sum(), mutationsSent.sum(), mutationsAcked.sum(), mutationsRefused.sum(),
-        mutationsDropped.sum(), mutationsCoalesced.sum() + queued(),
-        mutationsCoalescedAcked.sum(),
+        mutationsDropped.sum(), mutationsCoalesced.sum(), mutationsCoalescedAcked.sum(),
         aeRounds.sum(), aeRoundsFailed.sum(), aeRoundsDeferred.sum(), aeKeysPushed.sum(),
         aeKeysPulled.sum(), aeKeysHandedOff.sum(), keysEvicted.sum(), malformedFrames.sum(), handshakeFailures.sum(),
         membershipMessagesRefused.sum(), authenticationFailures.sum(), tlsFailures.sum(),
