@@ -386,10 +386,7 @@ final class PartitionRouter implements Router {
           // this node's for a moment, as right after a join moved the partition to new owners):
           // this node's own copy counts too, newest wins. It may be an old owner that still holds
           // the key until the new owners have pulled it (PartitionedClusterTest read empty there).
-          Mutation mine = store.mutation(key);
-          if (mine != null && (found == null || mine.version().compareTo(found.version()) > 0)) {
-            found = mine;
-          }
+          found = newest(java.util.Arrays.asList(found, store.mutation(key)));
         }
         snapshot = Map.copyOf(withNulls(answers));
       }

@@ -161,6 +161,8 @@ class AntiEntropyDeferralTest {
       burst(net, one, 400, seq);
       assertThat(aborted).as("rounds n1 stopped").contains(round[0]);
       assertThat(answered).as("rounds n2 listed keys for").doesNotContain(round[0]);
+      assertThat(net.node("n2").stats.snapshot().malformedFrames())
+          .as("n2 took the abort as a protocol error (and closed the connection)").isZero();
       assertThat(one.stats.snapshot().antiEntropyRoundsFailed()).as("n1's failed rounds")
           .isEqualTo(failedBefore);
       net.tap = null;
