@@ -20,8 +20,11 @@ final class Ports {
     Set<Integer> taken = new HashSet<>();
     List<int[]> out = new ArrayList<>();
     while (out.size() < n) {
-      int http = 20_000 + ThreadLocalRandom.current().nextInt(20_000);
-      int cluster = 20_000 + ThreadLocalRandom.current().nextInt(20_000);
+      // Below Linux's ephemeral range (32768-60999): a port above it, free when picked, may be
+      // taken by any outgoing connection before the node binds it (PartitionedProcessIT's seventh
+      // node, started ~30 s after its ports were picked, once found its data port 36768 in use).
+      int http = 20_000 + ThreadLocalRandom.current().nextInt(12_000);
+      int cluster = 20_000 + ThreadLocalRandom.current().nextInt(12_000);
       if (taken.contains(http) || taken.contains(cluster) || taken.contains(cluster + 1)
           || http == cluster || http == cluster + 1) {
         continue;
