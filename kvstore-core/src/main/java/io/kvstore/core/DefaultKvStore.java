@@ -43,8 +43,9 @@ import org.slf4j.LoggerFactory;
 /**
  * The store engine.
  *
- * <p><b>Concurrency:</b> one {@link ConcurrentHashMap} from key to immutable {@link Entry}. Every write
- * is one atomic map operation on its key: a remote write is a {@code compute} (the LWW merge inside
+ * <p><b>Concurrency:</b> a {@link ConcurrentHashMap} from key to immutable {@link Entry} (one per
+ * snapshot shard, {@link ShardedMap}; a key lives in one of them). Every write is one atomic map
+ * operation on its key: a remote write is a {@code compute} (the LWW merge inside
  * it); a local write reads the current entry, decides, and commits with {@code putIfAbsent} or
  * {@code replace} of exactly the entry it read, deciding again if another write got in between (so no
  * function object and no second lock). A local write is stamped before it reads; if what it replaces
@@ -107,7 +108,7 @@ final class DefaultKvStore implements KvStore {
   private final KvStoreConfig config;
   private final String nodeId;
   private final Hlc hlc;
-  private final ConcurrentHashMap<String, Entry> map;
+  private final ShardedMap map;
   private final AtomicLongArray digest;
   private final int bucketCount;
   private final Replicator replicator;
@@ -176,7 +177,7 @@ final class DefaultKvStore implements KvStore {
     this.maxKeyBytes = config.maxKeyBytes();
     this.maxValueBytes = config.maxValueBytes();
     // Sized for what recovery will put in, so it does not rehash the whole map while it grows.
-    this.map = new ConcurrentHashMap<>(
+    this.map = new ShardedMap(
         storageOptions == null ? 16 : LogStorage.expectedEntries(storageOptions.dir()));
     this.storage = storageOptions == null ? null : openStorage(storageOptions, clock);
     this.appendStripes = storage == null ? null : newStripes(APPEND_STRIPES);
@@ -236,7 +237,7 @@ final class DefaultKvStore implements KvStore {
         });
     hlc.observe(s.resumeAbove());
     hlc.reservation(s.reservation(), s::reserve);
-    s.start(hlc::current, hlc::extendLimit, () -> map.entrySet().iterator());
+    s.start(hlc::current, hlc::extendLimit, map::shard);
     StorageStatus st = s.status();
     log.info("node {}: recovered {} records ({} entries) from {} in {} ms ({})", nodeId,
         st.recoveredEntries(), map.size(), options.dir(),

@@ -47,8 +47,23 @@ interface FileIo {
     /** Copies {@code src}'s remaining bytes to {@code offset}; {@code src} is left unchanged. */
     void put(int offset, ByteBuffer src);
 
+    /**
+     * Writes zeros over {@code [offset, offset + length)}, a part of the file nothing was written to
+     * yet (a hole, read as zeros): the content stays the same, but the blocks are allocated now, so
+     * the first write there does not allocate them in a page fault ({@link ZeroedWrites}).
+     */
+    void zero(int offset, int length) throws IOException;
+
     /** Writes the pages of {@code [offset, offset + length)} to the disk and waits for it. */
     void force(int offset, int length) throws IOException;
+
+    /**
+     * Tells that every write below {@code below} has returned and none will come there again, so
+     * that part may be unmapped ({@link MappedWindows}); whether anything was. By default nothing.
+     */
+    default boolean release(long below) {
+      return false;
+    }
 
     /** Releases the mapping now (not at garbage collection), so the file can be deleted. */
     void unmap();
@@ -66,23 +81,7 @@ interface FileIo {
 
     @Override
     public Mapping map(FileChannel channel, Path file, int size) throws IOException {
-      MappedByteBuffer b = channel.map(FileChannel.MapMode.READ_WRITE, 0, size);
-      return new Mapping() {
-        @Override
-        public void put(int offset, ByteBuffer src) {
-          b.put(offset, src, src.position(), src.remaining());
-        }
-
-        @Override
-        public void force(int offset, int length) {
-          b.force(offset, length);
-        }
-
-        @Override
-        public void unmap() {
-          Unmapper.unmap(b);
-        }
-      };
+      return new MappedWindows(channel, size);
     }
 
     @Override

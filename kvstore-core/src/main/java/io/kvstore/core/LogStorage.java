@@ -16,26 +16,34 @@ import java.time.InstantSource;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Collections;
+import java.util.HashMap;
+import java.util.HashSet;
 import java.util.Comparator;
 import java.util.Iterator;
 import java.util.List;
 import java.util.Map;
 import java.util.PriorityQueue;
 import java.util.Properties;
+import java.util.Set;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.Executors;
+import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.atomic.LongAdder;
 import java.util.concurrent.locks.Condition;
 import java.util.concurrent.locks.LockSupport;
 import java.util.concurrent.locks.ReentrantLock;
 import java.util.function.LongConsumer;
 import java.util.function.LongSupplier;
-import java.util.function.Supplier;
+import java.util.function.IntFunction;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -71,7 +79,12 @@ import org.slf4j.LoggerFactory;
  * segment up to the watermark (at most 8 MiB at once) and completes every waiter below it in one go:
  * group commit without an artificial wait, each batch being what was copied during one force. Under
  * INTERVAL the sync thread forces once per interval; under INTERVAL and NONE it also forces whenever
- * 4 MiB are unforced (acknowledging nothing), so that a roll has little left to force. A record that
+ * 8 MiB are unforced (acknowledging nothing), so that a roll has little left to force. Two things keep
+ * the page faults and the writeback of the mapping off the writers' path (measured, see the classes):
+ * the sync thread writes zeros a few MiB ahead of the writers ({@link ZeroedWrites}: a first write into
+ * a hole of a sparse mapped file allocates its block in a page fault), and the segment is mapped in
+ * 4 MiB windows that are unmapped as soon as the watermark passes them, so a force writes back pages
+ * no longer mapped ({@link MappedWindows}: cleaning a mapped page costs a TLB shoot-down). A record that
  * does not fit seals the segment (a flag in the same atomic offset): its writer waits for the copies
  * below, forces the segment, and starts the next one, sized for the record if that is larger than a
  * segment; the others wait for it. So records never span segments and only the last segment can ever
@@ -87,20 +100,32 @@ import org.slf4j.LoggerFactory;
  * later one is refused, the store reads on and reports it ({@link StorageStatus}, the log). The same
  * for a fault while copying into a mapping (a full disk under a sparse segment shows up that way).
  *
- * <p><b>Snapshots and compaction:</b> when the log since the last snapshot outgrows both the
- * configured size and the last snapshot, the log is rolled to segment S first and then the map is
- * iterated into {@code snap-S}. The iteration is fuzzy (writes continue), but every change in a
- * segment before S was in the map before the roll, so the snapshot holds it or something newer, and
- * every change made during the iteration is in segment S or later. Replaying the snapshot and then
- * segments S.. through the idempotent merge is exact. Then the older segments and snapshots are
- * deleted, so the log stays within about twice the live data.
+ * <p><b>Snapshots and compaction, by shard:</b> keys fall into {@link #SHARDS} shards by their hash
+ * ({@link #shardOf}), and each shard has its own snapshot. A compaction step takes the shard whose
+ * snapshot is the oldest: the log is rolled to segment S first and then the map is iterated into
+ * {@code snap-S-J} with the keys of shard J. The iteration is fuzzy (writes continue), but every
+ * change of shard J in a segment before S was in the map before the roll, so the snapshot holds it or
+ * something newer, and every change made during the iteration is in segment S or later. Replaying the
+ * snapshot and then shard J's records of segments S.. through the idempotent merge is exact. A step
+ * runs whenever a share (1/{@link #SHARDS}) of the larger of the configured size and the snapshots'
+ * total has been logged since the last one, so a round of steps covers every shard within about that
+ * much log; the segments before the oldest shard snapshot are then deleted. Why by shard: a snapshot
+ * of the whole store needs, while it is written, the old snapshot, the whole log since it and the new
+ * one on disk at once, more than 3x the live data at its peak (4.8x measured, docs/BENCHMARKS.md §4);
+ * a step writes one shard, so the peak is about the snapshots, one shard more, and the log of one
+ * round. Layout 1 wrote one {@code snap-S} of the whole store; it is read as every shard's snapshot
+ * at S until each shard has a newer one, and the manifest is upgraded to layout 2 at open
+ * ({@link #LAYOUT_VERSION}), so an older kvstore refuses the directory instead of ignoring the shards.
  *
- * <p><b>Recovery:</b> the newest complete snapshot (one that never got its final rename is ignored),
- * then the segments from its sequence on, in order. A segment ends at a zero length followed by
- * nothing but zeros (its preallocated rest). A damaged tail of the last segment, or one with data after
- * a zero gap (a power loss kept a later page and dropped an earlier one), is what a crash during a
- * write leaves; it is truncated, counted and logged (under SYNC nothing in it
- * was acknowledged). Damage anywhere else (a snapshot, an earlier segment, a missing segment, a
+ * <p><b>Recovery:</b> each shard's newest complete snapshot (one that never got its final rename is
+ * ignored), then the segments from the oldest of their sequences on, in order, each record replayed
+ * only if its segment is not older than its shard's snapshot (an older one is in that snapshot
+ * already; replaying it too would end the same, the merge being idempotent and evictions replayed in
+ * log order with the re-adds after them, only slower). A
+ * segment ends at a zero length followed by nothing but zeros (its preallocated rest). A damaged tail
+ * of the last segment, or one with data after a zero gap (a power loss kept a later page and dropped
+ * an earlier one), is what a crash during a write leaves; it is truncated, counted and logged (under
+ * SYNC nothing in it was acknowledged). Damage anywhere else (a snapshot, an earlier segment, a missing segment, a
  * damaged clock file) cannot come from a crash: by the {@link CorruptionPolicy} the store refuses to
  * start with the file and the offset, or moves the files aside and starts empty.
  *
@@ -142,12 +167,27 @@ final class LogStorage implements Storage {
    * Under INTERVAL and NONE the sync thread also forces whenever this much is unforced, so the force
    * a roll waits for stays short (the data is there once, whoever forces it).
    */
-  private static final int BACKGROUND_FORCE_BYTES = 4 << 20;
+  private static final int BACKGROUND_FORCE_BYTES = 2 * MappedWindows.WINDOW_BYTES;
   private static final long BACKGROUND_CHECK_NANOS = 10_000_000;
   private static final long COMPACT_CHECK_MILLIS = 100;
   private static final long COPY_WAIT_NANOS = 50_000;
   /** The largest segment (a mapped buffer is indexed by int). */
   static final long MAX_SEGMENT_BYTES = 1L << 30;
+  /** Snapshot shards (see the class comment); {@code 1 << SHARD_BITS}. Part of the layout. */
+  static final int SHARD_BITS = 3;
+  static final int SHARDS = 1 << SHARD_BITS;
+  /**
+   * The directory layout written: 2 = snapshots by shard. Layout 1 (one snapshot of the whole
+   * store) is read and upgraded at open; a kvstore that reads only layout 1 refuses a layout-2
+   * directory by its manifest instead of ignoring the shard files. Records are unchanged
+   * ({@link RecordCodec#FORMAT_VERSION}).
+   */
+  static final int LAYOUT_VERSION = 2;
+  /** A compaction step runs every 1/STEP_SHARE of a round's bytes ({@link #roundBytes}). */
+  static final int STEP_SHARE = 10;
+  /** The longest one write waits for compaction to catch up (then it goes on regardless). */
+  static final long MAX_STALL_NANOS = 50_000_000;
+  private static final long STALL_LOG_NANOS = 10_000_000_000L;
 
   /**
    * The settings of a log storage.
@@ -215,8 +255,30 @@ final class LogStorage implements Storage {
   /** Global log position (see {@link Segment#base}) up to which the log is on disk. */
   private volatile long synced;
   /** Global position at the start of the segment the last snapshot was taken at. */
+  /** The log position of the last compaction step's roll (or of the log's start after recovery). */
   private volatile long snapshotBase;
-  private volatile long lastSnapshotBytes;
+  /**
+   * Per shard, the sequence of the snapshot that holds it (0: none yet, the log from its start) and
+   * that snapshot's size (a share of a whole-store one). Recovery sets them, then compaction steps
+   * (under {@link #snapshotLock}).
+   */
+  private final long[] shardBase = new long[SHARDS];
+  private final long[] shardBytes = new long[SHARDS];
+  /** Per shard, the log position its snapshot starts the replay at (its base segment's start). */
+  private final long[] shardBasePos = new long[SHARDS];
+  /** The least of {@link #shardBasePos}: the log kept since is what a restart replays. */
+  private volatile long keptFrom;
+  /**
+   * A round's log: the larger of the configured size and the snapshots. Steps run every
+   * {@link #STEP_SHARE}th of it, so a round of {@link #SHARDS} steps keeps ~0.8 of it; past all of
+   * it compaction is behind, and writes wait for it ({@link #awaitCompaction}).
+   */
+  private volatile long roundBytes = Long.MAX_VALUE;
+  private final LongAdder stalledWrites =
+      new LongAdder();
+  private final AtomicBoolean compactionKicked =
+      new AtomicBoolean();
+  private final AtomicLong lastStallLog = new AtomicLong(System.nanoTime() - STALL_LOG_NANOS);
   private long startPosition;
 
   /** Segments rolled away from, for the sync thread to unmap (it may still be forcing one). */
@@ -268,7 +330,8 @@ final class LogStorage implements Storage {
 
   private LongSupplier hlcCurrent = () -> 0;
   private LongConsumer onReserve = r -> { };
-  private Supplier<Iterator<Map.Entry<String, Entry>>> snapshotSource;
+  /** A shard's entries, to snapshot. */
+  private IntFunction<Iterator<Map.Entry<String, Entry>>> snapshotSource;
   private Thread syncer;
   private ScheduledExecutorService compactor;
 
@@ -284,7 +347,7 @@ final class LogStorage implements Storage {
     final long seq;
     final Path file;
     final FileChannel channel;
-    final FileIo.Mapping map;
+    final ZeroedWrites map;
     final int capacity;
     /** The global log position of offset 0: positions grow across segments, for SYNC waiters. */
     final long base;
@@ -297,7 +360,7 @@ final class LogStorage implements Storage {
     /** Below this offset the segment is on disk. */
     final AtomicInteger forced = new AtomicInteger();
 
-    Segment(long seq, Path file, FileChannel channel, FileIo.Mapping map, int capacity, long base,
+    Segment(long seq, Path file, FileChannel channel, ZeroedWrites map, int capacity, long base,
         long reserved, long done) {
       this.seq = seq;
       this.file = file;
@@ -390,21 +453,31 @@ final class LogStorage implements Storage {
   }
 
   /**
-   * About how many entries recovering {@code dir} yields, from its newest snapshot's size (a
-   * snapshot record of a small key and a 100-byte value takes ~160 bytes), so the map can be sized
-   * before the replay; 16 for a directory without a snapshot or one that cannot be read (a guess,
-   * never a promise: the map grows as usual).
+   * About how many entries recovering {@code dir} yields, from its snapshots' sizes (a snapshot
+   * record of a small key and a 100-byte value takes ~160 bytes): the shard snapshots together, or a
+   * whole-store one of layout 1 if larger. So the map can be sized before the replay; 16 for a
+   * directory without a snapshot or one that cannot be read (a guess, never a promise: the map grows
+   * as usual).
    */
   static int expectedEntries(Path dir) {
-    long newest = 0;
+    long whole = 0;
+    long shards = 0;
     try (DirectoryStream<Path> files = Files.newDirectoryStream(dir, "snap-*.snap")) {
       for (Path f : files) {
-        newest = Math.max(newest, Files.size(f)); // normally there is one
+        Matcher m = SNAPSHOT_NAME.matcher(f.getFileName().toString());
+        if (!m.matches()) {
+          continue;
+        }
+        if (m.group(2) == null) {
+          whole = Math.max(whole, Files.size(f));
+        } else {
+          shards += Files.size(f); // normally one per shard
+        }
       }
     } catch (IOException | RuntimeException e) {
       return 16;
     }
-    return (int) Math.max(16, Math.min(newest / 128, 1 << 26));
+    return (int) Math.max(16, Math.min(Math.max(whole, shards) / 128, 1 << 26));
   }
 
   /** The highest version timestamp recovered. */
@@ -429,7 +502,7 @@ final class LogStorage implements Storage {
 
   /** Starts the sync and compaction threads. */
   void start(LongSupplier hlcCurrent, LongConsumer onReserve,
-      Supplier<Iterator<Map.Entry<String, Entry>>> snapshotSource) {
+      IntFunction<Iterator<Map.Entry<String, Entry>>> snapshotSource) {
     this.hlcCurrent = hlcCurrent;
     this.onReserve = onReserve;
     this.snapshotSource = snapshotSource;
@@ -469,7 +542,7 @@ final class LogStorage implements Storage {
       reserved = Version.pack(clock.millis() + Duration.ofMinutes(2).toMillis(), 0);
       moveAside("corrupt", "the clock file is corrupted (" + e.getMessage() + ")");
     }
-    List<Long> snaps = list("snap-", ".snap");
+    List<SnapFile> snaps = listSnapshots();
     List<Long> segs = list("log-", ".seg");
     long now = clock.millis();
     if (clusterNode && lastAlive > 0 && now - lastAlive > graceMillis
@@ -494,6 +567,10 @@ final class LogStorage implements Storage {
       moveAside("corrupt", "recovery found corruption: " + e.getMessage());
       current = createSegment(1, 0, segmentCapacity(), 0);
       snapshotBase = 0;
+      Arrays.fill(shardBase, 0);
+      Arrays.fill(shardBytes, 0);
+      Arrays.fill(shardBasePos, 0);
+      roundsChanged();
     }
     startPosition = position();
     synced = startPosition;
@@ -530,15 +607,7 @@ final class LogStorage implements Storage {
     Path file = dir.resolve(MANIFEST_FILE);
     String cluster = options.clusterName() == null ? "" : options.clusterName();
     if (!Files.exists(file)) {
-      Properties p = new Properties();
-      p.setProperty("format", Integer.toString(RecordCodec.FORMAT_VERSION));
-      p.setProperty("nodeId", nodeId);
-      p.setProperty("clusterName", cluster);
-      StringBuilder text = new StringBuilder("# kvstore data directory; do not edit\n");
-      for (String k : List.of("format", "nodeId", "clusterName")) {
-        text.append(k).append('=').append(p.getProperty(k)).append('\n');
-      }
-      replaceFile(file, ByteBuffer.wrap(text.toString().getBytes(StandardCharsets.UTF_8)));
+      writeManifest(file, cluster);
       return;
     }
     Properties p = new Properties();
@@ -549,9 +618,9 @@ final class LogStorage implements Storage {
       throw new StorageException("data directory " + dir + ": " + file + " is not a kvstore "
           + "manifest (no format or nodeId); is this the right directory?");
     }
-    if (!format.equals(Integer.toString(RecordCodec.FORMAT_VERSION))) {
+    if (!format.equals("1") && !format.equals(Integer.toString(LAYOUT_VERSION))) {
       throw new StorageException("data directory " + dir + " has format " + format + "; this "
-          + "version of kvstore reads format " + RecordCodec.FORMAT_VERSION);
+          + "version of kvstore reads formats 1 and " + LAYOUT_VERSION);
     }
     if (!owner.equals(nodeId)) {
       throw new StorageException("data directory " + dir + " belongs to node '" + owner
@@ -563,6 +632,20 @@ final class LogStorage implements Storage {
       throw new StorageException("data directory " + dir + " belongs to cluster '" + ownerCluster
           + "', not to '" + cluster + "': give this node its own data directory");
     }
+    if (format.equals("1")) {
+      // Before any shard snapshot is written: a kvstore that reads only format 1 would ignore them.
+      writeManifest(file, ownerCluster.isEmpty() ? cluster : ownerCluster);
+      log.info("node {}: data directory {} upgraded to format {} (snapshots by shard); kvstore "
+          + "versions before it refuse it from now on", nodeId, dir, LAYOUT_VERSION);
+    }
+  }
+
+  private void writeManifest(Path file, String cluster) throws IOException {
+    StringBuilder text = new StringBuilder("# kvstore data directory; do not edit\n");
+    text.append("format=").append(LAYOUT_VERSION).append('\n');
+    text.append("nodeId=").append(nodeId).append('\n');
+    text.append("clusterName=").append(cluster).append('\n');
+    replaceFile(file, ByteBuffer.wrap(text.toString().getBytes(StandardCharsets.UTF_8)));
   }
 
   /** [reserved timestamp, last alive millis], or null if there is no clock file yet. */
@@ -583,59 +666,127 @@ final class LogStorage implements Storage {
     }
   }
 
-  private void replay(List<Long> snaps, List<Long> segs, Sink sink) throws IOException, Corrupt {
-    long first = 1;
-    if (!snaps.isEmpty()) {
-      long s = snaps.get(snaps.size() - 1);
-      readSnapshot(s, sink);
-      first = s;
-      for (long older : snaps.subList(0, snaps.size() - 1)) {
-        io.delete(snapshotFile(older)); // a compaction that stopped before its clean-up
+  private void replay(List<SnapFile> snaps, List<Long> segs, Sink sink)
+      throws IOException, Corrupt {
+    // Each shard's newest snapshot; a whole-store one (layout 1) counts for every shard it is the
+    // newest of. The others are left from a step that stopped before its clean-up.
+    SnapFile whole = null;
+    SnapFile[] newest = new SnapFile[SHARDS];
+    for (SnapFile f : snaps) {
+      if (f.shard() < 0) {
+        whole = whole == null || f.seq() > whole.seq() ? f : whole;
+      } else if (newest[f.shard()] == null || f.seq() > newest[f.shard()].seq()) {
+        newest[f.shard()] = f;
       }
-      List<Long> kept = new ArrayList<>();
-      for (long seg : segs) {
-        if (seg < s) {
-          io.delete(segmentFile(seg));
-        } else {
-          kept.add(seg);
-        }
-      }
-      segs = kept;
-      if (segs.isEmpty() || segs.get(0) != s) {
-        throw new Corrupt("segment " + segmentFile(s) + " of snapshot " + snapshotFile(s)
-            + " is missing");
-      }
-    } else if (!segs.isEmpty()) {
-      first = segs.get(0);
     }
-    long total = snaps.isEmpty() ? 0 : Files.size(snapshotFile(snaps.get(snaps.size() - 1)));
+    boolean wholeNeeded = false;
+    for (int j = 0; j < SHARDS; j++) {
+      if (whole != null && (newest[j] == null || newest[j].seq() <= whole.seq())) {
+        newest[j] = null;
+        shardBase[j] = whole.seq();
+        wholeNeeded = true;
+      } else {
+        shardBase[j] = newest[j] == null ? 0 : newest[j].seq();
+      }
+    }
+    Set<SnapFile> used = new HashSet<>();
+    if (wholeNeeded) {
+      used.add(whole);
+    }
+    for (SnapFile f : newest) {
+      if (f != null) {
+        used.add(f);
+      }
+    }
+    long total = 0;
+    for (SnapFile f : snaps) {
+      if (used.contains(f)) {
+        total += Files.size(f.path());
+      } else {
+        io.delete(f.path()); // superseded: a step that stopped before its clean-up
+      }
+    }
+    long first = Long.MAX_VALUE;
+    for (long b : shardBase) {
+      first = Math.min(first, b);
+    }
+    List<Long> kept = new ArrayList<>();
+    for (long seg : segs) {
+      if (seg < first) {
+        io.delete(segmentFile(seg)); // every shard has a snapshot after it
+      } else {
+        kept.add(seg);
+      }
+    }
+    segs = kept;
+    if (first > 0 && (segs.isEmpty() || segs.get(0) != first)) {
+      throw new Corrupt("segment " + segmentFile(first) + " of the oldest snapshot is missing");
+    }
     for (long seg : segs) {
       total += Files.size(segmentFile(seg));
     }
     progress = new RecoveryProgress(total);
+    if (wholeNeeded) {
+      readSnapshot(whole, sink);
+    }
+    for (int j = 0; j < SHARDS; j++) {
+      if (newest[j] != null) {
+        readSnapshot(newest[j], sink);
+      }
+    }
     for (int i = 1; i < segs.size(); i++) {
       if (segs.get(i) != segs.get(i - 1) + 1) {
         throw new Corrupt("segment " + segmentFile(segs.get(i - 1) + 1) + " is missing");
       }
     }
     long logged = 0;
+    long[] ends = new long[segs.size()];
     for (int i = 0; i < segs.size(); i++) {
       boolean last = i == segs.size() - 1;
       long seq = segs.get(i);
       long end = readSegment(seq, last, sink);
+      ends[i] = end;
       logged += end;
       if (last) {
         current = openForAppend(seq, end);
       }
     }
     if (segs.isEmpty()) {
-      current = createSegment(first, 0, segmentCapacity(), 0);
+      current = createSegment(first == 0 ? 1 : first, 0, segmentCapacity(), 0);
     }
     snapshotBase = position() - logged; // so compaction after a restart counts the whole log
+    // The last segment starts at position 0 (it is opened with base 0), each earlier one its
+    // length before the next.
+    Map<Long, Long> startOf = new HashMap<>();
+    long start = 0;
+    for (int i = segs.size() - 1; i >= 0; i--) {
+      if (i < segs.size() - 1) {
+        start -= ends[i];
+      }
+      startOf.put(segs.get(i), start);
+    }
+    for (int j = 0; j < SHARDS; j++) {
+      shardBasePos[j] = startOf.getOrDefault(shardBase[j], snapshotBase);
+    }
+    roundsChanged();
   }
 
-  private void readSnapshot(long seq, Sink sink) throws IOException, Corrupt {
-    Path file = snapshotFile(seq);
+  /** After a step or recovery: where the kept log starts, and how much of it a round may take. */
+  private void roundsChanged() {
+    long from = Long.MAX_VALUE;
+    long snapshotBytes = 0;
+    for (int j = 0; j < SHARDS; j++) {
+      from = Math.min(from, shardBasePos[j]);
+      snapshotBytes += shardBytes[j];
+    }
+    keptFrom = from;
+    roundBytes = Math.max(options.compactBytes(), snapshotBytes);
+  }
+
+  private void readSnapshot(SnapFile snap, Sink sink) throws IOException, Corrupt {
+    Path file = snap.path();
+    long seq = snap.seq();
+    int shard = snap.shard();
     long[] count = {0};
     boolean[] ended = {false};
     boolean[] headed = {false};
@@ -656,7 +807,14 @@ final class LogStorage implements Storage {
         ended[0] = true;
       } else if (r.entry != null) {
         count[0]++;
-        accept(sink, r);
+        int of = shardOf(r.key);
+        if (shard >= 0 && of != shard) {
+          throw new Corrupt(file, offset, "an entry of shard " + of + " in a snapshot of shard "
+              + shard);
+        }
+        if (shardBase[of] == seq) { // else a newer snapshot of its shard holds it
+          accept(sink, r);
+        }
       } else {
         throw new Corrupt(file, offset, "unexpected record type " + r.type);
       }
@@ -667,7 +825,12 @@ final class LogStorage implements Storage {
     if (!ended[0]) {
       throw new Corrupt(file, Files.size(file), "the snapshot ends without its END record");
     }
-    lastSnapshotBytes = Files.size(file);
+    long size = Files.size(file);
+    for (int j = 0; j < SHARDS; j++) {
+      if (shard == j || shard < 0 && shardBase[j] == seq) {
+        shardBytes[j] = shard < 0 ? size / SHARDS : size;
+      }
+    }
   }
 
   /** Replays one segment; returns the offset after its last good record. */
@@ -682,9 +845,17 @@ final class LogStorage implements Storage {
         }
         headed[0] = true;
       } else if (r.entry != null) {
-        accept(sink, r);
+        if (seq >= shardBase[shardOf(r.key)]) {
+          accept(sink, r);
+        } else {
+          recoveredMaxTimestamp = Math.max(recoveredMaxTimestamp, r.entry.timestamp);
+        }
       } else if (r.type == RecordCodec.EVICTED) {
-        acceptEviction(sink, r);
+        if (seq >= shardBase[shardOf(r.key)]) {
+          acceptEviction(sink, r);
+        } else {
+          recoveredMaxTimestamp = Math.max(recoveredMaxTimestamp, r.evictedTimestamp);
+        }
       } else {
         throw new Corrupt(file, offset, "unexpected record type " + r.type);
       }
@@ -870,7 +1041,7 @@ final class LogStorage implements Storage {
         ch.force(false);
       }
       int capacity = (int) Math.max(options.segmentBytes(), end);
-      FileIo.Mapping map = map(ch, file, capacity, end);
+      ZeroedWrites map = map(ch, file, capacity, end);
       long top = end;
       if (end == 0) {
         map.put(0, RecordCodec.header(RecordCodec.KIND_SEGMENT, seq));
@@ -893,7 +1064,7 @@ final class LogStorage implements Storage {
     FileChannel ch = io.open(file, StandardOpenOption.CREATE_NEW, StandardOpenOption.READ,
         StandardOpenOption.WRITE);
     try {
-      FileIo.Mapping map = map(ch, file, capacity, 0);
+      ZeroedWrites map = map(ch, file, capacity, 0);
       map.put(0, RecordCodec.header(RecordCodec.KIND_SEGMENT, seq));
       io.syncDirectory(dir);
       return new Segment(seq, file, ch, map, capacity, base, HEADER_BYTES + (long) reserve,
@@ -905,15 +1076,17 @@ final class LogStorage implements Storage {
   }
 
   /**
-   * A segment's writable region: positional writes into zeroed blocks under SYNC (see
-   * {@link ZeroedWrites} for why), the memory-mapped file otherwise. {@code size}: the file's size.
+   * A segment's writable region, zeroed ahead of the writes: positional writes under SYNC, the
+   * memory-mapped file otherwise (see {@link ZeroedWrites} for why). {@code size}: the file's size.
    */
-  private FileIo.Mapping map(FileChannel ch, Path file, int capacity, long size)
+  private ZeroedWrites map(FileChannel ch, Path file, int capacity, long size)
       throws IOException {
     if (durability == Durability.SYNC) {
-      return new ZeroedWrites(ch, capacity, size);
+      return new ZeroedWrites(ZeroedWrites.positional(ch), capacity, size,
+          ZeroedWrites.ZERO_AHEAD_BYTES);
     }
-    return io.map(ch, file, capacity);
+    return new ZeroedWrites(io.map(ch, file, capacity), capacity, size,
+        ZeroedWrites.MAPPED_STEP_BYTES);
   }
 
   /** Closes a segment's channel and, if nothing can touch it any more, unmaps it. */
@@ -971,12 +1144,57 @@ final class LogStorage implements Storage {
     return out;
   }
 
-  private Path segmentFile(long seq) {
-    return dir.resolve(String.format("log-%016d.seg", seq));
+  /** A snapshot file: of one shard, or ({@code shard} -1) of the whole store (layout 1). */
+  private record SnapFile(long seq, int shard, Path path) {}
+
+  /**
+   * The snapshots in the directory: {@code snap-S.snap} (the whole store, written before layout 2)
+   * and {@code snap-S-J.snap} (shard J). Unfinished ones ({@code .tmp}) of a previous run are deleted.
+   */
+  private List<SnapFile> listSnapshots() throws IOException {
+    List<SnapFile> out = new ArrayList<>();
+    try (DirectoryStream<Path> files = Files.newDirectoryStream(dir)) {
+      for (Path p : files) {
+        String name = p.getFileName().toString();
+        if (!name.startsWith("snap-")) {
+          continue;
+        }
+        if (name.endsWith(".snap.tmp")) {
+          if (!running) {
+            io.delete(p);
+          }
+          continue;
+        }
+        Matcher m = SNAPSHOT_NAME.matcher(name);
+        if (!m.matches()) {
+          log.warn("node {}: ignoring unexpected file {} in the data directory", nodeId, p);
+          continue;
+        }
+        int shard = m.group(2) == null ? -1 : Integer.parseInt(m.group(2));
+        out.add(new SnapFile(Long.parseLong(m.group(1)), shard, p));
+      }
+    }
+    out.sort(Comparator.comparingLong(SnapFile::seq).thenComparingInt(SnapFile::shard));
+    return out;
   }
 
-  private Path snapshotFile(long seq) {
-    return dir.resolve(String.format("snap-%016d.snap", seq));
+  private static final Pattern SNAPSHOT_NAME =
+      Pattern.compile("snap-(\\d{1,19})(?:-([0-" + (SHARDS - 1) + "]))?\\.snap");
+
+  /**
+   * The snapshot shard of a key: 0 to {@link #SHARDS} - 1, from {@link String#hashCode} (fixed by
+   * the language), mixed. Part of the on-disk layout: it decides which snapshot file holds a key.
+   */
+  static int shardOf(String key) {
+    return (key.hashCode() * 0x9E3779B9) >>> (32 - SHARD_BITS);
+  }
+
+  private Path shardSnapshotFile(long seq, int shard) {
+    return dir.resolve(String.format("snap-%016d-%d.snap", seq, shard));
+  }
+
+  private Path segmentFile(long seq) {
+    return dir.resolve(String.format("log-%016d.seg", seq));
   }
 
   // ---- writes ----------------------------------------------------------------------------------
@@ -1008,6 +1226,9 @@ final class LogStorage implements Storage {
 
   /** Appends a framed record; {@code ack} false: returns once copied, waiting for no sync. */
   private CompletableFuture<Void> append(ByteBuffer record, boolean ack) {
+    if (ack && position() - keptFrom > roundBytes && running) {
+      awaitCompaction();
+    }
     int n = record.remaining();
     while (true) {
       StorageException f = failure;
@@ -1141,6 +1362,7 @@ final class LogStorage implements Storage {
         signalRolled();
         return CompletableFuture.failedFuture(failure);
       }
+      seg.map.release(end); // every copy below is done: the force needs no TLB shoot-downs
       if (seg.forceTo((int) end)) {
         syncs.incrementAndGet();
       }
@@ -1233,8 +1455,17 @@ final class LogStorage implements Storage {
       long now = System.nanoTime();
       Segment cur = current;
       boolean periodic = interval && now - nextForce >= 0;
-      boolean behind = background && cur != null
-          && cur.done.get() - cur.forced.get() >= BACKGROUND_FORCE_BYTES;
+      boolean released = false;
+      if (background && cur != null) {
+        if (!keepZeroedAhead(cur)) {
+          break;
+        }
+        released = cur.map.release(cur.done.get()); // unmapped: forced without TLB shoot-downs
+      }
+      long unforced = cur == null ? 0 : cur.done.get() - cur.forced.get();
+      // Right after a window was unmapped, the current one has few dirty pages still mapped.
+      boolean behind = background && (released ? unforced >= BACKGROUND_FORCE_BYTES
+          : unforced >= 2L * BACKGROUND_FORCE_BYTES);
       boolean clockDue = now - nextClock >= 0;
       boolean waiting = !pending.isEmpty() && pending.peek().position() > synced;
       if (!waiting && !periodic && !behind && !clockDue) {
@@ -1275,6 +1506,26 @@ final class LogStorage implements Storage {
     }
   }
 
+  /**
+   * Zeros the current segment ahead of its writers (INTERVAL and NONE: this thread checks every
+   * {@link #BACKGROUND_CHECK_NANOS}, so a writer extends the zeros itself only when the thread falls
+   * a whole step behind); false if that failed (the storage turned read-only). Skips a sealed
+   * segment: nothing more is written there, and this thread is the one that closes it.
+   */
+  private boolean keepZeroedAhead(Segment seg) {
+    long p = seg.reserve.get();
+    if (p < 0) {
+      return true;
+    }
+    try {
+      seg.map.keepAhead(p);
+      return true;
+    } catch (IOException | RuntimeException e) {
+      fail("zeroing ahead in " + seg.file, e instanceof IOException io ? io : new IOException(e));
+      return false;
+    }
+  }
+
   private void park(long nanos) {
     syncerParked = true;
     if (incoming.isEmpty() && running && failure == null) {
@@ -1310,7 +1561,17 @@ final class LogStorage implements Storage {
   /** Unmaps the segments rolled away from (the sync thread, or the closer once it stopped). */
   private void unmapRetired() {
     for (Segment seg; (seg = retired.poll()) != null; ) {
-      closeSegment(seg, true);
+      seg.map.unmap();
+      try {
+        long end = seg.top(); // sealed: its end; every copy below is done and forced
+        if (seg.channel.size() > end) {
+          seg.channel.truncate(end); // the zeros written ahead, and the sparse rest: not needed
+        }
+      } catch (IOException e) {
+        log.warn("node {}: could not cut the unused rest off {}: {}", nodeId, seg.file,
+            e.getMessage());
+      }
+      closeSegment(seg, false);
     }
   }
 
@@ -1421,12 +1682,17 @@ final class LogStorage implements Storage {
 
   // ---- snapshots -------------------------------------------------------------------------------
 
-  private void compactIfDue() {
+  /** Takes a compaction step if one is due (the compaction thread, every 100 ms; or a test). */
+  void compactIfDue() {
     try {
-      long since = position() - snapshotBase;
-      long last = lastSnapshotBytes;
-      if (running && failure == null && since > Math.max(options.compactBytes(), last)) {
-        snapshot();
+      // Behind (more log kept than a round covers, writers waiting): steps back to back until it
+      // is caught up, at most a round of them per call.
+      for (int i = 0; i <= SHARDS && running && failure == null; i++) {
+        boolean behind = position() - keptFrom > roundBytes;
+        if (!behind && (i > 0 || position() - snapshotBase <= stepBytes())) {
+          return;
+        }
+        compactionStep();
       }
     } catch (RuntimeException e) {
       log.error("node {}: compaction failed", nodeId, e);
@@ -1434,27 +1700,100 @@ final class LogStorage implements Storage {
   }
 
   /**
-   * Rolls the log and writes a snapshot of the map; then deletes what it makes obsolete. One at a
-   * time (the compaction thread, or a test).
+   * The log between two compaction steps: a share of the larger of the configured threshold and the
+   * snapshots' size, so that a whole round of steps (every shard once, which is what the log must be
+   * kept for) spans about that much log.
    */
-  void snapshot() {
-    synchronized (snapshotLock) {
-      snapshotLocked();
+  private long stepBytes() {
+    return roundBytes / STEP_SHARE;
+  }
+
+  /**
+   * Back-pressure: a write that finds more log kept than a round's worth (compaction is behind: the
+   * steps do not keep up with the writes) first wakes the compaction thread and waits until it caught
+   * up, at most {@link #MAX_STALL_NANOS}. Without it the log, and the disk it takes, grows without a
+   * bound whenever writes outrun compaction (measured: 2 writer threads at full speed against a 1M-key
+   * store, docs/BENCHMARKS.md §4). Counted in {@link StorageStatus#stalledWrites()}.
+   */
+  private void awaitCompaction() {
+    stalledWrites.increment();
+    long now = System.nanoTime();
+    long logged = lastStallLog.get();
+    if (now - logged >= STALL_LOG_NANOS && lastStallLog.compareAndSet(logged, now)) {
+      log.info("node {}: writes wait for compaction: {} MiB of log kept, more than a round of "
+          + "compaction steps covers ({} MiB); it cannot keep up with this write rate", nodeId,
+          (position() - keptFrom) >> 20, roundBytes >> 20);
+    }
+    kickCompaction();
+    long deadline = now + MAX_STALL_NANOS;
+    while (position() - keptFrom > roundBytes && running && failure == null
+        && System.nanoTime() - deadline < 0) {
+      LockSupport.parkNanos(100_000);
     }
   }
 
-  private void snapshotLocked() {
+  private void kickCompaction() {
+    ScheduledExecutorService c = compactor;
+    if (c != null && compactionKicked.compareAndSet(false, true)) {
+      try {
+        c.execute(() -> {
+          compactionKicked.set(false);
+          compactIfDue();
+        });
+      } catch (RejectedExecutionException e) {
+        compactionKicked.set(false); // closing
+      }
+    }
+  }
+
+  /**
+   * Compacts the whole log: a step for every shard. Then only the log since the first of them is
+   * kept. One compaction at a time (the compaction thread, or a test).
+   */
+  void snapshot() {
+    synchronized (snapshotLock) {
+      for (int i = 0; i < SHARDS; i++) {
+        if (!stepLocked()) {
+          return;
+        }
+      }
+    }
+  }
+
+  /** One compaction step: the shard whose snapshot is the oldest. */
+  void compactionStep() {
+    synchronized (snapshotLock) {
+      stepLocked();
+    }
+  }
+
+  /**
+   * Rolls the log to segment S and writes {@code snap-S-J} of the shard J whose snapshot is the
+   * oldest; then deletes what that makes obsolete: J's older snapshot, a whole-store snapshot no shard
+   * needs any more, and the segments before every shard's snapshot. False if the storage failed or
+   * closed meanwhile.
+   */
+  private boolean stepLocked() {
+    int shard = 0;
+    for (int j = 1; j < SHARDS; j++) {
+      if (shardBase[j] < shardBase[shard]) {
+        shard = j;
+      }
+    }
     Sealed sealed = seal(true);
     if (sealed == null) {
-      return;
+      return false;
     }
     long seq = sealed.segment().seq + 1;
     Segment rolledTo = current;
     if (rolledTo != null && rolledTo.seq == seq) {
       snapshotBase = rolledTo.base;
     }
-    Path file = snapshotFile(seq);
+    Path file = shardSnapshotFile(seq, shard);
     Path tmp = file.resolveSibling(file.getFileName() + ".tmp");
+    long started = System.nanoTime();
+    long count = 0;
+    long written = 0;
     try {
       long bytes = 0;
       try (FileChannel ch = io.open(tmp, StandardOpenOption.CREATE, StandardOpenOption.WRITE,
@@ -1462,8 +1801,7 @@ final class LogStorage implements Storage {
         ByteBuffer buf = ByteBuffer.allocate(READ_CHUNK);
         ByteBuffer scratch = ByteBuffer.allocate(SCRATCH_BYTES);
         buf.put(RecordCodec.header(RecordCodec.KIND_SNAPSHOT, seq));
-        long count = 0;
-        Iterator<Map.Entry<String, Entry>> it = snapshotSource.get();
+        Iterator<Map.Entry<String, Entry>> it = snapshotSource.apply(shard);
         while (it.hasNext()) {
           if (!running && syncer != null) {
             throw new SnapshotAbandoned();
@@ -1494,25 +1832,37 @@ final class LogStorage implements Storage {
         buf.put(end).flip();
         bytes += buf.remaining();
         writeFully(ch, buf, bytes - buf.remaining());
+        written = System.nanoTime();
         ch.force(true);
         syncs.incrementAndGet();
       }
       io.move(tmp, file);
       io.syncDirectory(dir);
-      for (long s : list("snap-", ".snap")) {
-        if (s < seq) {
-          io.delete(snapshotFile(s));
+      shardBase[shard] = seq;
+      shardBytes[shard] = bytes;
+      shardBasePos[shard] = rolledTo != null && rolledTo.seq == seq ? rolledTo.base : position();
+      roundsChanged();
+      long oldest = Long.MAX_VALUE;
+      for (long b : shardBase) {
+        oldest = Math.min(oldest, b);
+      }
+      for (SnapFile f : listSnapshots()) {
+        if (f.seq() < seq && (f.shard() == shard || f.shard() < 0 && f.seq() < oldest)) {
+          io.delete(f.path());
         }
       }
       for (long s : list("log-", ".seg")) {
-        if (s < seq) {
+        if (s < oldest) {
           io.delete(segmentFile(s));
         }
       }
       io.syncDirectory(dir);
-      lastSnapshotBytes = bytes;
       snapshots.incrementAndGet();
-      log.debug("node {}: snapshot {} written, {} bytes", nodeId, file, bytes);
+      long now = System.nanoTime();
+      log.debug("node {}: snapshot {} of shard {}: {} entries, {} bytes, written in {} ms, synced "
+          + "in {} ms", nodeId, file.getFileName(), shard, count, bytes,
+          (written - started) / 1_000_000, (now - written) / 1_000_000);
+      return true;
     } catch (SnapshotAbandoned e) {
       try {
         io.delete(tmp);
@@ -1523,6 +1873,7 @@ final class LogStorage implements Storage {
     } catch (IOException e) {
       fail("writing the snapshot " + file, e);
     }
+    return false;
   }
 
   /** A snapshot stopped because the store closes (the log it would compact is intact). */
@@ -1546,7 +1897,7 @@ final class LogStorage implements Storage {
     StorageException f = failure;
     return new StorageStatus(dir, durability, f == null, f == null ? null : f.getMessage(),
         recoveredEntries, truncatedTailBytes, position() - startPosition, syncs.get(), failedSyncs.get(),
-        snapshots.get());
+        snapshots.get(), stalledWrites.sum());
   }
 
   @Override
@@ -1558,6 +1909,9 @@ final class LogStorage implements Storage {
       int end = (int) sealed.end();
       awaitCopied(seg, end);
       try {
+        if (failure == null) {
+          seg.map.release(end);
+        }
         if (failure == null && seg.forceTo(end)) {
           syncs.incrementAndGet();
         }

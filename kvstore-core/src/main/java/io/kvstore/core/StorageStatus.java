@@ -14,7 +14,11 @@ import java.nio.file.Path;
  * @param logBytes bytes of log written since the store started
  * @param syncs log syncs ({@code fdatasync}) since the store started
  * @param failedSyncs failed writes or syncs (0 or 1: the first one turns the store read-only)
- * @param snapshots snapshots written (each compacts the log) since the store started
+ * @param snapshots snapshots written since the store started: one per compaction step (a step writes
+ *     one shard's snapshot and lets the log before the oldest of them go)
+ * @param stalledWrites writes since the store started that first waited for compaction (at most
+ *     50 ms each), because more log was kept than a round of compaction steps covers: a sustained
+ *     write rate the disk and the compaction thread cannot take
  */
 public record StorageStatus(
     Path dataDir,
@@ -26,10 +30,11 @@ public record StorageStatus(
     long logBytes,
     long syncs,
     long failedSyncs,
-    long snapshots) {
+    long snapshots,
+    long stalledWrites) {
 
   /** The status of a memory-only store. */
-  static final StorageStatus MEMORY_ONLY = new StorageStatus(null, null, true, null, 0, 0, 0, 0, 0, 0);
+  static final StorageStatus MEMORY_ONLY = new StorageStatus(null, null, true, null, 0, 0, 0, 0, 0, 0, 0);
 
   /**
    * Whether the store keeps its data on disk.

@@ -409,6 +409,25 @@ class DurableStoreTest {
     return first;
   }
 
+  /** A file's bytes up to its zero tail (segments are preallocated: their length is not their data). */
+  private static long usedBytes(Path file) {
+    try {
+      byte[] b;
+      try {
+        b = Files.readAllBytes(file);
+      } catch (java.nio.file.NoSuchFileException e) {
+        return 0; // deleted by the compaction thread since the listing
+      }
+      int end = b.length;
+      while (end > 0 && b[end - 1] == 0) {
+        end--;
+      }
+      return end;
+    } catch (IOException e) {
+      throw new java.io.UncheckedIOException(e);
+    }
+  }
+
   @Test
   void steadyOverwrites_compactTheLogAndRecoverTheSame() throws Exception {
     ManualClock clock = new ManualClock();
@@ -424,10 +443,11 @@ class DurableStoreTest {
         }
       }
       before = s.digest();
-      assertThat(s.storage().snapshots()).isEqualTo(4);
+      assertThat(s.storage().snapshots()).as("shard snapshots: 4 full compactions, and steps")
+          .isGreaterThanOrEqualTo(4L * LogStorage.SHARDS);
       long bytes;
       try (Stream<Path> files = Files.list(dir())) {
-        bytes = files.mapToLong(p -> p.toFile().length()).sum();
+        bytes = files.mapToLong(DurableStoreTest::usedBytes).sum();
       }
       assertThat(bytes).isLessThan(3 * 16 * 1024); // 20 rounds of ~3 KiB, bounded by compaction
     }

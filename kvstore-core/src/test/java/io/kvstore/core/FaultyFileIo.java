@@ -326,7 +326,7 @@ final class FaultyFileIo implements FileIo {
           c.st.durable = Arrays.copyOf(d, size); // the grown size, read as zeros
         }
       }
-      return new Region(real, c.st);
+      return new Region(real, c.real, c.st);
     } finally {
       exit();
     }
@@ -335,11 +335,28 @@ final class FaultyFileIo implements FileIo {
   /** A mapping of a real file that records its dirty pages for the power-loss simulation. */
   private final class Region implements Mapping {
     private final MappedByteBuffer real;
+    private final FileChannel file;
     private final FileState st;
 
-    Region(MappedByteBuffer real, FileState st) {
+    Region(MappedByteBuffer real, FileChannel file, FileState st) {
       this.real = real;
+      this.file = file;
       this.st = st;
+    }
+
+    /**
+     * Zeros over a hole: the real file gets them (so the mapping's pages are allocated, as in
+     * production), the simulation records nothing, since the content, durable or not, is zeros
+     * before and after.
+     */
+    @Override
+    public void zero(int offset, int length) throws IOException {
+      enter();
+      try {
+        ZeroedWrites.writeZeros(file, offset, length);
+      } finally {
+        exit();
+      }
     }
 
     @Override

@@ -53,6 +53,12 @@ final class HttpMetrics {
         .register(registry);
     FunctionCounter.builder("kvstore.storage.log.bytes", store, s -> s.storage().logBytes())
         .description("Bytes appended to the log").register(registry);
+    FunctionCounter.builder("kvstore.storage.snapshots", store, s -> s.storage().snapshots())
+        .description("Shard snapshots written (compaction steps)").register(registry);
+    FunctionCounter.builder("kvstore.storage.stalled.writes", store,
+            s -> s.storage().stalledWrites())
+        .description("Writes that first waited for compaction to catch up with the log")
+        .register(registry);
     Gauge.builder("kvstore.storage.writable", store, s -> s.storage().writable() ? 1 : 0)
         .description("1 while the store accepts writes, 0 once its storage failed")
         .register(registry);

@@ -60,7 +60,7 @@ class OpsApiTest {
   @Test
   void failedStorage_healthSaysReadOnly_writesAre503_andNoFileNameLeaks() {
     StorageStatus failed = new StorageStatus(Path.of("/srv/kv"), Durability.SYNC, false,
-        "syncing /srv/kv/log-1.seg failed", 0, 0, 0, 1, 1, 0);
+        "syncing /srv/kv/log-1.seg failed", 0, 0, 0, 1, 1, 0, 0);
     StorageException refusal = new StorageException("node-1: syncing /srv/kv/log-1.seg failed");
     http = HttpFixture.start(new ForwardingKvStore(KvStore.builder().nodeId("node-1").build()) {
       @Override

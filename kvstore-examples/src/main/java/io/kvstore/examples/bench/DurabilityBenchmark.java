@@ -99,7 +99,8 @@ public class DurabilityBenchmark {
    * A 512 MiB file, {@code written} with zeros and synced beforehand or left {@code sparse}, to sync
    * 4 KiB pages of, in order, with {@code pwrite} + {@code fdatasync} or through a mapping +
    * {@code msync}: why SYNC segments are written with {@code pwrite} into zeroed blocks
-   * (io.kvstore.core.ZeroedWrites) while the other levels copy into a sparse mapping.
+   * (io.kvstore.core.ZeroedWrites) while the other levels copy into a mapping (zeroed ahead too,
+   * and mapped in windows: io.kvstore.core.MappedWindows).
    */
   @State(Scope.Thread)
   public static class Pages {
