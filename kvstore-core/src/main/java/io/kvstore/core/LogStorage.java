@@ -320,6 +320,8 @@ final class LogStorage implements Storage {
    * being copied. DurableStoreTest checks that it is caught.
    */
   static volatile boolean ignoreCopyWatermarkForTest;
+  /** Test seam: runs at the start of every compaction step, on the compacting thread. */
+  static volatile Runnable beforeStepForTest;
   /**
    * Test seam: run once, by the next writer, before it copies a record into a segment (after its
    * reservation; not for a segment's header).
@@ -1788,6 +1790,10 @@ final class LogStorage implements Storage {
    * closed meanwhile.
    */
   private boolean stepLocked() {
+    Runnable hook = beforeStepForTest;
+    if (hook != null) {
+      hook.run();
+    }
     int shard = 0;
     for (int j = 1; j < SHARDS; j++) {
       if (shardBase[j] < shardBase[shard]) {

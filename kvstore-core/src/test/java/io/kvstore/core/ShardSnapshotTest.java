@@ -2,6 +2,7 @@ package io.kvstore.core;
 
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
+import static org.awaitility.Awaitility.await;
 
 import io.kvstore.core.spi.KeyVersion;
 import io.kvstore.core.spi.Mutation;
@@ -17,6 +18,8 @@ import java.util.Map;
 import java.util.SplittableRandom;
 import java.util.TreeMap;
 import java.util.TreeSet;
+import java.time.Duration;
+import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
@@ -231,6 +234,50 @@ class ShardSnapshotTest {
         .isLessThan(6 * live);
     try (DefaultKvStore again = open(clock)) {
       assertThat(Stores.rawState(ReplicaViews.of(again))).isEqualTo(before);
+    }
+  }
+
+  /**
+   * Back-pressure: with compaction held up, writes run until the log kept passes its limit; from
+   * then each write waits for compaction, but no longer than its bound; once compaction runs again
+   * it catches up and writes stop waiting.
+   */
+  @Test
+  void writesOutrunningAHeldUpCompaction_waitForIt_boundedEach_untilItCatchesUp() throws Exception {
+    ManualClock clock = new ManualClock();
+    CountDownLatch release = new CountDownLatch(1);
+    LogStorage.beforeStepForTest = () -> {
+      try {
+        release.await(30, TimeUnit.SECONDS);
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+      }
+    };
+    try (DefaultKvStore s = open(clock, 64 << 10, 64 << 10)) {
+      byte[] value = new byte[200];
+      int i = 0;
+      while (s.storage().stalledWrites() == 0 && i < 20_000) {
+        s.put("k" + (i++ % 300), value);
+      }
+      assertThat(s.storage().stalledWrites()).as("a write waited, after %d writes", i).isPositive();
+      assertThat((long) i * 230).as("bytes logged before the first wait: more than a round")
+          .isGreaterThan(64 << 10);
+      long t0 = System.nanoTime();
+      s.put("while-held", value);
+      long waited = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - t0);
+      assertThat(waited).as("a write waits for a held-up compaction, up to its bound (50 ms)")
+          .isBetween(45L, 5_000L);
+
+      release.countDown();
+      await().atMost(Duration.ofSeconds(20)).until(() -> {
+        long before = s.storage().stalledWrites();
+        s.put("after", value);
+        return s.storage().stalledWrites() == before;
+      });
+      assertThat(s.getString("while-held")).isPresent();
+    } finally {
+      LogStorage.beforeStepForTest = null;
+      release.countDown();
     }
   }
 
