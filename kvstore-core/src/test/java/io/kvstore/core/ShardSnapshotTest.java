@@ -402,15 +402,20 @@ class ShardSnapshotTest {
     return seq;
   }
 
-  @Test
-  void aDamagedShardSnapshot_refusesToStart_namingTheFile() throws IOException {
-    ManualClock clock = new ManualClock();
+  /** 100 keys, then a compaction of every shard: a directory with a snapshot per shard. */
+  private void writeAndCompact(ManualClock clock) {
     try (DefaultKvStore s = open(clock)) {
       for (int i = 0; i < 100; i++) {
         s.put("k" + i, "v" + i);
       }
       s.storageForTest().snapshot();
     }
+  }
+
+  @Test
+  void aDamagedShardSnapshot_refusesToStart_namingTheFile() throws IOException {
+    ManualClock clock = new ManualClock();
+    writeAndCompact(clock);
     Path victim = files(".snap").get(3);
     byte[] b = Files.readAllBytes(victim);
     b[b.length / 2] ^= 0x04;
@@ -422,12 +427,7 @@ class ShardSnapshotTest {
   @Test
   void aShardSnapshotHoldingAnotherShardsKeys_isCorruption() throws IOException {
     ManualClock clock = new ManualClock();
-    try (DefaultKvStore s = open(clock)) {
-      for (int i = 0; i < 100; i++) {
-        s.put("k" + i, "v" + i);
-      }
-      s.storageForTest().snapshot();
-    }
+    writeAndCompact(clock);
     List<Path> snaps = files(".snap");
     Path three = snaps.stream().filter(p -> p.getFileName().toString().endsWith("-3.snap"))
         .findFirst().orElseThrow();
