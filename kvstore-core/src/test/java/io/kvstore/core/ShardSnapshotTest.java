@@ -66,9 +66,17 @@ class ShardSnapshotTest {
     }
   }
 
-  /** The keys in a snapshot or segment file (a segment's preallocated rest is zeros: the end). */
+  /** The keys in a snapshot or segment file. */
   private static List<String> keysIn(Path file) throws IOException {
-    List<String> out = new ArrayList<>();
+    return entriesIn(file).stream().map(r -> r.key).toList();
+  }
+
+  /**
+   * The entry records of a snapshot or segment file (a segment's preallocated rest is zeros: the
+   * end).
+   */
+  private static List<RecordCodec.Record> entriesIn(Path file) throws IOException {
+    List<RecordCodec.Record> out = new ArrayList<>();
     ByteBuffer b = ByteBuffer.wrap(Files.readAllBytes(file));
     Map<String, String> ids = RecordCodec.nodeIdTable();
     while (b.hasRemaining()) {
@@ -82,7 +90,7 @@ class ShardSnapshotTest {
         throw new AssertionError(file + ": " + e.getMessage(), e);
       }
       if (r.entry != null) {
-        out.add(r.key);
+        out.add(r);
       }
     }
     return out;
@@ -371,19 +379,9 @@ class ShardSnapshotTest {
     out.put(RecordCodec.header(RecordCodec.KIND_SNAPSHOT, seq));
     long count = 0;
     for (Path p : files(".snap")) {
-      ByteBuffer b = ByteBuffer.wrap(Files.readAllBytes(p));
-      Map<String, String> ids = RecordCodec.nodeIdTable();
-      while (b.hasRemaining()) {
-        RecordCodec.Record r;
-        try {
-          r = RecordCodec.decode(b, ids);
-        } catch (RecordCodec.DamageException e) {
-          throw new AssertionError(e);
-        }
-        if (r.entry != null) {
-          out.put(RecordCodec.encode(r.key, r.entry));
-          count++;
-        }
+      for (RecordCodec.Record r : entriesIn(p)) {
+        out.put(RecordCodec.encode(r.key, r.entry));
+        count++;
       }
       Files.delete(p);
     }
