@@ -135,6 +135,13 @@ class ShardSnapshotTest {
       assertThat(files(".seg").get(0).getFileName().toString())
           .as("the log starts at the oldest shard snapshot")
           .isEqualTo(String.format("log-%016d.seg", oldest));
+      // Retired segments are cut to their data (no preallocated rest, no zeros written ahead).
+      await().atMost(Duration.ofSeconds(10)).untilAsserted(() -> {
+        List<Path> segs = files(".seg");
+        for (Path p : segs.subList(0, segs.size() - 1)) {
+          assertThat(Files.size(p)).as("length of retired %s", p).isEqualTo(dataBytes(p));
+        }
+      });
       before = Stores.rawState(ReplicaViews.of(s));
     }
     try (DefaultKvStore again = open(clock)) {
